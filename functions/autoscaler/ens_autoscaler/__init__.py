@@ -1,0 +1,1 @@
+"""ens-autoscaler: a scale-out policy engine for ENS edge devices on Function Compute."""

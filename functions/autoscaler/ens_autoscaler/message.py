@@ -1,0 +1,47 @@
+"""The published message and the invocation's idempotency key. Pure.
+
+The message schema is a contract with downstream consumers (README: "Published
+message"); `id` is stable across redeliveries of the same signals, so a consumer
+drops a copy by id.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Sequence
+
+from .ens import Order
+from .planner import Plan
+from .signals import Signal
+
+SCHEMA_VERSION = 1
+TAG_SCALE_OUT = "scale-out"
+TAG_DRY_RUN = "dry-run"
+
+
+def invocation_key(signal_keys: Sequence[str]) -> str:
+    """One key for the set of signals, whatever order a batch arrived in."""
+    digest = hashlib.sha256("\n".join(sorted(set(signal_keys))).encode()).hexdigest()
+    return f"inv-{digest[:32]}"
+
+
+def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order | None,
+                  dry_run: bool, created_at: float) -> dict[str, Any]:
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "id": key,
+        "type": TAG_DRY_RUN if dry_run else TAG_SCALE_OUT,
+        "createdAt": round(created_at, 3),
+        "dryRun": dry_run,
+        "OrderId": order.order_id if order else None,
+        "RequestId": order.request_id if order else None,
+        "DeviceIds": list(order.device_ids) if order else [],
+        "devices": list(order.devices) if order else [],
+        "resourceSelector": plan.selector,
+        "signals": [s.summary() for s in sorted(signals, key=lambda s: s.dedupe_key)],
+        "decisions": [d.as_dict() for d in plan.decisions],
+    }
+
+
+def encode(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

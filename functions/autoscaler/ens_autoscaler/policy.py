@@ -1,0 +1,324 @@
+"""The scaling policy: YAML in, a validated immutable `Policy` out.
+
+Validation happens once per instance, at load, and reports *every* problem with
+its key path (`regions.cn-x.steps.table[1].lower: ...`), so an operator fixes a
+policy in one pass instead of one error per deploy. Unknown keys are errors too:
+a typo such as `perRegoin` must not silently mean "no cap".
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+REGION_CODE = re.compile(r"^[a-z]{2}-[a-z0-9_-]{1,62}$")
+MAX_COUNT = 1000  # no single rule may ask for more devices than this; a typo guard
+
+
+@dataclass(frozen=True)
+class Step:
+    lower: float  # inclusive
+    upper: float  # exclusive; math.inf when open-ended
+    add: int
+
+    def describe(self) -> str:
+        upper = "" if math.isinf(self.upper) else f" < {self.upper:g}"
+        return f"step {self.lower:g} <= value{upper}: +{self.add}"
+
+
+@dataclass(frozen=True)
+class StepTable:
+    metric: str | None  # when set, readings of other metrics do not fire this table
+    steps: tuple[Step, ...]
+
+    def lookup(self, value: float) -> Step | None:
+        for step in self.steps:
+            if step.lower <= value < step.upper:
+                return step
+        return None
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    isp: str | None
+    steps: StepTable | None
+    max_per_invocation: int | None
+
+
+@dataclass(frozen=True)
+class ServiceParams:
+    """The RescaleDeviceService parameters that do not depend on the signals."""
+
+    app_id: str | None
+    service_id: str | None
+    resource_spec: str | None
+    image_id: str | None
+    ip_type: int | None
+    resource_info: str | None  # already a JSON string, as the API wants it
+    timeout: int | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_region: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """Where a signal's region (and, for messages, metric and value) are, as JMESPath."""
+
+    region: Any | None = None  # compiled jmespath expressions (jmespath.parser.ParsedResult)
+    metric: Any | None = None
+    value: Any | None = None
+    bindings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    service: ServiceParams
+    limits: Limits
+    regions: Mapping[str, Region]
+    profiles: Mapping[str, Mapping[str, int]]
+    alarm: Extraction
+    message: Extraction
+
+
+class _Checker:
+    """Collects problems with their key paths while reading an untrusted mapping."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def mapping(self, value: Any, path: str, allowed: set[str] | None = None,
+                required: set[str] = frozenset()) -> Mapping[str, Any]:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            self.problem(path, f"expected a mapping, got {type(value).__name__}")
+            return {}
+        for key in value:
+            if not isinstance(key, str):
+                self.problem(path, f"key {key!r} is not a string")
+            elif allowed is not None and key not in allowed:
+                self.problem(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - set(value)):
+            self.problem(f"{path}.{key}", "is required")
+        return value
+
+    def integer(self, value: Any, path: str, low: int, high: int) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(path, f"expected an integer, got {value!r}")
+            return None
+        if not low <= value <= high:
+            self.problem(path, f"must be between {low} and {high}, got {value}")
+            return None
+        return value
+
+    def number(self, value: Any, path: str) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.problem(path, f"expected a finite number, got {value!r}")
+            return None
+        return float(value)
+
+    def text(self, value: Any, path: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problem(path, f"expected a non-empty string, got {value!r}")
+            return None
+        return value
+
+    def jmespath(self, value: Any, path: str) -> Any | None:
+        expression = self.text(value, path)
+        if expression is None:
+            return None
+        import jmespath  # only policies that use extraction pay for the import
+        from jmespath.exceptions import JMESPathError
+
+        try:
+            return jmespath.compile(expression)
+        except JMESPathError as exc:
+            self.problem(path, f"invalid JMESPath {expression!r}: {exc}")
+            return None
+
+    def region_code(self, value: Any, path: str) -> bool:
+        if isinstance(value, str) and REGION_CODE.match(value):
+            return True
+        self.problem(path, f"{value!r} is not a valid ENS region code")
+        return False
+
+
+def _service(c: _Checker, raw: Any) -> ServiceParams:
+    m = c.mapping(raw, "service", {"appId", "serviceId", "resourceSpec", "imageId", "ipType",
+                                   "resourceInfo", "timeout"})
+    ip_type = m.get("ipType")
+    if ip_type is not None and (isinstance(ip_type, bool) or ip_type not in (1, 2)):
+        c.problem("service.ipType", f"must be 1 (Internet) or 2 (internal network), got {ip_type!r}")
+        ip_type = None
+    info = m.get("resourceInfo")
+    if info is not None:
+        info = json.dumps(dict(c.mapping(info, "service.resourceInfo")), sort_keys=True)
+    return ServiceParams(
+        app_id=c.text(m.get("appId"), "service.appId"),
+        service_id=c.text(m.get("serviceId"), "service.serviceId"),
+        resource_spec=c.text(m.get("resourceSpec"), "service.resourceSpec"),
+        image_id=c.text(m.get("imageId"), "service.imageId"),
+        ip_type=ip_type,
+        resource_info=info,
+        timeout=c.integer(m.get("timeout"), "service.timeout", 1, 86400),
+    )
+
+
+def _steps(c: _Checker, raw: Any, path: str) -> StepTable | None:
+    m = c.mapping(raw, path, {"metric", "table"}, required={"table"})
+    table = m.get("table")
+    if not isinstance(table, list) or not table:
+        if "table" in m:
+            c.problem(f"{path}.table", "expected a non-empty list of steps")
+        return None
+    steps: list[Step] = []
+    for i, entry in enumerate(table):
+        at = f"{path}.table[{i}]"
+        e = c.mapping(entry, at, {"lower", "upper", "add"}, required={"lower", "add"})
+        lower = c.number(e.get("lower"), f"{at}.lower") if "lower" in e else None
+        upper = c.number(e.get("upper"), f"{at}.upper") if e.get("upper") is not None else math.inf
+        add = c.integer(e.get("add"), f"{at}.add", 1, MAX_COUNT) if "add" in e else None
+        if lower is None or upper is None or add is None:
+            continue
+        if upper <= lower:
+            c.problem(at, f"upper {upper:g} must be greater than lower {lower:g}")
+            continue
+        steps.append(Step(lower, upper, add))
+    steps.sort(key=lambda s: s.lower)
+    for prev, nxt in zip(steps, steps[1:]):
+        if nxt.lower < prev.upper:
+            c.problem(f"{path}.table", f"steps overlap: [{prev.lower:g}, {prev.upper:g}) and "
+                                       f"[{nxt.lower:g}, {nxt.upper:g})")
+        elif nxt.lower > prev.upper:
+            c.problem(f"{path}.table", f"gap between {prev.upper:g} and {nxt.lower:g}: "
+                                       "a reading there would match no step")
+    return StepTable(metric=c.text(m.get("metric"), f"{path}.metric"), steps=tuple(steps))
+
+
+def _regions(c: _Checker, raw: Any) -> dict[str, Region]:
+    m = c.mapping(raw, "regions")
+    if not m:
+        c.problem("regions", "at least one region is required: it is the allowlist")
+    regions: dict[str, Region] = {}
+    for code, spec in m.items():
+        path = f"regions.{code}"
+        if not c.region_code(code, path):
+            continue
+        r = c.mapping(spec, path, {"ispCode", "steps", "maxPerInvocation"})
+        regions[code] = Region(
+            code=code,
+            isp=c.text(r.get("ispCode"), f"{path}.ispCode"),
+            steps=_steps(c, r["steps"], f"{path}.steps") if r.get("steps") is not None else None,
+            max_per_invocation=c.integer(r.get("maxPerInvocation"), f"{path}.maxPerInvocation", 1, MAX_COUNT),
+        )
+    return regions
+
+
+def _profiles(c: _Checker, raw: Any, regions: Mapping[str, Region]) -> dict[str, dict[str, int]]:
+    profiles: dict[str, dict[str, int]] = {}
+    for name, counts in c.mapping(raw, "profiles").items():
+        path = f"profiles.{name}"
+        entries = c.mapping(counts, path)
+        if not entries:
+            c.problem(path, "a profile must name at least one region")
+        checked: dict[str, int] = {}
+        for region, count in entries.items():
+            if region not in regions:
+                c.problem(f"{path}.{region}", "region is not in `regions` (the allowlist)")
+            value = c.integer(count, f"{path}.{region}", 1, MAX_COUNT)
+            if value is not None:
+                checked[region] = value
+        profiles[name] = checked
+    return profiles
+
+
+def _extraction(c: _Checker, raw: Any, path: str, keys: set[str],
+                regions: Mapping[str, Region]) -> Extraction:
+    m = c.mapping(raw, path, keys)
+    bindings = {str(k): v for k, v in c.mapping(m.get("bindings"), f"{path}.bindings").items()}
+    for key, region in bindings.items():
+        if region not in regions:
+            c.problem(f"{path}.bindings.{key}", f"{region!r} is not in `regions` (the allowlist)")
+    return Extraction(
+        region=c.jmespath(m.get("region"), f"{path}.region"),
+        metric=c.jmespath(m.get("metric"), f"{path}.metric"),
+        value=c.jmespath(m.get("value"), f"{path}.value"),
+        bindings=bindings,
+    )
+
+
+def parse_policy(document: Any) -> Policy:
+    """Validate a decoded policy document; raise ConfigError listing every problem."""
+    c = _Checker()
+    top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals"},
+                    required={"regions", "limits"})
+    limits = c.mapping(top.get("limits"), "limits", {"perRegion", "total"}, required={"perRegion", "total"})
+    regions = _regions(c, top.get("regions"))
+    signals = c.mapping(top.get("signals"), "signals", {"alarm", "message"})
+    policy = Policy(
+        service=_service(c, top.get("service")),
+        limits=Limits(
+            per_region=c.integer(limits.get("perRegion"), "limits.perRegion", 1, MAX_COUNT) or 1,
+            total=c.integer(limits.get("total"), "limits.total", 1, MAX_COUNT) or 1,
+        ),
+        regions=regions,
+        profiles=_profiles(c, top.get("profiles"), regions),
+        alarm=_extraction(c, signals.get("alarm"), "signals.alarm", {"region", "bindings"}, regions),
+        message=_extraction(c, signals.get("message"), "signals.message",
+                            {"region", "metric", "value"}, regions),
+    )
+    if c.problems:
+        raise ConfigError("invalid policy:\n  " + "\n  ".join(c.problems))
+    return policy
+
+
+def read_policy(path: str | os.PathLike[str]) -> Policy:
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from exc
+    return parse_policy(document)
+
+
+class PolicyCache:
+    """One parsed policy per warm instance, re-read only when the file changes."""
+
+    def __init__(self, reader: Callable[[str], Policy] = read_policy) -> None:
+        self._reader = reader
+        self._key: tuple[str, int, int] | None = None
+        self._policy: Policy | None = None
+
+    def get(self, path: str) -> Policy:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read policy file {path}: {exc.strerror}") from exc
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key != self._key or self._policy is None:
+            self._policy = self._reader(path)
+            self._key = key
+        return self._policy

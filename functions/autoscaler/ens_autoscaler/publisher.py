@@ -1,0 +1,63 @@
+"""Publishes one JSON message per scale-out to the MNS topic.
+
+The MNS SDK asks its credentials provider on every request, so handing it the
+default chain means a rotated STS token is picked up without rebuilding anything.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .credentials import default_chain, key_pair
+from .errors import PermanentCloudError, TransientCloudError
+
+TIMEOUT_S = 10
+# Codes that no retry can fix; anything else from MNS (5xx, throttling, network) may pass later.
+PERMANENT_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "TopicNotExist",
+                   "InvalidArgument", "MessageBodyInvalid", "MessageTagInvalid"}
+
+
+class _ChainProvider:
+    """The MNS SDK's credentials-provider protocol, backed by the default chain."""
+
+    def __init__(self, chain: Any) -> None:
+        self._chain = chain
+
+    def get_credentials(self) -> Any:
+        from mns.auth import Credentials
+
+        pair = key_pair(self._chain)
+        return Credentials(pair.access_key_id, pair.access_key_secret, pair.security_token)
+
+
+class MnsPublisher:
+    def __init__(self, endpoint: str, topic: str,
+                 chain_factory: Callable[[], Any] = default_chain) -> None:
+        self._endpoint = endpoint if "://" in endpoint else f"https://{endpoint}"
+        self._topic_name = topic
+        self._chain_factory = chain_factory
+        self._topic: Any = None
+
+    def _mns_topic(self) -> Any:
+        if self._topic is None:
+            from mns.account import Account
+
+            account = Account(self._endpoint, credentials_provider=_ChainProvider(self._chain_factory()))
+            account.mns_client.set_connection_timeout(TIMEOUT_S)
+            self._topic = account.get_topic(self._topic_name)
+        return self._topic
+
+    def publish(self, body: str, tag: str) -> str:
+        """Publish and return the MNS MessageId."""
+        from mns.mns_exception import MNSExceptionBase, MNSServerException
+        from mns.topic import TopicMessage
+
+        try:
+            return self._mns_topic().publish_message(TopicMessage(body, tag)).message_id
+        except MNSExceptionBase as exc:
+            text = f"MNS PublishMessage to {self._topic_name} failed: {exc.type}: {exc.message}"
+            if isinstance(exc, MNSServerException) and exc.type in PERMANENT_CODES:
+                raise PermanentCloudError(text, code=exc.type) from exc
+            raise TransientCloudError(text, code=exc.type) from exc
+        except OSError as exc:
+            raise TransientCloudError(f"MNS PublishMessage to {self._topic_name} failed: {exc}",
+                                      code="NetworkError") from exc

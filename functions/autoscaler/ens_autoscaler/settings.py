@@ -1,0 +1,47 @@
+"""The environment-variable contract (see the README), read once per instance."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # functions/autoscaler: beside index.py
+TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    ens_endpoint: str
+    mns_endpoint: str | None
+    mns_topic: str | None
+    policy_path: str
+    state_url: str
+    dry_run: bool
+    callback_token: str | None
+
+    def __repr__(self) -> str:  # the callback token is a secret
+        return (f"Settings(ens_endpoint={self.ens_endpoint!r}, mns_endpoint={self.mns_endpoint!r}, "
+                f"mns_topic={self.mns_topic!r}, policy_path={self.policy_path!r}, "
+                f"state_url={self.state_url!r}, dry_run={self.dry_run}, "
+                f"callback_token={'set' if self.callback_token else 'unset'})")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        dry_run = env.get("DRY_RUN", "").strip().lower()
+        if dry_run not in TRUE | FALSE:
+            raise ConfigError(f"DRY_RUN must be true or false, got {dry_run!r}")
+        policy = env.get("SCALING_POLICY") or "policy.yaml"
+        if not os.path.isabs(policy):
+            policy = str(PACKAGE_ROOT / policy)
+        return cls(
+            ens_endpoint=env.get("ENS_ENDPOINT") or "ens.aliyuncs.com",
+            mns_endpoint=env.get("MNS_ENDPOINT") or None,
+            mns_topic=env.get("MNS_TOPIC") or None,
+            policy_path=policy,
+            state_url=env.get("STATE_URL") or "sqlite:////tmp/ens-autoscaler.db",
+            dry_run=dry_run in TRUE,
+            callback_token=env.get("CALLBACK_TOKEN") or None,
+        )

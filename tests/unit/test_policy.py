@@ -1,0 +1,119 @@
+"""Policy validation: every problem reported with its key path; the default policy loads."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ens_autoscaler.errors import ConfigError
+from ens_autoscaler.policy import PolicyCache, parse_policy, read_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY = ROOT / "functions" / "autoscaler" / "policy.yaml"
+
+
+@pytest.fixture
+def doc() -> dict:
+    return yaml.safe_load(DEFAULT_POLICY.read_text())
+
+
+def problems_of(document: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_policy(document)
+    return str(info.value)
+
+
+def test_default_policy_loads_with_everything_it_declares(doc: dict) -> None:
+    policy = read_policy(DEFAULT_POLICY)
+    assert set(policy.regions) == set(doc["regions"])
+    assert policy.regions["cn-shanghai-cmcc"].isp == "cmcc"
+    assert policy.limits.per_region == doc["limits"]["perRegion"]
+    assert policy.profiles["evening-peak"] == doc["profiles"]["evening-peak"]
+    assert json.loads(policy.service.resource_info) == doc["service"]["resourceInfo"]
+    table = policy.regions["cn-hangzhou-telecom"].steps
+    assert table is not None and table.metric == "CPUUtilization"
+    assert table.lookup(70).add == 1 and table.lookup(84.999).add == 1 and table.lookup(85).add == 2
+    assert table.lookup(69.99) is None and table.lookup(1e9).add == 3
+    assert table.steps[-1].upper == math.inf
+
+
+def test_step_gap_is_rejected_with_its_path(doc: dict) -> None:
+    doc["regions"]["cn-hangzhou-telecom"]["steps"]["table"][1]["lower"] = 86
+    assert "regions.cn-hangzhou-telecom.steps.table: gap between 85 and 86" in problems_of(doc)
+
+
+def test_step_overlap_is_rejected(doc: dict) -> None:
+    doc["regions"]["cn-shanghai-cmcc"]["steps"]["table"][1]["lower"] = 80
+    assert "regions.cn-shanghai-cmcc.steps.table: steps overlap" in problems_of(doc)
+
+
+def test_every_problem_is_reported_at_once(doc: dict) -> None:
+    doc["limits"]["perRegoin"] = 3
+    doc["service"]["ipType"] = 3
+    doc["regions"]["cn-hangzhou-telecom"]["steps"]["table"][0]["add"] = 0
+    doc["profiles"]["evening-peak"]["cn-nowhere"] = 1
+    doc["signals"]["message"]["value"] = "value[["
+    text = problems_of(doc)
+    for expected in ("limits.perRegoin: unknown key", "service.ipType: must be 1",
+                     "regions.cn-hangzhou-telecom.steps.table[0].add: must be between 1",
+                     "profiles.evening-peak.cn-nowhere: region is not in `regions`",
+                     "signals.message.value: invalid JMESPath"):
+        assert expected in text
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d.pop("regions"), "regions: is required"),
+    (lambda d: d.update(regions={}), "regions: at least one region"),
+    (lambda d: d["regions"].update({"CN; DROP TABLE": {"ispCode": "x"}}), "is not a valid ENS region code"),
+    (lambda d: d["limits"].update(total=True), "limits.total: expected an integer, got True"),
+    (lambda d: d["limits"].update(total=0), "limits.total: must be between 1"),
+    (lambda d: d["regions"]["cn-shanghai-cmcc"]["steps"]["table"][0].update(upper=75),
+     "upper 75 must be greater than lower 75"),
+    (lambda d: d["regions"]["cn-shanghai-cmcc"]["steps"]["table"][0].update(lower=float("nan")),
+     "expected a finite number"),
+    (lambda d: d["signals"]["alarm"]["bindings"].update({"rule-x": "cn-elsewhere"}),
+     "signals.alarm.bindings.rule-x: 'cn-elsewhere' is not in `regions`"),
+    (lambda d: d["service"].update(timeout="30"), "service.timeout: expected an integer"),
+    (lambda d: d["regions"]["cn-shanghai-cmcc"].update(steps={"table": []}),
+     "regions.cn-shanghai-cmcc.steps.table: expected a non-empty list"),
+])
+def test_single_mistakes_name_their_key(doc: dict, mutate, expected: str) -> None:
+    mutate(doc)
+    assert expected in problems_of(doc)
+
+
+def test_non_mapping_policy_is_rejected() -> None:
+    assert "(policy): expected a mapping, got list" in problems_of(["regions"])
+
+
+def test_unreadable_and_invalid_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read policy file"):
+        read_policy(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("regions: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_policy(bad)
+
+
+def test_cache_rereads_only_when_the_file_changes(tmp_path: Path, doc: dict) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    reads: list[str] = []
+
+    def reader(p: str):
+        reads.append(p)
+        return read_policy(p)
+
+    cache = PolicyCache(reader)
+    first = cache.get(str(path))
+    assert cache.get(str(path)) is first and len(reads) == 1
+    changed = copy.deepcopy(doc)
+    changed["limits"]["total"] = 3
+    path.write_text(yaml.safe_dump(changed))
+    os.utime(path, ns=(1, 2_000_000_000_000_000_000))  # a distinct mtime even on coarse clocks
+    assert cache.get(str(path)).limits.total == 3 and len(reads) == 2
