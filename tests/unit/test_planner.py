@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ens_autoscaler.planner import Reason, plan
+from ens_autoscaler.planner import History, Reason, plan
 from ens_autoscaler.policy import parse_policy, read_policy
 from ens_autoscaler.signals import Family, Signal, SignalKind
 
@@ -29,6 +29,11 @@ def message(key: str, body: dict) -> Signal:
 
 def counts(key: str, regions: dict[str, int], dry_run: bool = False) -> Signal:
     return Signal("manual", key, SignalKind.COUNTS, Family.MANUAL, counts=regions, dry_run=dry_run)
+
+
+class Entry:
+    def __init__(self, region: str, count: int, at: float) -> None:
+        self.region, self.count, self.at = region, count, at
 
 
 def by_region(p) -> dict:
@@ -135,10 +140,17 @@ signal_strategy = st.one_of(
 )
 
 
+ledgers = st.lists(st.builds(lambda r, c, at: Entry(r, c, at), st.sampled_from(REGIONS),
+                             st.integers(1, 8), st.floats(0, 200_000)), max_size=10)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(signal_strategy, max_size=25), st.randoms(use_true_random=False))
-def test_selector_invariants_hold_for_any_batch(signals: list[Signal], rnd) -> None:
-    p = plan(signals, POLICY)
+@given(st.lists(signal_strategy, max_size=25), ledgers, st.randoms(use_true_random=False))
+def test_selector_invariants_hold_for_any_batch(signals: list[Signal], ledger: list, rnd) -> None:
+    now = 100_000.0
+    history = History(tuple(ledger))
+    p = plan(signals, POLICY, history, now)
+    day_ago = now - 24 * 3600
     pairs = [(e["regionCode"], e.get("ispCode")) for e in p.selector]
     assert len(pairs) == len(set(pairs))
     assert len({r for r, _ in pairs}) == len(pairs)
@@ -147,7 +159,43 @@ def test_selector_invariants_hold_for_any_batch(signals: list[Signal], rnd) -> N
         assert entry.get("ispCode") == region.isp
         assert 1 <= entry["count"] <= (region.max_per_invocation or POLICY.limits.per_region)
         assert isinstance(entry["count"], int) and not isinstance(entry["count"], bool)
+        assert history.added(day_ago, entry["regionCode"]) + entry["count"] <= POLICY.limits.budget_per_region
     assert p.total <= POLICY.limits.total
+    assert history.added(day_ago) + p.total <= max(POLICY.limits.budget_total, history.added(day_ago))
     shuffled = list(signals)
     rnd.shuffle(shuffled)
-    assert plan(shuffled, POLICY) == p  # same input, same plan, whatever the batch order
+    assert plan(shuffled, POLICY, history, now) == p  # same input, same plan, whatever the batch order
+
+
+def test_an_alarm_that_stays_in_alert_adds_its_step_once_per_cooldown() -> None:
+    ledger: list[Entry] = []
+    finals = []
+    for minute in range(10):
+        now = 1_000_000.0 + 60 * minute
+        p = plan([alarm(f"a{minute}", "cn-hangzhou-telecom", 91)], POLICY, History(tuple(ledger)), now)
+        (d,) = p.decisions
+        finals.append(d.final)
+        if minute:
+            assert d.reasons == (Reason.COOLDOWN,) and d.raw == 2
+        ledger += [Entry(e["regionCode"], e["count"], now) for e in p.selector]
+    assert finals == [2] + [0] * 9
+
+
+def test_escalation_during_cooldown_adds_only_the_difference() -> None:
+    history = History((Entry("cn-hangzhou-telecom", 1, 1000.0),))
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, 1300.0).decisions
+    assert (d.raw, d.final, d.reasons) == (3, 2, (Reason.COOLDOWN,))
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, 1000.0 + 601).decisions
+    assert (d.final, d.reasons) == (3, ())  # the window has passed
+
+
+def test_budget_per_region_and_total_hold_with_reason() -> None:
+    day = 24 * 3600.0
+    spent = History((Entry("cn-hangzhou-telecom", 12, 10_000.0),))
+    p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, spent, 10_000.0 + 3600)
+    assert p.selector == [] and p.decisions[0].reasons == (Reason.BUDGET_EXHAUSTED,)
+    assert plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, spent, 10_000.0 + day + 1).selector
+    total_spent = History((Entry("cn-shanghai-cmcc", 11, 0.0), Entry("cn-wuxi-telecom_unicom_cmcc-3", 11, 0.0)))
+    p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, total_spent, 7200.0)
+    (d,) = p.decisions
+    assert (d.raw, d.final, d.reasons) == (3, 2, (Reason.BUDGET_EXHAUSTED,))  # 24 - 22 = 2 left in all

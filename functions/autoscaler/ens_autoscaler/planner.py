@@ -14,10 +14,10 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 from .errors import InputError
-from .policy import Extraction, Policy
+from .policy import BUDGET_WINDOW_SECONDS, Extraction, Policy
 from .signals import Family, Signal, SignalKind
 
 
@@ -27,8 +27,28 @@ class Reason(str, Enum):
     METRIC_NOT_IN_RULE = "MetricNotInRule"  # the step table is for another metric
     BELOW_THRESHOLD = "BelowThreshold"  # the reading matched no step
     COALESCED = "Coalesced"  # several signals named the region: the largest count wins, they don't add up
+    COOLDOWN = "Cooldown"  # devices added within the cooldown window count toward this scale-out
     REGION_CAP = "RegionCap"  # per-region per-invocation cap
+    BUDGET_EXHAUSTED = "BudgetExhausted"  # the rolling 24 h budget (region or total) is spent
     INVOCATION_CAP = "InvocationCap"  # per-invocation total cap
+
+
+class Added(Protocol):
+    """One ledger entry: `count` devices were ordered for `region` at `at` (epoch seconds)."""
+
+    region: str
+    count: int
+    at: float
+
+
+@dataclass(frozen=True)
+class History:
+    """What was added recently, as the state store's ledger says: the planner's only memory."""
+
+    entries: tuple[Added, ...] = ()
+
+    def added(self, since: float, region: str | None = None) -> int:
+        return sum(e.count for e in self.entries if e.at >= since and region in (None, e.region))
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,8 @@ class Plan:
         return json.dumps(self.selector, separators=(",", ":"))
 
 
-def plan(signals: Iterable[Signal], policy: Policy) -> Plan:
+def plan(signals: Iterable[Signal], policy: Policy, history: History = History(), now: float = 0.0) -> Plan:
+    """`now` is passed in, never read: the same signals, ledger and time give the same plan."""
     ordered = _canonical_order(signals)
     candidates: list[Candidate] = []
     rejections: list[Rejection] = []
@@ -113,8 +134,14 @@ def plan(signals: Iterable[Signal], policy: Policy) -> Plan:
     by_region: dict[str, list[Candidate]] = {}
     for cand in candidates:
         by_region.setdefault(cand.region, []).append(cand)
-    decisions = [_decide(region, cands, policy) for region, cands in sorted(by_region.items())]
-    decisions = _cap_total(decisions, policy.limits.total)
+    decisions = [_decide(region, cands, policy, history, now) for region, cands in sorted(by_region.items())]
+    limits = policy.limits
+    allowed, reason = limits.total, Reason.INVOCATION_CAP
+    if limits.budget_total is not None:
+        remaining = max(0, limits.budget_total - history.added(now - BUDGET_WINDOW_SECONDS))
+        if remaining < allowed:
+            allowed, reason = remaining, Reason.BUDGET_EXHAUSTED
+    decisions = _cap_total(decisions, allowed, reason)
     return Plan(
         decisions=tuple(decisions),
         rejections=tuple(rejections),
@@ -202,23 +229,34 @@ def _search_number(expression: Any, signal: Signal) -> float:
     return float(found)
 
 
-def _decide(region: str, cands: Sequence[Candidate], policy: Policy) -> Decision:
-    spec = policy.regions[region]
+def _decide(region: str, cands: Sequence[Candidate], policy: Policy, history: History,
+            now: float) -> Decision:
+    spec, limits = policy.regions[region], policy.limits
     best = max(cands, key=lambda c: c.raw)  # first of the largest: signals are sorted
     holds = dict.fromkeys(c.hold for c in cands if c.hold is not None)
     reasons: list[Reason] = list(holds) if best.raw == 0 else []
     if sum(1 for c in cands if c.raw > 0) > 1:
         reasons.append(Reason.COALESCED)
     final = best.raw
-    cap = spec.max_per_invocation or policy.limits.per_region
+    if final and limits.cooldown_seconds:
+        recent = history.added(now - limits.cooldown_seconds, region)
+        if recent:  # AWS step-scaling semantics: what was just added counts, alarms don't stack
+            final = max(0, final - recent)
+            reasons.append(Reason.COOLDOWN)
+    cap = spec.max_per_invocation or limits.per_region
     if final > cap:
         final = cap
         reasons.append(Reason.REGION_CAP)
+    if final and limits.budget_per_region is not None:
+        remaining = max(0, limits.budget_per_region - history.added(now - BUDGET_WINDOW_SECONDS, region))
+        if final > remaining:
+            final = remaining
+            reasons.append(Reason.BUDGET_EXHAUSTED)
     return Decision(region, spec.isp, tuple(dict.fromkeys(c.dedupe_key for c in cands)),
                     best.metric, best.value, best.rule, best.raw, final, tuple(reasons))
 
 
-def _cap_total(decisions: list[Decision], total: int) -> list[Decision]:
+def _cap_total(decisions: list[Decision], total: int, reason: Reason) -> list[Decision]:
     """Trim the largest counts first (ties: the later region code) until the total fits:
     deterministic, and no region is starved while another keeps more than it."""
     finals = {d.region: d.final for d in decisions}
@@ -227,5 +265,5 @@ def _cap_total(decisions: list[Decision], total: int) -> list[Decision]:
         region = max(finals, key=lambda r: (finals[r], r))
         finals[region] -= 1
         trimmed.add(region)
-    return [replace(d, final=finals[d.region], reasons=d.reasons + (Reason.INVOCATION_CAP,))
+    return [replace(d, final=finals[d.region], reasons=d.reasons + (reason,))
             if d.region in trimmed else d for d in decisions]

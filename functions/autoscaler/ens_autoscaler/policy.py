@@ -67,8 +67,14 @@ class ServiceParams:
 
 @dataclass(frozen=True)
 class Limits:
-    per_region: int
-    total: int
+    per_region: int  # most devices one invocation may add to one region
+    total: int  # most devices one invocation may add in all
+    cooldown_seconds: int  # devices added this recently count toward the next scale-out
+    budget_per_region: int | None  # most devices added to one region in any rolling 24 h
+    budget_total: int | None  # most devices added in all in any rolling 24 h
+
+
+BUDGET_WINDOW_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -270,7 +276,9 @@ def parse_policy(document: Any) -> Policy:
     c = _Checker()
     top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals"},
                     required={"regions", "limits"})
-    limits = c.mapping(top.get("limits"), "limits", {"perRegion", "total"}, required={"perRegion", "total"})
+    limits = c.mapping(top.get("limits"), "limits", {"perRegion", "total", "cooldownSeconds", "budget24h"},
+                       required={"perRegion", "total"})
+    budget = c.mapping(limits.get("budget24h"), "limits.budget24h", {"perRegion", "total"})
     regions = _regions(c, top.get("regions"))
     signals = c.mapping(top.get("signals"), "signals", {"alarm", "message"})
     policy = Policy(
@@ -278,6 +286,10 @@ def parse_policy(document: Any) -> Policy:
         limits=Limits(
             per_region=c.integer(limits.get("perRegion"), "limits.perRegion", 1, MAX_COUNT) or 1,
             total=c.integer(limits.get("total"), "limits.total", 1, MAX_COUNT) or 1,
+            cooldown_seconds=c.integer(limits.get("cooldownSeconds", 0), "limits.cooldownSeconds",
+                                       0, BUDGET_WINDOW_SECONDS) or 0,
+            budget_per_region=c.integer(budget.get("perRegion"), "limits.budget24h.perRegion", 0, 100_000),
+            budget_total=c.integer(budget.get("total"), "limits.budget24h.total", 0, 100_000),
         ),
         regions=regions,
         profiles=_profiles(c, top.get("profiles"), regions),
