@@ -1,0 +1,451 @@
+"""The deployment (s.yaml) and the function role's RAM policy, checked without a cloud.
+
+s.yaml is validated against the fc3 component's own JSON Schema (shared/reference),
+after resolving the Serverless Devs expressions the way `s` would, and against the
+contracts the code relies on: the environment variables of DESIGN.md, the handler
+module, the four triggers, and a role policy that grants exactly what the function
+does and nothing more.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"  # CI lays shared/ beside the clone
+S_YAML = REPO / "s.yaml"
+RAM_POLICY = REPO / "functions" / "ram-policy.json"
+SCHEMA_PATH = SHARED / "reference" / "fc3-props.schema.json"
+DESIGN = SHARED / "DESIGN.md"
+
+# What `${config('AccountID')}` resolves to here: any account id will do.
+TEST_ACCOUNT_ID = "1234567890123456"
+
+# fc3 triggerType -> the schema definition its triggerConfig must satisfy. The schema's
+# own ITrigger accepts any object (its anyOf includes `IOtsConfig: {type: object}`), so
+# without this a misspelt key of a trigger would pass unnoticed.
+TRIGGER_CONFIG_DEFINITIONS = {
+    "http": "IHttpTriggerConfig",
+    "timer": "ITimerTriggerConfig",
+    "mns_topic": "IMnsTriggerConfig",
+    "eventbridge": "IEventBridge",
+}
+
+EXPECTED_ACTIONS = {
+    "ens:RescaleDeviceService",
+    "ens:DescribeDeviceService",
+    "mns:PublishMessage",
+    "mns:SendMessage",
+}
+
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL", re.I)
+ENV_REFERENCE = re.compile(r"\$\{env\('([A-Za-z_][A-Za-z0-9_]*)'\)\}")
+ACCESS_KEY_ID = re.compile(r"LTAI[0-9A-Za-z]{12,}")
+
+
+# --- resolving Serverless Devs expressions -------------------------------------------
+
+_EXPR = re.compile(r"\$\{([^{}]+)\}")
+_ENV_CALL = re.compile(r"env\(\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*(?:,\s*'([^']*)'\s*)?\)")
+
+
+def _resolve_str(text: str, variables: dict[str, Any], depth: int = 0) -> str:
+    """`${vars.x}`, `${env('X', 'default')}`, `${config('AccountID')}`, as `s` resolves them.
+
+    `${env('X')}` without a default is a value only the deploying shell has (a secret):
+    it stays a reference. The environment of the test run is never read, so the
+    result does not depend on who runs the tests.
+    """
+    assert depth < 10, f"expressions nest too deep in {text!r}"
+
+    def one(match: re.Match[str]) -> str:
+        expr = match.group(1).strip()
+        if expr.startswith("vars."):
+            name = expr[len("vars."):]
+            assert name in variables, f"{match.group(0)} names no entry of vars"
+            return _resolve_str(str(variables[name]), variables, depth + 1)
+        env = _ENV_CALL.fullmatch(expr)
+        if env:
+            return env.group(2) if env.group(2) is not None else match.group(0)
+        if expr == "config('AccountID')":
+            return TEST_ACCOUNT_ID
+        raise AssertionError(f"s.yaml uses an expression this test cannot resolve: {match.group(0)}")
+
+    return _EXPR.sub(one, text)
+
+
+def _resolve(value: Any, variables: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return _resolve_str(value, variables)
+    if isinstance(value, list):
+        return [_resolve(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, variables) for k, v in value.items()}
+    return value
+
+
+# --- fixtures ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    assert S_YAML.is_file(), f"{S_YAML} is missing"
+    data = yaml.safe_load(S_YAML.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), "s.yaml is not a mapping"
+    return data
+
+
+@pytest.fixture(scope="module")
+def variables(raw: dict[str, Any]) -> dict[str, str]:
+    declared = raw.get("vars") or {}
+    assert isinstance(declared, dict) and declared, "s.yaml declares no vars"
+    return {k: _resolve_str(str(v), declared) for k, v in declared.items()}
+
+
+@pytest.fixture(scope="module")
+def fc3_resources(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = {name: res for name, res in (raw.get("resources") or {}).items()
+             if isinstance(res, dict) and res.get("component") == "fc3"}
+    assert found, "s.yaml has no resource with component: fc3"
+    return found
+
+
+@pytest.fixture(scope="module")
+def props(fc3_resources: dict[str, dict[str, Any]], variables: dict[str, str]) -> dict[str, Any]:
+    """The props of the function (the one fc3 resource), expressions resolved."""
+    assert len(fc3_resources) == 1, f"expected one fc3 resource, found {sorted(fc3_resources)}"
+    (resource,) = fc3_resources.values()
+    return _resolve(resource["props"], variables)
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    assert SCHEMA_PATH.is_file(), f"{SCHEMA_PATH} is missing (shared/ must sit beside the repo)"
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def triggers(props: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    listed = props.get("triggers") or []
+    by_type: dict[str, dict[str, Any]] = {}
+    for trigger in listed:
+        kind = trigger.get("triggerType")
+        assert kind not in by_type, f"two triggers of type {kind}: keep one per kind"
+        by_type[kind] = trigger
+    names = [t.get("triggerName") for t in listed]
+    assert len(names) == len(set(names)), f"trigger names repeat: {names}"
+    return by_type
+
+
+@pytest.fixture(scope="module")
+def env_vars(props: dict[str, Any]) -> dict[str, str]:
+    env = props.get("environmentVariables")
+    assert isinstance(env, dict) and env, "props.environmentVariables is empty"
+    return env
+
+
+@pytest.fixture(scope="module")
+def policy() -> dict[str, Any]:
+    assert RAM_POLICY.is_file(), f"{RAM_POLICY} is missing"
+    return json.loads(RAM_POLICY.read_text(encoding="utf-8"))
+
+
+def _validator(schema: dict[str, Any], root: dict[str, Any] | None = None) -> jsonschema.Draft7Validator:
+    # The fc3 schema declares draft-07; validate with exactly that draft.
+    assert schema.get("$schema", (root or {}).get("$schema")) in (
+        None, "http://json-schema.org/draft-07/schema#"), "the fc3 schema changed draft"
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def _errors(validator: jsonschema.Draft7Validator, instance: Any) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<props>'}: {e.message}"
+            for e in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path)))]
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = policy.get("Statement")
+    assert isinstance(statements, list) and statements, "the policy has no Statement list"
+    return statements
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+# --- the file itself -----------------------------------------------------------------
+
+def test_project_header(raw: dict[str, Any]) -> None:
+    assert raw.get("edition") == "3.0.0"
+    assert raw.get("name") == "ens-autoscaler"
+    assert raw.get("access") == "default"
+
+
+def test_vars_name_region_account_and_topics(variables: dict[str, str]) -> None:
+    for name in ("region", "accountId", "devicesTopic", "signalTopic", "deadLetterQueue"):
+        assert variables.get(name), f"vars.{name} is missing or empty"
+
+
+def test_props_validate_against_fc3_schema(fc3_resources: dict[str, dict[str, Any]],
+                                           variables: dict[str, str], schema: dict[str, Any]) -> None:
+    validator = _validator(schema)
+    for name, resource in fc3_resources.items():
+        errors = _errors(validator, _resolve(resource.get("props"), variables))
+        assert not errors, f"resources.{name}.props does not match the fc3 schema:\n" + "\n".join(errors)
+
+
+def test_each_trigger_config_matches_its_own_type(triggers: dict[str, dict[str, Any]],
+                                                  schema: dict[str, Any]) -> None:
+    assert triggers, "no triggers"
+    for kind, trigger in triggers.items():
+        definition = TRIGGER_CONFIG_DEFINITIONS.get(kind)
+        assert definition, f"no check for trigger type {kind}: add it to TRIGGER_CONFIG_DEFINITIONS"
+        sub = {"$ref": f"#/definitions/{definition}", "definitions": schema["definitions"]}
+        errors = _errors(_validator(sub, schema), trigger.get("triggerConfig"))
+        assert not errors, f"trigger {trigger.get('triggerName')} ({kind}):\n" + "\n".join(errors)
+
+
+# --- the function --------------------------------------------------------------------
+
+def test_function_shape(props: dict[str, Any]) -> None:
+    assert props["functionName"] == "ens-autoscaler"
+    assert props["runtime"] == "python3.12"
+    assert props["memorySize"] == 128
+    assert props["timeout"] == 60
+    assert props.get("internetAccess") is not False, "the function must reach the public ENS/MNS endpoints"
+
+
+def test_code_points_at_the_function_directory(props: dict[str, Any]) -> None:
+    code = props["code"]
+    assert isinstance(code, str), "code must be a local directory, not an OSS object"
+    assert (REPO / code).resolve() == (REPO / "functions" / "autoscaler").resolve()
+
+
+def _module_defines(module_dir: Path, handler: str) -> None:
+    module, _, func = handler.rpartition(".")
+    assert module and func, f"handler {handler!r} is not module.function"
+    path = module_dir / (module.replace(".", "/") + ".py")
+    assert path.is_file(), f"handler {handler!r} points at {path}, which does not exist"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name)}
+    defined |= {(a.asname or a.name) for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert func in defined, f"{path} defines no top-level {func!r}"
+
+
+def test_handler_points_at_a_function_that_exists(props: dict[str, Any]) -> None:
+    _module_defines(REPO / props["code"], props["handler"])
+
+
+def test_initializer_points_at_a_function_that_exists(props: dict[str, Any]) -> None:
+    initializer = (props.get("instanceLifecycleConfig") or {}).get("initializer")
+    if initializer is None:
+        pytest.skip("no initializer configured")
+    assert initializer.get("timeout"), "an initializer needs a timeout"
+    _module_defines(REPO / props["code"], initializer["handler"])
+
+
+def test_role_is_a_ram_role_arn_of_the_account(props: dict[str, Any]) -> None:
+    assert re.fullmatch(rf"acs:ram::{TEST_ACCOUNT_ID}:role/[A-Za-z0-9.\-_]+", props["role"]), props["role"]
+
+
+# --- environment variables ------------------------------------------------------------
+
+def _contract_names() -> set[str]:
+    """Names in the first column of DESIGN.md's environment-variable table."""
+    assert DESIGN.is_file(), f"{DESIGN} is missing"
+    lines = DESIGN.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Environment variables"))
+    names: set[str] = set()
+    for line in lines[start + 1:]:
+        if names and not line.startswith("|"):
+            break
+        if line.startswith("|"):
+            first_cell = line.split("|")[1]
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell))
+    return names
+
+
+def test_every_contract_variable_is_set(env_vars: dict[str, str]) -> None:
+    contract = _contract_names()
+    # Guard the parser: an empty or partial read would make this test vacuous.
+    assert {"ENS_ENDPOINT", "MNS_ENDPOINT", "MNS_TOPIC", "SCALING_POLICY", "STATE_URL",
+            "DRY_RUN", "CALLBACK_TOKEN"} <= contract, f"could not read the contract from DESIGN.md: {contract}"
+    missing = sorted(n for n in contract if not str(env_vars.get(n, "")).strip())
+    assert not missing, f"environment variables of the DESIGN.md contract not set in s.yaml: {missing}"
+
+
+def test_contract_values(env_vars: dict[str, str], variables: dict[str, str]) -> None:
+    assert env_vars["ENS_ENDPOINT"] == "ens.aliyuncs.com"
+    assert env_vars["MNS_ENDPOINT"] == f"https://{TEST_ACCOUNT_ID}.mns.{variables['region']}.aliyuncs.com"
+    assert env_vars["MNS_TOPIC"] == variables["devicesTopic"]
+    assert env_vars["DRY_RUN"] == "false"
+    policy_file = REPO / "functions" / "autoscaler" / env_vars["SCALING_POLICY"]
+    assert policy_file.is_file(), f"SCALING_POLICY names {policy_file}, which does not exist"
+
+
+def test_state_url_is_a_writable_absolute_path(env_vars: dict[str, str]) -> None:
+    url = env_vars["STATE_URL"]
+    if url.startswith("redis://") or url.startswith("rediss://"):
+        return
+    assert url.startswith("sqlite:///"), f"STATE_URL is neither sqlite:/// nor redis://: {url}"
+    path = url[len("sqlite:///"):]
+    # sqlite:///tmp/x.db is the RELATIVE path tmp/x.db, i.e. /code/tmp on FC: read-only.
+    assert path.startswith("/tmp/"), f"STATE_URL must be an absolute path under /tmp (sqlite:////tmp/...): {url}"
+
+
+def test_no_literal_secrets(env_vars: dict[str, str]) -> None:
+    assert ENV_REFERENCE.fullmatch(env_vars["CALLBACK_TOKEN"]) and \
+        ENV_REFERENCE.fullmatch(env_vars["CALLBACK_TOKEN"]).group(1) == "CALLBACK_TOKEN", \
+        "CALLBACK_TOKEN must be exactly ${env('CALLBACK_TOKEN')}: no literal, no default"
+    for name, value in env_vars.items():
+        if SECRET_NAME.search(name):
+            assert ENV_REFERENCE.fullmatch(str(value)), \
+                f"{name} looks like a secret: its value must be an ${{env('...')}} reference without default"
+        assert not ACCESS_KEY_ID.search(str(value)), f"{name} holds what looks like an AccessKey id"
+    # Credentials come from the function role (FC injects them); setting them would override it.
+    forced = sorted(n for n in env_vars if n.startswith("ALIBABA_CLOUD_"))
+    assert not forced, f"never set credentials in s.yaml, FC injects them from the role: {forced}"
+
+
+def test_no_access_key_anywhere_in_s_yaml() -> None:
+    assert not ACCESS_KEY_ID.search(S_YAML.read_text(encoding="utf-8")), "s.yaml contains an AccessKey id"
+
+
+# --- dependencies ------------------------------------------------------------------------
+
+def test_dependencies_are_installed_where_pythonpath_points(fc3_resources: dict[str, dict[str, Any]],
+                                                            env_vars: dict[str, str]) -> None:
+    (resource,) = fc3_resources.values()
+    steps = (resource.get("actions") or {}).get("pre-deploy") or []
+    runs = [" ".join(str(s.get("run", "")).split()) for s in steps]
+    install = [r for r in runs if "pip install" in r]
+    assert install, "no pre-deploy step installs requirements.txt"
+    cmd = install[0]
+    assert "-r requirements.txt" in cmd and (REPO / "requirements.txt").is_file()
+    assert "--python-version 3.12" in cmd and "--only-binary=:all:" in cmd, \
+        "wheels must be fetched for the FC runtime (CPython 3.12, linux x86_64), not the deploying machine"
+    target = re.search(r"--target\s+(\S+)", cmd)
+    assert target, "pip must install into a target directory inside the code package"
+    code_dir = (REPO / "functions" / "autoscaler").resolve()
+    target_dir = (REPO / target.group(1)).resolve()
+    assert code_dir in target_dir.parents, f"{target_dir} is not inside the code package {code_dir}"
+    assert env_vars.get("PYTHONPATH") == "/code/" + target_dir.relative_to(code_dir).as_posix(), \
+        "PYTHONPATH must point at the installed dependencies (/code is the code package on FC)"
+
+
+# --- triggers ----------------------------------------------------------------------------
+
+def test_four_trigger_kinds(triggers: dict[str, dict[str, Any]]) -> None:
+    assert set(triggers) == {"http", "mns_topic", "timer", "eventbridge"}
+
+
+def test_http_trigger_takes_cloudmonitor_posts(triggers: dict[str, dict[str, Any]]) -> None:
+    config = triggers["http"]["triggerConfig"]
+    assert config["authType"] == "anonymous", "CloudMonitor cannot sign: the function checks ?token="
+    assert config["methods"] == ["POST"]
+    assert config.get("disableURLInternet") is not True, "CloudMonitor calls the public URL"
+
+
+def test_timer_is_deployed_disabled(triggers: dict[str, dict[str, Any]]) -> None:
+    config = triggers["timer"]["triggerConfig"]
+    assert config["enable"] is False
+    assert config["payload"] == "evening-peak"
+    fields = re.sub(r"^CRON_TZ=\S+\s+", "", config["cronExpression"]).split()
+    assert len(fields) == 6, f"FC cron has six fields (seconds first): {config['cronExpression']}"
+
+
+def test_timer_payload_names_a_policy_profile(triggers: dict[str, dict[str, Any]],
+                                              env_vars: dict[str, str]) -> None:
+    policy_file = REPO / "functions" / "autoscaler" / env_vars["SCALING_POLICY"]
+    profiles = (yaml.safe_load(policy_file.read_text(encoding="utf-8")) or {}).get("profiles") or {}
+    payload = triggers["timer"]["triggerConfig"]["payload"]
+    assert payload in profiles, f"timer payload {payload!r} is no profile of {policy_file.name}: {sorted(profiles)}"
+
+
+def test_mns_trigger(triggers: dict[str, dict[str, Any]], variables: dict[str, str],
+                     env_vars: dict[str, str]) -> None:
+    trigger = triggers["mns_topic"]
+    config = trigger["triggerConfig"]
+    assert config["notifyContentFormat"] == "JSON"
+    assert config["notifyStrategy"] == "BACKOFF_RETRY"
+    match = re.fullmatch(rf"acs:mns:{variables['region']}:{TEST_ACCOUNT_ID}:/topics/([^/]+)", trigger["sourceArn"])
+    assert match, f"sourceArn is not a topic of this region and account: {trigger['sourceArn']}"
+    assert match.group(1) != env_vars["MNS_TOPIC"], \
+        "the trigger subscribes to the topic the function publishes to: every scale-out would re-invoke it"
+    assert re.fullmatch(rf"acs:ram::{TEST_ACCOUNT_ID}:role/\S+", trigger.get("invocationRole", "")), \
+        "MNS needs an invocation role to call the function"
+
+
+def test_eventbridge_trigger_matches_cloudmonitor(triggers: dict[str, dict[str, Any]]) -> None:
+    config = triggers["eventbridge"]["triggerConfig"]
+    pattern = json.loads(config["eventRuleFilterPattern"])
+    assert pattern.get("source") == ["acs.cms"]
+    assert all(t.startswith("cms:") for t in pattern.get("type", ["cms:"]))
+    assert config["eventSourceConfig"]["eventSourceType"] == "Default"
+    assert config["triggerEnable"] is True
+    assert config["eventSinkConfig"]["deliveryOption"].get("eventSchema", "CloudEvents") == "CloudEvents", \
+        "the EventBridge decoder reads CloudEvents"
+
+
+def test_async_invocations_retry_then_dead_letter(props: dict[str, Any], variables: dict[str, str]) -> None:
+    config = props["asyncInvokeConfig"]
+    assert config["maxAsyncRetryAttempts"] == 3
+    assert 60 <= config["maxAsyncEventAgeInSeconds"] <= 86400
+    destination = config["destinationConfig"]["onFailure"]["destination"]
+    assert re.fullmatch(rf"acs:mns:{variables['region']}:{TEST_ACCOUNT_ID}:/queues/[^/]+/messages", destination), \
+        f"onFailure must be an MNS queue of this region and account: {destination}"
+
+
+# --- the RAM policy ---------------------------------------------------------------------
+
+def test_policy_is_allow_only_version_1(policy: dict[str, Any]) -> None:
+    assert policy.get("Version") == "1"
+    for statement in _statements(policy):
+        assert statement.get("Effect") == "Allow"
+        assert "NotAction" not in statement and "NotResource" not in statement
+
+
+def test_policy_grants_exactly_the_needed_actions(policy: dict[str, Any]) -> None:
+    granted = [a for s in _statements(policy) for a in _as_list(s["Action"])]
+    assert not [a for a in granted if "*" in a], f"wildcard actions: {granted}"
+    assert sorted(granted) == sorted(EXPECTED_ACTIONS), f"granted {sorted(granted)}"
+
+
+def test_policy_resources(policy: dict[str, Any]) -> None:
+    for statement in _statements(policy):
+        actions, resources = _as_list(statement["Action"]), _as_list(statement["Resource"])
+        if all(a.startswith("ens:") for a in actions):
+            # Neither ENS action supports resource-level permission ("All Resources").
+            assert resources == ["*"]
+            continue
+        assert len(actions) == 1 and len(resources) == 1, "one MNS action, one resource per statement"
+        (action,), (resource,) = actions, resources
+        assert "*" not in resource, f"{action} must name its resource exactly: {resource}"
+        if action == "mns:PublishMessage":
+            assert re.fullmatch(r"acs:mns:\$\{region\}:\$\{accountId\}:/topics/[^/*]+/messages", resource), resource
+        elif action == "mns:SendMessage":
+            assert re.fullmatch(r"acs:mns:\$\{region\}:\$\{accountId\}:/queues/[^/*]+/messages", resource), resource
+        else:
+            pytest.fail(f"unexpected statement for {actions}")
+
+
+def test_policy_placeholders_match_the_deployment(policy: dict[str, Any], variables: dict[str, str],
+                                                  env_vars: dict[str, str], props: dict[str, Any]) -> None:
+    """Filled in with s.yaml's vars, the policy names the very topic and queue deployed."""
+    text = json.dumps(policy)
+    placeholders = set(re.findall(r"\$\{([A-Za-z]+)\}", text))
+    assert placeholders and placeholders <= set(variables), \
+        f"placeholders {sorted(placeholders - set(variables))} are not vars of s.yaml"
+    filled = json.loads(re.sub(r"\$\{([A-Za-z]+)\}", lambda m: variables[m.group(1)], text))
+    by_action = {a: _as_list(s["Resource"]) for s in _statements(filled) for a in _as_list(s["Action"])}
+    topic_arn = f"acs:mns:{variables['region']}:{TEST_ACCOUNT_ID}:/topics/{env_vars['MNS_TOPIC']}/messages"
+    assert by_action["mns:PublishMessage"] == [topic_arn]
+    assert by_action["mns:SendMessage"] == [props["asyncInvokeConfig"]["destinationConfig"]["onFailure"]["destination"]]
