@@ -1,0 +1,142 @@
+"""LocalCloud: the public face of the emulator (start/stop, inspection, faults)."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import Any, Iterable, Mapping
+
+from . import acs3, control
+from .ens import EnsService
+from .faults import FaultBook
+from .gateway import Gateway
+from .mns import TopicStore
+from .recording import CallLog
+from .server import CloudHTTPServer
+from .wire import Reply, Request
+
+DEFAULT_ACCESS_KEY_ID = "LTAI5tLocalTestKey"
+DEFAULT_ACCESS_KEY_SECRET = "local-test-secret"
+DEFAULT_TOPIC = "ens-scale-events"
+
+
+class LocalCloud:
+    """ENS + MNS on one loopback HTTP server.
+
+    ``credentials`` maps AccessKey IDs to secrets; both signature schemes are
+    checked against them. ``topics`` are the MNS topics that exist.
+    """
+
+    def __init__(self, credentials: Mapping[str, str] | None = None,
+                 topics: Iterable[str] = (DEFAULT_TOPIC,),
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self._credentials = dict(credentials if credentials is not None
+                                 else {DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET})
+        self._host = host
+        self._port = port
+        self._ens = EnsService()
+        self._topics = TopicStore(topics)
+        self._faults = FaultBook()
+        self._log = CallLog()
+        self._nonces = acs3.NonceCache()
+        self._gateway = Gateway(self._credentials, self._ens, self._topics, self._faults,
+                                self._log, self._nonces)
+        self._server: CloudHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> LocalCloud:
+        """Bind (port 0 = any free port) and serve from a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("LocalCloud is already started")
+        self._server = CloudHTTPServer((self._host, self._port), self._route)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name=f"localcloud:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close open connections; idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("LocalCloud is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``: the ENS endpoint (as ``127.0.0.1:PORT``) and the MNS endpoint."""
+        return f"http://{self._host}:{self.port}"
+
+    # -- inspection and control ---------------------------------------------
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """Every recorded call, oldest first (a snapshot)."""
+        return self._log.snapshot()
+
+    def calls_for(self, api: str) -> list[dict[str, Any]]:
+        return self._log.snapshot(api)
+
+    @property
+    def provision_status(self) -> str:
+        """The Status new RescaleDeviceService devices get (default "Running")."""
+        return self._ens.provision_status
+
+    @provision_status.setter
+    def provision_status(self, status: str) -> None:
+        self._ens.provision_status = status
+
+    def inject(self, api: str, fault: str, times: int = 1, delay: float = 0.0) -> None:
+        """Make the next ``times`` authenticated calls of ``api`` (an ENS Action or
+        "PublishMessage") misbehave as ``fault``; see faults.FAULT_KINDS."""
+        self._faults.inject(api, fault, times, delay)
+
+    def seed_devices(self, region: str, count: int, status: str = "Running",
+                     isp: str = "telecom", app_id: str | None = None,
+                     service_id: str | None = None) -> list[dict[str, Any]]:
+        """Add devices that already exist before the test (not recorded as calls)."""
+        return self._ens.seed(region, count, status, isp, app_id, service_id)
+
+    def devices(self, region: str | None = None) -> list[dict[str, Any]]:
+        return self._ens.devices(region)
+
+    def messages(self, topic: str) -> list[dict[str, Any]]:
+        """Messages published to ``topic``: MessageId, MessageBodyMD5, body, tag, time."""
+        return self._topics.messages(topic)
+
+    def reset(self) -> None:
+        """Back to the just-started state: no calls, faults, devices, messages or
+        used nonces, and provision_status "Running"."""
+        self._log.clear()
+        self._faults.clear()
+        self._ens.reset()
+        self._topics.clear()
+        self._nonces.clear()
+
+    # -- routing -------------------------------------------------------------
+
+    def _route(self, request: Request) -> Reply:
+        if request.path.startswith(control.PREFIX):
+            return control.handle(self, request)
+        if request.path.startswith(("/topics/", "/queues/")):
+            return self._gateway.mns(request)
+        return self._gateway.ens(request)

@@ -1,0 +1,183 @@
+"""The request path every emulated API call takes, in the cloud's order:
+
+    authenticate → (version, action/topic exist) → fault → operation → record → reply
+
+ENS answers in JSON (Alibaba Cloud API gateway conventions), MNS in XML; the
+fault and recording rules are shared so both services misbehave alike.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qsl, unquote
+
+from . import acs3, ens, mns, mns_sign
+from .errors import ApiError
+from .faults import REFUSALS, Fault, FaultBook
+from .recording import CallLog
+from .wire import Caller, Reply, Request, json_reply, new_request_id
+
+ENS_HOST_ID = "ens.aliyuncs.com"
+PUBLISH_PATH = re.compile(r"^/topics/([^/?]+)/messages$")
+# What throttle advertises in x-acs-retry-after when inject() gave no delay.
+DEFAULT_RETRY_AFTER_MS = 1000
+
+
+class Gateway:
+    """Serves ENS and MNS requests against the shared inventory, topics, faults and log."""
+
+    def __init__(self, secrets: Mapping[str, str], ens_service: ens.EnsService,
+                 topics: mns.TopicStore, faults: FaultBook, log: CallLog,
+                 nonces: acs3.NonceCache) -> None:
+        self._secrets = secrets
+        self._ens = ens_service
+        self._topics = topics
+        self._faults = faults
+        self._log = log
+        self._nonces = nonces
+
+    def ens(self, request: Request) -> Reply:
+        """An ENS RPC call; the action comes from ``x-acs-action`` (ACS3) or ``Action`` (query)."""
+        received = time.time()
+        params = dict(request.query_pairs())
+        if (request.header("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
+            params.update(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
+        api = request.header("x-acs-action") or params.get("Action") or "(none)"
+        token_sent = request.header("x-acs-security-token") is not None
+        try:
+            caller = acs3.verify(request, self._secrets, self._nonces)
+            version = request.header("x-acs-version") or params.get("Version")
+            if version != ens.API_VERSION:
+                raise ApiError(400, "InvalidVersion", "Specified parameter Version is not valid.")
+            action = self._ens.actions.get(api)
+            if action is None:
+                raise ApiError(404, "InvalidAction.NotFound",
+                               "Specified api is not found, please check your url and method. "
+                               f"(localcloud emulates {', '.join(sorted(self._ens.actions))})")
+        except ApiError as err:
+            reply = _ens_error(err)
+            self._record(api, params, reply, acs3.claimed_access_key_id(request), token_sent,
+                         received, None)
+            return reply
+
+        def operate() -> Reply:
+            try:
+                return json_reply(200, action(params))
+            except ApiError as err:
+                return _ens_error(err)
+
+        return self._run(api, params, caller, received, operate, _ens_refusal)
+
+    def mns(self, request: Request) -> Reply:
+        """An MNS call; only topic PublishMessage is emulated."""
+        received = time.time()
+        host_id = f"http://{request.header('Host') or ''}"
+        match = PUBLISH_PATH.match(request.path)
+        if request.method != "POST" or match is None:
+            return _mns_error(ApiError(501, "NotImplemented",
+                                       f"localcloud does not emulate {request.method} {request.path}."),
+                              host_id)
+        topic = unquote(match.group(1))
+        params: dict[str, Any] = {"topic": topic, "body": None, "tag": None}
+        parse_error: ApiError | None = None
+        try:
+            params["body"], params["tag"] = mns.parse_message(request.body)
+        except ApiError as err:
+            parse_error = err
+        try:
+            caller = mns_sign.verify(request, self._secrets)
+            if not self._topics.exists(topic):
+                raise ApiError(404, "TopicNotExist", "The topic you provided is not exist.")
+        except ApiError as err:
+            reply = _mns_error(err, host_id)
+            self._record("PublishMessage", params, reply, mns_sign.claimed_access_key_id(request),
+                         request.header("security-token") is not None, received, None)
+            return reply
+
+        def operate() -> Reply:
+            if parse_error is not None:
+                return _mns_error(parse_error, host_id)
+            stored = self._topics.publish(topic, params["body"], params["tag"])
+            return _mns_reply(201, mns.message_xml(stored["MessageId"], stored["MessageBodyMD5"]))
+
+        return self._run("PublishMessage", params, caller, received, operate,
+                         lambda fault: _mns_error(_mns_refusal(fault), host_id))
+
+    def _run(self, api: str, params: dict[str, Any], caller: Caller, received: float,
+             operate: Callable[[], Reply], refuse: Callable[[Fault], Reply]) -> Reply:
+        """Apply the next injected fault for ``api`` around the operation.
+
+        The call is recorded when the operation has committed, before any
+        post-commit delay, so a test can see it while the client still waits.
+        """
+        fault = self._faults.take(api)
+        if fault is not None and fault.kind in REFUSALS:
+            reply = refuse(fault)
+        else:
+            if fault is not None and fault.kind == "slow":
+                time.sleep(fault.delay)
+            reply = operate()
+        self._record(api, params, reply, caller.access_key_id, caller.security_token, received, fault)
+        if fault is not None and fault.kind == "timeout_after_commit":
+            time.sleep(fault.delay)
+        reply.drop = fault is not None and fault.kind == "drop_after_commit"
+        return reply
+
+    def _record(self, api: str, params: dict[str, Any], reply: Reply, access_key_id: str | None,
+                security_token: bool, received: float, fault: Fault | None) -> None:
+        self._log.record(api=api, params=params, status=reply.status, code=reply.code,
+                         access_key_id=access_key_id, security_token=security_token,
+                         received=received, fault=fault)
+
+
+def _ens_error(err: ApiError) -> Reply:
+    request_id = new_request_id()
+    body = {"RequestId": request_id, "HostId": ENS_HOST_ID, "Code": err.code,
+            "Message": err.message,
+            "Recommend": f"https://api.aliyun.com/troubleshoot?q={err.code}&product=Ens&requestId={request_id}"}
+    return json_reply(err.status, body, {"x-acs-request-id": request_id, **err.headers}, err.code)
+
+
+def _ens_refusal(fault: Fault) -> Reply:
+    """What the ENS gateway answers instead of running the action.
+
+    ``throttle`` carries ``x-acs-retry-after`` (milliseconds): that header, and
+    nothing else, is what makes tea-openapi raise ThrottlingException;
+    ``throttle_plain`` omits it and surfaces as a ClientException.
+    """
+    if fault.kind in ("throttle", "throttle_plain"):
+        headers = {}
+        if fault.kind == "throttle":
+            ms = max(1, round(fault.delay * 1000)) if fault.delay > 0 else DEFAULT_RETRY_AFTER_MS
+            headers["x-acs-retry-after"] = str(ms)
+        return _ens_error(ApiError(400, "Throttling.User",
+                                   "Request was denied due to user flow control.", headers))
+    if fault.kind == "permission":
+        return _ens_error(ApiError(400, "NoPermission", "Permission denied."))
+    return _ens_error(ApiError(503, "ServiceUnavailable",
+                               "The request has failed due to a temporary failure of the server."))
+
+
+def _mns_refusal(fault: Fault) -> ApiError:
+    if fault.kind in ("throttle", "throttle_plain"):
+        return ApiError(503, "Throttling", "Request was denied due to flow control.")
+    if fault.kind == "permission":
+        return ApiError(403, "AccessDenied",
+                        "The OwnerId that your Access Key Id associated to is forbidden for this operation.")
+    if fault.kind == "server_error":
+        return ApiError(500, "InternalError", "Internal error.")
+    return ApiError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+
+
+def _mns_reply(status: int, body: bytes, code: str | None = None) -> Reply:
+    return Reply(status, body, mns.CONTENT_TYPE,
+                 {"x-mns-request-id": new_request_id().replace("-", ""),
+                  "x-mns-version": mns.API_VERSION}, code)
+
+
+def _mns_error(err: ApiError, host_id: str) -> Reply:
+    reply = _mns_reply(err.status, b"", err.code)
+    reply.body = mns.error_xml(err.code, err.message, reply.headers["x-mns-request-id"], host_id)
+    return reply
