@@ -52,3 +52,9 @@ class ConfigError(AutoscalerError):
     """
 
     kind = "bad_config"
+
+
+class Unauthorized(InputError):
+    """An HTTP-trigger request without the right callback token: refused, never retried."""
+
+    kind = "unauthorized"

@@ -37,6 +37,7 @@ def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order 
         "RequestId": order.request_id if order else None,
         "DeviceIds": list(order.device_ids) if order else [],
         "devices": list(order.devices) if order else [],
+        "reconciled": order.reconciled if order else False,
         "resourceSelector": plan.selector,
         "signals": [s.summary() for s in sorted(signals, key=lambda s: s.dedupe_key)],
         "decisions": [d.as_dict() for d in plan.decisions],

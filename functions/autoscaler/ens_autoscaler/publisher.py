@@ -1,10 +1,13 @@
 """Publishes one JSON message per scale-out to the MNS topic.
 
+The SDK re-sends a request by itself when a connection drops, so a message can
+arrive twice: the message's stable `id` is how consumers drop the copy.
 The MNS SDK asks its credentials provider on every request, so handing it the
 default chain means a rotated STS token is picked up without rebuilding anything.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 from .credentials import default_chain, key_pair
@@ -36,6 +39,7 @@ class MnsPublisher:
         self._topic_name = topic
         self._chain_factory = chain_factory
         self._topic: Any = None
+        self._lock = threading.Lock()  # the SDK shares one HTTP connection per Account
 
     def _mns_topic(self) -> Any:
         if self._topic is None:
@@ -52,7 +56,8 @@ class MnsPublisher:
         from mns.topic import TopicMessage
 
         try:
-            return self._mns_topic().publish_message(TopicMessage(body, tag)).message_id
+            with self._lock:
+                return self._mns_topic().publish_message(TopicMessage(body, tag)).message_id
         except MNSExceptionBase as exc:
             text = f"MNS PublishMessage to {self._topic_name} failed: {exc.type}: {exc.message}"
             if isinstance(exc, MNSServerException) and exc.type in PERMANENT_CODES:
