@@ -68,3 +68,35 @@ def ens_client(make_ens_client: Callable[..., Any]) -> Any:
 def mns_topic(make_mns_topic: Callable[..., Any]) -> Any:
     """MNS SDK Topic ``ens-scale-events`` with the emulator's AccessKey pair."""
     return make_mns_topic()
+
+
+@pytest.fixture
+def make_autoscaler(cloud: LocalCloud, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Build the function's Autoscaler wired to the emulator, as one FC instance would be.
+
+    Credentials come from the default chain's environment variables, as on FC.
+    Every instance built by one factory shares one SQLite state file unless a
+    `state_url` is given (a Redis URL makes them separate instances of one deployment).
+    """
+    from ens_autoscaler.app import Autoscaler
+    from ens_autoscaler.ens import Backoff, EnsActuator
+    from ens_autoscaler.settings import PACKAGE_ROOT, Settings
+    from ens_autoscaler.state import open_store
+
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+    default_url = f"sqlite:///{tmp_path}/state.db"
+
+    def make(state_url: str = default_url, clock: Callable[[], float] | None = None,
+             sleep: Callable[[float], None] = lambda s: None, dry_run: bool = False,
+             callback_token: str | None = "example-callback-token", read_timeout_ms: int = 2_000,
+             policy: str | None = None) -> Autoscaler:
+        settings = Settings(ens_endpoint=cloud.url, mns_endpoint=cloud.url, mns_topic=TOPIC,
+                            policy_path=policy or str(PACKAGE_ROOT / "policy.yaml"), state_url=state_url,
+                            dry_run=dry_run, callback_token=callback_token)
+        kwargs = {"clock": clock} if clock else {}
+        actuator = EnsActuator(cloud.url, read_timeout_ms=read_timeout_ms,
+                               backoff=Backoff(attempts=4, base_s=0.001, cap_s=0.002), sleep=sleep, **kwargs)
+        return Autoscaler(settings, store=open_store(state_url), actuator=actuator, sleep=sleep, **kwargs)
+
+    return make

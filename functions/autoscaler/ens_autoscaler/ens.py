@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from .credentials import default_chain
+from .credentials import default_source
 from .endpoints import split_endpoint
 from .errors import AutoscalerError, PermanentCloudError, TransientCloudError
 from .planner import Plan
@@ -91,12 +91,12 @@ def classify(exc: Exception, action: str) -> AutoscalerError:
 
 class EnsActuator:
     def __init__(self, endpoint: str, read_timeout_ms: int = 10_000,
-                 chain_factory: Callable[[], Any] = default_chain, backoff: Backoff = Backoff(),
+                 credentials: Callable[[], Any] = default_source, backoff: Backoff = Backoff(),
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  rnd: Callable[[], float] = random.random) -> None:
         self._protocol, self._endpoint = split_endpoint(endpoint)
         self._read_timeout_ms = read_timeout_ms
-        self._chain_factory = chain_factory
+        self._credentials = credentials
         self._client: Any = None
         self.backoff, self.clock, self.sleep, self.rnd = backoff, clock, sleep, rnd
 
@@ -105,7 +105,7 @@ class EnsActuator:
             from alibabacloud_ens20171110.client import Client
             from alibabacloud_tea_openapi.utils_models import Config
 
-            self._client = Client(Config(credential=self._chain_factory(), endpoint=self._endpoint,
+            self._client = Client(Config(credential=self._credentials(), endpoint=self._endpoint,
                                          protocol=self._protocol, read_timeout=self._read_timeout_ms,
                                          connect_timeout=CONNECT_TIMEOUT_MS))
         return self._client

@@ -2,15 +2,15 @@
 
 The SDK re-sends a request by itself when a connection drops, so a message can
 arrive twice: the message's stable `id` is how consumers drop the copy.
-The MNS SDK asks its credentials provider on every request, so handing it the
-default chain means a rotated STS token is picked up without rebuilding anything.
+The MNS SDK asks its credentials provider on every request, so a rotated STS
+token is picked up without rebuilding anything.
 """
 from __future__ import annotations
 
 import threading
 from typing import Any, Callable
 
-from .credentials import default_chain, key_pair
+from .credentials import CredentialSource, default_source
 from .errors import PermanentCloudError, TransientCloudError
 
 TIMEOUT_S = 10
@@ -19,25 +19,25 @@ PERMANENT_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"
                    "InvalidArgument", "MessageBodyInvalid", "MessageTagInvalid"}
 
 
-class _ChainProvider:
-    """The MNS SDK's credentials-provider protocol, backed by the default chain."""
+class _SourceProvider:
+    """The MNS SDK's credentials-provider protocol, asked on every request."""
 
-    def __init__(self, chain: Any) -> None:
-        self._chain = chain
+    def __init__(self, source: CredentialSource) -> None:
+        self._source = source
 
     def get_credentials(self) -> Any:
         from mns.auth import Credentials
 
-        pair = key_pair(self._chain)
+        pair = self._source.key_pair()
         return Credentials(pair.access_key_id, pair.access_key_secret, pair.security_token)
 
 
 class MnsPublisher:
     def __init__(self, endpoint: str, topic: str,
-                 chain_factory: Callable[[], Any] = default_chain) -> None:
+                 credentials: Callable[[], CredentialSource] = default_source) -> None:
         self._endpoint = endpoint if "://" in endpoint else f"https://{endpoint}"
         self._topic_name = topic
-        self._chain_factory = chain_factory
+        self._credentials = credentials
         self._topic: Any = None
         self._lock = threading.Lock()  # the SDK shares one HTTP connection per Account
 
@@ -45,7 +45,7 @@ class MnsPublisher:
         if self._topic is None:
             from mns.account import Account
 
-            account = Account(self._endpoint, credentials_provider=_ChainProvider(self._chain_factory()))
+            account = Account(self._endpoint, credentials_provider=_SourceProvider(self._credentials()))
             account.mns_client.set_connection_timeout(TIMEOUT_S)
             self._topic = account.get_topic(self._topic_name)
         return self._topic
