@@ -1,13 +1,14 @@
 """The planner: hand-computed cases for each rule and guard, and properties over random batches."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ens_autoscaler.planner import History, Reason, plan
+from ens_autoscaler.planner import Capacity, History, Inventory, Reason, plan
 from ens_autoscaler.policy import parse_policy, read_policy
 from ens_autoscaler.signals import Family, Signal, SignalKind
 
@@ -114,7 +115,8 @@ def test_region_cap_then_invocation_cap_trims_largest_first() -> None:
     d = by_region(p)
     assert d["cn-hangzhou-telecom"].raw == 9
     assert d["cn-hangzhou-telecom"].reasons == (Reason.REGION_CAP,)
-    assert [d[r].final for r in REGIONS] == [4, 3, 1]  # 4+4+1 = 9 > 8: the later of the two 4s gives one up
+    finals = [d[r].final for r in ("cn-hangzhou-telecom", "cn-shanghai-cmcc", "cn-wuxi-telecom_unicom_cmcc-3")]
+    assert finals == [4, 3, 1]  # 4+4+1 = 9 > 8: the later of the two 4s gives one up
     assert d["cn-shanghai-cmcc"].reasons == (Reason.INVOCATION_CAP,)
     assert d["cn-wuxi-telecom_unicom_cmcc-3"].reasons == ()
     assert p.total == POLICY.limits.total
@@ -199,3 +201,70 @@ def test_budget_per_region_and_total_hold_with_reason() -> None:
     p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, total_spent, 7200.0)
     (d,) = p.decisions
     assert (d.raw, d.final, d.reasons) == (3, 2, (Reason.BUDGET_EXHAUSTED,))  # 24 - 22 = 2 left in all
+
+
+GZ = "cn-guangzhou-unicom"  # the default policy's target-tracking region: 60 ±10 %, maxDevices 20
+
+
+def reading(value: float, key: str = "m") -> Signal:
+    return message(key, {"region": GZ, "metric": "CPUUtilization", "value": value})
+
+
+def stock(running: int, pending: int = 0) -> Inventory:
+    return Inventory({GZ: Capacity(running, pending)})
+
+
+def test_target_tracking_adds_what_the_load_needs() -> None:
+    (d,) = plan([reading(90)], POLICY, inventory=stock(4)).decisions
+    assert (d.raw, d.final, d.reasons) == (2, 2, ())
+    assert d.rule == "target 60 ±10%: desired ceil(4 × 90/60) = 6, have 4 running + 0 pending"
+    assert d.as_dict()["running"] == 4 and d.as_dict()["pending"] == 0
+
+
+@pytest.mark.parametrize("value, inventory, reason", [
+    (90, stock(4, 2), Reason.DESIRED_MET),  # devices on their way absorb the next scale-out
+    (65, stock(4), Reason.WITHIN_TOLERANCE),
+    (20, stock(4), Reason.DESIRED_MET),  # scale-out only: never asks for fewer
+    (90, Inventory(available=False), Reason.INVENTORY_UNAVAILABLE),
+])
+def test_target_tracking_holds(value: float, inventory: Inventory, reason: Reason) -> None:
+    p = plan([reading(value)], POLICY, inventory=inventory)
+    assert p.selector == [] and p.decisions[0].reasons == (reason,) and not p.needs_inventory
+
+
+def test_an_unread_inventory_is_asked_for_not_guessed() -> None:
+    p = plan([reading(90)], POLICY)
+    assert p.selector == [] and p.needs_inventory
+    assert p.decisions[0].reasons == (Reason.INVENTORY_UNAVAILABLE,)
+    assert not plan([reading(63)], POLICY).needs_inventory  # within tolerance whatever exists
+
+
+def test_max_devices_caps_target_and_manual_rules() -> None:
+    (d,) = plan([reading(99)], POLICY, inventory=stock(18)).decisions
+    assert (d.raw, d.final, d.reasons) == (12, 2, (Reason.MAX_DEVICES,))  # ceil(18 × 1.65) = 30 > 20
+    (d,) = plan([counts("c", {GZ: 3})], POLICY, inventory=stock(10, 9)).decisions
+    assert (d.final, d.reasons) == (1, (Reason.MAX_DEVICES,))
+    (d,) = plan([counts("c", {GZ: 3})], POLICY, inventory=Inventory(available=False)).decisions
+    assert (d.final, d.reasons) == (0, (Reason.INVENTORY_UNAVAILABLE,))
+    p = plan([counts("c", {GZ: 3})], POLICY)
+    assert p.needs_inventory and p.selector  # unread: an upper bound that asks for the inventory
+
+
+def test_cooldown_does_not_apply_to_level_triggered_or_manual_rules() -> None:
+    recent = History((Entry(GZ, 2, 1000.0), Entry("cn-hangzhou-telecom", 2, 1000.0)))
+    (d,) = plan([reading(90)], POLICY, recent, 1060.0, stock(4)).decisions
+    assert d.final == 2 and Reason.COOLDOWN not in d.reasons
+    (d,) = plan([counts("c", {"cn-hangzhou-telecom": 2})], POLICY, recent, 1060.0).decisions
+    assert d.final == 2 and d.reasons == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.builds(reading, st.floats(0, 500), st.sampled_from("abc")), min_size=1, max_size=5),
+       st.integers(0, 30), st.integers(0, 30))
+def test_target_tracking_never_overfills_the_region(signals: list[Signal], running: int, pending: int) -> None:
+    inventory = stock(running, pending)
+    p = plan(signals, POLICY, inventory=inventory)
+    added = sum(e["count"] for e in p.selector)
+    assert added + running + pending <= max(POLICY.regions[GZ].max_devices, running + pending)
+    value = max(s.document["value"] for s in signals)
+    assert added <= max(0, math.ceil(running * value / 60) - running - pending)

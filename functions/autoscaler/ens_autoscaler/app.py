@@ -108,7 +108,8 @@ class Autoscaler:
         preview = plan(signals, policy, History(), now)
         key = invocation_key(preview.signal_keys)
         self.drain_outbox(deadline)  # whatever earlier invocations could not publish goes first
-        if not preview.selector:  # guards only ever lower counts: no history can make this act
+        if not preview.selector and not preview.needs_inventory:  # guards only lower counts: no
+            # ledger could make this act, and no rule here is waiting for the inventory
             self._log_decisions(preview, key, request_id)
             if preview.rejections and not preview.decisions:
                 raise InputError("; ".join(r.error for r in preview.rejections))
@@ -125,12 +126,21 @@ class Autoscaler:
     def _scale_out(self, signals: list[Signal], policy: Policy, key: str, payload: str,
                    request_id: str, deadline: float) -> dict[str, Any]:
         store, now = self.store, self.clock()
-        the_plan = plan(signals, policy, History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS))), now)
+        history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
+        inventory = None
+        if plan(signals, policy, history, now).needs_inventory:
+            inventory = self.actuator.inventory(policy.service)
+            if not inventory.available:
+                log("inventory_unavailable", logging.WARNING, requestId=request_id, invocationId=key)
+        the_plan = plan(signals, policy, history, now, inventory)
         self._log_decisions(the_plan, key, request_id)
         dry_run = self.settings.dry_run or the_plan.dry_run_requested
         if not the_plan.selector:
             result = summary(key, the_plan, None, dry_run, status="no_action")
-            store.complete(key, payload, result, now, IDEMPOTENCY_EXPIRY_S)
+            if inventory is not None and not inventory.available:
+                store.release(key)  # a redelivery must look again, not replay a hold made blind
+            else:
+                store.complete(key, payload, result, now, IDEMPOTENCY_EXPIRY_S)
             return result
         started = self.clock()
         try:

@@ -21,10 +21,12 @@ from typing import Any, Callable
 from .credentials import default_source
 from .endpoints import split_endpoint
 from .errors import AutoscalerError, PermanentCloudError, TransientCloudError
-from .planner import Plan
+from .planner import Capacity, Inventory, Plan
 from .policy import ServiceParams
 
 CONNECT_TIMEOUT_MS = 3_000
+# Statuses of devices that neither serve nor are on their way: they are not capacity.
+GONE = frozenset({"Stopped", "Stopping", "Released", "Releasing", "Deleted", "Deleting", "Failed", "Expired"})
 # A device created up to this long before our attempt began still counts as its result: the
 # cloud's clock may run behind ours. Erring this way under-orders; the other way would double.
 CLOCK_SKEW_S = 120.0
@@ -172,6 +174,19 @@ class EnsActuator:
         created = {i.instance_id: _epoch(i.create_time) for i in body.resource_infos or ()}
         return [Device(d.id, d.region_id, d.status or "", created.get(d.id), d.to_map())
                 for d in body.resource_detail_infos or () if d.id and d.region_id]
+
+    def inventory(self, service: ServiceParams) -> Inventory:
+        """Running and on-the-way devices per region; unavailable (never a guess) if ENS can't say."""
+        try:
+            devices = self.describe(service)
+        except (TransientCloudError, PermanentCloudError):
+            return Inventory(available=False)
+        counts: dict[str, list[int]] = {}
+        for device in devices:
+            if device.status not in GONE:
+                slot = counts.setdefault(device.region, [0, 0])
+                slot[0 if device.status == "Running" else 1] += 1
+        return Inventory({region: Capacity(r, p) for region, (r, p) in counts.items()})
 
     def reconcile(self, service: ServiceParams, selector: list[dict[str, Any]], since: float,
                   exclude: set[str] = frozenset()) -> Order:

@@ -14,10 +14,10 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from .errors import InputError
-from .policy import BUDGET_WINDOW_SECONDS, Extraction, Policy
+from .policy import BUDGET_WINDOW_SECONDS, Extraction, Policy, Region
 from .signals import Family, Signal, SignalKind
 
 
@@ -26,8 +26,12 @@ class Reason(str, Enum):
     NO_RULE = "NoRule"  # the region has no step table for metric signals
     METRIC_NOT_IN_RULE = "MetricNotInRule"  # the step table is for another metric
     BELOW_THRESHOLD = "BelowThreshold"  # the reading matched no step
+    WITHIN_TOLERANCE = "WithinTolerance"  # target tracking: the reading is close enough to the target
+    DESIRED_MET = "DesiredMet"  # target tracking: running + on-the-way devices already cover the load
+    INVENTORY_UNAVAILABLE = "InventoryUnavailable"  # the rule needs DescribeDeviceService, which failed
     COALESCED = "Coalesced"  # several signals named the region: the largest count wins, they don't add up
     COOLDOWN = "Cooldown"  # devices added within the cooldown window count toward this scale-out
+    MAX_DEVICES = "MaxDevices"  # the region would hold more than its maxDevices
     REGION_CAP = "RegionCap"  # per-region per-invocation cap
     BUDGET_EXHAUSTED = "BudgetExhausted"  # the rolling 24 h budget (region or total) is spent
     INVOCATION_CAP = "InvocationCap"  # per-invocation total cap
@@ -52,6 +56,34 @@ class History:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    running: int
+    pending: int  # ordered, not yet Running: capacity on its way, as HPA treats unready pods
+
+    @property
+    def total(self) -> int:
+        return self.running + self.pending
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The devices each region has, as DescribeDeviceService said — or that it could not say."""
+
+    regions: Mapping[str, Capacity] = field(default_factory=dict)
+    available: bool = True
+
+    def of(self, region: str) -> Capacity:
+        return self.regions.get(region, Capacity(0, 0))
+
+
+class RuleKind(str, Enum):
+    STEP = "step"  # edge-triggered: cooldown applies
+    PROFILE = "profile"  # a scheduled or named burst: cooldown applies
+    TARGET = "target"  # level-triggered: what exists already counts, no cooldown on top
+    MANUAL = "manual"  # an operator's explicit count: only caps and budgets apply
+
+
+@dataclass(frozen=True)
 class Candidate:
     """What one signal asks of one region, before guards."""
 
@@ -62,6 +94,7 @@ class Candidate:
     metric: str | None = None
     value: float | None = None
     hold: Reason | None = None  # why raw is 0, when it is
+    kind: RuleKind = RuleKind.STEP
 
 
 @dataclass(frozen=True)
@@ -75,11 +108,15 @@ class Decision:
     raw: int
     final: int
     reasons: tuple[Reason, ...]
+    capacity: Capacity | None = None  # the region's devices, when the inventory was read
 
     def as_dict(self) -> dict[str, Any]:
-        return {"region": self.region, "ispCode": self.isp, "signals": list(self.signals),
-                "metric": self.metric, "value": self.value, "rule": self.rule, "raw": self.raw,
-                "final": self.final, "reasons": [r.value for r in self.reasons]}
+        out = {"region": self.region, "ispCode": self.isp, "signals": list(self.signals),
+               "metric": self.metric, "value": self.value, "rule": self.rule, "raw": self.raw,
+               "final": self.final, "reasons": [r.value for r in self.reasons]}
+        if self.capacity is not None:
+            out.update(running=self.capacity.running, pending=self.capacity.pending)
+        return out
 
 
 @dataclass(frozen=True)
@@ -100,6 +137,7 @@ class Plan:
     rejections: tuple[Rejection, ...] = ()
     dry_run_requested: bool = False  # a manual call asked for it; the actuator enforces it
     signal_keys: tuple[str, ...] = field(default=())
+    needs_inventory: bool = False  # planned without an inventory that a rule here depends on
 
     @property
     def selector(self) -> list[dict[str, Any]]:
@@ -121,20 +159,27 @@ class Plan:
         return json.dumps(self.selector, separators=(",", ":"))
 
 
-def plan(signals: Iterable[Signal], policy: Policy, history: History = History(), now: float = 0.0) -> Plan:
-    """`now` is passed in, never read: the same signals, ledger and time give the same plan."""
+def plan(signals: Iterable[Signal], policy: Policy, history: History = History(), now: float = 0.0,
+         inventory: Inventory | None = None) -> Plan:
+    """`now` is passed in, never read: the same signals, ledger, inventory and time give the same plan.
+
+    `inventory=None` means "not read": rules that need it hold, and the plan says
+    `needs_inventory`, so the caller reads it only when a rule would use it. Such a
+    plan never asks for more than the informed one would (guards only lower counts).
+    """
     ordered = _canonical_order(signals)
     candidates: list[Candidate] = []
     rejections: list[Rejection] = []
     for signal in ordered:
         try:
-            candidates.extend(_candidates(signal, policy))
+            candidates.extend(_candidates(signal, policy, inventory))
         except InputError as exc:
             rejections.append(Rejection(signal.dedupe_key, signal.source, str(exc)))
     by_region: dict[str, list[Candidate]] = {}
     for cand in candidates:
         by_region.setdefault(cand.region, []).append(cand)
-    decisions = [_decide(region, cands, policy, history, now) for region, cands in sorted(by_region.items())]
+    decisions = [_decide(region, cands, policy, history, now, inventory)
+                 for region, cands in sorted(by_region.items())]
     limits = policy.limits
     allowed, reason = limits.total, Reason.INVOCATION_CAP
     if limits.budget_total is not None:
@@ -147,6 +192,9 @@ def plan(signals: Iterable[Signal], policy: Policy, history: History = History()
         rejections=tuple(rejections),
         dry_run_requested=any(s.dry_run for s in ordered),
         signal_keys=tuple(s.dedupe_key for s in ordered),
+        needs_inventory=inventory is None and any(
+            Reason.INVENTORY_UNAVAILABLE in d.reasons or (d.final and policy.regions[d.region].max_devices)
+            for d in decisions),
     )
 
 
@@ -158,25 +206,29 @@ def _canonical_order(signals: Iterable[Signal]) -> list[Signal]:
     return [keyed[k] for k in sorted(keyed)]
 
 
-def _candidates(signal: Signal, policy: Policy) -> list[Candidate]:
+def _candidates(signal: Signal, policy: Policy, inventory: Inventory | None) -> list[Candidate]:
     key = signal.dedupe_key
     if signal.kind is SignalKind.COUNTS:
         for region in signal.counts:
             _allowed(region, policy)
-        return [Candidate(r, key, n, "manual") for r, n in sorted(signal.counts.items())]
+        return [Candidate(r, key, n, "manual", kind=RuleKind.MANUAL) for r, n in sorted(signal.counts.items())]
     if signal.kind is SignalKind.PROFILE:
         counts = policy.profiles.get(signal.profile or "")
         if counts is None:
             known = ", ".join(sorted(policy.profiles)) or "none"
             raise InputError(f"unknown burst profile {signal.profile!r} (policy profiles: {known})")
-        return [Candidate(r, key, n, f"profile:{signal.profile}") for r, n in sorted(counts.items())]
+        return [Candidate(r, key, n, f"profile:{signal.profile}", kind=RuleKind.PROFILE)
+                for r, n in sorted(counts.items())]
     extraction = policy.alarm if signal.family is Family.ALARM else policy.message
     region = _allowed(_region_of(signal, extraction), policy)
     if signal.kind is SignalKind.RESOLVED:
         return [Candidate(region, key, 0, None, signal.metric, signal.value, Reason.ALARM_RESOLVED)]
     metric = signal.metric if signal.metric is not None else _search_text(extraction.metric, signal)
     value = signal.value if signal.value is not None else _search_number(extraction.value, signal)
-    table = policy.regions[region].steps
+    spec = policy.regions[region]
+    if spec.target is not None:
+        return [_track(spec, key, metric, value, inventory)]
+    table = spec.steps
     if table is None:
         return [Candidate(region, key, 0, None, metric, value, Reason.NO_RULE)]
     if table.metric is not None and metric != table.metric:
@@ -185,6 +237,30 @@ def _candidates(signal: Signal, policy: Policy) -> list[Candidate]:
     if step is None:
         return [Candidate(region, key, 0, None, metric, value, Reason.BELOW_THRESHOLD)]
     return [Candidate(region, key, step.add, step.describe(), metric, value)]
+
+
+def _track(spec: Region, key: str, metric: str | None, value: float, inventory: Inventory | None) -> Candidate:
+    """desired = ceil(running × value / target); add what running + pending devices don't cover."""
+    target = spec.target
+    assert target is not None
+
+    def hold(reason: Reason, rule: str | None = None) -> Candidate:
+        return Candidate(spec.code, key, 0, rule, metric, value, reason, RuleKind.TARGET)
+
+    if target.metric is not None and metric != target.metric:
+        return hold(Reason.METRIC_NOT_IN_RULE)
+    ratio = value / target.value
+    if abs(ratio - 1) <= target.tolerance:
+        return hold(Reason.WITHIN_TOLERANCE, target.describe())
+    if inventory is None or not inventory.available:
+        return hold(Reason.INVENTORY_UNAVAILABLE, target.describe())
+    have = inventory.of(spec.code)
+    desired = math.ceil(round(have.running * ratio, 9))  # 4 × 90/60 is 6, not 6.000000000000001
+    rule = (f"{target.describe()}: desired ceil({have.running} × {value:g}/{target.value:g}) = {desired}, "
+            f"have {have.running} running + {have.pending} pending")
+    if desired <= have.total:
+        return hold(Reason.DESIRED_MET, rule)
+    return Candidate(spec.code, key, desired - have.total, rule, metric, value, kind=RuleKind.TARGET)
 
 
 def _region_of(signal: Signal, extraction: Extraction) -> Any:
@@ -230,19 +306,25 @@ def _search_number(expression: Any, signal: Signal) -> float:
 
 
 def _decide(region: str, cands: Sequence[Candidate], policy: Policy, history: History,
-            now: float) -> Decision:
+            now: float, inventory: Inventory | None) -> Decision:
     spec, limits = policy.regions[region], policy.limits
+    capacity = inventory.of(region) if inventory is not None and inventory.available else None
     best = max(cands, key=lambda c: c.raw)  # first of the largest: signals are sorted
     holds = dict.fromkeys(c.hold for c in cands if c.hold is not None)
     reasons: list[Reason] = list(holds) if best.raw == 0 else []
     if sum(1 for c in cands if c.raw > 0) > 1:
         reasons.append(Reason.COALESCED)
     final = best.raw
-    if final and limits.cooldown_seconds:
+    if final and limits.cooldown_seconds and best.kind in (RuleKind.STEP, RuleKind.PROFILE):
         recent = history.added(now - limits.cooldown_seconds, region)
         if recent:  # AWS step-scaling semantics: what was just added counts, alarms don't stack
             final = max(0, final - recent)
             reasons.append(Reason.COOLDOWN)
+    if final and spec.max_devices is not None and inventory is not None:
+        room = max(0, spec.max_devices - capacity.total) if capacity is not None else 0
+        if final > room:  # unknown inventory: the cap can't be checked, so hold — never a guess
+            final = room
+            reasons.append(Reason.MAX_DEVICES if capacity is not None else Reason.INVENTORY_UNAVAILABLE)
     cap = spec.max_per_invocation or limits.per_region
     if final > cap:
         final = cap
@@ -253,7 +335,7 @@ def _decide(region: str, cands: Sequence[Candidate], policy: Policy, history: Hi
             final = remaining
             reasons.append(Reason.BUDGET_EXHAUSTED)
     return Decision(region, spec.isp, tuple(dict.fromkeys(c.dedupe_key for c in cands)),
-                    best.metric, best.value, best.rule, best.raw, final, tuple(reasons))
+                    best.metric, best.value, best.rule, best.raw, final, tuple(reasons), capacity)
 
 
 def _cap_total(decisions: list[Decision], total: int, reason: Reason) -> list[Decision]:

@@ -45,11 +45,29 @@ class StepTable:
 
 
 @dataclass(frozen=True)
+class Target:
+    """Target tracking: keep the metric near `value` by sizing the region's running devices."""
+
+    metric: str | None
+    value: float
+    tolerance: float  # a reading within ±tolerance of the target changes nothing
+
+    def describe(self) -> str:
+        return f"target {self.value:g} ±{self.tolerance:.0%}"
+
+
+@dataclass(frozen=True)
 class Region:
     code: str
     isp: str | None
     steps: StepTable | None
     max_per_invocation: int | None
+    target: Target | None = None
+    max_devices: int | None = None  # devices the region may hold in all (running + on the way)
+
+    @property
+    def needs_inventory(self) -> bool:
+        return self.target is not None or self.max_devices is not None
 
 
 @dataclass(frozen=True)
@@ -219,6 +237,21 @@ def _steps(c: _Checker, raw: Any, path: str) -> StepTable | None:
     return StepTable(metric=c.text(m.get("metric"), f"{path}.metric"), steps=tuple(steps))
 
 
+def _target(c: _Checker, raw: Any, path: str) -> Target | None:
+    m = c.mapping(raw, path, {"metric", "value", "tolerance"}, required={"value"})
+    value = c.number(m.get("value"), f"{path}.value") if "value" in m else None
+    tolerance = c.number(m.get("tolerance", 0.1), f"{path}.tolerance")
+    if value is not None and value <= 0:
+        c.problem(f"{path}.value", f"must be greater than 0, got {value:g}")
+        value = None
+    if tolerance is not None and not 0 <= tolerance < 1:
+        c.problem(f"{path}.tolerance", f"must be at least 0 and below 1, got {tolerance:g}")
+        tolerance = None
+    if value is None or tolerance is None:
+        return None
+    return Target(c.text(m.get("metric"), f"{path}.metric"), value, tolerance)
+
+
 def _regions(c: _Checker, raw: Any) -> dict[str, Region]:
     m = c.mapping(raw, "regions")
     if not m:
@@ -228,12 +261,16 @@ def _regions(c: _Checker, raw: Any) -> dict[str, Region]:
         path = f"regions.{code}"
         if not c.region_code(code, path):
             continue
-        r = c.mapping(spec, path, {"ispCode", "steps", "maxPerInvocation"})
+        r = c.mapping(spec, path, {"ispCode", "steps", "target", "maxPerInvocation", "maxDevices"})
+        if r.get("steps") is not None and r.get("target") is not None:
+            c.problem(path, "a region has either `steps` or `target`, not both")
         regions[code] = Region(
             code=code,
             isp=c.text(r.get("ispCode"), f"{path}.ispCode"),
             steps=_steps(c, r["steps"], f"{path}.steps") if r.get("steps") is not None else None,
             max_per_invocation=c.integer(r.get("maxPerInvocation"), f"{path}.maxPerInvocation", 1, MAX_COUNT),
+            target=_target(c, r["target"], f"{path}.target") if r.get("target") is not None else None,
+            max_devices=c.integer(r.get("maxDevices"), f"{path}.maxDevices", 1, 100_000),
         )
     return regions
 
