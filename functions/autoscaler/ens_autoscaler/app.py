@@ -98,7 +98,7 @@ class Autoscaler:
             via_http = sources.cms_http.matches(doc)
             if via_http:
                 check_callback_token(self.settings.callback_token, sources.cms_http.callback_token(doc))
-            return self.run(sources.decode(doc), request_id, deadline), via_http
+            return self.run(sources.decode_document(doc), request_id, deadline), via_http
         except InputError as exc:
             log("rejected", logging.WARNING, requestId=request_id, errorType=exc.kind, error=str(exc))
             return rejected(exc), via_http
@@ -118,7 +118,7 @@ class Autoscaler:
         claim = self._claim(key, payload, deadline)
         if claim.status is ClaimStatus.COMPLETED:
             log("replayed", requestId=request_id, invocationId=key)
-            return self._replay(key, claim.result or {}, deadline)
+            return self._until_published(key, claim.result or {}, deadline)
         return self._scale_out(signals, policy, key, payload, request_id, deadline)
 
     # -- the scale-out itself ----------------------------------------------------------------
@@ -160,12 +160,12 @@ class Autoscaler:
         tag = TAG_DRY_RUN if dry_run else TAG_SCALE_OUT
         store.commit_scale_out(key, payload, result, entries, OutboxItem(key, encode(message), tag, started),
                                self.clock(), IDEMPOTENCY_EXPIRY_S)
-        published = self.drain_outbox(deadline)
-        if key not in published:
+        result = self._until_published(key, result, deadline)
+        if not result["message"]["published"]:
             raise TransientCloudError(f"scale-out {key} committed but its message is still in the outbox "
                                       "(MNS unavailable); a retry or the next invocation publishes it",
                                       code="PublishDeferred")
-        return published[key]
+        return result
 
     def _commit_uncertain(self, the_plan: Plan, signals: list[Signal], key: str, payload: str,
                           started: float) -> None:
@@ -194,35 +194,41 @@ class Autoscaler:
                     raise
                 self.sleep(WAIT_POLL_S)
 
-    def _replay(self, key: str, result: dict[str, Any], deadline: float) -> dict[str, Any]:
-        """The stored result — once its message is out, if that happens within the wait."""
+    def _until_published(self, key: str, result: dict[str, Any], deadline: float) -> dict[str, Any]:
+        """The stored result once its message is out: published here, or by whichever invocation
+        holds the outbox lease. Gives up when publishing fails here, or after the bounded wait."""
         give_up = min(deadline, self.clock() + DUPLICATE_WAIT_S)
         while not (result.get("message") or {}).get("published", True) and self.clock() < give_up:
-            published = self.drain_outbox(deadline)
+            published, failed = self.drain_outbox(deadline)
             if key in published:
                 return published[key]
-            self.sleep(WAIT_POLL_S)
+            if key in failed:
+                break
             record = self.store.get(key)
             result = record.result if record and record.result else result
+            if not (result.get("message") or {}).get("published", True):
+                self.sleep(WAIT_POLL_S)
         return result
 
     # -- the outbox ----------------------------------------------------------------------------
 
-    def drain_outbox(self, deadline: float) -> dict[str, dict[str, Any]]:
+    def drain_outbox(self, deadline: float) -> tuple[dict[str, dict[str, Any]], set[str]]:
         """Publish what is queued (leased, so two instances never publish one item at once).
 
-        Returns the updated stored result of each invocation whose message went out.
-        A failure leaves the item for the next invocation; it is never raised here.
+        Returns the updated stored result of each invocation whose message went out, and
+        the ids that failed. A failure leaves the item for the next invocation; it is
+        never raised here.
         """
-        store, published = self.store, {}
+        store, published, failed = self.store, {}, set()
         if self.clock() >= deadline:
-            return published
+            return published, failed
         for item in store.outbox_claim(self.clock(), OUTBOX_LEASE_S, OUTBOX_BATCH):
             try:
                 body, tag = self._deliverable(item)
                 message_id = self.publisher.publish(body, tag)
             except (TransientCloudError, PermanentCloudError, ConfigError) as exc:
                 store.outbox_release(item.id)
+                failed.add(item.id)
                 log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
                     errorType=exc.kind, error=str(exc))
                 continue
@@ -231,7 +237,7 @@ class Autoscaler:
             result = self._mark_published(item.id, message_id, body)
             if result is not None:
                 published[item.id] = result
-        return published
+        return published, failed
 
     def _deliverable(self, item: OutboxItem) -> tuple[str, str]:
         """An item's message, ready to publish; a reconcile item asks ENS for its devices first."""
