@@ -1,0 +1,146 @@
+"""Malformed and hostile events, end to end: each gets the input-error result and ENS sees nothing.
+
+The decoders' own unit tests check *which* error each input gets; this corpus
+checks the promise a user relies on — through the real handler, with the
+emulator listening — that garbage is refused, returned (not raised, so FC does
+not retry it), and never reaches ENS or MNS.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from localcloud import LocalCloud
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def manual(**fields: Any) -> bytes:
+    return json.dumps({"action": "scale-out", **fields}).encode()
+
+
+def operator_message(body: Any) -> bytes:
+    event = sample("mns-topic-json.json")
+    event["Message"] = body if isinstance(body, str) else json.dumps(body)
+    return json.dumps(event).encode()
+
+
+def callback(**fields: str) -> bytes:
+    event = sample("cms-http-alarm.json")
+    form = dict(pair.split("=", 1) for pair in event["body"].split("&"))
+    form.update(fields)
+    event["body"] = "&".join(f"{k}={v}" for k, v in form.items())
+    return json.dumps(event).encode()
+
+
+def eventbridge_body(body: str) -> bytes:
+    event = sample("mns-eventbridge.json")
+    event["data"]["messageBody"] = body
+    return json.dumps(event).encode()
+
+
+def nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+HOSTILE: dict[str, bytes] = {
+    "empty": b"",
+    "whitespace": b" \n\t ",
+    "truncated json": b'{"action": "scale-out", "regions": {"cn-hangzhou-telecom": 2',
+    "trailing comma": b'{"action": "scale-out",}',
+    "plain text": b"scale out now please",
+    "json null": b"null",
+    "json number": b"42",
+    "json string": b'"cn-hangzhou-telecom"',
+    "empty object": b"{}",
+    "empty array": b"[]",
+    "array of numbers": b"[1, 2, 3]",
+    "non-utf8": b"\xff\xfe\xfd{}",
+    "latin-1 body": '{"action": "scale-out", "reason": "caf\xe9"}'.encode("latin-1"),
+    "NaN literal": b'{"action": "scale-out", "regions": {"cn-hangzhou-telecom": NaN}}',
+    "Infinity literal": b'{"value": Infinity}',
+    "duplicate keys": b'{"action": "scale-out", "regions": {"cn-hangzhou-telecom": 1, "cn-hangzhou-telecom": 9}}',
+    "deep nesting": nested(200),
+    "very deep array": b"[" * 100_000 + b"]" * 100_000,
+    "multi-MB payload": json.dumps({"action": "scale-out", "reason": "x" * 3_000_000}).encode(),
+    "huge integer": b'{"action": "scale-out", "regions": {"cn-hangzhou-telecom": ' + b"9" * 400 + b"}}",
+    "negative count": manual(regions={"cn-hangzhou-telecom": -3}),
+    "zero count": manual(regions={"cn-hangzhou-telecom": 0}),
+    "huge count": manual(regions={"cn-hangzhou-telecom": 10**9}),
+    "float count": manual(regions={"cn-hangzhou-telecom": 2.5}),
+    "float that looks whole": manual(regions={"cn-hangzhou-telecom": 2.0}),
+    "string count": manual(regions={"cn-hangzhou-telecom": "2"}),
+    "bool count": manual(regions={"cn-hangzhou-telecom": True}),
+    "null count": manual(regions={"cn-hangzhou-telecom": None}),
+    "regions is a list": manual(regions=["cn-hangzhou-telecom"]),
+    "empty regions": manual(regions={}),
+    "unknown region": manual(regions={"cn-nowhere-1": 1}),
+    "injection in region code": manual(regions={"cn-hangzhou'; DROP TABLE devices;--": 1}),
+    "json injection in region code": manual(regions={'cn-x","count":999,"regionCode":"cn-y': 1}),
+    "path traversal region": manual(regions={"../../etc/passwd": 1}),
+    "unicode lookalike region": manual(regions={"cn-hangzhou-telec\u043em": 1}),
+    "both regions and profile": manual(regions={"cn-hangzhou-telecom": 1}, profile="evening-peak"),
+    "unknown profile": manual(profile="midnight-madness"),
+    "dry run as string": manual(regions={"cn-hangzhou-telecom": 1}, dryRun="false"),
+    "unknown manual key": manual(regions={"cn-hangzhou-telecom": 1}, force=True),
+    "wrong action": json.dumps({"action": "scale-in", "regions": {"cn-hangzhou-telecom": 1}}).encode(),
+    "regions without action": json.dumps({"regions": {"cn-hangzhou-telecom": 5}}).encode(),
+    "message region not allowed": operator_message({"region": "us-east-1", "metric": "CPUUtilization", "value": 99}),
+    "message value NaN string": operator_message({"region": "cn-shanghai-cmcc", "metric": "CPUUtilization",
+                                                  "value": "NaN"}),
+    "message value object": operator_message({"region": "cn-shanghai-cmcc", "metric": "CPUUtilization",
+                                              "value": {"$gt": 0}}),
+    "message without region": operator_message({"metric": "CPUUtilization", "value": 99}),
+    "message body not json": operator_message("CPU is high in shanghai"),
+    "message body array": operator_message([1, 2]),
+    "alarm value not a number": callback(curValue="high"),
+    "alarm value NaN": callback(curValue="NaN"),
+    "alarm without rule id": callback(ruleId="null"),
+    "alarm region injection": callback(dimensions="%7BensRegionId%3Dcn-x%3B+rm+-rf+%2F%7D"),
+    "base64 garbage body": eventbridge_body("!!!!not-base64-and-not-json!!!!"),
+    "base64 of binary": eventbridge_body(base64.b64encode(b"\x00\x01\xff\xfe" * 8).decode()),
+    "timer without payload": json.dumps({"triggerTime": "2026-01-01T10:00:00Z", "triggerName": "t",
+                                         "payload": ""}).encode(),
+    "batch with a bad item": json.dumps([sample("mns-eventbridge.json"), {"specversion": "1.0"}]).encode(),
+}
+
+
+@pytest.fixture
+def scaler(make_autoscaler):
+    return make_autoscaler()
+
+
+def test_the_corpus_is_big_enough() -> None:
+    assert len(HOSTILE) >= 40
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_event_is_refused_and_reaches_no_cloud(name: str, scaler, cloud: LocalCloud) -> None:
+    result = scaler.handle(HOSTILE[name], "req-hostile")
+    assert result["status"] == "rejected", result
+    assert result["error"]["type"] == "bad_input" and result["error"]["message"]
+    assert len(json.dumps(result)) < 20_000  # the error describes the input; it does not echo it
+    assert cloud.calls == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(event=st.one_of(
+    st.binary(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                 max_leaves=20).map(lambda v: json.dumps(v).encode()),
+))
+def test_arbitrary_input_never_reaches_ens(event: bytes, scaler, cloud: LocalCloud) -> None:
+    result = scaler.handle(event, "req-fuzz")
+    assert result["status"] in ("rejected", "no_action"), result
+    assert not cloud.calls_for("RescaleDeviceService")
