@@ -1,0 +1,288 @@
+"""The state protocol: idempotency claims, the scale-out ledger and the outbox.
+
+Modelled on the Powertools idempotency persistence layer: this base class owns
+the life cycle (claim → complete or release, expiry, takeover from a crashed
+owner, payload validation) and a backend supplies only storage primitives, so
+SQLite, Redis and memory can differ in how they store a record but never in what
+a duplicate means. The guarantee rests on one primitive, `_put_if_absent`: a
+conditional write that succeeds only while no live record holds the key.
+
+Time is always passed in (`now`, epoch seconds), never read here: FC instances
+share this state, the planner and the simulator replay time, and tests must not
+sleep.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Iterable
+
+from ..errors import InputError, TransientCloudError
+
+# The widest window that reads the ledger is the 24 h budget; twice that leaves room for
+# clock skew between instances and for a policy that widens the window later.
+LEDGER_RETENTION_S = 48 * 3600
+
+
+class InProgressError(TransientCloudError):
+    """A duplicate arrived while the first invocation with its key may still be running.
+
+    Transient on purpose: FC retries it, and by then the first one has completed
+    (the retry replays its result) or crashed (its in-progress time runs out and
+    the retry takes over). Running it now could order the same devices twice.
+    """
+
+    def __init__(self, key: str, until: float | None) -> None:
+        super().__init__(f"idempotency key {key} is in progress in another invocation "
+                         f"(until {until}); retry later", code="IdempotencyInProgress")
+        self.key = key
+
+
+class PayloadMismatchError(InputError):
+    """The key was first used with a different payload: an error, never a silent replay.
+
+    Input, not transient: the stored record keeps the key until it expires, so
+    FC's retries would all fail the same way. The producer reused an id for other
+    content (or the key derivation is wrong); the event is refused with nothing
+    changed, and the rejection is logged for a person to look at.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key} was first used with a different payload; "
+                         f"refusing to replay its result for this one",
+                         code="IdempotencyPayloadMismatch")
+        self.key = key
+
+
+def unavailable(backend: str, action: str, exc: Exception, ambiguous: bool) -> TransientCloudError:
+    """The one shape of a backend failure: which store, what it was doing, what it said.
+
+    Callers pass text that cannot hold a secret (a file path, a driver message that
+    names host and port but not the URL's password).
+    """
+    return TransientCloudError(f"state store ({backend}) {action} failed: "
+                               f"{type(exc).__name__}: {exc}", code="StateUnavailable",
+                               ambiguous=ambiguous)
+
+
+def hash_payload(payload: Any) -> str:
+    """sha256 of canonical JSON, so key order and whitespace never make equal payloads differ."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RecordStatus(str, Enum):
+    INPROGRESS = "INPROGRESS"
+    COMPLETED = "COMPLETED"
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    key: str
+    status: RecordStatus
+    payload_hash: str
+    result: dict[str, Any] | None
+    expires_at: float
+    in_progress_until: float | None = None
+
+    @property
+    def dead_at(self) -> float:
+        """When the record stops holding its key: at expiry, or sooner if its owner's time ran out.
+
+        Stored beside the record so that each backend's conditional write compares
+        one number, and the rule lives here only.
+        """
+        if self.status is RecordStatus.INPROGRESS and self.in_progress_until is not None:
+            return min(self.expires_at, self.in_progress_until)
+        return self.expires_at
+
+    def to_json(self) -> str:
+        return json.dumps({"key": self.key, "status": self.status.value,
+                           "payload_hash": self.payload_hash, "result": self.result,
+                           "expires_at": self.expires_at,
+                           "in_progress_until": self.in_progress_until, "dead_at": self.dead_at},
+                          separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> IdempotencyRecord:
+        raw = json.loads(text)
+        return cls(raw["key"], RecordStatus(raw["status"]), raw["payload_hash"], raw["result"],
+                   raw["expires_at"], raw["in_progress_until"])
+
+
+class ClaimStatus(str, Enum):
+    NEW = "NEW"  # the caller owns the key now and must complete or release it
+    COMPLETED = "COMPLETED"  # an earlier invocation finished: replay its result
+
+
+@dataclass(frozen=True)
+class Claim:
+    status: ClaimStatus
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """Devices ordered in one region by one invocation: what cooldowns and budgets count.
+
+    An entry is a value: recording an identical one again keeps one, so a replayed
+    write never counts twice, while a second real order (another `at`) does.
+    """
+
+    region: str
+    count: int
+    at: float
+    invocation: str
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: str  # the message's stable id (the invocation key): consumers drop copies by it
+    body: str
+    tag: str
+    created_at: float
+    attempts: int = 0  # failed publishes so far
+
+
+@dataclass(frozen=True)
+class Write:
+    """What one atomic backend write puts down: all of it lands, or none of it.
+
+    `ttl` is how long the backend may keep the record (Redis hands it to PX; the
+    SQL and memory stores compare `expires_at` instead). The outbox item is put
+    only if its id is absent, so a replayed write never resets a lease or a count.
+    """
+
+    record: IdempotencyRecord | None = None
+    ttl: float = 0.0
+    entries: tuple[LedgerEntry, ...] = ()
+    item: OutboxItem | None = None
+
+    @property
+    def ledger_cutoff(self) -> float | None:
+        """Entries older than this are past every window that reads them: the write prunes them."""
+        return max(e.at for e in self.entries) - LEDGER_RETENTION_S if self.entries else None
+
+
+class StateStore(ABC):
+    """Shared state of every FC instance. Thread-safe; backends raise TransientCloudError."""
+
+    def claim(self, key: str, payload_hash: str, now: float, in_progress_ttl: float,
+              expiry: float) -> Claim:
+        """Own `key` (NEW), or learn that an earlier invocation completed it (COMPLETED).
+
+        `in_progress_ttl` should be the invocation's remaining time: a record left by
+        an invocation that crashed stops holding the key then, and a retry takes over.
+        Raises InProgressError while another live owner may be running, and
+        PayloadMismatchError when the key's record was made for another payload.
+        """
+        if not 0 < in_progress_ttl <= expiry:
+            raise ValueError(f"need 0 < in_progress_ttl <= expiry, got {in_progress_ttl}, {expiry}")
+        mine = IdempotencyRecord(key, RecordStatus.INPROGRESS, payload_hash, None, now + expiry,
+                                 now + in_progress_ttl)
+        for _ in range(2):  # the live record we lost to may be released before we read it
+            if self._put_if_absent(mine, now):
+                return Claim(ClaimStatus.NEW)
+            live = self.get(key)
+            if live is not None and live.dead_at > now:
+                return _existing(live, payload_hash)
+        raise TransientCloudError(f"idempotency key {key} changed hands twice while being "
+                                  f"claimed; retry later", code="IdempotencyContention")
+
+    def complete(self, key: str, payload_hash: str, result: dict[str, Any], now: float,
+                 expiry: float) -> None:
+        """Store the result that duplicates of `key` replay until `now + expiry`.
+
+        An unconditional write of the whole record (hence `payload_hash`): after an
+        order went through, its record must land even if the claim's record is gone.
+        """
+        self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry))
+
+    def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
+                         entries: Iterable[LedgerEntry], item: OutboxItem, now: float,
+                         expiry: float) -> None:
+        """Complete `key`, count its devices and queue its message in one atomic write.
+
+        One write, so that a crash can never leave an order recorded as done whose
+        devices are missing from the budget or whose message was never queued.
+        """
+        self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry,
+                          tuple(entries), item))
+
+    def record_scale_out(self, entries: Iterable[LedgerEntry]) -> None:
+        self._write(Write(entries=tuple(entries)))
+
+    def ledger_since(self, since: float) -> list[LedgerEntry]:
+        """Entries with `at >= since`, oldest first."""
+        return sorted(self._ledger_since(since),
+                      key=lambda e: (e.at, e.invocation, e.region, e.count))
+
+    def outbox_put(self, item: OutboxItem) -> None:
+        self._write(Write(item=item))
+
+    def outbox_claim(self, now: float, lease_seconds: float, limit: int) -> list[OutboxItem]:
+        """Lease up to `limit` unleased items, oldest first, for `lease_seconds`.
+
+        Leased items are invisible to other claims until acked, released, or the
+        lease runs out (the publisher crashed): then they are claimable again.
+        """
+        if lease_seconds <= 0 or limit < 1:
+            raise ValueError(f"need lease_seconds > 0 and limit >= 1, got {lease_seconds}, {limit}")
+        return self._lease(now, now + lease_seconds, limit)
+
+    def close(self) -> None:
+        """Let go of connections; the in-memory store holds none."""
+
+    # -- primitives: all a backend implements -------------------------------------------
+
+    @abstractmethod
+    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+        """Atomically write `record` unless a record with `dead_at > now` holds its key."""
+
+    @abstractmethod
+    def get(self, key: str) -> IdempotencyRecord | None:
+        """The stored record, live or dead (compare its `dead_at` with now)."""
+
+    @abstractmethod
+    def release(self, key: str) -> None:
+        """Delete the record: the attempt provably changed nothing, so a retry may claim again."""
+
+    @abstractmethod
+    def _write(self, write: Write) -> None:
+        """Apply `write` atomically; prune ledger entries older than its cutoff."""
+
+    @abstractmethod
+    def _ledger_since(self, since: float) -> Iterable[LedgerEntry]: ...
+
+    @abstractmethod
+    def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
+        """Atomically lease (until `until`) up to `limit` items whose lease ended by `now`,
+        ordered by (created_at, id)."""
+
+    @abstractmethod
+    def outbox_ack(self, item_id: str) -> None:
+        """Delete a published item (a no-op if it is gone)."""
+
+    @abstractmethod
+    def outbox_release(self, item_id: str) -> None:
+        """Publishing failed: end the lease now and count the attempt (a no-op if it is gone)."""
+
+    @abstractmethod
+    def outbox_pending(self) -> int:
+        """Items not yet acked, leased or not."""
+
+
+def _existing(live: IdempotencyRecord, payload_hash: str) -> Claim:
+    if live.payload_hash != payload_hash:
+        raise PayloadMismatchError(live.key)
+    if live.status is RecordStatus.COMPLETED:
+        return Claim(ClaimStatus.COMPLETED, live.result)
+    raise InProgressError(live.key, live.in_progress_until)
+
+
+def _completed(key: str, payload_hash: str, result: dict[str, Any], now: float,
+               expiry: float) -> IdempotencyRecord:
+    return IdempotencyRecord(key, RecordStatus.COMPLETED, payload_hash, result, now + expiry)

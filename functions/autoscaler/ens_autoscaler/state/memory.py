@@ -1,0 +1,75 @@
+"""In-process state for the offline simulator and unit tests: one lock around plain dicts.
+
+Records are kept as JSON text, as the real backends keep them, so a result that
+would not survive SQLite or Redis fails here too, and nobody can mutate a stored
+result through the dict they were handed.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write
+
+
+class MemoryStore(StateStore):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, str] = {}
+        self._ledger: set[LedgerEntry] = set()
+        self._outbox: dict[str, tuple[OutboxItem, float]] = {}  # id → (item, lease_until)
+
+    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+        with self._lock:
+            held = self._records.get(record.key)
+            if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
+                return False
+            self._records[record.key] = record.to_json()
+            return True
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        with self._lock:
+            held = self._records.get(key)
+        return IdempotencyRecord.from_json(held) if held is not None else None
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._records.pop(key, None)
+
+    def _write(self, write: Write) -> None:
+        # Encoded before taking the lock: a result that is not JSON fails with nothing changed.
+        record = {write.record.key: write.record.to_json()} if write.record else {}
+        with self._lock:
+            self._records.update(record)
+            self._ledger.update(write.entries)
+            cutoff = write.ledger_cutoff
+            if cutoff is not None:
+                self._ledger = {e for e in self._ledger if e.at >= cutoff}
+            if write.item and write.item.id not in self._outbox:
+                self._outbox[write.item.id] = (write.item, 0.0)
+
+    def _ledger_since(self, since: float) -> list[LedgerEntry]:
+        with self._lock:
+            return [e for e in self._ledger if e.at >= since]
+
+    def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
+        with self._lock:
+            free = sorted((item for item, lease in self._outbox.values() if lease <= now),
+                          key=lambda i: (i.created_at, i.id))[:limit]
+            for item in free:
+                self._outbox[item.id] = (item, until)
+            return free
+
+    def outbox_ack(self, item_id: str) -> None:
+        with self._lock:
+            self._outbox.pop(item_id, None)
+
+    def outbox_release(self, item_id: str) -> None:
+        with self._lock:
+            if item_id in self._outbox:
+                item, _ = self._outbox[item_id]
+                self._outbox[item_id] = (replace(item, attempts=item.attempts + 1), 0.0)
+
+    def outbox_pending(self) -> int:
+        with self._lock:
+            return len(self._outbox)

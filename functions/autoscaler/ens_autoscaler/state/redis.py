@@ -1,0 +1,166 @@
+"""State in Redis (Alibaba Cloud Tair in production), shared by every FC instance.
+
+Every key carries the hash tag `{state}`, so all of them live in one slot: a Tair
+cluster (direct or proxy mode) runs a MULTI/EXEC or a script atomically only
+when its keys share a slot. The volume is a few keys per scale-out, so one slot
+is plenty.
+
+Imported only when STATE_URL says redis: importing redis-py costs cold start
+that the SQLite path should not pay.
+"""
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from typing import Iterator, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write, unavailable
+
+PREFIX = "ens-autoscaler:{state}:"
+RECORD = PREFIX + "idempotency:"
+LEDGER = PREFIX + "ledger"  # sorted set: score `at`, member the entry as JSON
+QUEUE = PREFIX + "outbox:queue"  # sorted set: score `created_at`, member the id — the order
+ITEMS = PREFIX + "outbox:items"  # hash: id → {"body", "tag", "created_at"}
+LEASES = PREFIX + "outbox:leases"  # hash: id → lease_until (absent or 0: not leased)
+ATTEMPTS = PREFIX + "outbox:attempts"  # hash: id → failed publishes
+# Tair answers in well under a millisecond inside the VPC: anything slower is an outage, and
+# FC's retry is a better place to wait than a socket.
+CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 2.0
+# A frozen FC instance may thaw with a connection the server has closed: ping it first, and
+# retry a command once on a connection error.
+HEALTH_CHECK_S = 30
+
+# Replace the record only if the one holding the key is dead; SET NX has already failed.
+PUT_IF_DEAD = """
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(cjson.decode(held)['dead_at']) > tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# Scan in (created_at, id) order, lease the first `limit` items whose lease ended by `now`;
+# answer id, item, attempts for each. The outbox is a handful of items, so the scan is cheap.
+LEASE = """
+local now, limit, out = tonumber(ARGV[1]), tonumber(ARGV[3]), {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if #out >= 3 * limit then break end
+  if tonumber(redis.call('HGET', KEYS[3], id) or '0') <= now then
+    redis.call('HSET', KEYS[3], id, ARGV[2])
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGET', KEYS[2], id)
+    out[#out + 1] = redis.call('HGET', KEYS[4], id)
+  end
+end
+return out
+"""
+# End the lease and count the attempt, unless the item was acked meanwhile.
+RELEASE = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+end
+return 0
+"""
+
+
+class RedisStore(StateStore):
+    def __init__(self, url: str) -> None:
+        self._r = redis.Redis.from_url(
+            url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S, health_check_interval=HEALTH_CHECK_S,
+            retry=Retry(NoBackoff(), 1))
+        self._put_if_dead = self._r.register_script(PUT_IF_DEAD)
+        self._lease_script = self._r.register_script(LEASE)
+        self._release_script = self._r.register_script(RELEASE)
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:  # a command that timed out may have run all the same
+            raise unavailable("redis", action, exc, ambiguous=True) from exc
+
+    def close(self) -> None:
+        self._r.close()
+
+    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+        key, value = RECORD + record.key, record.to_json()
+        ttl_ms = _ttl_ms(record.expires_at - now)
+        with self._errors("claim"):
+            if self._r.set(key, value, nx=True, px=ttl_ms):
+                return True
+            return bool(self._put_if_dead(keys=[key], args=[value, ttl_ms, repr(now)]))
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        with self._errors("get"):
+            held = self._r.get(RECORD + key)
+        return IdempotencyRecord.from_json(held) if held is not None else None
+
+    def release(self, key: str) -> None:
+        with self._errors("release"):
+            self._r.delete(RECORD + key)
+
+    def _write(self, write: Write) -> None:
+        pipe = self._r.pipeline(transaction=True)
+        if write.record:
+            pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
+        if write.entries:
+            pipe.zadd(LEDGER, {_member(e): e.at for e in write.entries})
+            pipe.zremrangebyscore(LEDGER, "-inf", f"({write.ledger_cutoff!r}")
+        if write.item:
+            item = write.item
+            pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
+                                                    "created_at": item.created_at}))
+            pipe.hsetnx(ATTEMPTS, item.id, item.attempts)
+            pipe.zadd(QUEUE, {item.id: item.created_at}, nx=True)
+        with self._errors("write"):
+            pipe.execute()
+
+    def _ledger_since(self, since: float) -> list[LedgerEntry]:
+        with self._errors("ledger read"):
+            members = cast("list[str]", self._r.zrangebyscore(LEDGER, repr(since), "+inf"))
+        return [LedgerEntry(*json.loads(m)) for m in members]
+
+    def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
+        with self._errors("outbox lease"):
+            flat = self._lease_script(keys=[QUEUE, ITEMS, LEASES, ATTEMPTS],
+                                      args=[repr(now), repr(until), limit])
+        leased = []
+        for item_id, item, attempts in zip(flat[0::3], flat[1::3], flat[2::3], strict=True):
+            fields = json.loads(item)
+            leased.append(OutboxItem(item_id, fields["body"], fields["tag"], fields["created_at"],
+                                     int(attempts)))
+        return leased
+
+    def outbox_ack(self, item_id: str) -> None:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.zrem(QUEUE, item_id)
+        for key in (ITEMS, LEASES, ATTEMPTS):
+            pipe.hdel(key, item_id)
+        with self._errors("outbox ack"):
+            pipe.execute()
+
+    def outbox_release(self, item_id: str) -> None:
+        with self._errors("outbox release"):
+            self._release_script(keys=[QUEUE, LEASES, ATTEMPTS], args=[item_id])
+
+    def outbox_pending(self) -> int:
+        with self._errors("outbox count"):
+            return int(self._r.zcard(QUEUE))
+
+
+def _member(entry: LedgerEntry) -> str:
+    """The whole entry, `at` included: identical entries collapse, two real orders never do."""
+    return json.dumps([entry.region, entry.count, entry.at, entry.invocation],
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def _ttl_ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))

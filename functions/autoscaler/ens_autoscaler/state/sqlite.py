@@ -1,0 +1,171 @@
+"""State in one SQLite file: the embedded default, shared by the processes of one host.
+
+One connection per store, serialized by a lock (an FC instance runs few requests
+at once, and SQLite serializes writers anyway); other processes are kept out by
+SQLite's own file locks. Every write runs in BEGIN IMMEDIATE, which takes the
+write lock up front: a transaction that read first and upgraded later could hit
+SQLITE_BUSY without the busy timeout ever being consulted. WAL lets readers go on
+while a writer holds the lock.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ..errors import ConfigError
+from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, RecordStatus, StateStore, Write,
+                   unavailable)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, status TEXT NOT NULL, payload_hash TEXT NOT NULL, result TEXT,
+    expires_at REAL NOT NULL, in_progress_until REAL, dead_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS idempotency_expires_at ON idempotency (expires_at);
+CREATE TABLE IF NOT EXISTS ledger (
+    region TEXT NOT NULL, count INTEGER NOT NULL, at REAL NOT NULL, invocation TEXT NOT NULL,
+    PRIMARY KEY (invocation, region, at, count));
+CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY, body TEXT NOT NULL, tag TEXT NOT NULL, created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL, lease_until REAL NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (created_at, id);
+"""
+COLUMNS = "key, status, payload_hash, result, expires_at, in_progress_until, dead_at"
+UPSERT = f"INSERT OR REPLACE INTO idempotency ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+# The claim: insert, or take over a record that is dead at `now` (the last parameter).
+PUT_IF_ABSENT = f"""INSERT INTO idempotency ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET status = excluded.status, payload_hash = excluded.payload_hash,
+    result = excluded.result, expires_at = excluded.expires_at,
+    in_progress_until = excluded.in_progress_until, dead_at = excluded.dead_at
+WHERE idempotency.dead_at <= ?"""
+
+
+class SqliteStore(StateStore):
+    def __init__(self, path: str, busy_timeout: float = 5.0) -> None:
+        if not os.path.isdir(os.path.dirname(path) or "."):
+            raise ConfigError(f"STATE_URL names a SQLite file in a missing directory: {path}")
+        self._path = path
+        self._lock = threading.Lock()
+        with self._errors("open"):
+            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                                       check_same_thread=False)
+            self._wal(time.monotonic() + busy_timeout)
+            self._db.execute("PRAGMA synchronous = NORMAL")  # durable across crashes of the process
+        with self._transaction("create schema") as db:
+            for statement in SCHEMA.split(";"):
+                db.execute(statement)
+
+    def _wal(self, deadline: float) -> None:
+        """Switch to WAL, waiting for the lock it needs until `deadline`.
+
+        On a file not yet in WAL mode the switch answers "database is locked" at once,
+        busy timeout or not, while another connection writes: processes that open a
+        new file together hit it.
+        """
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:  # a failed statement rolled back: nothing happened
+            raise unavailable(f"sqlite {self._path}", action, exc, ambiguous=False) from exc
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._errors(action):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _read(self, action: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with self._lock, self._errors(action):
+            return self._db.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+        with self._transaction("claim") as db:
+            # Expired records count as absent anyway; dropping them keeps the file small.
+            db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
+            return db.execute(PUT_IF_ABSENT, (*_row(record), now)).rowcount == 1
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        rows = self._read("get", f"SELECT {COLUMNS} FROM idempotency WHERE key = ?", key)
+        if not rows:
+            return None
+        key, status, payload_hash, result, expires_at, in_progress_until, _ = rows[0]
+        return IdempotencyRecord(key, RecordStatus(status), payload_hash,
+                                 None if result is None else json.loads(result), expires_at,
+                                 in_progress_until)
+
+    def release(self, key: str) -> None:
+        with self._transaction("release") as db:
+            db.execute("DELETE FROM idempotency WHERE key = ?", (key,))
+
+    def _write(self, write: Write) -> None:
+        with self._transaction("write") as db:
+            if write.record:
+                db.execute(UPSERT, _row(write.record))
+            db.executemany("INSERT OR IGNORE INTO ledger (region, count, at, invocation) "
+                           "VALUES (?, ?, ?, ?)",
+                           [(e.region, e.count, e.at, e.invocation) for e in write.entries])
+            if write.ledger_cutoff is not None:
+                db.execute("DELETE FROM ledger WHERE at < ?", (write.ledger_cutoff,))
+            if write.item:
+                item = write.item
+                db.execute("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           (item.id, item.body, item.tag, item.created_at, item.attempts))
+
+    def _ledger_since(self, since: float) -> list[LedgerEntry]:
+        rows = self._read("ledger read", "SELECT region, count, at, invocation FROM ledger "
+                                         "WHERE at >= ?", since)
+        return [LedgerEntry(*row) for row in rows]
+
+    def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
+        with self._transaction("outbox lease") as db:
+            rows = db.execute("SELECT id, body, tag, created_at, attempts FROM outbox "
+                              "WHERE lease_until <= ? ORDER BY created_at, id LIMIT ?",
+                              (now, limit)).fetchall()
+            db.executemany("UPDATE outbox SET lease_until = ? WHERE id = ?",
+                           [(until, row[0]) for row in rows])
+        return [OutboxItem(*row) for row in rows]
+
+    def outbox_ack(self, item_id: str) -> None:
+        with self._transaction("outbox ack") as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def outbox_release(self, item_id: str) -> None:
+        with self._transaction("outbox release") as db:
+            db.execute("UPDATE outbox SET lease_until = 0, attempts = attempts + 1 WHERE id = ?",
+                       (item_id,))
+
+    def outbox_pending(self) -> int:
+        return int(self._read("outbox count", "SELECT COUNT(*) FROM outbox")[0][0])
+
+
+def _row(record: IdempotencyRecord) -> tuple[Any, ...]:
+    result = None if record.result is None else json.dumps(record.result, separators=(",", ":"),
+                                                           ensure_ascii=False)
+    return (record.key, record.status.value, record.payload_hash, result, record.expires_at,
+            record.in_progress_until, record.dead_at)

@@ -1,0 +1,312 @@
+"""The state contract, run unchanged against every backend: memory, SQLite, a real Redis.
+
+Time is injected (`NOW + seconds`), so expiry, crashed owners and leases are
+tested without sleeping. Concurrency tests start their threads at a barrier, so
+the claims really race.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+import pytest
+
+from ens_autoscaler.errors import InputError, TransientCloudError
+from ens_autoscaler.state import (ClaimStatus, InProgressError, LedgerEntry, OutboxItem,
+                                  PayloadMismatchError, RecordStatus, StateStore)
+from ens_autoscaler.state.base import LEDGER_RETENTION_S
+from tests.state_backends import Backend, claim_in_threads, claim_outcome, redis_url, wipe_redis
+
+NOW = 1_000_000.0
+TTL = 60.0  # in-progress: the invocation's remaining time
+EXPIRY = 3600.0
+T = TypeVar("T")
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/state.db"
+    else:
+        url = redis_url()
+        wipe_redis(url)
+    b = Backend(request.param, url)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> StateStore:
+    return backend.open()
+
+
+def claim(store: StateStore, key: str = "inv-1", payload: str = "hash-a", at: float = NOW,
+          ttl: float = TTL, expiry: float = EXPIRY) -> ClaimStatus:
+    return store.claim(key, payload, at, ttl, expiry).status
+
+
+def race(threads: int, rounds: int, fn: Callable[[int, int], T]) -> list[list[T]]:
+    """fn(round, thread) in `threads` threads, a round at a time, each released together:
+    results[round][thread]. Rounds repeat the race, so that a narrow window gets hit."""
+    start = threading.Barrier(threads)
+    results: list[list[T | None]] = [[None] * threads for _ in range(rounds)]
+
+    def run(i: int) -> None:
+        for r in range(rounds):
+            start.wait()
+            results[r][i] = fn(r, i)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(interval)
+    return results  # type: ignore[return-value]
+
+
+def item(item_id: str, created_at: float = NOW, body: str = "{}") -> OutboxItem:
+    return OutboxItem(item_id, body, "scale-out", created_at)
+
+
+# -- claims ------------------------------------------------------------------------------
+
+def test_a_fresh_key_is_new_and_a_duplicate_in_flight_fails_retryably(store: StateStore) -> None:
+    assert claim(store) is ClaimStatus.NEW
+    with pytest.raises(InProgressError) as info:
+        claim(store, at=NOW + TTL - 1)
+    assert isinstance(info.value, TransientCloudError) and not info.value.ambiguous
+    record = store.get("inv-1")
+    assert record is not None and record.status is RecordStatus.INPROGRESS
+    assert (record.payload_hash, record.in_progress_until, record.expires_at) == \
+        ("hash-a", NOW + TTL, NOW + EXPIRY)
+
+
+def test_a_completed_key_replays_its_result(store: StateStore) -> None:
+    claim(store)
+    result = {"status": "scaled", "order": {"OrderId": "o-1", "DeviceIds": ["d-1", "d-2"]},
+              "note": "édge"}
+    store.complete("inv-1", "hash-a", result, NOW + 5, EXPIRY)
+    replay = store.claim("inv-1", "hash-a", NOW + EXPIRY, TTL, EXPIRY)  # the result lives on
+    assert replay.status is ClaimStatus.COMPLETED and replay.result == result
+    record = store.get("inv-1")
+    assert record is not None and record.status is RecordStatus.COMPLETED
+    assert record.expires_at == NOW + 5 + EXPIRY
+
+
+@pytest.mark.parametrize("completed", [False, True])
+def test_the_same_key_with_another_payload_is_an_input_error(store: StateStore,
+                                                              completed: bool) -> None:
+    claim(store)
+    if completed:
+        store.complete("inv-1", "hash-a", {"status": "scaled"}, NOW, EXPIRY)
+    with pytest.raises(PayloadMismatchError) as info:
+        claim(store, payload="hash-b", at=NOW + 1)
+    assert isinstance(info.value, InputError)
+    assert store.get("inv-1").payload_hash == "hash-a"  # type: ignore[union-attr]
+
+
+def test_an_expired_record_is_absent(store: StateStore) -> None:
+    claim(store)
+    store.complete("inv-1", "hash-a", {"status": "scaled"}, NOW, EXPIRY)
+    assert claim(store, at=NOW + EXPIRY - 0.001) is ClaimStatus.COMPLETED
+    assert claim(store, payload="hash-b", at=NOW + EXPIRY) is ClaimStatus.NEW  # any payload, now
+
+
+def test_a_crashed_owner_is_taken_over_when_its_time_runs_out(store: StateStore) -> None:
+    claim(store)
+    with pytest.raises(InProgressError):
+        claim(store, at=NOW + TTL - 0.001)
+    assert claim(store, at=NOW + TTL) is ClaimStatus.NEW
+    with pytest.raises(InProgressError):  # the new owner holds it now, for its own TTL
+        claim(store, at=NOW + TTL + 1)
+    assert store.get("inv-1").in_progress_until == NOW + 2 * TTL  # type: ignore[union-attr]
+
+
+def test_release_lets_a_retry_claim_again(store: StateStore) -> None:
+    claim(store)
+    store.release("inv-1")
+    assert store.get("inv-1") is None
+    assert claim(store, at=NOW + 1) is ClaimStatus.NEW
+    store.release("never-claimed")  # a no-op
+
+
+def test_claims_are_per_key(store: StateStore) -> None:
+    assert claim(store, key="inv-1") is ClaimStatus.NEW
+    assert claim(store, key="inv-2") is ClaimStatus.NEW
+
+
+def test_claim_rejects_an_in_progress_time_beyond_the_expiry(store: StateStore) -> None:
+    with pytest.raises(ValueError):
+        claim(store, ttl=EXPIRY + 1)
+    with pytest.raises(ValueError):
+        claim(store, ttl=0)
+
+
+@pytest.mark.parametrize("taken_over", [False, True], ids=["fresh", "crashed-owner"])
+@pytest.mark.parametrize("shared", [True, False], ids=["one-handle", "handle-per-thread"])
+def test_fifty_racing_claims_make_exactly_one_owner(backend: Backend, shared: bool,
+                                                    taken_over: bool) -> None:
+    first, keys = backend.open(), [f"inv-{n}" for n in range(10)]
+    if taken_over:  # the racers fight over a crashed owner's record: the conditional overwrite
+        for key in keys:
+            claim(first, key=key, at=NOW - TTL)
+    handles = [first] * 50 if shared else [backend.open() for _ in range(50)]
+    rounds = race(50, len(keys), lambda r, i: claim_outcome(handles[i], keys[r], NOW))
+    assert [Counter(outcomes) for outcomes in rounds] == [{"NEW": 1, "InProgress": 49}] * len(keys)
+
+
+def test_sqlite_claims_from_several_processes_make_exactly_one_owner(tmp_path: Path) -> None:
+    processes, threads, keys = 4, 10, [f"inv-{n}" for n in range(50)]
+    url = f"sqlite:///{tmp_path}/state.db"
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(processes * threads), ctx.Queue()
+    workers = [ctx.Process(target=claim_in_threads, args=(url, keys, NOW, threads, barrier,
+                                                          results)) for _ in range(processes)]
+    for w in workers:
+        w.start()
+    outcomes: dict[str, Counter[str]] = {key: Counter() for key in keys}
+    try:
+        for _ in workers:
+            for key, counts in results.get(timeout=30).items():
+                outcomes.setdefault(key, Counter()).update(counts)
+    finally:
+        for w in workers:
+            w.join(timeout=5)
+            if w.is_alive():
+                w.kill()
+    expected = {"NEW": 1, "InProgress": processes * threads - 1}
+    assert {key: dict(counts) for key, counts in outcomes.items()} == {k: expected for k in keys}
+
+
+# -- commit --------------------------------------------------------------------------------
+
+def test_commit_scale_out_makes_record_ledger_and_message_visible(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    claim(writer)
+    entries = [LedgerEntry("cn-hangzhou-telecom", 3, NOW, "inv-1"),
+               LedgerEntry("cn-shanghai-unicom", 1, NOW, "inv-1")]
+    writer.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, entries,
+                            item("inv-1", body='{"id":"inv-1"}'), NOW + 1, EXPIRY)
+    replay = reader.claim("inv-1", "hash-a", NOW + 2, TTL, EXPIRY)
+    assert (replay.status, replay.result) == (ClaimStatus.COMPLETED, {"status": "scaled"})
+    assert reader.ledger_since(NOW) == entries
+    assert reader.outbox_pending() == 1
+    assert reader.outbox_claim(NOW + 2, 30, 10) == [item("inv-1", body='{"id":"inv-1"}')]
+
+
+def test_a_commit_that_fails_leaves_nothing_behind(store: StateStore) -> None:
+    claim(store)
+    with pytest.raises(TypeError):  # the result is not JSON: found before anything is written
+        store.commit_scale_out("inv-1", "hash-a", {"order": object()},
+                               [LedgerEntry("cn-hangzhou-telecom", 3, NOW, "inv-1")],
+                               item("inv-1"), NOW, EXPIRY)
+    assert store.get("inv-1").status is RecordStatus.INPROGRESS  # type: ignore[union-attr]
+    assert store.ledger_since(0) == []
+    assert store.outbox_pending() == 0
+
+
+# -- ledger --------------------------------------------------------------------------------
+
+def test_ledger_since_is_inclusive_and_oldest_first(store: StateStore) -> None:
+    late, early, middle = (LedgerEntry("cn-a", 1, NOW + 20, "inv-3"),
+                           LedgerEntry("cn-a", 2, NOW, "inv-1"),
+                           LedgerEntry("cn-b", 4, NOW + 10, "inv-2"))
+    store.record_scale_out([late, early])
+    store.record_scale_out([middle])
+    assert store.ledger_since(NOW) == [early, middle, late]
+    assert store.ledger_since(NOW + 10) == [middle, late]
+    assert store.ledger_since(NOW + 20.001) == []
+
+
+def test_an_identical_entry_counts_once_but_a_second_order_counts(store: StateStore) -> None:
+    entry = LedgerEntry("cn-a", 2, NOW, "inv-1")
+    store.record_scale_out([entry])
+    store.record_scale_out([entry])
+    again = LedgerEntry("cn-a", 2, NOW + 300, "inv-1")  # a takeover that ordered again
+    store.record_scale_out([again])
+    assert store.ledger_since(0) == [entry, again]
+
+
+def test_entries_past_the_retention_are_pruned_by_the_next_write(store: StateStore) -> None:
+    old, kept = LedgerEntry("cn-a", 1, NOW, "inv-1"), LedgerEntry("cn-a", 1, NOW + 10, "inv-2")
+    store.record_scale_out([old, kept])
+    new = LedgerEntry("cn-b", 1, NOW + LEDGER_RETENTION_S + 5, "inv-3")
+    store.record_scale_out([new])
+    assert store.ledger_since(0) == [kept, new]
+
+
+# -- outbox --------------------------------------------------------------------------------
+
+def test_putting_the_same_id_twice_keeps_the_first(store: StateStore) -> None:
+    store.outbox_put(item("m-1", body="first"))
+    store.outbox_put(item("m-1", body="second"))
+    assert store.outbox_pending() == 1
+    assert [i.body for i in store.outbox_claim(NOW, 30, 10)] == ["first"]
+
+
+def test_claim_leases_the_oldest_items_up_to_the_limit(store: StateStore) -> None:
+    for item_id, at in [("m-c", NOW + 2), ("m-a", NOW + 1), ("m-b", NOW + 1), ("m-d", NOW + 3)]:
+        store.outbox_put(item(item_id, at))
+    assert [i.id for i in store.outbox_claim(NOW + 5, 30, 3)] == ["m-a", "m-b", "m-c"]
+    assert [i.id for i in store.outbox_claim(NOW + 5, 30, 3)] == ["m-d"]
+    assert store.outbox_claim(NOW + 6, 30, 3) == []
+    assert store.outbox_pending() == 4
+
+
+def test_an_expired_lease_makes_the_item_claimable_again(store: StateStore) -> None:
+    store.outbox_put(item("m-1"))
+    assert len(store.outbox_claim(NOW, 30, 10)) == 1
+    assert store.outbox_claim(NOW + 29.999, 30, 10) == []
+    assert [i.id for i in store.outbox_claim(NOW + 30, 30, 10)] == ["m-1"]
+
+
+def test_putting_a_leased_id_again_keeps_its_lease(store: StateStore) -> None:
+    store.outbox_put(item("m-1"))
+    store.outbox_claim(NOW, 30, 10)
+    store.outbox_put(item("m-1"))
+    assert store.outbox_claim(NOW + 1, 30, 10) == []
+
+
+def test_ack_deletes_and_release_counts_the_attempt(store: StateStore) -> None:
+    store.outbox_put(item("m-1"))
+    store.outbox_put(item("m-2", NOW + 1))
+    store.outbox_claim(NOW, 30, 10)
+    store.outbox_ack("m-1")
+    store.outbox_release("m-2")
+    store.outbox_release("m-2")  # a second failure counts too
+    assert store.outbox_pending() == 1
+    (retry,) = store.outbox_claim(NOW + 1, 30, 10)  # released: claimable before the lease ends
+    assert (retry.id, retry.attempts) == ("m-2", 2)
+    store.outbox_ack("m-2")
+    store.outbox_ack("m-2")
+    store.outbox_release("m-2")  # acked: nothing left to release
+    assert store.outbox_pending() == 0
+    assert store.outbox_claim(NOW + 100, 30, 10) == []
+
+
+def test_claim_rejects_a_lease_that_would_not_hold(store: StateStore) -> None:
+    with pytest.raises(ValueError):
+        store.outbox_claim(NOW, 0, 10)
+    with pytest.raises(ValueError):
+        store.outbox_claim(NOW, 30, 0)
+
+
+def test_racing_outbox_claims_lease_each_item_once(backend: Backend) -> None:
+    first = backend.open()
+    for n in range(10):
+        first.outbox_put(item(f"m-{n:02}", NOW + n))
+    handles = [first] + [backend.open() for _ in range(19)]
+    (batches,) = race(20, 1, lambda _, n: handles[n].outbox_claim(NOW + 20, 30, 1))
+    leased = [i.id for batch in batches for i in batch]
+    assert sorted(leased) == [f"m-{n:02}" for n in range(10)]

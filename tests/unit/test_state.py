@@ -1,0 +1,167 @@
+"""open_store, backend failures, the claim's give-up path: what the contract suite can't reach."""
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ens_autoscaler.errors import ConfigError, TransientCloudError
+from ens_autoscaler.state import (ClaimStatus, IdempotencyRecord, LedgerEntry, OutboxItem,
+                                  RecordStatus, hash_payload, open_store)
+from ens_autoscaler.state.memory import MemoryStore
+from ens_autoscaler.state.sqlite import SqliteStore
+from tests.state_backends import redis_url
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = 1_000_000.0
+SECRET = "hunter2-not-for-logs"
+
+
+def test_memory_url_opens_an_empty_store_each_time() -> None:
+    first = open_store("memory://")
+    first.outbox_put(OutboxItem("m-1", "{}", "scale-out", NOW))
+    assert isinstance(first, MemoryStore) and open_store("memory://").outbox_pending() == 0
+
+
+def test_sqlite_url_takes_three_or_four_slashes_to_the_same_file(tmp_path: Path) -> None:
+    three, four = f"sqlite://{tmp_path}/state.db", f"sqlite:///{tmp_path}/state.db"
+    assert three.startswith("sqlite:///") and four.startswith("sqlite:////")
+    writer, reader = open_store(three), open_store(four)
+    assert isinstance(writer, SqliteStore)
+    writer.claim("inv-1", "h", NOW, 60, 3600)
+    assert reader.get("inv-1") is not None
+    writer.close()
+    reader.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://host/state.db", "sqlite:relative.db",
+                                 "sqlite:///tmp/state.db?mode=ro", "sqlite://"])
+def test_sqlite_url_must_name_an_absolute_path(url: str) -> None:
+    with pytest.raises(ConfigError, match="absolute SQLite path"):
+        open_store(url)
+
+
+def test_sqlite_file_in_a_missing_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing directory"):
+        open_store(f"sqlite://{tmp_path}/nowhere/state.db")
+
+
+@pytest.mark.parametrize("url, scheme", [(f"postgres://admin:{SECRET}@db:5432/x", "'postgres'"),
+                                         (f"{SECRET}", "''"), ("sqlite3:///tmp/x.db", "'sqlite3'")])
+def test_an_unknown_scheme_is_named_and_the_url_is_not(url: str, scheme: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        open_store(url)
+    assert f"scheme {scheme} is not supported" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_a_malformed_redis_url_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        open_store(f"redis://:{SECRET}@127.0.0.1:notaport/0")
+    assert "redis://[:password@]host:port/db" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_the_sqlite_path_never_imports_redis(tmp_path: Path) -> None:
+    """Cold start: importing redis-py is for STATE_URL=redis only."""
+    probe = ("import sys; from ens_autoscaler.state import open_store; "
+             f"open_store('sqlite://{tmp_path}/state.db').claim('k', 'h', 1.0, 1, 1); "
+             "print('redis' in sys.modules); "
+             "open_store('redis://127.0.0.1:6390/15'); print('redis' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT / "functions" / "autoscaler",
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
+
+
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_redis_down_is_transient_names_the_backend_and_hides_the_password(scheme: str) -> None:
+    store = open_store(f"{scheme}://:{SECRET}@127.0.0.1:1/0")  # nothing listens on port 1
+    started = time.monotonic()
+    with pytest.raises(TransientCloudError) as info:
+        store.claim("inv-1", "h", NOW, 60, 3600)
+    assert time.monotonic() - started < 5
+    assert info.value.code == "StateUnavailable" and info.value.ambiguous
+    assert str(info.value).startswith("state store (redis) claim failed: ConnectionError")
+    assert SECRET not in str(info.value)
+
+
+def test_sqlite_locked_past_the_busy_timeout_is_transient_and_reads_go_on(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    store = SqliteStore(path, busy_timeout=0.05)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is mid-write
+    with pytest.raises(TransientCloudError, match="database is locked") as info:
+        store.claim("inv-1", "h", NOW, 60, 3600)
+    assert info.value.code == "StateUnavailable" and not info.value.ambiguous
+    assert store.get("inv-1") is None  # WAL: readers are not blocked by the writer
+    other.execute("ROLLBACK")
+    assert store.claim("inv-1", "h", NOW, 60, 3600).status is ClaimStatus.NEW
+    other.close()
+    store.close()
+
+
+def test_sqlite_open_waits_for_a_writer_before_switching_to_wal(tmp_path: Path) -> None:
+    """SQLite fails the switch to WAL at once while another connection writes a file still in
+    rollback mode, ignoring the busy timeout: opening must wait like any other write."""
+    path = str(tmp_path / "state.db")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE unrelated (x)")
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.05, other.execute, ("COMMIT",)).start()
+    store = SqliteStore(path, busy_timeout=2.0)
+    assert store.claim("inv-1", "h", NOW, 60, 3600).status is ClaimStatus.NEW
+    store.close()
+    other.close()
+
+
+def test_sqlite_commit_failing_midway_rolls_back_all_three(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    store = SqliteStore(path)
+    store.claim("inv-1", "h", NOW, 60, 3600)
+    with sqlite3.connect(path) as db:  # the last of the three writes fails
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON outbox "
+                   "BEGIN SELECT RAISE(ABORT, 'disk said no'); END")
+    with pytest.raises(TransientCloudError, match="disk said no"):
+        store.commit_scale_out("inv-1", "h", {"status": "scaled"},
+                               [LedgerEntry("cn-a", 2, NOW, "inv-1")],
+                               OutboxItem("inv-1", "{}", "scale-out", NOW), NOW, 3600)
+    record = store.get("inv-1")
+    assert record is not None and record.status is RecordStatus.INPROGRESS
+    assert store.ledger_since(0) == []
+    store.close()
+
+
+class _Flapping(MemoryStore):
+    """Every conditional write loses, and the winner is always gone by the time we look."""
+
+    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+        return False
+
+
+def test_a_claim_that_loses_twice_to_vanishing_records_gives_up_retryably() -> None:
+    with pytest.raises(TransientCloudError) as info:
+        _Flapping().claim("inv-1", "h", NOW, 60, 3600)
+    assert info.value.code == "IdempotencyContention" and not info.value.ambiguous
+
+
+def test_payload_hash_ignores_key_order_and_spacing_but_not_values() -> None:
+    assert hash_payload({"a": 1, "b": [1, 2]}) == hash_payload({"b": [1, 2], "a": 1})
+    assert hash_payload({"a": 1}) != hash_payload({"a": 2})
+    assert len(hash_payload("x")) == 64
+
+
+def test_redis_cases_skip_on_a_laptop_but_fail_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_REDIS_URL", raising=False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="TEST_REDIS_URL is unset in CI"):
+        redis_url()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        redis_url()
+    monkeypatch.setenv("TEST_REDIS_URL", "redis://127.0.0.1:6390/15")
+    assert redis_url() == "redis://127.0.0.1:6390/15"
