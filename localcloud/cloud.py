@@ -6,7 +6,7 @@ import threading
 from types import TracebackType
 from typing import Any, Iterable, Mapping
 
-from . import acs3, control
+from . import acs3, cms, control
 from .ens import EnsService
 from .faults import FaultBook
 from .gateway import Gateway
@@ -21,7 +21,7 @@ DEFAULT_TOPIC = "ens-scale-events"
 
 
 class LocalCloud:
-    """ENS + MNS on one loopback HTTP server.
+    """ENS + CloudMonitor + MNS on one loopback HTTP server.
 
     ``credentials`` maps AccessKey IDs to secrets; both signature schemes are
     checked against them. ``topics`` are the MNS topics that exist.
@@ -35,12 +35,13 @@ class LocalCloud:
         self._host = host
         self._port = port
         self._ens = EnsService()
+        self._metrics = cms.MetricStore()
         self._topics = TopicStore(topics)
         self._faults = FaultBook()
         self._log = CallLog()
         self._nonces = acs3.NonceCache()
         self._gateway = Gateway(self._credentials, self._ens, self._topics, self._faults,
-                                self._log, self._nonces)
+                                self._log, self._nonces, self._metrics)
         self._server: CloudHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -83,7 +84,8 @@ class LocalCloud:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``: the ENS endpoint (as ``127.0.0.1:PORT``) and the MNS endpoint."""
+        """``http://127.0.0.1:PORT``: the MNS endpoint, and (as ``127.0.0.1:PORT``) the ENS and
+        CloudMonitor one."""
         return f"http://{self._host}:{self.port}"
 
     # -- inspection and control ---------------------------------------------
@@ -116,6 +118,11 @@ class LocalCloud:
         """Add devices that already exist before the test (not recorded as calls)."""
         return self._ens.seed(region, count, status, isp, app_id, service_id)
 
+    def seed_metrics(self, namespace: str, metric: str, datapoints: Iterable[Mapping[str, Any]]) -> None:
+        """Add CloudMonitor datapoints for DescribeMetricList: each a mapping with an integer
+        ``timestamp`` (epoch ms) plus statistics and dimension keys, as the cloud sends them."""
+        self._metrics.seed(namespace, metric, datapoints)
+
     def devices(self, region: str | None = None) -> list[dict[str, Any]]:
         return self._ens.devices(region)
 
@@ -124,11 +131,12 @@ class LocalCloud:
         return self._topics.messages(topic)
 
     def reset(self) -> None:
-        """Back to the just-started state: no calls, faults, devices, messages or
-        used nonces, and provision_status "Running"."""
+        """Back to the just-started state: no calls, faults, devices, metrics, messages
+        or used nonces, and provision_status "Running"."""
         self._log.clear()
         self._faults.clear()
         self._ens.reset()
+        self._metrics.reset()
         self._topics.clear()
         self._nonces.clear()
 
@@ -139,4 +147,6 @@ class LocalCloud:
             return control.handle(self, request)
         if request.path.startswith(("/topics/", "/queues/")):
             return self._gateway.mns(request)
+        if request.header("x-acs-version") == cms.API_VERSION:  # both are RPC on "/": the version tells
+            return self._gateway.cms(request)
         return self._gateway.ens(request)

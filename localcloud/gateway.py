@@ -2,44 +2,73 @@
 
     authenticate → (version, action/topic exist) → fault → operation → record → reply
 
-ENS answers in JSON (Alibaba Cloud API gateway conventions), MNS in XML; the
-fault and recording rules are shared so both services misbehave alike.
+ENS and CloudMonitor are ACS3 RPC products and answer in JSON (Alibaba Cloud API
+gateway conventions), MNS in XML; the fault and recording rules are shared so
+every service misbehaves alike.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, unquote
 
-from . import acs3, ens, mns, mns_sign
+from . import acs3, cms, ens, mns, mns_sign
 from .errors import ApiError
 from .faults import REFUSALS, Fault, FaultBook
 from .recording import CallLog
 from .wire import Caller, Reply, Request, json_reply, new_request_id
 
 ENS_HOST_ID = "ens.aliyuncs.com"
+CMS_HOST_ID = "metrics.aliyuncs.com"
 PUBLISH_PATH = re.compile(r"^/topics/([^/?]+)/messages$")
 # What throttle advertises in x-acs-retry-after when inject() gave no delay.
 DEFAULT_RETRY_AFTER_MS = 1000
 
 
+@dataclass(frozen=True)
+class RpcProduct:
+    """What tells one ACS3 RPC product from another: its version, actions and error identity."""
+
+    name: str  # as the error's Recommend link names it
+    version: str
+    host_id: str
+    actions: Mapping[str, Callable[[Mapping[str, str]], dict[str, Any]]]
+
+    def error(self, err: ApiError) -> Reply:
+        request_id = new_request_id()
+        body = {"RequestId": request_id, "HostId": self.host_id, "Code": err.code,
+                "Message": err.message,
+                "Recommend": f"https://api.aliyun.com/troubleshoot?q={err.code}&product={self.name}"
+                             f"&requestId={request_id}"}
+        return json_reply(err.status, body, {"x-acs-request-id": request_id, **err.headers}, err.code)
+
+
 class Gateway:
-    """Serves ENS and MNS requests against the shared inventory, topics, faults and log."""
+    """Serves ENS, CloudMonitor and MNS requests against the shared inventory, metrics,
+    topics, faults and log."""
 
     def __init__(self, secrets: Mapping[str, str], ens_service: ens.EnsService,
                  topics: mns.TopicStore, faults: FaultBook, log: CallLog,
-                 nonces: acs3.NonceCache) -> None:
+                 nonces: acs3.NonceCache, metrics: cms.MetricStore) -> None:
         self._secrets = secrets
-        self._ens = ens_service
+        self._ens = RpcProduct("Ens", ens.API_VERSION, ENS_HOST_ID, ens_service.actions)
+        self._cms = RpcProduct("Cms", cms.API_VERSION, CMS_HOST_ID, metrics.actions)
         self._topics = topics
         self._faults = faults
         self._log = log
         self._nonces = nonces
 
     def ens(self, request: Request) -> Reply:
-        """An ENS RPC call; the action comes from ``x-acs-action`` (ACS3) or ``Action`` (query)."""
+        return self._rpc(self._ens, request)
+
+    def cms(self, request: Request) -> Reply:
+        return self._rpc(self._cms, request)
+
+    def _rpc(self, product: RpcProduct, request: Request) -> Reply:
+        """An RPC call; the action comes from ``x-acs-action`` (ACS3) or ``Action`` (query)."""
         received = time.time()
         params = dict(request.query_pairs())
         if (request.header("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
@@ -49,15 +78,15 @@ class Gateway:
         try:
             caller = acs3.verify(request, self._secrets, self._nonces)
             version = request.header("x-acs-version") or params.get("Version")
-            if version != ens.API_VERSION:
+            if version != product.version:
                 raise ApiError(400, "InvalidVersion", "Specified parameter Version is not valid.")
-            action = self._ens.actions.get(api)
+            action = product.actions.get(api)
             if action is None:
                 raise ApiError(404, "InvalidAction.NotFound",
                                "Specified api is not found, please check your url and method. "
-                               f"(localcloud emulates {', '.join(sorted(self._ens.actions))})")
+                               f"(localcloud emulates {', '.join(sorted(product.actions))})")
         except ApiError as err:
-            reply = _ens_error(err)
+            reply = product.error(err)
             self._record(api, params, reply, acs3.claimed_access_key_id(request), token_sent,
                          received, None)
             return reply
@@ -66,9 +95,10 @@ class Gateway:
             try:
                 return json_reply(200, action(params))
             except ApiError as err:
-                return _ens_error(err)
+                return product.error(err)
 
-        return self._run(api, params, caller, received, operate, _ens_refusal)
+        return self._run(api, params, caller, received, operate,
+                         lambda fault: product.error(_rpc_refusal(fault)))
 
     def mns(self, request: Request) -> Reply:
         """An MNS call; only topic PublishMessage is emulated."""
@@ -132,16 +162,8 @@ class Gateway:
                          received=received, fault=fault)
 
 
-def _ens_error(err: ApiError) -> Reply:
-    request_id = new_request_id()
-    body = {"RequestId": request_id, "HostId": ENS_HOST_ID, "Code": err.code,
-            "Message": err.message,
-            "Recommend": f"https://api.aliyun.com/troubleshoot?q={err.code}&product=Ens&requestId={request_id}"}
-    return json_reply(err.status, body, {"x-acs-request-id": request_id, **err.headers}, err.code)
-
-
-def _ens_refusal(fault: Fault) -> Reply:
-    """What the ENS gateway answers instead of running the action.
+def _rpc_refusal(fault: Fault) -> ApiError:
+    """What the RPC gateway answers instead of running the action.
 
     ``throttle`` carries ``x-acs-retry-after`` (milliseconds): that header, and
     nothing else, is what makes tea-openapi raise ThrottlingException;
@@ -152,12 +174,11 @@ def _ens_refusal(fault: Fault) -> Reply:
         if fault.kind == "throttle":
             ms = max(1, round(fault.delay * 1000)) if fault.delay > 0 else DEFAULT_RETRY_AFTER_MS
             headers["x-acs-retry-after"] = str(ms)
-        return _ens_error(ApiError(400, "Throttling.User",
-                                   "Request was denied due to user flow control.", headers))
+        return ApiError(400, "Throttling.User", "Request was denied due to user flow control.", headers)
     if fault.kind == "permission":
-        return _ens_error(ApiError(400, "NoPermission", "Permission denied."))
-    return _ens_error(ApiError(503, "ServiceUnavailable",
-                               "The request has failed due to a temporary failure of the server."))
+        return ApiError(400, "NoPermission", "Permission denied.")
+    return ApiError(503, "ServiceUnavailable",
+                    "The request has failed due to a temporary failure of the server.")
 
 
 def _mns_refusal(fault: Fault) -> ApiError:

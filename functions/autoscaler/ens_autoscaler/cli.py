@@ -1,8 +1,10 @@
-"""The operator's command line: `python -m ens_autoscaler validate | plan | invoke`.
+"""The operator's command line: `python -m ens_autoscaler validate|plan|invoke|simulate|export-metrics`.
 
 `plan` is the dry run a person trusts because it *cannot* call anything: it runs
 the decoder and the pure planner only (no state, no inventory, no SDK import).
 `invoke` is the real thing, configured by the same environment variables as FC.
+`simulate` replays a metric history through the same planner with a simulated
+clock and fleet; `export-metrics` fetches that history from CloudMonitor.
 Tables on a terminal, JSON with `--json`.
 """
 from __future__ import annotations
@@ -85,10 +87,39 @@ def cmd_invoke(args: argparse.Namespace) -> dict[str, Any]:
     return Autoscaler(Settings.from_env()).handle(Path(args.event).read_bytes(), "cli")
 
 
+def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
+    from .policy import read_policy
+    from .simulate import chart, history, report
+    from .simulate.fleet import starting_fleet
+    from .simulate.replay import replay
+
+    policy = read_policy(args.policy)
+    fleet = starting_fleet(policy, args.initial_devices, dict(args.initial), args.provisioning_delay)
+    run = replay(history.read_history(args.metrics), policy, fleet)
+    summary = report.summarize(run)
+    result = {"status": "simulated", "policy": str(args.policy), "metrics": str(args.metrics),
+              **summary.as_dict(), "image": None}
+    if args.out is not None:
+        chart.render(run, summary, args.out)
+        result["image"] = str(args.out)
+    return result
+
+
+def cmd_export_metrics(args: argparse.Namespace) -> dict[str, Any]:
+    from .simulate import cloudmonitor
+
+    query = cloudmonitor.Query(args.namespace, args.metric, args.start, args.end, args.period, args.page_size)
+    return cloudmonitor.export(query, args.statistic, args.dimension_key, args.out,
+                               cloudmonitor.endpoint_from_env())
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] = {
     "validate": (cmd_validate, "check a policy file; print every problem with its key path"),
     "plan": (cmd_plan, "decode an event and print the plan; calls nothing, reads no state"),
     "invoke": (cmd_invoke, "run the function on an event for real (ENS_ENDPOINT, MNS_*, STATE_URL, DRY_RUN)"),
+    "simulate": (cmd_simulate, "replay a metric history (CSV) through the planner and guards; no network"),
+    "export-metrics": (cmd_export_metrics, "write a metric history CSV from CloudMonitor DescribeMetricList "
+                                           "(CMS_ENDPOINT, credentials as for invoke)"),
 }
 
 
@@ -100,11 +131,61 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--json", action="store_true", help="print JSON instead of a table")
         if name == "validate":
             s.add_argument("policy", type=Path)
+        elif name == "simulate":
+            _simulate_arguments(s)
+        elif name == "export-metrics":
+            _export_arguments(s)
         else:
             s.add_argument("--event", required=True, type=Path, help="an event file (see events/)")
         if name == "plan":
             s.add_argument("--policy", type=Path, help="default: SCALING_POLICY, else policy.yaml")
     return p
+
+
+def _simulate_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--policy", required=True, type=Path, help="the policy to try")
+    s.add_argument("--metrics", required=True, type=Path,
+                   help="metric history CSV: time, regionCode, metric, value (see examples/)")
+    s.add_argument("--out", type=Path, help="also draw the PNG report here (needs matplotlib)")
+    s.add_argument("--initial-devices", type=int, default=2, metavar="N",
+                   help="devices Running in every policy region at the start (default 2)")
+    s.add_argument("--initial", type=_region_count, action="append", default=[], metavar="REGION=N",
+                   help="devices Running in one region at the start (repeatable; overrides "
+                        "--initial-devices)")
+    s.add_argument("--provisioning-delay", type=float, default=300.0, metavar="SECONDS",
+                   help="how long an ordered device stays pending before it is Running (default 300)")
+
+
+def _export_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--namespace", required=True, help="e.g. acs_ens")
+    s.add_argument("--metric", required=True, help="e.g. CPUUtilization; the CSV's metric column")
+    s.add_argument("--start", required=True, type=_moment,
+                   help="ISO 8601 (no offset: UTC) or epoch seconds; exclusive")
+    s.add_argument("--end", required=True, type=_moment,
+                   help="ISO 8601 or epoch seconds; inclusive; at most 31 days after --start")
+    s.add_argument("--period", type=int, default=60, help="statistical period in seconds (default 60)")
+    s.add_argument("--dimension-key", default="ensRegionId",
+                   help="the datapoint dimension that holds the region code (default ensRegionId)")
+    s.add_argument("--statistic", default="Average",
+                   help="the datapoint field to read: Average, Maximum, Minimum, Value... (default Average)")
+    s.add_argument("--page-size", type=int, default=1440, help="datapoints per call (Length; default 1440)")
+    s.add_argument("--out", required=True, type=Path, help="the CSV to write")
+
+
+def _moment(text: str) -> float:
+    from .simulate.history import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _region_count(text: str) -> tuple[str, int]:
+    region, sep, count = text.partition("=")
+    if not sep or not region.strip() or not count.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected REGION=N, got {text!r}")
+    return region.strip(), int(count)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,6 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _text(result: dict[str, Any]) -> str:
     if result.get("status") == "valid":
         return f"{result['policy']}: valid ({len(result['regions'])} regions: {', '.join(result['regions'])})"
+    if result.get("status") == "simulated":
+        from .simulate.report import text
+
+        return text(result)
+    if result.get("status") == "exported":
+        regions = ", ".join(result["regions"]) or "no region"
+        return (f"{result['out']}: {result['readings']} readings for {regions} from "
+                f"{result['datapoints']} datapoints in {result['pages']} DescribeMetricList pages")
     text = render(result)
     return text + (f"\nnote: {result['note']}" if result.get("note") else "")
 

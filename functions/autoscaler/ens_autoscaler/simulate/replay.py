@@ -1,0 +1,60 @@
+"""The replay: every timestamp of a history through the function's own planner and guards.
+
+One tick per timestamp. Its readings become one batch of signals, as one
+invocation carrying several messages would; the planner gets the last 24 h of
+the ledger from a state store and the simulated inventory; a non-empty
+ResourceSelector is one RescaleDeviceService call, and what it ordered enters
+the ledger (what was ordered counts, as in the function) and the fleet. The
+clock is the history's and nothing is random, so a history always replays to
+the same ticks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Iterable
+
+from ..message import invocation_key
+from ..planner import History, Inventory, Plan, plan
+from ..policy import BUDGET_WINDOW_SECONDS, Policy
+from ..signals import Family, Signal, SignalKind
+from ..state import LedgerEntry
+from ..state.memory import MemoryStore
+from .fleet import Fleet
+from .history import Reading, format_time
+
+
+@dataclass(frozen=True)
+class Tick:
+    time: float
+    plan: Plan
+    inventory: Inventory  # after this tick's order, if any
+
+
+@dataclass(frozen=True)
+class Replay:
+    policy: Policy
+    readings: tuple[Reading, ...]  # sorted by time
+    start: Fleet
+    ticks: tuple[Tick, ...]
+
+
+def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet) -> Replay:
+    readings = tuple(sorted(readings))
+    start, store, ticks = fleet, MemoryStore(), []
+    for now, batch in groupby(readings, key=lambda r: r.time):
+        history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
+        the_plan = plan([_signal(r) for r in batch], policy, history, now, fleet.inventory(now))
+        if the_plan.selector:
+            key = invocation_key(the_plan.signal_keys)
+            store.record_scale_out(LedgerEntry(e["regionCode"], e["count"], now, key)
+                                   for e in the_plan.selector)
+            fleet = fleet.ordered(the_plan.selector, now)
+        ticks.append(Tick(now, the_plan, fleet.inventory(now)))
+    return Replay(policy, readings, start, tuple(ticks))
+
+
+def _signal(r: Reading) -> Signal:
+    return Signal(source="simulate", dedupe_key=f"sim:{r.region}:{r.metric}:{format_time(r.time)}",
+                  kind=SignalKind.METRIC, family=Family.MESSAGE, region=r.region, metric=r.metric,
+                  value=r.value)

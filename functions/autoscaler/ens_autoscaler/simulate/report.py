@@ -1,0 +1,172 @@
+"""The numbers an operator reads before deploying a policy, per region and in all.
+
+What they mean (examples/README.md says the same to operators):
+
+- load: the readings of the metric the region's rule reads (every reading of
+  the region when the rule names no metric), replayed as recorded: the replay
+  does not make load fall when devices are added, so target tracking on a
+  reading that stays high keeps ordering — an upper bound, not a forecast.
+- threshold: the target value (target tracking) or the lowest step's lower
+  bound (a step table: where the first step fires).
+- time over target: each reading stands until the region's next one (the last
+  for as long as the gap before it); the seconds in which the load was above
+  the target, or at or above the lowest step.
+- holds: decisions a guard cut (final below raw), counted once per reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..planner import Capacity, Reason
+from ..policy import Region
+from .history import Reading, format_time
+from .replay import Replay
+
+HOLDS = (Reason.COOLDOWN, Reason.BUDGET_EXHAUSTED, Reason.MAX_DEVICES, Reason.REGION_CAP,
+         Reason.INVOCATION_CAP)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One RescaleDeviceService call: its time and ResourceSelector."""
+
+    time: float
+    selector: tuple[dict[str, Any], ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"time": format_time(self.time), "at": self.time, "resourceSelector": list(self.selector)}
+
+
+@dataclass(frozen=True)
+class RegionSummary:
+    region: str
+    rule: str | None  # "step", "target", or None when the region has no rule for readings
+    metric: str | None  # the metric the rule reads; None: any
+    threshold: float | None
+    initial: int
+    final: Capacity
+    devices_ordered: int
+    calls: int
+    peak_load: float | None  # None: no reading of the rule's metric
+    seconds_over_target: float
+    holds: Mapping[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"region": self.region, "rule": self.rule, "metric": self.metric, "threshold": self.threshold,
+                "initialDevices": self.initial,
+                "finalDevices": {"running": self.final.running, "pending": self.final.pending},
+                "devicesOrdered": self.devices_ordered, "calls": self.calls, "peakLoad": self.peak_load,
+                "secondsOverTarget": self.seconds_over_target, "holds": dict(self.holds)}
+
+
+@dataclass(frozen=True)
+class Summary:
+    start: float
+    end: float
+    ticks: int
+    readings: int
+    provisioning_delay: float
+    calls: tuple[Call, ...]
+    regions: tuple[RegionSummary, ...]
+    rejections: Mapping[str, int]  # the planner's error → how many readings it refused with it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": format_time(self.start), "end": format_time(self.end), "ticks": self.ticks,
+                "readings": self.readings, "provisioningDelaySeconds": self.provisioning_delay,
+                "calls": len(self.calls), "devicesOrdered": sum(r.devices_ordered for r in self.regions),
+                "regions": [r.as_dict() for r in self.regions],
+                "orders": [c.as_dict() for c in self.calls], "rejections": dict(self.rejections)}
+
+
+def summarize(run: Replay) -> Summary:
+    calls = tuple(Call(t.time, tuple(t.plan.selector)) for t in run.ticks if t.plan.selector)
+    rejections: dict[str, int] = {}
+    for tick in run.ticks:
+        for r in tick.plan.rejections:
+            rejections[r.error] = rejections.get(r.error, 0) + 1
+    named = sorted({r.region for r in run.readings} & set(run.policy.regions))
+    return Summary(run.readings[0].time, run.readings[-1].time, len(run.ticks), len(run.readings),
+                   run.start.provisioning_delay, calls,
+                   tuple(_region(run, run.policy.regions[name], calls) for name in named),
+                   dict(sorted(rejections.items())))
+
+
+def rule_of(spec: Region) -> tuple[str | None, str | None, float | None]:
+    """(kind, metric, threshold) of a region's rule for readings."""
+    if spec.target is not None:
+        return "target", spec.target.metric, spec.target.value
+    if spec.steps is not None:
+        return "step", spec.steps.metric, spec.steps.steps[0].lower
+    return None, None, None
+
+
+def load_of(run: Replay, spec: Region) -> list[Reading]:
+    _, metric, _ = rule_of(spec)
+    return [r for r in run.readings if r.region == spec.code and metric in (None, r.metric)]
+
+
+def _region(run: Replay, spec: Region, calls: tuple[Call, ...]) -> RegionSummary:
+    rule, metric, threshold = rule_of(spec)
+    load = load_of(run, spec)
+    holds = dict.fromkeys((h.value for h in HOLDS), 0)
+    for tick in run.ticks:
+        for d in tick.plan.decisions:
+            if d.region == spec.code and d.final < d.raw:
+                for reason in HOLDS:
+                    holds[reason.value] += reason in d.reasons
+    mine = [e["count"] for c in calls for e in c.selector if e["regionCode"] == spec.code]
+    over = _seconds_over(load, threshold, inclusive=rule == "step") if threshold is not None else 0.0
+    return RegionSummary(spec.code, rule, metric, threshold, run.start.initial.get(spec.code, 0),
+                         run.ticks[-1].inventory.of(spec.code), sum(mine), len(mine),
+                         max((r.value for r in load), default=None), over, holds)
+
+
+def _seconds_over(load: list[Reading], threshold: float, inclusive: bool) -> float:
+    """Sample and hold: each reading time stands until the next one; the last for the gap before it."""
+    over_at: dict[float, bool] = {}
+    for r in load:  # several metrics at one time (a rule that names none): over if any is
+        hit = r.value >= threshold if inclusive else r.value > threshold
+        over_at[r.time] = over_at.get(r.time, False) or hit
+    times = sorted(over_at)
+    spans = [b - a for a, b in zip(times, times[1:])]
+    spans.append(spans[-1] if spans else 0.0)
+    return sum(span for t, span in zip(times, spans) if over_at[t])
+
+
+def headline(result: Mapping[str, Any]) -> str:
+    return (f"simulated {result['start']} .. {result['end']}: {result['ticks']} ticks, "
+            f"{result['calls']} RescaleDeviceService calls, {result['devicesOrdered']} devices ordered "
+            f"(provisioning delay {result['provisioningDelaySeconds']:g} s)")
+
+
+def text(result: Mapping[str, Any]) -> str:
+    """The summary table, the calls one per line, and where the picture went."""
+    columns = ["region", "rule", "ordered", "calls", "peak load", "over target"] + [h.value for h in HOLDS]
+    rows = [[r["region"], _rule(r), str(r["devicesOrdered"]), str(r["calls"]),
+             "-" if r["peakLoad"] is None else f"{r['peakLoad']:g}", _duration(r["secondsOverTarget"])]
+            + [str(r["holds"][h.value]) for h in HOLDS] for r in result["regions"]]
+    widths = [max(len(row[i]) for row in [columns] + rows) for i in range(len(columns))]
+    lines = [headline(result), "", "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    if result["orders"]:
+        lines += ["", "RescaleDeviceService calls:"]
+        lines += [f"  {o['time']}  " + ", ".join(f"{e['regionCode']} +{e['count']}"
+                                                 for e in o["resourceSelector"]) for o in result["orders"]]
+    lines += [f"rejected {n}x: {error}" for error, n in result["rejections"].items()]
+    if result.get("image"):
+        lines.append(f"\nimage: {result['image']}")
+    return "\n".join(lines)
+
+
+def _rule(region: Mapping[str, Any]) -> str:
+    if region["rule"] is None:
+        return "-"
+    sign = ">" if region["rule"] == "target" else ">="
+    return f"{region['rule']} {sign}{region['threshold']:g}"
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
