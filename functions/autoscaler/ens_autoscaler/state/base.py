@@ -190,7 +190,7 @@ class StateStore(ABC):
             if live is not None and live.dead_at > now:
                 return _existing(live, payload_hash)
         raise TransientCloudError(f"idempotency key {key} changed hands twice while being "
-                                  f"claimed; retry later", code="IdempotencyContention")
+                                  "claimed; retry later", code="IdempotencyContention")
 
     def complete(self, key: str, payload_hash: str, result: dict[str, Any], now: float,
                  expiry: float) -> None:
