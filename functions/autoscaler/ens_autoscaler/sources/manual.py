@@ -79,13 +79,8 @@ class ManualRequest(EventView):
 
     @property
     def profile(self) -> str | None:
-        value = self.raw.get("profile")
-        if value is None:
-            return None
-        if not isinstance(value, str) or not PROFILE_NAME.fullmatch(value):
-            raise InputError(f"{self.what}.profile must be a profile name (letters, digits, "
-                             f"'.', '_', '-', at most 64 characters)")
-        return value
+        return self._optional_match("profile", PROFILE_NAME,
+                                    "a profile name (letters, digits, '.', '_', '-', at most 64 characters)")
 
     @property
     def reason(self) -> str | None:
@@ -97,12 +92,15 @@ class ManualRequest(EventView):
 
     @property
     def request_id(self) -> str | None:
-        value = self.raw.get("id")
+        return self._optional_match("id", REQUEST_ID, "1-128 characters of A-Z a-z 0-9 . _ : @ / - "
+                                                      "(starting with a letter or digit)")
+
+    def _optional_match(self, key: str, pattern: re.Pattern[str], expected: str) -> str | None:
+        value = self.raw.get(key)
         if value is None:
             return None
-        if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
-            raise InputError(f"{self.what}.id must be 1-128 characters of A-Z a-z 0-9 . _ : @ / - "
-                             f"(starting with a letter or digit)")
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise InputError(f"{self.what}.{key} must be {expected}")
         return value
 
 

@@ -255,12 +255,7 @@ def identifier(value: Any, what: str, max_len: int = 256) -> str:
     """A non-empty single-line string that may go into a dedupe key."""
     if not isinstance(value, str) or not value.strip() or value.strip() == "null":
         raise InputError(f"{what} must be a non-empty string; received {_kind(value)}")
-    value = value.strip()
-    if len(value) > max_len:
-        raise InputError(f"{what} is longer than {max_len} characters")
-    if _CONTROL.search(value):
-        raise InputError(f"{what} contains control characters")
-    return value
+    return _single_line(value.strip(), what, max_len)
 
 
 def optional_text(value: Any, what: str, max_len: int = 256) -> str | None:
@@ -270,8 +265,10 @@ def optional_text(value: Any, what: str, max_len: int = 256) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise InputError(f"{what} must be a string; received {_kind(value)}")
     text = nullable_text(value)
-    if text is None:
-        return None
+    return None if text is None else _single_line(text, what, max_len)
+
+
+def _single_line(text: str, what: str, max_len: int) -> str:
     if len(text) > max_len:
         raise InputError(f"{what} is longer than {max_len} characters")
     if _CONTROL.search(text):
