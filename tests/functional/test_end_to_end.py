@@ -117,3 +117,17 @@ def test_bad_input_is_returned_not_raised_and_reaches_no_cloud(cloud: LocalCloud
     result = make_autoscaler().handle(b'{"action": "scale-out", "regions": {"cn-nowhere-1": 2}}')
     assert result["status"] == "rejected" and "cn-nowhere-1" in result["error"]["message"]
     assert result["error"]["type"] == "bad_input" and not cloud.calls
+
+
+def test_no_secret_reaches_a_log_line_or_a_result(cloud: LocalCloud, make_autoscaler,
+                                                  monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    token = "STS.example-security-token-0123456789"
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", token)
+    caplog.set_level(logging.DEBUG)  # every logger: ours, the SDKs', urllib3's
+    scaler = make_autoscaler()
+    returned = scaler.respond((EVENTS / "cms-http-alarm.json").read_bytes(), "req-secret")
+    assert json.loads(json.loads(returned)["body"])["status"] == "scaled"
+    assert all(call["securityToken"] for call in cloud.calls)  # the STS token was really sent
+    for secret in (token, ACCESS_KEY_SECRET, "example-callback-token"):
+        assert secret not in caplog.text and secret not in returned
+        assert secret not in repr(scaler.settings)

@@ -38,7 +38,6 @@ from .signals import Signal
 from .state import ClaimStatus, InProgressError, LedgerEntry, OutboxItem, StateStore, hash_payload, open_store
 
 TAG_RECONCILE = "reconcile"  # an outbox item whose devices ENS has yet to tell us
-IDEMPOTENCY_EXPIRY_S = 24 * 3600  # longer than any redelivery: FC async retries, MNS, EventBridge
 OUTBOX_LEASE_S = 30.0
 OUTBOX_BATCH = 10
 WAIT_POLL_S = 0.05
@@ -140,7 +139,7 @@ class Autoscaler:
             if inventory is not None and not inventory.available:
                 store.release(key)  # a redelivery must look again, not replay a hold made blind
             else:
-                store.complete(key, payload, result, now, IDEMPOTENCY_EXPIRY_S)
+                store.complete(key, payload, result, now, self.settings.idempotency_ttl)
             return result
         started = self.clock()
         try:
@@ -159,7 +158,7 @@ class Autoscaler:
         entries = [] if order is None else _ledger(the_plan, key, started)
         tag = TAG_DRY_RUN if dry_run else TAG_SCALE_OUT
         store.commit_scale_out(key, payload, result, entries, OutboxItem(key, encode(message), tag, started),
-                               self.clock(), IDEMPOTENCY_EXPIRY_S)
+                               self.clock(), self.settings.idempotency_ttl)
         result = self._until_published(key, result, deadline)
         if not result["message"]["published"]:
             raise TransientCloudError(f"scale-out {key} committed but its message is still in the outbox "
@@ -177,7 +176,7 @@ class Autoscaler:
         entries = _ledger(the_plan, key, started)
         body = json.dumps({"message": message, "since": started}, separators=(",", ":"))
         self.store.commit_scale_out(key, payload, result, entries, OutboxItem(key, body, TAG_RECONCILE, started),
-                                    self.clock(), IDEMPOTENCY_EXPIRY_S)
+                                    self.clock(), self.settings.idempotency_ttl)
         log("uncertain", logging.ERROR, invocationId=key, selector=the_plan.selector)
 
     # -- idempotency ---------------------------------------------------------------------------
@@ -188,7 +187,8 @@ class Autoscaler:
         while True:
             now = self.clock()
             try:
-                return self.store.claim(key, payload, now, max(1.0, deadline - now), IDEMPOTENCY_EXPIRY_S)
+                ttl = self.settings.idempotency_ttl
+                return self.store.claim(key, payload, now, min(ttl, max(1.0, deadline - now)), ttl)
             except InProgressError:
                 if now + WAIT_POLL_S >= give_up:
                     raise

@@ -21,18 +21,23 @@ class Settings:
     state_url: str
     dry_run: bool
     callback_token: str | None
+    idempotency_ttl: float = 24 * 3600  # longer than any redelivery: FC async retries, MNS, EventBridge
 
     def __repr__(self) -> str:  # the callback token is a secret
         return (f"Settings(ens_endpoint={self.ens_endpoint!r}, mns_endpoint={self.mns_endpoint!r}, "
                 f"mns_topic={self.mns_topic!r}, policy_path={self.policy_path!r}, "
                 f"state_url={self.state_url!r}, dry_run={self.dry_run}, "
-                f"callback_token={'set' if self.callback_token else 'unset'})")
+                f"callback_token={'set' if self.callback_token else 'unset'}, "
+                f"idempotency_ttl={self.idempotency_ttl:g})")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
         dry_run = env.get("DRY_RUN", "").strip().lower()
         if dry_run not in TRUE | FALSE:
             raise ConfigError(f"DRY_RUN must be true or false, got {dry_run!r}")
+        ttl = env.get("IDEMPOTENCY_TTL_SECONDS") or "86400"
+        if not ttl.isdigit() or not 60 <= int(ttl) <= 30 * 86400:
+            raise ConfigError(f"IDEMPOTENCY_TTL_SECONDS must be whole seconds from 60 to 2592000, got {ttl!r}")
         policy = env.get("SCALING_POLICY") or "policy.yaml"
         if not os.path.isabs(policy):
             policy = str(PACKAGE_ROOT / policy)
@@ -44,4 +49,5 @@ class Settings:
             state_url=env.get("STATE_URL") or "sqlite:////tmp/ens-autoscaler.db",
             dry_run=dry_run in TRUE,
             callback_token=env.get("CALLBACK_TOKEN") or None,
+            idempotency_ttl=float(ttl),
         )
