@@ -57,6 +57,9 @@ class TopicStore:
                 stored.clear()
 
 
+MAX_MESSAGE_BYTES = 64 * 1024  # a topic's largest message, as MNS documents it
+
+
 def parse_message(xml_body: bytes) -> tuple[str, str | None]:
     """``(MessageBody, MessageTag)`` from a PublishMessage request body."""
     try:
@@ -68,6 +71,9 @@ def parse_message(xml_body: bytes) -> tuple[str, str | None]:
     fields = {_local(child.tag): child.text or "" for child in root}
     if "MessageBody" not in fields:
         raise _schema_error("MessageBody")
+    if len(fields["MessageBody"].encode("utf-8")) > MAX_MESSAGE_BYTES:
+        raise ApiError(400, "InvalidArgument", "The length of message should not be larger than "
+                       f"MaximumMessageSize ({MAX_MESSAGE_BYTES} bytes).")
     return fields["MessageBody"], fields.get("MessageTag")
 
 

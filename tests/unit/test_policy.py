@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import yaml
 
 from ens_autoscaler.errors import ConfigError
@@ -117,3 +119,20 @@ def test_cache_rereads_only_when_the_file_changes(tmp_path: Path, doc: dict) -> 
     path.write_text(yaml.safe_dump(changed))
     os.utime(path, ns=(1, 2_000_000_000_000_000_000))  # a distinct mtime even on coarse clocks
     assert cache.get(str(path)).limits.total == 3 and len(reads) == 2
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.sampled_from(["a", "b", "dimensions", "ensRegionId"]), inner,
+                                             max_size=3), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["a", "a.b", "dimensions.ensRegionId", "a.b.a", "b[0]", "a || b"]), json_values)
+def test_field_paths_answer_exactly_as_jmespath(expression: str, document: object) -> None:
+    """Plain field paths skip the JMESPath interpreter; they must never answer differently."""
+    import jmespath
+
+    policy = parse_policy({"limits": {"perRegion": 1, "total": 1}, "regions": {"cn-a-1": {}},
+                           "signals": {"message": {"region": expression}}})
+    assert policy.message.region.search(document) == jmespath.search(expression, document)

@@ -127,11 +127,12 @@ class Autoscaler:
         store, now = self.store, self.clock()
         history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
         inventory = None
-        if plan(signals, policy, history, now).needs_inventory:
+        the_plan = plan(signals, policy, history, now)
+        if the_plan.needs_inventory:
             inventory = self.actuator.inventory(policy.service)
             if not inventory.available:
                 log("inventory_unavailable", logging.WARNING, requestId=request_id, invocationId=key)
-        the_plan = plan(signals, policy, history, now, inventory)
+            the_plan = plan(signals, policy, history, now, inventory)
         self._log_decisions(the_plan, key, request_id)
         dry_run = self.settings.dry_run or the_plan.dry_run_requested
         if not the_plan.selector:

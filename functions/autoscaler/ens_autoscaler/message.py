@@ -44,5 +44,41 @@ def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order 
     }
 
 
+MAX_BYTES = 60 * 1024  # MNS refuses topic messages over 64 KB; leave room for the XML around it
+KEEP = 20  # how many signals (and signal keys per decision) a shortened message keeps
+
+
 def encode(message: dict[str, Any]) -> str:
+    """The message as JSON, shortened to fit MNS when a big batch makes it too long.
+
+    What goes first is what a consumer can do without: the list of triggering
+    signals, then each decision's list of signal keys (their counts stay), then the
+    device details (the DeviceIds stay). Each cut is flagged, never silent.
+    """
+    text = _json(message)
+    cuts = (_fewer_signals, _fewer_decision_keys, _without_device_details)
+    for cut in cuts:
+        if len(text.encode()) <= MAX_BYTES:
+            break
+        message = cut(message)
+        text = _json(message)
+    return text
+
+
+def _json(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _fewer_signals(message: dict[str, Any]) -> dict[str, Any]:
+    return {**message, "signals": message["signals"][:KEEP], "signalCount": len(message["signals"]),
+            "signalsTruncated": True}
+
+
+def _fewer_decision_keys(message: dict[str, Any]) -> dict[str, Any]:
+    decisions = [{**d, "signals": d["signals"][:KEEP], "signalCount": len(d["signals"])}
+                 for d in message["decisions"]]
+    return {**message, "decisions": decisions}
+
+
+def _without_device_details(message: dict[str, Any]) -> dict[str, Any]:
+    return {**message, "devices": [], "devicesTruncated": True}

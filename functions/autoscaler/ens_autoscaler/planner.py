@@ -201,6 +201,9 @@ def plan(signals: Iterable[Signal], policy: Policy, history: History = History()
 def _canonical_order(signals: Iterable[Signal]) -> list[Signal]:
     """Sort by dedupe key (then content, for the odd batch that repeats a key with another
     body), and drop exact repeats: a message redelivered inside one batch counts once."""
+    signals = list(signals)
+    if len({s.dedupe_key for s in signals}) == len(signals):  # the usual case: no key repeats,
+        return sorted(signals, key=lambda s: s.dedupe_key)  # so the content never breaks a tie
     keyed = {(s.dedupe_key, json.dumps([s.summary(), s.document], sort_keys=True, default=str)): s
              for s in signals}
     return [keyed[k] for k in sorted(keyed)]
@@ -267,7 +270,7 @@ def _region_of(signal: Signal, extraction: Extraction) -> Any:
     if signal.region is not None:
         return signal.region
     if extraction.region is not None:
-        found = extraction.region.search(dict(signal.document))
+        found = extraction.region.search(_document(signal))
         if found is not None:
             return found
     for binding in signal.binding_keys:
@@ -276,6 +279,12 @@ def _region_of(signal: Signal, extraction: Extraction) -> Any:
     raise InputError(f"{signal.family.value} signal names no region: the policy's "
                      f"signals.{signal.family.value}.region found nothing and no binding matches "
                      f"{list(signal.binding_keys)}")
+
+
+def _document(signal: Signal) -> dict[str, Any]:
+    """The document as the JMESPath searches want it: a dict (decoders already give one)."""
+    doc = signal.document
+    return doc if type(doc) is dict else dict(doc)
 
 
 def _allowed(region: Any, policy: Policy) -> str:
@@ -288,12 +297,12 @@ def _allowed(region: Any, policy: Policy) -> str:
 def _search_text(expression: Any, signal: Signal) -> str | None:
     if expression is None:
         return None
-    found = expression.search(dict(signal.document))
+    found = expression.search(_document(signal))
     return found if isinstance(found, str) else None
 
 
 def _search_number(expression: Any, signal: Signal) -> float:
-    found = expression.search(dict(signal.document)) if expression is not None else None
+    found = expression.search(_document(signal)) if expression is not None else None
     if isinstance(found, str):
         try:
             found = float(found)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 
+SIMPLE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # JMESPath fields only
 REGION_CODE = re.compile(r"^[a-z]{2}-[a-z0-9_-]{1,62}$")
 MAX_COUNT = 1000  # no single rule may ask for more devices than this; a typo guard
 
@@ -115,6 +116,44 @@ class Policy:
     message: Extraction
 
 
+class FieldPath:
+    """A compiled JMESPath whose plain field paths (`region`, `dimensions.ensRegionId`) are looked
+    up directly: the same result as jmespath's interpreter (a field of a non-object is None),
+    without building an interpreter and walking the AST on every search."""
+
+    __slots__ = ("_compiled", "_fields")
+
+    def __init__(self, compiled: Any, fields: tuple[str, ...] | None) -> None:
+        self._compiled, self._fields = compiled, fields
+
+    @classmethod
+    def of(cls, compiled: Any) -> "FieldPath":
+        return cls(compiled, _field_chain(compiled.parsed))
+
+    def search(self, value: Any) -> Any:
+        if self._fields is None:
+            return self._compiled.search(value)
+        for name in self._fields:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(name)
+        return value
+
+
+def _field_chain(node: Mapping[str, Any]) -> tuple[str, ...] | None:
+    if node.get("type") == "field":
+        return (node["value"],)
+    if node.get("type") == "subexpression":
+        chain: tuple[str, ...] = ()
+        for child in node.get("children", ()):
+            part = _field_chain(child)
+            if part is None:
+                return None
+            chain += part
+        return chain
+    return None
+
+
 class _Checker:
     """Collects problems with their key paths while reading an untrusted mapping."""
 
@@ -169,11 +208,13 @@ class _Checker:
         expression = self.text(value, path)
         if expression is None:
             return None
-        import jmespath  # only policies that use extraction pay for the import
+        if SIMPLE_PATH.fullmatch(expression):  # `region`, `dimensions.ensRegionId`: no jmespath needed
+            return FieldPath(None, tuple(expression.split(".")))
+        import jmespath  # only policies with richer expressions pay for the import
         from jmespath.exceptions import JMESPathError
 
         try:
-            return jmespath.compile(expression)
+            return FieldPath.of(jmespath.compile(expression))
         except JMESPathError as exc:
             self.problem(path, f"invalid JMESPath {expression!r}: {exc}")
             return None
@@ -347,7 +388,7 @@ def read_policy(path: str | os.PathLike[str]) -> Policy:
     except OSError as exc:
         raise ConfigError(f"cannot read policy file {path}: {exc.strerror}") from exc
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: ~10x
     except yaml.YAMLError as exc:
         raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from exc
     return parse_policy(document)

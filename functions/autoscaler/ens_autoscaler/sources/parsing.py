@@ -70,7 +70,10 @@ def loads(text: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} "
                          f"column {exc.colno}") from None
-    _check_tree(value, what)
+    strings = ("\\u" in text and _ESCAPED_SURROGATE.search(text) is not None) or (
+        not text.isascii() and _SURROGATE.search(text) is not None)
+    if strings or text.count("{") + text.count("[") > MAX_DEPTH:  # else nothing for the walk to find
+        _check_tree(value, what, strings)
     return value
 
 
@@ -86,7 +89,10 @@ def sha256_hex(text: str) -> str:
 
 def _unique_keys(what: str):
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj: dict[str, Any] = {}
+        obj = dict(pairs)  # C speed; only a repeated key makes it shorter than the pairs
+        if len(obj) == len(pairs):
+            return obj
+        obj = {}
         for key, value in pairs:
             if key in obj:
                 raise InputError(f"{what} has the key {safe_key(key)} twice in one object")
@@ -119,25 +125,28 @@ def _bounded_int(what: str):
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # how JSON text spells one (or half a pair)
 
 
-def _check_tree(root: Any, what: str) -> None:
+def _check_tree(root: Any, what: str, strings: bool = True) -> None:
     """Bounded depth, and text that is text: a lone UTF-16 surrogate (`"\\ud800"` in JSON) is
     refused here, or it would fail later, far from the input, when a key is encoded."""
     stack = [(root, 1)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, str):
-            if _SURROGATE.search(node):
+            if strings and _SURROGATE.search(node):
                 raise InputError(f"{what} contains a lone UTF-16 surrogate escape, which is not text")
             continue
         if depth > MAX_DEPTH:
             raise InputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+        kinds = (str, dict, list) if strings else (dict, list)
         if isinstance(node, dict):
-            stack.extend((k, depth) for k in node)
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (str, dict, list)))
+            if strings:
+                stack.extend((k, depth) for k in node)
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, kinds))
         elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, (str, dict, list)))
+            stack.extend((v, depth + 1) for v in node if isinstance(v, kinds))
 
 
 def _check_size(size: int, what: str) -> None:

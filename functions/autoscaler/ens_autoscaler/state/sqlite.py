@@ -143,6 +143,8 @@ class SqliteStore(StateStore):
         return [LedgerEntry(*row) for row in rows]
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
+        if not self._read("outbox probe", "SELECT 1 FROM outbox WHERE lease_until <= ? LIMIT 1", now):
+            return []  # nothing to lease: no write transaction (the usual case)
         with self._transaction("outbox lease") as db:
             rows = db.execute("SELECT id, body, tag, created_at, attempts FROM outbox "
                               "WHERE lease_until <= ? ORDER BY created_at, id LIMIT ?",
