@@ -1,0 +1,67 @@
+"""Cold-start hygiene: no SDK on paths that don't call the cloud; credentials follow the environment."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ens_autoscaler.credentials import CredentialSource
+
+ROOT = Path(__file__).resolve().parents[2]
+SDKS = ("alibabacloud_ens20171110", "alibabacloud_credentials", "alibabacloud_tea_openapi", "mns", "redis")
+
+CHILD = """
+import json, sys
+sys.path.insert(0, "functions/autoscaler")
+import index
+index.initialize(None)
+result = json.loads(index.handler(open(sys.argv[1], "rb").read(), None))
+print(json.dumps({"result": result, "modules": sorted(m.split(".")[0] for m in sys.modules)}))
+"""
+
+
+def run_child(event: str, tmp_path: Path) -> dict:
+    env = {"PATH": "/usr/bin:/bin", "STATE_URL": f"sqlite:///{tmp_path}/state.db",
+           "CALLBACK_TOKEN": "example-callback-token", "ENS_ENDPOINT": "http://127.0.0.1:9",
+           "MNS_ENDPOINT": "http://127.0.0.1:9", "MNS_TOPIC": "t"}
+    out = subprocess.run([sys.executable, "-c", CHILD, event], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    return json.loads(out)
+
+
+def test_events_that_end_in_no_action_never_import_an_sdk(tmp_path: Path) -> None:
+    below = json.loads((ROOT / "events" / "mns-topic-json.json").read_text())
+    below["Message"] = json.dumps({"region": "cn-shanghai-cmcc", "metric": "CPUUtilization", "value": 10})
+    (tmp_path / "below.json").write_text(json.dumps(below))
+    for event in (str(ROOT / "events" / "cms-http-alarm-ok.json"), str(tmp_path / "below.json")):
+        child = run_child(event, tmp_path)
+        result = child["result"]
+        result = json.loads(result["body"]) if "statusCode" in result else result
+        assert result["status"] == "no_action"
+        assert not set(SDKS) & set(child["modules"])
+
+
+def test_a_scale_out_does_import_the_ens_sdk(tmp_path: Path) -> None:
+    env_child = CHILD.replace("result = json.loads(index.handler(open(sys.argv[1], \"rb\").read(), None))",
+                              "try:\n    index.handler(open(sys.argv[1], 'rb').read(), None)\n"
+                              "except Exception:\n    pass\nresult = None")
+    out = subprocess.run([sys.executable, "-c", env_child, "events/manual-counts.json"], cwd=ROOT,
+                         env={"PATH": "/usr/bin:/bin", "STATE_URL": f"sqlite:///{tmp_path}/s.db",
+                              "ENS_ENDPOINT": "http://127.0.0.1:9", "ALIBABA_CLOUD_ACCESS_KEY_ID": "a",
+                              "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "b"},
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "alibabacloud_ens20171110" in json.loads(out)["modules"]
+
+
+def test_a_rotated_sts_token_is_used_at_once() -> None:
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "STS.id-1", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s-1",
+           "ALIBABA_CLOUD_SECURITY_TOKEN": "token-1"}
+    source = CredentialSource(env)
+    first = source.key_pair()
+    assert (first.access_key_id, first.access_key_secret, first.security_token) == ("STS.id-1", "s-1", "token-1")
+    env.update(ALIBABA_CLOUD_ACCESS_KEY_ID="STS.id-2", ALIBABA_CLOUD_ACCESS_KEY_SECRET="s-2",
+               ALIBABA_CLOUD_SECURITY_TOKEN="token-2")
+    second = source.key_pair()
+    assert (second.access_key_id, second.access_key_secret, second.security_token) == ("STS.id-2", "s-2", "token-2")
+    assert "s-2" not in repr(second) and "token-2" not in repr(second)
