@@ -16,15 +16,20 @@ import json, sys
 sys.path.insert(0, "functions/autoscaler")
 import index
 index.initialize(None)
-result = json.loads(index.handler(open(sys.argv[1], "rb").read(), None))
+try:
+    result = json.loads(index.handler(open(sys.argv[1], "rb").read(), None))
+except Exception as exc:  # a scale-out with ENS unreachable: what matters is what it imported
+    result = {"raised": type(exc).__name__}
 print(json.dumps({"result": result, "modules": sorted(m.split(".")[0] for m in sys.modules)}))
 """
 
 
 def run_child(event: str, tmp_path: Path) -> dict:
+    """FC's view: a fresh interpreter, the handler on one event (ENS and MNS unreachable)."""
     env = {"PATH": "/usr/bin:/bin", "STATE_URL": f"sqlite:///{tmp_path}/state.db",
            "CALLBACK_TOKEN": "example-callback-token", "ENS_ENDPOINT": "http://127.0.0.1:9",
-           "MNS_ENDPOINT": "http://127.0.0.1:9", "MNS_TOPIC": "t"}
+           "MNS_ENDPOINT": "http://127.0.0.1:9", "MNS_TOPIC": "t",
+           "ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret"}
     out = subprocess.run([sys.executable, "-c", CHILD, event], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60, check=True).stdout
     return json.loads(out)
@@ -43,15 +48,9 @@ def test_events_that_end_in_no_action_never_import_an_sdk(tmp_path: Path) -> Non
 
 
 def test_a_scale_out_does_import_the_ens_sdk(tmp_path: Path) -> None:
-    env_child = CHILD.replace("result = json.loads(index.handler(open(sys.argv[1], \"rb\").read(), None))",
-                              "try:\n    index.handler(open(sys.argv[1], 'rb').read(), None)\n"
-                              "except Exception:\n    pass\nresult = None")
-    out = subprocess.run([sys.executable, "-c", env_child, "events/manual-counts.json"], cwd=ROOT,
-                         env={"PATH": "/usr/bin:/bin", "STATE_URL": f"sqlite:///{tmp_path}/s.db",
-                              "ENS_ENDPOINT": "http://127.0.0.1:9", "ALIBABA_CLOUD_ACCESS_KEY_ID": "a",
-                              "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "b"},
-                         capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "alibabacloud_ens20171110" in json.loads(out)["modules"]
+    child = run_child(str(ROOT / "events" / "manual-counts.json"), tmp_path)
+    assert child["result"] == {"raised": "TransientCloudError"}  # it tried: ENS is unreachable here
+    assert "alibabacloud_ens20171110" in child["modules"]
 
 
 def test_a_rotated_sts_token_is_used_at_once() -> None:
