@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             _show("ENS received RescaleDeviceService", call["params"])
         for message in cloud.messages(DEFAULT_TOPIC):
             _show(f"MNS received a message (tag {message['tag']})", json.loads(message["body"]))
-        _show("handler returned", returned)
+        status = f" (HTTP {returned['statusCode']})" if "statusCode" in returned else ""
+        _show(f"handler returned{status}", result)
     return 0 if result.get("status") != "rejected" else 1
 
 
