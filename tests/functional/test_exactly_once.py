@@ -197,3 +197,13 @@ def test_same_key_with_another_payload_is_an_error_not_a_replay(cloud: LocalClou
     result = scaler.handle(json.dumps(other).encode())
     assert result["status"] == "rejected" and "different payload" in result["error"]["message"]
     assert len(rescales(cloud)) == 1
+
+
+def test_a_state_store_outage_fails_a_scale_out_retryably_but_not_a_no_op(cloud: LocalCloud,
+                                                                         make_autoscaler) -> None:
+    down = make_autoscaler(state_url="redis://127.0.0.1:9/0")  # nothing listens there
+    assert down.handle((EVENTS / "cms-http-alarm-ok.json").read_bytes())["status"] == "no_action"
+    with pytest.raises(TransientCloudError) as info:
+        down.handle(COUNTS)
+    assert info.value.code == "StateUnavailable"
+    assert not rescales(cloud)  # no claim, no order

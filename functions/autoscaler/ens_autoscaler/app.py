@@ -106,7 +106,7 @@ class Autoscaler:
         policy, now = self.policy, self.clock()
         preview = plan(signals, policy, History(), now)
         key = invocation_key(preview.signal_keys)
-        self.drain_outbox(deadline)  # whatever earlier invocations could not publish goes first
+        self._drain_first(deadline)
         if not preview.selector and not preview.needs_inventory:  # guards only lower counts: no
             # ledger could make this act, and no rule here is waiting for the inventory
             self._log_decisions(preview, key, request_id)
@@ -212,6 +212,14 @@ class Autoscaler:
         return result
 
     # -- the outbox ----------------------------------------------------------------------------
+
+    def _drain_first(self, deadline: float) -> None:
+        """What earlier invocations could not publish goes first — best effort: a state store
+        that is down must not turn an event that needs no state into a failure FC retries."""
+        try:
+            self.drain_outbox(deadline)
+        except TransientCloudError as exc:
+            log("outbox_unavailable", logging.WARNING, errorType=exc.kind, error=str(exc))
 
     def drain_outbox(self, deadline: float) -> tuple[dict[str, dict[str, Any]], set[str]]:
         """Publish what is queued (leased, so two instances never publish one item at once).
