@@ -207,3 +207,17 @@ def test_a_state_store_outage_fails_a_scale_out_retryably_but_not_a_no_op(cloud:
         down.handle(COUNTS)
     assert info.value.code == "StateUnavailable"
     assert not rescales(cloud)  # no claim, no order
+
+
+def test_a_retry_that_still_cannot_reconcile_fails_again_and_orders_nothing(cloud: LocalCloud,
+                                                                           make_autoscaler) -> None:
+    cloud.inject("RescaleDeviceService", "drop_after_commit", times=1)
+    cloud.inject("DescribeDeviceService", "unavailable", times=3)  # the attempt, and both looks of the retry
+    scaler = make_autoscaler()
+    for _ in range(2):  # the invocation, then FC's retry while ENS still can't list devices
+        with pytest.raises(TransientCloudError) as info:
+            scaler.handle(COUNTS)
+        assert info.value.ambiguous
+    assert info.value.code == "OrderUncertain" and len(rescales(cloud)) == 1
+    assert scaler.handle(COUNTS)["status"] == "scaled" and len(cloud.messages(TOPIC)) == 1
+    assert len(rescales(cloud)) == 1

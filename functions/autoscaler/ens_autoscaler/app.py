@@ -117,7 +117,7 @@ class Autoscaler:
         claim = self._claim(key, payload, deadline)
         if claim.status is ClaimStatus.COMPLETED:
             log("replayed", requestId=request_id, invocationId=key)
-            return self._until_published(key, claim.result or {}, deadline)
+            return self._finish(key, claim.result or {}, deadline)
         return self._scale_out(signals, policy, key, payload, request_id, deadline)
 
     # -- the scale-out itself ----------------------------------------------------------------
@@ -160,12 +160,7 @@ class Autoscaler:
         tag = TAG_DRY_RUN if dry_run else TAG_SCALE_OUT
         store.commit_scale_out(key, payload, result, entries, OutboxItem(key, encode(message), tag, started),
                                self.clock(), self.settings.idempotency_ttl)
-        result = self._until_published(key, result, deadline)
-        if not result["message"]["published"]:
-            raise TransientCloudError(f"scale-out {key} committed but its message is still in the outbox "
-                                      "(MNS unavailable); a retry or the next invocation publishes it",
-                                      code="PublishDeferred")
-        return result
+        return self._finish(key, result, deadline)
 
     def _commit_uncertain(self, the_plan: Plan, signals: list[Signal], key: str, payload: str,
                           started: float) -> None:
@@ -194,6 +189,21 @@ class Autoscaler:
                 if now + WAIT_POLL_S >= give_up:
                     raise
                 self.sleep(WAIT_POLL_S)
+
+    def _finish(self, key: str, result: dict[str, Any], deadline: float) -> dict[str, Any]:
+        """The stored result once its message is out. Until it is, the invocation fails
+        retryably — FC's retries (then the dead-letter queue) keep it visible — while the
+        outbox keeps the message for whichever invocation comes next."""
+        result = self._until_published(key, result, deadline)
+        if result.get("status") == "uncertain":
+            raise TransientCloudError(f"scale-out {key}: ENS may have ordered devices it could not list yet; "
+                                      "the next invocation asks again (nothing is re-ordered)",
+                                      code="OrderUncertain", ambiguous=True)
+        if not (result.get("message") or {}).get("published", True):
+            raise TransientCloudError(f"scale-out {key} committed but its message is still in the outbox "
+                                      "(MNS unavailable); a retry or the next invocation publishes it",
+                                      code="PublishDeferred")
+        return result
 
     def _until_published(self, key: str, result: dict[str, Any], deadline: float) -> dict[str, Any]:
         """The stored result once its message is out: published here, or by whichever invocation
@@ -225,8 +235,8 @@ class Autoscaler:
         """Publish what is queued (leased, so two instances never publish one item at once).
 
         Returns the updated stored result of each invocation whose message went out, and
-        the ids that failed. A failure leaves the item for the next invocation; it is
-        never raised here.
+        the ids that failed. A failed publish leaves the item for the next invocation and
+        is not raised here (a state store that fails is).
         """
         store, published, failed = self.store, {}, set()
         if self.clock() >= deadline:
