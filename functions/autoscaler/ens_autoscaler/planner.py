@@ -155,9 +155,6 @@ class Plan:
     def total(self) -> int:
         return sum(d.final for d in self.decisions)
 
-    def selector_json(self) -> str:
-        return json.dumps(self.selector, separators=(",", ":"))
-
 
 def plan(signals: Iterable[Signal], policy: Policy, history: History = History(), now: float = 0.0,
          inventory: Inventory | None = None) -> Plan:
