@@ -12,6 +12,7 @@ of cold start and most invocations end without calling ENS.
 """
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -149,8 +150,6 @@ class EnsActuator:
         raise failure
 
     def rescale(self, service: ServiceParams, selector: list[dict[str, Any]]) -> Order:
-        import json
-
         from alibabacloud_ens20171110 import models
 
         request = models.RescaleDeviceServiceRequest(

@@ -21,18 +21,14 @@ from typing import Any, Mapping
 from ..errors import InputError
 from ..signals import Signal
 from . import alarm, cms_alert, parsing
-from .decoder import Decoder, EventView, is_cloud_event
+from .decoder import CloudEventView, Decoder, is_cloud_event
 
 NAME = "cms_eventbridge"
 SOURCES = frozenset({"acs.cms", "acs:cms", "acs.cloudmonitor"})
 
 
-class AlarmCloudEvent(EventView):
+class AlarmCloudEvent(CloudEventView):
     what = "CloudMonitor CloudEvent"
-
-    @property
-    def id(self) -> str:
-        return parsing.identifier(self.raw.get("id"), f"{self.what}.id")
 
     @property
     def event_type(self) -> str | None:
@@ -40,10 +36,8 @@ class AlarmCloudEvent(EventView):
 
     @property
     def time_ms(self) -> int | None:
-        value = self.raw.get("time")
-        if value is None:
-            return None
-        return int(round(parsing.iso8601_seconds(value, f"{self.what}.time") * 1000))
+        seconds = self.time
+        return None if seconds is None else int(round(seconds * 1000))
 
     @property
     def data(self) -> Mapping[str, Any]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..signals import Signal
+from . import parsing
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,16 @@ class EventView:
         self.raw = raw
         if what is not None:
             self.what = what
+
+
+class CloudEventView(EventView):
+    """The CloudEvent envelope EventBridge delivers: what every such source reads the same way."""
+
+    @property
+    def time(self) -> float | None:
+        """The event's `time` in epoch seconds, when it has one."""
+        value = self.raw.get("time")
+        return None if value is None else parsing.iso8601_seconds(value, f"{self.what}.time")
 
 
 def is_cloud_event(doc: Any) -> bool:

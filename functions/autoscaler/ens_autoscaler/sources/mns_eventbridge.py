@@ -23,17 +23,13 @@ from typing import Any, Mapping
 from ..errors import InputError
 from ..signals import Signal
 from . import message_body, parsing
-from .decoder import Decoder, EventView, is_cloud_event
+from .decoder import CloudEventView, Decoder, is_cloud_event
 
 NAME = "mns_eventbridge"
 
 
-class QueueMessageEvent(EventView):
+class QueueMessageEvent(CloudEventView):
     what = "MNS queue CloudEvent"
-
-    @property
-    def id(self) -> str:
-        return parsing.identifier(self.raw.get("id"), f"{self.what}.id")
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -50,11 +46,6 @@ class QueueMessageEvent(EventView):
     def message_body(self) -> str | dict:
         """The body as sent (text); an object if the event already carries it parsed."""
         return parsing.get(self.data, "messageBody", f"{self.what}.data", (str, dict))
-
-    @property
-    def time(self) -> float | None:
-        value = self.raw.get("time")
-        return None if value is None else parsing.iso8601_seconds(value, f"{self.what}.time")
 
 
 def _is_queue_event(doc: Any) -> bool:
