@@ -73,7 +73,6 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     policy = read_policy(args.policy or Settings.from_env().policy_path)
     the_plan = plan(sources.decode(Path(args.event).read_bytes()), policy, now=time.time())
     result = summary(invocation_key(the_plan.signal_keys), the_plan, None, dry_run=True, status="plan")
-    result["message"] = None
     if the_plan.needs_inventory:
         result["note"] = ("some rules need the live inventory (DescribeDeviceService), which `plan` never "
                           "reads: `invoke` with DRY_RUN=true shows them")
