@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # The test command (README "Test"; .ci/run calls it): sets up what the tests need, then runs them.
-# Idempotent: a second run reuses the virtualenv and the running Redis.
+# Idempotent: a second run reuses the virtualenv. Each run starts its own Redis and stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r tests/requirements.txt
 
-# Redis for the state tests (tests/state_backends.py): a private, throwaway instance on 6390
-# (loopback only, nothing on disk), started once and reused by later runs. CI runs as root.
+# Redis for the state tests (tests/state_backends.py): a private, throwaway server on a free
+# loopback port (nothing on disk), stopped when the run ends — never one this run did not start.
+# CI runs as root, so apt-get can install it.
 if ! command -v redis-server >/dev/null; then
     apt-get update -qq && apt-get install -y -qq redis-server
 fi
-if ! redis-cli -p 6390 ping >/dev/null 2>&1; then
-    redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
-    for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
-fi
-export TEST_REDIS_URL=redis://127.0.0.1:6390/15
+redis_dir="$(mktemp -d "${TMPDIR:-/tmp}/ens-autoscaler-redis.XXXXXX")"
+redis_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save '' --appendonly no \
+    --daemonize yes --pidfile "$redis_dir/redis.pid" >/dev/null
+stop_redis() {
+    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+    rm -rf "$redis_dir"
+}
+trap stop_redis EXIT
+for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+redis-cli -p "$redis_port" ping >/dev/null
+export TEST_REDIS_URL="redis://127.0.0.1:$redis_port/15"
 
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
