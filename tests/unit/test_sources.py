@@ -12,6 +12,7 @@ import pytest
 from ens_autoscaler import sources
 from ens_autoscaler.signals import Family, Signal, SignalKind
 from ens_autoscaler.sources import cms_http, parsing
+from ens_autoscaler import vocab
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -135,7 +136,7 @@ def test_stream_body_keys_are_content_hashes():
         prefix, _, digest = signal.dedupe_key.partition(":")
         assert prefix == "mns-body" and len(digest) == 64
     assert plain.dedupe_key != attrs.dedupe_key
-    expected = parsing.sha256_hex(parsing.canonical_json(load("mns-topic-stream.json")))
+    expected = vocab.digest(load("mns-topic-stream.json"))
     assert plain.dedupe_key == "mns-body:" + expected
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ens_autoscaler.errors import ConfigError, TransientCloudError
+from ens_autoscaler.vocab import digest
 from ens_autoscaler.state import (ClaimStatus, IdempotencyRecord, LedgerEntry, OutboxItem,
-                                  RecordStatus, hash_payload, open_store)
+                                  RecordStatus, open_store)
 from ens_autoscaler.state.memory import MemoryStore
 from ens_autoscaler.state.sqlite import SqliteStore
 from tests.state_backends import redis_url
@@ -150,9 +151,9 @@ def test_a_claim_that_loses_twice_to_vanishing_records_gives_up_retryably() -> N
 
 
 def test_payload_hash_ignores_key_order_and_spacing_but_not_values() -> None:
-    assert hash_payload({"a": 1, "b": [1, 2]}) == hash_payload({"b": [1, 2], "a": 1})
-    assert hash_payload({"a": 1}) != hash_payload({"a": 2})
-    assert len(hash_payload("x")) == 64
+    assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
+    assert digest({"a": 1}) != digest({"a": 2})
+    assert len(digest("x")) == 64
 
 
 def test_redis_cases_skip_on_a_laptop_but_fail_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,9 +33,11 @@ class TransientCloudError(AutoscalerError):
 
     kind = "transient"
 
-    def __init__(self, message: str, code: str | None = None, ambiguous: bool = False) -> None:
+    def __init__(self, message: str, code: str | None = None, ambiguous: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(message, code)
         self.ambiguous = ambiguous
+        self.retry_after = retry_after  # seconds the cloud asked us to wait (x-acs-retry-after)
 
 
 class PermanentCloudError(AutoscalerError):

@@ -6,13 +6,13 @@ drops a copy by id.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, Sequence
 
 from .ens import Order
 from .planner import Plan
 from .signals import Signal
+from .vocab import digest
 
 SCHEMA_VERSION = 1
 TAG_SCALE_OUT = "scale-out"
@@ -21,8 +21,7 @@ TAG_DRY_RUN = "dry-run"
 
 def invocation_key(signal_keys: Sequence[str]) -> str:
     """One key for the set of signals, whatever order a batch arrived in."""
-    digest = hashlib.sha256("\n".join(sorted(set(signal_keys))).encode()).hexdigest()
-    return f"inv-{digest[:32]}"
+    return f"inv-{digest(sorted(set(signal_keys)))[:32]}"
 
 
 def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order | None,

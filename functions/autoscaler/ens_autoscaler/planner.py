@@ -14,10 +14,11 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .errors import InputError
-from .policy import BUDGET_WINDOW_SECONDS, Extraction, Policy, Region
+from .orders import Listed
+from .policy import BUDGET_WINDOW_SECONDS, Extraction, Limits, Policy, Region
 from .signals import Family, Signal, SignalKind
 
 
@@ -32,12 +33,13 @@ class Reason(str, Enum):
     COALESCED = "Coalesced"  # several signals named the region: the largest count wins, they don't add up
     COOLDOWN = "Cooldown"  # devices added within the cooldown window count toward this scale-out
     MAX_DEVICES = "MaxDevices"  # the region would hold more than its maxDevices
+    FLEET_CAP = "FleetCap"  # the service would hold more than limits.maxDevices in all
     REGION_CAP = "RegionCap"  # per-region per-invocation cap
     BUDGET_EXHAUSTED = "BudgetExhausted"  # the rolling 24 h budget (region or total) is spent
     INVOCATION_CAP = "InvocationCap"  # per-invocation total cap
 
 
-class Added(Protocol):
+class LedgerEntry(Protocol):
     """One ledger entry: `count` devices were ordered for `region` at `at` (epoch seconds)."""
 
     region: str
@@ -49,7 +51,7 @@ class Added(Protocol):
 class History:
     """What was added recently, as the state store's ledger says: the planner's only memory."""
 
-    entries: tuple[Added, ...] = ()
+    entries: tuple[LedgerEntry, ...] = ()
 
     def added(self, since: float, region: str | None = None) -> int:
         return sum(e.count for e in self.entries if e.at >= since and region in (None, e.region))
@@ -74,6 +76,20 @@ class Inventory:
 
     def of(self, region: str) -> Capacity:
         return self.regions.get(region, Capacity(0, 0))
+
+    @property
+    def total(self) -> int:
+        return sum(c.total for c in self.regions.values())
+
+    @classmethod
+    def from_listing(cls, listed: Iterable[Listed]) -> Inventory:
+        """Running and on-the-way devices per region; failed ones are not capacity."""
+        counts: dict[str, list[int]] = {}
+        for device in listed:
+            if not device.failed:
+                slot = counts.setdefault(device.region, [0, 0])
+                slot[0 if device.status == "Running" else 1] += 1
+        return cls({region: Capacity(r, p) for region, (r, p) in counts.items()})
 
 
 class RuleKind(str, Enum):
@@ -177,20 +193,15 @@ def plan(signals: Iterable[Signal], policy: Policy, history: History = History()
         by_region.setdefault(cand.region, []).append(cand)
     decisions = [_decide(region, cands, policy, history, now, inventory)
                  for region, cands in sorted(by_region.items())]
-    limits = policy.limits
-    allowed, reason = limits.total, Reason.INVOCATION_CAP
-    if limits.budget_total is not None:
-        remaining = max(0, limits.budget_total - history.added(now - BUDGET_WINDOW_SECONDS))
-        if remaining < allowed:
-            allowed, reason = remaining, Reason.BUDGET_EXHAUSTED
-    decisions = _cap_total(decisions, allowed, reason)
+    decisions = _cap_total(decisions, *_total_limit(policy.limits, history, now, inventory))
     return Plan(
         decisions=tuple(decisions),
         rejections=tuple(rejections),
         dry_run_requested=any(s.dry_run for s in ordered),
         signal_keys=tuple(s.dedupe_key for s in ordered),
         needs_inventory=inventory is None and any(
-            Reason.INVENTORY_UNAVAILABLE in d.reasons or (d.final and policy.regions[d.region].max_devices)
+            Reason.INVENTORY_UNAVAILABLE in d.reasons
+            or (d.final and (policy.regions[d.region].max_devices or policy.limits.max_devices is not None))
             for d in decisions),
     )
 
@@ -311,47 +322,148 @@ def _search_number(expression: Any, signal: Signal) -> float:
     return float(found)
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What one region's guards see: the count asked so far and everything a limit may read."""
+
+    region: Region
+    limits: Limits
+    kind: RuleKind
+    history: History
+    now: float
+    inventory: Inventory | None  # None: not read (a plan to be redone with it)
+
+
+Limit = tuple[int, Reason]  # the most a guard allows, and the reason it names when it cuts
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One constraint: the most it allows (None: it does not apply), and the reasons it can name."""
+
+    name: str
+    reasons: tuple[Reason, ...]
+    limit: Callable[[int, Ask], Limit | None]
+
+
+def _cooldown(count: int, ask: Ask) -> Limit | None:
+    """AWS step-scaling semantics: what was just added counts, repeated alarms don't stack."""
+    if not ask.limits.cooldown_seconds or ask.kind not in (RuleKind.STEP, RuleKind.PROFILE):
+        return None
+    recent = ask.history.added(ask.now - ask.limits.cooldown_seconds, ask.region.code)
+    return (max(0, count - recent), Reason.COOLDOWN) if recent else None
+
+
+def _max_devices(count: int, ask: Ask) -> Limit | None:
+    """Read from ENS, not from our state: it holds when every record we keep is lost."""
+    cap = ask.region.max_devices
+    if cap is None or ask.inventory is None:
+        return None
+    if not ask.inventory.available:  # the cap can't be checked: hold, never guess
+        return 0, Reason.INVENTORY_UNAVAILABLE
+    return max(0, cap - ask.inventory.of(ask.region.code).total), Reason.MAX_DEVICES
+
+
+def _region_cap(count: int, ask: Ask) -> Limit | None:
+    return ask.region.max_per_invocation or ask.limits.per_region, Reason.REGION_CAP
+
+
+def _region_budget(count: int, ask: Ask) -> Limit | None:
+    budget = ask.limits.budget_per_region
+    if budget is None:
+        return None
+    return max(0, budget - ask.history.added(ask.now - BUDGET_WINDOW_SECONDS, ask.region.code)), \
+        Reason.BUDGET_EXHAUSTED
+
+
+def _invocation_cap(count: int, ask: Ask) -> Limit | None:
+    return ask.limits.total, Reason.INVOCATION_CAP
+
+
+def _total_budget(count: int, ask: Ask) -> Limit | None:
+    budget = ask.limits.budget_total
+    if budget is None:
+        return None
+    return max(0, budget - ask.history.added(ask.now - BUDGET_WINDOW_SECONDS)), Reason.BUDGET_EXHAUSTED
+
+
+def _fleet_cap(count: int, ask: Ask) -> Limit | None:
+    """Like HPA's maxReplicas, counted on the live inventory (running + on the way)."""
+    cap = ask.limits.max_devices
+    if cap is None or ask.inventory is None:
+        return None
+    if not ask.inventory.available:
+        return 0, Reason.INVENTORY_UNAVAILABLE
+    return max(0, cap - ask.inventory.total), Reason.FLEET_CAP
+
+
+# Applied in order to each region's count; a guard runs only while the count is above zero.
+REGION_GUARDS: tuple[Guard, ...] = (
+    Guard("cooldown", (Reason.COOLDOWN,), _cooldown),
+    Guard("maxDevices", (Reason.MAX_DEVICES, Reason.INVENTORY_UNAVAILABLE), _max_devices),
+    Guard("regionCap", (Reason.REGION_CAP,), _region_cap),
+    Guard("regionBudget", (Reason.BUDGET_EXHAUSTED,), _region_budget),
+)
+# Bound the invocation's total: the tightest wins; the largest counts are trimmed first.
+TOTAL_GUARDS: tuple[Guard, ...] = (
+    Guard("invocationCap", (Reason.INVOCATION_CAP,), _invocation_cap),
+    Guard("totalBudget", (Reason.BUDGET_EXHAUSTED,), _total_budget),
+    Guard("fleetCap", (Reason.FLEET_CAP, Reason.INVENTORY_UNAVAILABLE), _fleet_cap),
+)
+GUARDS = REGION_GUARDS + TOTAL_GUARDS
+
+
 def _decide(region: str, cands: Sequence[Candidate], policy: Policy, history: History,
             now: float, inventory: Inventory | None) -> Decision:
-    spec, limits = policy.regions[region], policy.limits
+    spec = policy.regions[region]
     capacity = inventory.of(region) if inventory is not None and inventory.available else None
     best = max(cands, key=lambda c: c.raw)  # first of the largest: signals are sorted
     holds = dict.fromkeys(c.hold for c in cands if c.hold is not None)
     reasons: list[Reason] = list(holds) if best.raw == 0 else []
     if sum(1 for c in cands if c.raw > 0) > 1:
         reasons.append(Reason.COALESCED)
+    ask = Ask(spec, policy.limits, best.kind, history, now, inventory)
     final = best.raw
-    if final and limits.cooldown_seconds and best.kind in (RuleKind.STEP, RuleKind.PROFILE):
-        recent = history.added(now - limits.cooldown_seconds, region)
-        if recent:  # AWS step-scaling semantics: what was just added counts, alarms don't stack
-            final = max(0, final - recent)
-            reasons.append(Reason.COOLDOWN)
-    if final and spec.max_devices is not None and inventory is not None:
-        room = max(0, spec.max_devices - capacity.total) if capacity is not None else 0
-        if final > room:  # unknown inventory: the cap can't be checked, so hold — never a guess
-            final = room
-            reasons.append(Reason.MAX_DEVICES if capacity is not None else Reason.INVENTORY_UNAVAILABLE)
-    cap = spec.max_per_invocation or limits.per_region
-    if final > cap:
-        final = cap
-        reasons.append(Reason.REGION_CAP)
-    if final and limits.budget_per_region is not None:
-        remaining = max(0, limits.budget_per_region - history.added(now - BUDGET_WINDOW_SECONDS, region))
-        if final > remaining:
-            final = remaining
-            reasons.append(Reason.BUDGET_EXHAUSTED)
+    for guard in REGION_GUARDS:
+        limit = guard.limit(final, ask) if final else None
+        if limit is not None and final > limit[0]:
+            final = limit[0]
+            reasons.append(limit[1])
     return Decision(region, spec.isp, tuple(dict.fromkeys(c.dedupe_key for c in cands)),
                     best.metric, best.value, best.rule, best.raw, final, tuple(reasons), capacity)
 
 
+def _total_limit(limits: Limits, history: History, now: float, inventory: Inventory | None) -> Limit:
+    """The tightest of the total guards (the first of equals): one cut, one reason."""
+    ask = Ask(Region("", None, None, None), limits, RuleKind.MANUAL, history, now, inventory)
+    found = [limit for guard in TOTAL_GUARDS if (limit := guard.limit(0, ask)) is not None]
+    return min(found, key=lambda limit: limit[0])
+
+
 def _cap_total(decisions: list[Decision], total: int, reason: Reason) -> list[Decision]:
     """Trim the largest counts first (ties: the later region code) until the total fits:
-    deterministic, and no region is starved while another keeps more than it."""
-    finals = {d.region: d.final for d in decisions}
-    trimmed: set[str] = set()
-    while sum(finals.values()) > total:
-        region = max(finals, key=lambda r: (finals[r], r))
-        finals[region] -= 1
-        trimmed.add(region)
-    return [replace(d, final=finals[d.region], reasons=d.reasons + (reason,))
-            if d.region in trimmed else d for d in decisions]
+    deterministic, and no region is starved while another keeps more than it.
+
+    Computed as a water level in O(n log n): every count above `level` comes down to
+    it, and the `spare` devices left under the total go, one each, to the earliest of
+    the regions that were cut (the later ones were trimmed first).
+    """
+    finals = sorted(d.final for d in decisions)
+    if sum(finals) <= total:
+        return decisions
+    level, below, n = 0, 0, len(finals)
+    for i, f in enumerate(finals):  # the largest level L with sum(min(f, L)) <= total
+        if below + f * (n - i) > total:
+            level = (total - below) // (n - i)
+            break
+        below += f
+    spare = total - sum(min(f, level) for f in finals)
+    out = []
+    for d in decisions:  # in region order
+        if d.final <= level:
+            out.append(d)
+            continue
+        final = level + (1 if spare > 0 else 0)
+        spare -= 1 if spare > 0 else 0
+        out.append(replace(d, final=final, reasons=d.reasons + (reason,)) if final < d.final else d)
+    return out

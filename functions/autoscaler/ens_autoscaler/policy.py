@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
+from .vocab import MAX_COUNT, REGION_CODE
 
 SIMPLE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # JMESPath fields only
-REGION_CODE = re.compile(r"^[a-z]{2}-[a-z0-9_-]{1,62}$")
-MAX_COUNT = 1000  # no single rule may ask for more devices than this; a typo guard
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,6 @@ class Region:
     target: Target | None = None
     max_devices: int | None = None  # devices the region may hold in all (running + on the way)
 
-    @property
-    def needs_inventory(self) -> bool:
-        return self.target is not None or self.max_devices is not None
-
 
 @dataclass(frozen=True)
 class ServiceParams:
@@ -91,6 +86,7 @@ class Limits:
     cooldown_seconds: int  # devices added this recently count toward the next scale-out
     budget_per_region: int | None  # most devices added to one region in any rolling 24 h
     budget_total: int | None  # most devices added in all in any rolling 24 h
+    max_devices: int | None = None  # most devices the service may hold in all, counted on ENS itself
 
 
 BUDGET_WINDOW_SECONDS = 24 * 3600
@@ -220,7 +216,7 @@ class _Checker:
             return None
 
     def region_code(self, value: Any, path: str) -> bool:
-        if isinstance(value, str) and REGION_CODE.match(value):
+        if isinstance(value, str) and REGION_CODE.fullmatch(value):
             return True
         self.problem(path, f"{value!r} is not a valid ENS region code")
         return False
@@ -354,7 +350,8 @@ def parse_policy(document: Any) -> Policy:
     c = _Checker()
     top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals"},
                     required={"regions", "limits"})
-    limits = c.mapping(top.get("limits"), "limits", {"perRegion", "total", "cooldownSeconds", "budget24h"},
+    limits = c.mapping(top.get("limits"), "limits", {"perRegion", "total", "cooldownSeconds", "budget24h",
+                                                           "maxDevices"},
                        required={"perRegion", "total"})
     budget = c.mapping(limits.get("budget24h"), "limits.budget24h", {"perRegion", "total"})
     regions = _regions(c, top.get("regions"))
@@ -368,6 +365,7 @@ def parse_policy(document: Any) -> Policy:
                                        0, BUDGET_WINDOW_SECONDS) or 0,
             budget_per_region=c.integer(budget.get("perRegion"), "limits.budget24h.perRegion", 0, 100_000),
             budget_total=c.integer(budget.get("total"), "limits.budget24h.total", 0, 100_000),
+            max_devices=c.integer(limits.get("maxDevices"), "limits.maxDevices", 0, 100_000),
         ),
         regions=regions,
         profiles=_profiles(c, top.get("profiles"), regions),

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..credentials import default_source
 from ..endpoints import split_endpoint
-from ..errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
+from ..errors import ConfigError, InputError, PermanentCloudError
+from ..sdk_errors import classify
 from .history import Reading, format_time, write_history
 
 DEFAULT_ENDPOINT = "metrics.aliyuncs.com"
@@ -118,26 +119,11 @@ def _call(cms: Any, request: Any) -> Any:
     try:
         body = cms.describe_metric_list(request).body
     except Exception as exc:
-        raise _failure(exc) from exc
+        raise classify(exc, "CloudMonitor DescribeMetricList") from exc
     if body.success is False or (body.code is not None and str(body.code) != "200"):
         raise PermanentCloudError(f"CloudMonitor DescribeMetricList failed: {body.code}: {body.message}",
                                   code=str(body.code))
     return body
-
-
-def _failure(exc: Exception) -> Exception:
-    from darabonba.exceptions import ResponseException
-
-    if isinstance(exc, ResponseException):
-        code, status = str(getattr(exc, "code", "") or ""), int(getattr(exc, "status_code", 0) or 0)
-        text = (f"CloudMonitor DescribeMetricList failed: {code} (HTTP {status}): "
-                f"{getattr(exc, 'message', '')}")
-        if code.startswith("Throttling") or status >= 500:
-            return TransientCloudError(text, code=code)
-        return PermanentCloudError(text, code=code)
-    inner = getattr(exc, "inner_exception", None) or exc
-    return TransientCloudError(f"CloudMonitor DescribeMetricList failed: no answer ({type(inner).__name__})",
-                               code="NoResponse")
 
 
 def _datapoints(raw: Any) -> list[dict[str, Any]]:

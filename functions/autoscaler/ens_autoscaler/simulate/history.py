@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, TextIO
 
 from ..errors import InputError
+from ..vocab import iso_epoch
 
 COLUMNS = ("time", "regionCode", "metric", "value")
 EPOCH = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
@@ -39,12 +40,9 @@ def parse_time(text: str) -> float:
     if EPOCH.match(text):
         return float(text)
     try:
-        moment = datetime.fromisoformat(text)
+        return iso_epoch(text)
     except ValueError:
         raise ValueError(f"{text!r} is neither ISO 8601 nor epoch seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def format_time(epoch: float) -> str:

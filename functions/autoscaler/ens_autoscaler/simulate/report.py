@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..planner import Capacity, Reason
+from ..planner import GUARDS, Capacity, Reason
 from ..policy import Region
 from .history import Reading, format_time
 from .replay import Replay
 
-HOLDS = (Reason.COOLDOWN, Reason.BUDGET_EXHAUSTED, Reason.MAX_DEVICES, Reason.REGION_CAP,
-         Reason.INVOCATION_CAP)
+# The reasons a guard can cut a count with: the planner's guard chain is the one list.
+HOLDS: tuple[Reason, ...] = tuple(dict.fromkeys(r for guard in GUARDS for r in guard.reasons))
 
 
 @dataclass(frozen=True)

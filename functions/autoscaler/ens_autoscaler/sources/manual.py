@@ -31,15 +31,14 @@ from typing import Any
 from ..errors import InputError
 from ..signals import Family, Signal, SignalKind
 from . import parsing
+from ..vocab import MAX_COUNT, REGION_CODE, digest
 from .decoder import Decoder, EventView
 from .timer import PROFILE_NAME
 
 NAME = "manual"
 ACTION = "scale-out"
 KEYS = frozenset({"action", "regions", "profile", "reason", "dryRun", "id"})
-REGION_ID = re.compile(r"[a-z]{2}-[a-z0-9_-]{1,62}")
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
-MAX_COUNT = 1000
 MAX_REGIONS = 100
 
 
@@ -66,7 +65,7 @@ class ManualRequest(EventView):
         counts = {}
         for region, count in value.items():
             where = f"{self.what}.regions.{parsing.safe_key(region)}"
-            if not REGION_ID.fullmatch(region):
+            if not REGION_CODE.fullmatch(region):
                 raise InputError(f"{self.what}.regions has the key {parsing.safe_key(region)}, "
                                  f"which is not an ENS region id (like cn-hangzhou-telecom)")
             if isinstance(count, bool) or not isinstance(count, int):
@@ -120,7 +119,7 @@ def decode(doc: Any) -> list[Signal]:
         raise InputError(f"{request.what} must have exactly one of \"regions\" (device counts per "
                          f"region) or \"profile\" (a burst profile name)")
     request_id = request.request_id
-    key = request_id or parsing.sha256_hex(parsing.canonical_json(doc))
+    key = request_id or digest(doc)
     return [Signal(
         source=NAME,
         dedupe_key=f"manual:{key}",

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..signals import Family, Signal, SignalKind
+from ..vocab import digest
 from . import cms_alert, parsing
 
 NAME = "message"
@@ -51,4 +52,4 @@ def dedupe_key(body: Any, message_id: str | None) -> str:
     """`mns:<MessageId>` when MNS gave one, else a hash of the body's canonical JSON."""
     if message_id:
         return f"mns:{message_id}"
-    return "mns-body:" + parsing.sha256_hex(parsing.canonical_json(body))
+    return "mns-body:" + digest(body)

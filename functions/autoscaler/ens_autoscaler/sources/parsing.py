@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import math
 import re
-from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
 from ..errors import InputError
+from ..vocab import iso_epoch
 
 MAX_EVENT_BYTES = 1 << 20  # FC's async payload limit is far below this; anything bigger is not ours
 MAX_DEPTH = 32  # the deepest real event (a CloudEvent carrying an alert) is about 5
@@ -75,16 +74,6 @@ def loads(text: str, what: str) -> Any:
     if strings or text.count("{") + text.count("[") > MAX_DEPTH:  # else nothing for the walk to find
         _check_tree(value, what, strings)
     return value
-
-
-def canonical_json(value: Any) -> str:
-    """One text per value: the input of content hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class _Refused(Exception):
@@ -342,12 +331,9 @@ def iso8601_seconds(value: Any, what: str) -> float:
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
         raise InputError(f"{what} must be an RFC 3339 time like 2024-01-09T12:00:00Z")
     try:
-        moment = datetime.fromisoformat(value.strip())
+        return iso_epoch(value)
     except ValueError:
         raise InputError(f"{what} must be an RFC 3339 time like 2024-01-09T12:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def parse_form(text: str, what: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ sleep.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from enum import Enum
 from typing import Any, Iterable
 
 from ..errors import InputError, TransientCloudError
+from ..orders import OrderRecord
 
 # The widest window that reads the ledger is the 24 h budget; twice that leaves room for
 # clock skew between instances and for a policy that widens the window later.
@@ -66,12 +66,6 @@ def unavailable(backend: str, action: str, exc: Exception, ambiguous: bool) -> T
     return TransientCloudError(f"state store ({backend}) {action} failed: "
                                f"{type(exc).__name__}: {exc}", code="StateUnavailable",
                                ambiguous=ambiguous)
-
-
-def hash_payload(payload: Any) -> str:
-    """sha256 of canonical JSON, so key order and whitespace never make equal payloads differ."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class RecordStatus(str, Enum):
@@ -137,6 +131,13 @@ class LedgerEntry:
     at: float
     invocation: str
 
+    @classmethod
+    def for_order(cls, selector: Iterable[tuple[str, int]], invocation: str,
+                  at: float) -> tuple[LedgerEntry, ...]:
+        """What an order counts toward cooldowns and budgets: what was asked, per region — even
+        where ENS made fewer devices or did not say which: erring this way only slows scaling."""
+        return tuple(cls(region, count, at, invocation) for region, count in selector)
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -152,18 +153,23 @@ class Write:
     """What one atomic backend write puts down: all of it lands, or none of it.
 
     `ttl` is how long the backend may keep the record (Redis hands it to PX; the
-    SQL and memory stores compare `expires_at` instead). The outbox item is put
-    only if its id is absent, so a replayed write never resets a lease or a count.
+    SQL and memory stores compare `expires_at` instead). Outbox items are put only
+    if their id is absent, so a replayed write never resets a lease or a count.
+    Orders replace the book's entry of the same id; `unledger` removes entries of
+    an order that evidence says was never placed.
     """
 
     record: IdempotencyRecord | None = None
     ttl: float = 0.0
     entries: tuple[LedgerEntry, ...] = ()
-    item: OutboxItem | None = None
+    items: tuple[OutboxItem, ...] = ()
+    orders: tuple[OrderRecord, ...] = ()
+    unledger: tuple[LedgerEntry, ...] = ()
 
     @property
     def ledger_cutoff(self) -> float | None:
-        """Entries older than this are past every window that reads them: the write prunes them."""
+        """Entries (and closed orders) older than this are past every window that reads them:
+        the write prunes them."""
         return max(e.at for e in self.entries) - LEDGER_RETENTION_S if self.entries else None
 
 
@@ -201,19 +207,41 @@ class StateStore(ABC):
         """
         self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry))
 
-    def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
-                         entries: Iterable[LedgerEntry], item: OutboxItem, now: float,
-                         expiry: float) -> None:
-        """Complete `key`, count its devices and queue its message in one atomic write.
+    def record_intent(self, order: OrderRecord, entries: Iterable[LedgerEntry]) -> None:
+        """Write down an order and count its devices *before* it is sent, in one write.
 
-        One write, so that a crash can never leave an order recorded as done whose
-        devices are missing from the budget or whose message was never queued.
+        From here on, whatever fails — the call, the next write, the process — every
+        later delivery of the key finds the order to resolve, never a key free to
+        order again; and cooldowns and budgets already count it.
+        """
+        self._write(Write(entries=tuple(entries), orders=(order,)))
+
+    def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
+                         order: OrderRecord | None, items: Iterable[OutboxItem], now: float,
+                         expiry: float) -> None:
+        """Complete `key`, move its order on and queue its messages in one atomic write.
+
+        One write, so that a crash can never leave a result stored whose order or
+        message was lost: either all of it lands, or the intent still stands.
         """
         self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry,
-                          tuple(entries), item))
+                          items=tuple(items), orders=(order,) if order else ()))
+
+    def save_orders(self, orders: Iterable[OrderRecord], items: Iterable[OutboxItem] = (),
+                    unledger: Iterable[LedgerEntry] = ()) -> None:
+        """Record what evidence said of orders, with the messages that announce it, atomically."""
+        self._write(Write(items=tuple(items), orders=tuple(orders), unledger=tuple(unledger)))
 
     def record_scale_out(self, entries: Iterable[LedgerEntry]) -> None:
         self._write(Write(entries=tuple(entries)))
+
+    def open_orders(self) -> list[OrderRecord]:
+        """Orders not yet closed (unresolved, or devices not all ready or failed), oldest first."""
+        return sorted(self._orders(open_only=True, since=None), key=lambda o: (o.started_at, o.id))
+
+    def orders_since(self, since: float) -> list[OrderRecord]:
+        """Every order started at or after `since`, open or closed, oldest first."""
+        return sorted(self._orders(open_only=False, since=since), key=lambda o: (o.started_at, o.id))
 
     def ledger_since(self, since: float) -> list[LedgerEntry]:
         """Entries with `at >= since`, oldest first."""
@@ -221,7 +249,7 @@ class StateStore(ABC):
                       key=lambda e: (e.at, e.invocation, e.region, e.count))
 
     def outbox_put(self, item: OutboxItem) -> None:
-        self._write(Write(item=item))
+        self._write(Write(items=(item,)))
 
     def outbox_claim(self, now: float, lease_seconds: float, limit: int) -> list[OutboxItem]:
         """Lease up to `limit` unleased items, oldest first, for `lease_seconds`.
@@ -256,6 +284,13 @@ class StateStore(ABC):
 
     @abstractmethod
     def _ledger_since(self, since: float) -> Iterable[LedgerEntry]: ...
+
+    @abstractmethod
+    def get_order(self, order_id: str) -> OrderRecord | None: ...
+
+    @abstractmethod
+    def _orders(self, open_only: bool, since: float | None) -> Iterable[OrderRecord]:
+        """Open orders (any age), or every order with `started_at >= since`."""
 
     @abstractmethod
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:

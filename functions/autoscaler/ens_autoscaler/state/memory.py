@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+from ..orders import OrderRecord
 from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write
 
 
@@ -18,6 +19,7 @@ class MemoryStore(StateStore):
         self._records: dict[str, str] = {}
         self._ledger: set[LedgerEntry] = set()
         self._outbox: dict[str, tuple[OutboxItem, float]] = {}  # id → (item, lease_until)
+        self._orders_by_id: dict[str, str] = {}  # id → the order as JSON
 
     def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
         with self._lock:
@@ -39,18 +41,35 @@ class MemoryStore(StateStore):
     def _write(self, write: Write) -> None:
         # Encoded before taking the lock: a result that is not JSON fails with nothing changed.
         record = {write.record.key: write.record.to_json()} if write.record else {}
+        orders = {o.id: o.to_json() for o in write.orders}
         with self._lock:
             self._records.update(record)
             self._ledger.update(write.entries)
+            self._ledger.difference_update(write.unledger)
             cutoff = write.ledger_cutoff
             if cutoff is not None:
                 self._ledger = {e for e in self._ledger if e.at >= cutoff}
-            if write.item and write.item.id not in self._outbox:
-                self._outbox[write.item.id] = (write.item, 0.0)
+                self._orders_by_id = {k: v for k, v in self._orders_by_id.items()
+                                      if _keep(OrderRecord.from_json(v), cutoff)}
+            for item in write.items:
+                self._outbox.setdefault(item.id, (item, 0.0))
+            self._orders_by_id.update(orders)
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._lock:
             return [e for e in self._ledger if e.at >= since]
+
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        with self._lock:
+            held = self._orders_by_id.get(order_id)
+        return OrderRecord.from_json(held) if held is not None else None
+
+    def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
+        with self._lock:
+            orders = [OrderRecord.from_json(v) for v in self._orders_by_id.values()]
+        if open_only:
+            return [o for o in orders if o.phase.open]
+        return [o for o in orders if since is not None and o.started_at >= since]
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
         with self._lock:
@@ -73,3 +92,7 @@ class MemoryStore(StateStore):
     def outbox_pending(self) -> int:
         with self._lock:
             return len(self._outbox)
+
+
+def _keep(order: OrderRecord, cutoff: float) -> bool:
+    return order.phase.open or order.started_at >= cutoff

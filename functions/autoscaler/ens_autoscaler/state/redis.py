@@ -19,6 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..orders import OrderRecord
 from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write, unavailable
 
 PREFIX = "ens-autoscaler:{state}:"
@@ -28,6 +29,9 @@ QUEUE = PREFIX + "outbox:queue"  # sorted set: score `created_at`, member the id
 ITEMS = PREFIX + "outbox:items"  # hash: id → {"body", "tag", "created_at"}
 LEASES = PREFIX + "outbox:leases"  # hash: id → lease_until (absent or 0: not leased)
 ATTEMPTS = PREFIX + "outbox:attempts"  # hash: id → failed publishes
+ORDERS = PREFIX + "orders"  # hash: id → the order as JSON
+ORDERS_BY_START = PREFIX + "orders:started"  # sorted set: score `started_at`, member the id
+ORDERS_OPEN = PREFIX + "orders:open"  # set of the ids of open orders
 # Tair answers in well under a millisecond inside the VPC: anything slower is an outage, and
 # FC's retry is a better place to wait than a socket.
 CONNECT_TIMEOUT_S = 2.0
@@ -114,19 +118,49 @@ class RedisStore(StateStore):
         if write.entries:
             pipe.zadd(LEDGER, {_member(e): e.at for e in write.entries})
             pipe.zremrangebyscore(LEDGER, "-inf", f"({write.ledger_cutoff!r}")
-        if write.item:
-            item = write.item
+        if write.unledger:
+            pipe.zrem(LEDGER, *[_member(e) for e in write.unledger])
+        for item in write.items:
             pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
                                                     "created_at": item.created_at}))
             pipe.hsetnx(ATTEMPTS, item.id, item.attempts)
             pipe.zadd(QUEUE, {item.id: item.created_at}, nx=True)
+        for order in write.orders:
+            pipe.hset(ORDERS, order.id, order.to_json())
+            pipe.zadd(ORDERS_BY_START, {order.id: order.started_at})
+            (pipe.sadd if order.phase.open else pipe.srem)(ORDERS_OPEN, order.id)
         with self._errors("write"):
             pipe.execute()
+        if write.ledger_cutoff is not None:
+            self._prune_orders(write.ledger_cutoff)
+
+    def _prune_orders(self, cutoff: float) -> None:
+        """Drop closed orders older than `cutoff`. Not atomic with the write, and need not be:
+        an order closed and that old is read by nothing, and a prune that fails is redone later."""
+        with self._errors("orders prune"):
+            old = cast("list[str]", self._r.zrangebyscore(ORDERS_BY_START, "-inf", f"({cutoff!r}"))
+            still_open = self._r.smismember(ORDERS_OPEN, old) if old else []
+            closed = [order_id for order_id, is_open in zip(old, still_open) if not is_open]
+            if closed:
+                self._r.hdel(ORDERS, *closed)
+                self._r.zrem(ORDERS_BY_START, *closed)
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._errors("ledger read"):
             members = cast("list[str]", self._r.zrangebyscore(LEDGER, repr(since), "+inf"))
         return [LedgerEntry(*json.loads(m)) for m in members]
+
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        with self._errors("order read"):
+            held = self._r.hget(ORDERS, order_id)
+        return OrderRecord.from_json(held) if held is not None else None
+
+    def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
+        with self._errors("orders read"):
+            ids = (self._r.smembers(ORDERS_OPEN) if open_only
+                   else self._r.zrangebyscore(ORDERS_BY_START, repr(since), "+inf"))
+            bodies = self._r.hmget(ORDERS, sorted(ids)) if ids else []
+        return [OrderRecord.from_json(b) for b in bodies if b is not None]
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
         with self._errors("outbox lease"):

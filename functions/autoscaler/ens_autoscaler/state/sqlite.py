@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ..errors import ConfigError
+from ..orders import OrderRecord
 from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, RecordStatus, StateStore, Write,
                    unavailable)
 
@@ -34,6 +35,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY, body TEXT NOT NULL, tag TEXT NOT NULL, created_at REAL NOT NULL,
     attempts INTEGER NOT NULL, lease_until REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (created_at, id);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY, started_at REAL NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_open ON orders (open, started_at);
+CREATE INDEX IF NOT EXISTS orders_started_at ON orders (started_at);
 """
 COLUMNS = "key, status, payload_hash, result, expires_at, in_progress_until, dead_at"
 UPSERT = f"INSERT OR REPLACE INTO idempotency ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -129,18 +134,32 @@ class SqliteStore(StateStore):
             db.executemany("INSERT OR IGNORE INTO ledger (region, count, at, invocation) "
                            "VALUES (?, ?, ?, ?)",
                            [(e.region, e.count, e.at, e.invocation) for e in write.entries])
+            db.executemany("DELETE FROM ledger WHERE region = ? AND count = ? AND at = ? AND invocation = ?",
+                           [(e.region, e.count, e.at, e.invocation) for e in write.unledger])
             if write.ledger_cutoff is not None:
                 db.execute("DELETE FROM ledger WHERE at < ?", (write.ledger_cutoff,))
-            if write.item:
-                item = write.item
-                db.execute("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts) "
+                db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
+            db.executemany("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts) "
                            "VALUES (?, ?, ?, ?, ?)",
-                           (item.id, item.body, item.tag, item.created_at, item.attempts))
+                           [(i.id, i.body, i.tag, i.created_at, i.attempts) for i in write.items])
+            db.executemany("INSERT OR REPLACE INTO orders (id, started_at, open, body) VALUES (?, ?, ?, ?)",
+                           [(o.id, o.started_at, int(o.phase.open), o.to_json()) for o in write.orders])
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         rows = self._read("ledger read", "SELECT region, count, at, invocation FROM ledger "
                                          "WHERE at >= ?", since)
         return [LedgerEntry(*row) for row in rows]
+
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        rows = self._read("order read", "SELECT body FROM orders WHERE id = ?", order_id)
+        return OrderRecord.from_json(rows[0][0]) if rows else None
+
+    def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
+        if open_only:
+            rows = self._read("orders read", "SELECT body FROM orders WHERE open = 1")
+        else:
+            rows = self._read("orders read", "SELECT body FROM orders WHERE started_at >= ?", since)
+        return [OrderRecord.from_json(row[0]) for row in rows]
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
         if not self._read("outbox probe", "SELECT 1 FROM outbox WHERE lease_until <= ? LIMIT 1", now):

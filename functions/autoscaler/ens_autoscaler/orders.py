@@ -1,0 +1,201 @@
+"""The order book: what this function asked ENS for, and what the evidence says came of it. Pure.
+
+`RescaleDeviceService` has no client token and is asynchronous: its answer can be
+lost after ENS took the order, and the devices it makes appear in
+`DescribeDeviceService` only later (and `Pending` before `Running`). So every
+order is written down *before* it is sent (an `INTENT`, with the device ids each
+region had just before), and only evidence moves it on:
+
+- ENS answered: `ORDERED`, with its `DeviceIds` and `OrderId`;
+- the answer was lost or ambiguous: `UNCERTAIN`; the devices that appeared in its
+  regions since the baseline, net of every other order this book knows, are its
+  devices once they number exactly what was asked; if nothing appeared by the
+  order's `Timeout`, it was `NOT_ORDERED` and its ledger entries are released;
+- then readiness: `PARTLY_READY` while some devices run, `READY` or `FAILED` once
+  every device is accounted for (Running, failed, or not Running by `Timeout`).
+
+An order is never attributed by region and time alone, and never re-sent: a key
+whose order is in the book is resolved, not ordered again.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Iterable, Mapping
+
+# Statuses in which a device will not serve (DescribeDeviceService `Status`). Anything else that
+# is not Running is on its way: it counts as capacity, as HPA counts unready pods.
+FAILED_STATUSES = frozenset({"Failed", "CreateFailed", "StartFailed", "Stopped", "Stopping", "Released",
+                             "Releasing", "Deleted", "Deleting", "Expired"})
+RUNNING = "Running"
+
+
+class Phase(str, Enum):
+    INTENT = "intent"  # written before RescaleDeviceService: the call may be in flight
+    UNCERTAIN = "uncertain"  # the call failed in a way that may have ordered: evidence decides
+    ORDERED = "ordered"  # ENS said which devices (or the evidence did): waiting for them to run
+    PARTLY_READY = "partly_ready"  # some devices are Running, others are still on their way
+    READY = "ready"  # closed: every device Running
+    FAILED = "failed"  # closed: some devices failed, or were not Running by the order's Timeout
+    NOT_ORDERED = "not_ordered"  # closed: nothing appeared by Timeout; the ledger forgot it
+    AMBIGUOUS = "ambiguous"  # closed: devices appeared that evidence cannot split between orders
+
+    @property
+    def open(self) -> bool:
+        return self in OPEN
+
+    @property
+    def unresolved(self) -> bool:
+        """Which devices are this order's is not known yet."""
+        return self in (Phase.INTENT, Phase.UNCERTAIN)
+
+
+OPEN = frozenset({Phase.INTENT, Phase.UNCERTAIN, Phase.ORDERED, Phase.PARTLY_READY})
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One device as DescribeDeviceService lists it (`ResourceDetailInfos[]`)."""
+
+    id: str
+    region: str
+    status: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    id: str  # the invocation key: the scale-out message's id
+    selector: tuple[tuple[str, int], ...]  # (region, devices asked), as sent in ResourceSelector
+    started_at: float  # epoch s, just before RescaleDeviceService was sent
+    timeout_at: float  # started_at + the order's Timeout: ENS's window for the asynchronous scale-out
+    owner_until: float  # the ordering invocation's deadline: an INTENT older than this was orphaned
+    baseline: Mapping[str, tuple[str, ...]]  # device ids each region had before the order
+    phase: Phase
+    message: Mapping[str, Any]  # the scale-out message, published once the devices are known
+    order_id: str | None = None
+    request_id: str | None = None
+    device_ids: tuple[str, ...] = ()
+    ready: tuple[str, ...] = ()  # announced Running
+    failed: tuple[str, ...] = ()  # announced failed
+    outcome: str | None = None  # how it was resolved or closed, for status and the logs
+
+    @property
+    def regions(self) -> frozenset[str]:
+        return frozenset(region for region, _ in self.selector)
+
+    @property
+    def asked(self) -> int:
+        return sum(count for _, count in self.selector)
+
+    def orphaned(self, now: float) -> bool:
+        """An INTENT whose invocation is past its deadline: it may or may not have sent the order."""
+        return self.phase is Phase.INTENT and now >= self.owner_until
+
+    def to_json(self) -> str:
+        raw = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        raw["phase"] = self.phase.value
+        raw["baseline"] = {r: list(ids) for r, ids in self.baseline.items()}
+        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> OrderRecord:
+        raw = json.loads(text)
+        return cls(raw["id"], tuple((r, c) for r, c in raw["selector"]), raw["started_at"],
+                   raw["timeout_at"], raw["owner_until"],
+                   {r: tuple(ids) for r, ids in raw["baseline"].items()}, Phase(raw["phase"]),
+                   raw["message"], raw["order_id"], raw["request_id"], tuple(raw["device_ids"]),
+                   tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"])
+
+
+class Verdict(str, Enum):
+    MINE = "mine"  # these devices are the order's
+    WAIT = "wait"  # not enough evidence yet
+    NOT_ORDERED = "not_ordered"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    verdict: Verdict
+    devices: tuple[Listed, ...] = ()
+    why: str = ""
+
+
+def attribute(order: OrderRecord, listed: Iterable[Listed], others: Iterable[OrderRecord],
+              now: float) -> Attribution:
+    """Which listed devices an unresolved order made, by set difference — or that it can't say yet.
+
+    Candidates in a region are the devices listed now, minus the region's baseline,
+    minus every device another order of this book owns. They are the order's only
+    when they number exactly what it asked in every region; an excess means some
+    other actor ordered too, so nothing is attributed. Another unresolved order in
+    a shared region, overlapping in time, makes the difference ambiguous: wait for
+    it. At the order's Timeout, what is still short is taken as ENS made it (fewer
+    devices), nothing at all as never ordered.
+    """
+    others = [o for o in others if o.id != order.id and o.regions & order.regions
+              and o.started_at < order.timeout_at and order.started_at < o.timeout_at]
+    known = {d for o in others for d in o.device_ids}
+    blocking = [o.id for o in others if o.phase.unresolved]
+    candidates: dict[str, list[Listed]] = {r: [] for r in order.regions}
+    for device in listed:
+        if (device.region in candidates and device.id not in known
+                and device.id not in order.baseline.get(device.region, ())):
+            candidates[device.region].append(device)
+    asked = dict(order.selector)
+    found = tuple(d for r in sorted(candidates) for d in sorted(candidates[r], key=lambda d: d.id))
+    expired = now >= order.timeout_at
+    if blocking or any(len(candidates[r]) > asked[r] for r in asked):
+        why = (f"unresolved orders share its regions: {', '.join(sorted(blocking))}" if blocking
+               else "more devices appeared than it asked for: another actor ordered too")
+        return Attribution(Verdict.AMBIGUOUS if expired else Verdict.WAIT, found, why)
+    if all(len(candidates[r]) == asked[r] for r in asked):
+        return Attribution(Verdict.MINE, found, "the new devices number exactly what it asked")
+    if not expired:
+        return Attribution(Verdict.WAIT, found, f"{len(found)} of {order.asked} devices listed so far")
+    if found:
+        return Attribution(Verdict.MINE, found, f"only {len(found)} of {order.asked} devices by its Timeout")
+    return Attribution(Verdict.NOT_ORDERED, (), "no new device appeared by its Timeout")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a readiness check learned about an order's devices, and the phase it moves to."""
+
+    order: OrderRecord
+    ready: tuple[Listed, ...]  # newly Running
+    failed: tuple[str, ...]  # newly failed, or not Running by Timeout
+
+
+def progress(order: OrderRecord, listed: Mapping[str, Listed], now: float) -> Progress:
+    """Move an order's devices towards ready or failed; each device is announced once.
+
+    `listed` maps device id to its listing; a device not listed yet is on its way
+    until the order's Timeout, then failed.
+    """
+    announced = set(order.ready) | set(order.failed)
+    expired = now >= order.timeout_at
+    ready, failed = [], []
+    for device_id in order.device_ids:
+        if device_id in announced:
+            continue
+        device = listed.get(device_id)
+        if device is not None and device.status == RUNNING:
+            ready.append(device)
+        elif (device is not None and device.failed) or expired:
+            failed.append(device_id)
+    all_ready = order.ready + tuple(d.id for d in ready)
+    all_failed = order.failed + tuple(failed)
+    known_all = len(order.device_ids) >= order.asked or expired  # ENS may name devices late
+    if len(all_ready) + len(all_failed) < len(order.device_ids) or not known_all:
+        phase = Phase.PARTLY_READY if all_ready else Phase.ORDERED
+    else:
+        phase = Phase.FAILED if all_failed else Phase.READY
+    moved = replace(order, ready=all_ready, failed=all_failed, phase=phase)
+    return Progress(moved, tuple(ready), tuple(failed))
