@@ -26,7 +26,7 @@ def _autoscaler() -> Autoscaler:
     return _instance
 
 
-def warn_if_state_dies_with_instance(settings: Settings, env: Mapping[str, str]) -> None:
+def _warn_if_state_dies_with_instance(settings: Settings, env: Mapping[str, str]) -> None:
     """On FC an instance-scoped store is lost when FC recycles the instance: say so where SLS shows it.
 
     FC sets FC_FUNCTION_NAME and FC_REGION in every instance ("Configure environment
@@ -45,7 +45,7 @@ def initialize(context: Any) -> None:
     """Validate settings and the policy once per instance: a broken one fails the instance start."""
     autoscaler = _autoscaler()
     autoscaler.policy
-    warn_if_state_dies_with_instance(autoscaler.settings, os.environ)
+    _warn_if_state_dies_with_instance(autoscaler.settings, os.environ)
 
 
 def handler(event: bytes, context: Any) -> str:
