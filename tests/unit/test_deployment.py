@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -395,6 +397,39 @@ def test_redis_variant_takes_store_and_network_from_the_deploying_shell(redis_pr
     assert redis_props.get("internetAccess") is not False, "ENS and MNS are still reached on public endpoints"
     assert redis_props["concurrencyConfig"]["reservedConcurrency"] >= 1
     assert redis_props.get("instanceConcurrency", 1) == 1
+
+
+REDIS_SHELL = {"STATE_URL": "redis://:pw@r-1.redis.rds.aliyuncs.com:6379/0", "ENS_AUTOSCALER_VPC_ID": "vpc-1",
+               "ENS_AUTOSCALER_VSWITCH_ID": "vsw-1", "ENS_AUTOSCALER_SECURITY_GROUP_ID": "sg-1"}
+
+
+def _redis_preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The Redis variant's global pre-deploy action, run as `s` runs it: from the repository root."""
+    steps = (_load(S_REDIS_YAML).get("actions") or {}).get("pre-deploy") or []
+    (step,) = [s for s in steps if "check_redis_deploy.py" in str(s.get("run"))]
+    command = str(step["run"]).split()
+    assert command[0] == "python3", "the check runs with the deploying machine's python3"
+    return subprocess.run([sys.executable, *command[1:]], cwd=REPO / step.get("path", "."),
+                          env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_redis_variant_deploys_from_a_complete_shell() -> None:
+    done = _redis_preflight(REDIS_SHELL)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"STATE_URL": None}, "STATE_URL"),
+    ({"STATE_URL": "sqlite:////tmp/ens-autoscaler.db"}, "STATE_URL"),
+    ({"ENS_AUTOSCALER_VSWITCH_ID": None}, "ENS_AUTOSCALER_VSWITCH_ID"),
+    ({"DRY_RUN": "maybe"}, "DRY_RUN"),
+])
+def test_redis_variant_refuses_an_incomplete_shell(change: dict[str, str | None], named: str) -> None:
+    """Without its store the variant would run several instances on per-instance SQLite."""
+    env = {k: v for k, v in {**REDIS_SHELL, **change}.items() if v is not None}
+    done = _redis_preflight(env)
+    assert done.returncode != 0
+    assert named in done.stderr and "pw@" not in done.stderr, done.stderr
 
 
 # --- dependencies ------------------------------------------------------------------------
