@@ -6,10 +6,12 @@ here — the SDKs load on the paths that call the cloud.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from typing import Any
+from typing import Any, Mapping
 
 from ens_autoscaler.app import Autoscaler
+from ens_autoscaler.logs import log
 from ens_autoscaler.settings import Settings
 
 logging.getLogger("ens_autoscaler").setLevel(logging.INFO)
@@ -24,9 +26,26 @@ def _autoscaler() -> Autoscaler:
     return _instance
 
 
+def _warn_if_state_dies_with_instance(settings: Settings, env: Mapping[str, str]) -> None:
+    """On FC an instance-scoped store is lost when FC recycles the instance: say so where SLS shows it.
+
+    FC sets FC_FUNCTION_NAME and FC_REGION in every instance ("Configure environment
+    variables", help/en/functioncompute/fc/environment-variables); off FC (tests, the
+    local emulator, the CLI) a per-process store is the intended one and stays quiet.
+    """
+    if env.get("FC_FUNCTION_NAME") and settings.state_scope == "instance":
+        log("state_scope_warning", logging.WARNING, state_scope=settings.state_scope,
+            function=env["FC_FUNCTION_NAME"], region=env.get("FC_REGION"),
+            message="STATE_URL is per instance: duplicates, cooldown, budget and outbox are forgotten "
+                    "when FC recycles this instance; only the caps read from ENS still hold. "
+                    "Use the Redis/Tair variant (s.redis.yaml) to share them.")
+
+
 def initialize(context: Any) -> None:
     """Validate settings and the policy once per instance: a broken one fails the instance start."""
-    _autoscaler().policy
+    autoscaler = _autoscaler()
+    autoscaler.policy
+    _warn_if_state_dies_with_instance(autoscaler.settings, os.environ)
 
 
 def handler(event: bytes, context: Any) -> str:

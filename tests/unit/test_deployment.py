@@ -1,16 +1,19 @@
-"""The deployment (s.yaml) and the function role's RAM policy, checked without a cloud.
+"""The deployment (s.yaml, its Redis variant s.redis.yaml) and the function role's RAM policy, checked without a cloud.
 
-s.yaml is validated against the fc3 component's own JSON Schema (shared/reference),
-after resolving the Serverless Devs expressions the way `s` would, and against the
-contracts the code relies on: the environment variables of DESIGN.md, the handler
-module, the four triggers, and a role policy that grants exactly what the function
-does and nothing more.
+Both deployments are validated against the fc3 component's own JSON Schema (vendored
+in tests/schemas, see its README), after resolving the Serverless Devs expressions and
+`extend` the way `s` would, and against the contracts the code relies on: the
+environment variables of DESIGN.md, the handler module, the four triggers, the state
+scope each deployment promises, and a role policy that grants exactly what the
+function does and nothing more.
 """
 from __future__ import annotations
 
 import ast
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +21,14 @@ import jsonschema
 import pytest
 import yaml
 
+from ens_autoscaler.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"  # CI lays shared/ beside the clone
 S_YAML = REPO / "s.yaml"
+S_REDIS_YAML = REPO / "s.redis.yaml"
 RAM_POLICY = REPO / "functions" / "ram-policy.json"
-SCHEMA_PATH = SHARED / "reference" / "fc3-props.schema.json"
+SCHEMA_PATH = REPO / "tests" / "schemas" / "fc3-props.schema.json"
 DESIGN = SHARED / "DESIGN.md"
 
 # What `${config('AccountID')}` resolves to here: any account id will do.
@@ -91,42 +97,77 @@ def _resolve(value: Any, variables: dict[str, Any]) -> Any:
     return value
 
 
+def _merge(base: Any, override: Any) -> Any:
+    """`extend` as `s` applies it (extend2, deep): mappings merge key by key, anything else replaces.
+
+    Serverless Devs, "Yaml 继承": "数据在做合并的时候，直接覆盖，而不是合并操作" for lists
+    (github.com/Serverless-Devs/Serverless-Devs/blob/master/docs/zh/extend.md).
+    """
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """A deployment file as `s deploy -t <path>` sees it, `extend` applied."""
+    assert path.is_file(), f"{path} is missing"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name} is not a mapping"
+    parent = data.pop("extend", None)
+    return _merge(_load(path.parent / parent), data) if parent else data
+
+
+def _variables(raw: dict[str, Any]) -> dict[str, str]:
+    declared = raw.get("vars") or {}
+    assert isinstance(declared, dict) and declared, "the deployment declares no vars"
+    return {k: _resolve_str(str(v), declared) for k, v in declared.items()}
+
+
+def _fc3_resources(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = {name: res for name, res in (raw.get("resources") or {}).items()
+             if isinstance(res, dict) and res.get("component") == "fc3"}
+    assert found, "the deployment has no resource with component: fc3"
+    return found
+
+
+def _props(raw: dict[str, Any]) -> dict[str, Any]:
+    """The props of the function (the one fc3 resource), expressions resolved."""
+    resources = _fc3_resources(raw)
+    assert len(resources) == 1, f"expected one fc3 resource, found {sorted(resources)}"
+    (resource,) = resources.values()
+    return _resolve(resource["props"], _variables(raw))
+
+
 # --- fixtures ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def raw() -> dict[str, Any]:
-    assert S_YAML.is_file(), f"{S_YAML} is missing"
-    data = yaml.safe_load(S_YAML.read_text(encoding="utf-8"))
-    assert isinstance(data, dict), "s.yaml is not a mapping"
-    return data
+    return _load(S_YAML)
 
 
 @pytest.fixture(scope="module")
 def variables(raw: dict[str, Any]) -> dict[str, str]:
-    declared = raw.get("vars") or {}
-    assert isinstance(declared, dict) and declared, "s.yaml declares no vars"
-    return {k: _resolve_str(str(v), declared) for k, v in declared.items()}
+    return _variables(raw)
 
 
 @pytest.fixture(scope="module")
 def fc3_resources(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found = {name: res for name, res in (raw.get("resources") or {}).items()
-             if isinstance(res, dict) and res.get("component") == "fc3"}
-    assert found, "s.yaml has no resource with component: fc3"
-    return found
+    return _fc3_resources(raw)
 
 
 @pytest.fixture(scope="module")
-def props(fc3_resources: dict[str, dict[str, Any]], variables: dict[str, str]) -> dict[str, Any]:
-    """The props of the function (the one fc3 resource), expressions resolved."""
-    assert len(fc3_resources) == 1, f"expected one fc3 resource, found {sorted(fc3_resources)}"
-    (resource,) = fc3_resources.values()
-    return _resolve(resource["props"], variables)
+def props(raw: dict[str, Any]) -> dict[str, Any]:
+    return _props(raw)
+
+
+@pytest.fixture(scope="module")
+def redis_props() -> dict[str, Any]:
+    return _props(_load(S_REDIS_YAML))
 
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    assert SCHEMA_PATH.is_file(), f"{SCHEMA_PATH} is missing (shared/ must sit beside the repo)"
+    assert SCHEMA_PATH.is_file(), f"{SCHEMA_PATH} is missing"
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
@@ -192,12 +233,13 @@ def test_vars_name_region_account_and_topics(variables: dict[str, str]) -> None:
         assert variables.get(name), f"vars.{name} is missing or empty"
 
 
-def test_props_validate_against_fc3_schema(fc3_resources: dict[str, dict[str, Any]],
-                                           variables: dict[str, str], schema: dict[str, Any]) -> None:
+@pytest.mark.parametrize("path", [S_YAML, S_REDIS_YAML], ids=lambda p: p.name)
+def test_props_validate_against_fc3_schema(path: Path, schema: dict[str, Any]) -> None:
+    raw = _load(path)
     validator = _validator(schema)
-    for name, resource in fc3_resources.items():
-        errors = _errors(validator, _resolve(resource.get("props"), variables))
-        assert not errors, f"resources.{name}.props does not match the fc3 schema:\n" + "\n".join(errors)
+    for name, resource in _fc3_resources(raw).items():
+        errors = _errors(validator, _resolve(resource.get("props"), _variables(raw)))
+        assert not errors, f"{path.name} resources.{name}.props does not match the fc3 schema:\n" + "\n".join(errors)
 
 
 def test_each_trigger_config_matches_its_own_type(triggers: dict[str, dict[str, Any]],
@@ -319,6 +361,77 @@ def test_no_access_key_anywhere_in_s_yaml() -> None:
     assert not ACCESS_KEY_ID.search(S_YAML.read_text(encoding="utf-8")), "s.yaml contains an AccessKey id"
 
 
+def test_dry_run_is_overridable_from_the_deploying_shell(fc3_resources: dict[str, dict[str, Any]]) -> None:
+    """The README's smoke test deploys with DRY_RUN=true; by default the function orders."""
+    (resource,) = fc3_resources.values()
+    expr = _EXPR.fullmatch(str(resource["props"]["environmentVariables"]["DRY_RUN"]))
+    call = expr and _ENV_CALL.fullmatch(expr.group(1).strip())
+    assert call and call.groups() == ("DRY_RUN", "false"), "DRY_RUN must be ${env('DRY_RUN', 'false')}"
+
+
+# --- where state lives: one instance at a time, or a shared store ---------------------------
+
+def test_the_default_runs_one_instance_at_a_time(props: dict[str, Any], env_vars: dict[str, str]) -> None:
+    """With a SQLite file per instance, only a single instance keeps concurrent duplicates apart."""
+    assert Settings.from_env({"STATE_URL": env_vars["STATE_URL"]}).state_scope == "instance"
+    assert props.get("concurrencyConfig") == {"reservedConcurrency": 1}, \
+        "an instance-scoped store needs FC's function-level instance limit of 1"
+    assert props.get("instanceConcurrency", 1) == 1, "one request per instance: built-in runtimes take no more"
+    assert "vpcConfig" not in props, "the default needs no VPC"
+
+
+def test_redis_variant_changes_only_the_state_store(props: dict[str, Any], redis_props: dict[str, Any]) -> None:
+    changed = sorted(k for k in set(props) | set(redis_props) if props.get(k) != redis_props.get(k))
+    assert changed == ["concurrencyConfig", "environmentVariables", "vpcConfig"], changed
+    env, redis_env = props["environmentVariables"], redis_props["environmentVariables"]
+    assert sorted(k for k in set(env) | set(redis_env) if env.get(k) != redis_env.get(k)) == ["STATE_URL"]
+
+
+def test_redis_variant_takes_store_and_network_from_the_deploying_shell(redis_props: dict[str, Any]) -> None:
+    assert redis_props["environmentVariables"]["STATE_URL"] == "${env('STATE_URL')}", \
+        "STATE_URL holds the Redis password: exactly ${env('STATE_URL')}, no literal, no default"
+    vpc = redis_props["vpcConfig"]
+    assert isinstance(vpc, dict) and vpc["vSwitchIds"], "the variant needs a vpcConfig with a vSwitch"
+    for value in (vpc["vpcId"], vpc["securityGroupId"], *vpc["vSwitchIds"]):
+        assert ENV_REFERENCE.fullmatch(value), f"{value!r}: VPC ids come from the deploying shell"
+    assert redis_props.get("internetAccess") is not False, "ENS and MNS are still reached on public endpoints"
+    assert redis_props["concurrencyConfig"]["reservedConcurrency"] >= 1
+    assert redis_props.get("instanceConcurrency", 1) == 1
+
+
+REDIS_SHELL = {"STATE_URL": "redis://:pw@r-1.redis.rds.aliyuncs.com:6379/0", "ENS_AUTOSCALER_VPC_ID": "vpc-1",
+               "ENS_AUTOSCALER_VSWITCH_ID": "vsw-1", "ENS_AUTOSCALER_SECURITY_GROUP_ID": "sg-1"}
+
+
+def _redis_preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The Redis variant's global pre-deploy action, run as `s` runs it: from the repository root."""
+    steps = (_load(S_REDIS_YAML).get("actions") or {}).get("pre-deploy") or []
+    (step,) = [s for s in steps if "check_redis_deploy.py" in str(s.get("run"))]
+    command = str(step["run"]).split()
+    assert command[0] == "python3", "the check runs with the deploying machine's python3"
+    return subprocess.run([sys.executable, *command[1:]], cwd=REPO / step.get("path", "."),
+                          env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_redis_variant_deploys_from_a_complete_shell() -> None:
+    done = _redis_preflight(REDIS_SHELL)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"STATE_URL": None}, "STATE_URL"),
+    ({"STATE_URL": "sqlite:////tmp/ens-autoscaler.db"}, "STATE_URL"),
+    ({"ENS_AUTOSCALER_VSWITCH_ID": None}, "ENS_AUTOSCALER_VSWITCH_ID"),
+    ({"DRY_RUN": "maybe"}, "DRY_RUN"),
+])
+def test_redis_variant_refuses_an_incomplete_shell(change: dict[str, str | None], named: str) -> None:
+    """Without its store the variant would run several instances on per-instance SQLite."""
+    env = {k: v for k, v in {**REDIS_SHELL, **change}.items() if v is not None}
+    done = _redis_preflight(env)
+    assert done.returncode != 0
+    assert named in done.stderr and "pw@" not in done.stderr, done.stderr
+
+
 # --- dependencies ------------------------------------------------------------------------
 
 def test_dependencies_are_installed_where_pythonpath_points(fc3_resources: dict[str, dict[str, Any]],
@@ -387,8 +500,8 @@ def test_mns_trigger(triggers: dict[str, dict[str, Any]], variables: dict[str, s
 def test_eventbridge_trigger_matches_cloudmonitor(triggers: dict[str, dict[str, Any]]) -> None:
     config = triggers["eventbridge"]["triggerConfig"]
     pattern = json.loads(config["eventRuleFilterPattern"])
-    assert pattern.get("source") == ["acs.cms"]
-    assert all(t.startswith("cms:") for t in pattern.get("type", ["cms:"]))
+    # The type alone: the alarm's `source` was never seen on a real event (README).
+    assert pattern == {"type": ["cms:CloudMonitor:AlertWebHook"]}
     assert config["eventSourceConfig"]["eventSourceType"] == "Default"
     assert config["triggerEnable"] is True
     assert config["eventSinkConfig"]["deliveryOption"].get("eventSchema", "CloudEvents") == "CloudEvents", \

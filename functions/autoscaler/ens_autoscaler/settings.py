@@ -4,12 +4,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Literal, Mapping
 
 from .errors import ConfigError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # functions/autoscaler: beside index.py
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+SHARED_SCHEMES = {"redis", "rediss"}  # STATE_URL schemes every FC instance reaches alike
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,15 @@ class Settings:
                 f"state_url={self.state_url!r}, dry_run={self.dry_run}, "
                 f"callback_token={'set' if self.callback_token else 'unset'}, "
                 f"idempotency_ttl={self.idempotency_ttl:g})")
+
+    @property
+    def state_scope(self) -> Literal["instance", "shared"]:
+        """Whether the guarantees kept in the state store span FC instances.
+
+        A SQLite file under /tmp or memory:// belongs to one instance and dies with it:
+        idempotency, cooldown, budget and outbox then hold per instance only.
+        """
+        return "shared" if self.state_url.partition(":")[0].lower() in SHARED_SCHEMES else "instance"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
