@@ -85,8 +85,9 @@ def test_a_wrong_secret_is_refused_by_the_cloud_and_reported_as_permanent(
     with pytest.raises(PermanentCloudError) as info:
         scaler.handle(event)
     assert info.value.code == "SignatureDoesNotMatch"
-    (call,) = cloud.calls_for("RescaleDeviceService")
-    assert call["code"] == "SignatureDoesNotMatch" and not cloud.devices() and not cloud.messages(TOPIC)
+    (call,) = cloud.calls_for("DescribeDeviceService")  # the evidence baseline, read before any order
+    assert call["code"] == "SignatureDoesNotMatch" and not cloud.calls_for("RescaleDeviceService")
+    assert not cloud.devices() and not cloud.messages(TOPIC)
     assert "not-the-secret" not in caplog.text and "not-the-secret" not in str(info.value)
     # the refusal changed nothing, so the claim was released: with the right secret it goes through
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)

@@ -15,7 +15,10 @@ from typing import Callable, Iterator, TypeVar
 
 import pytest
 
+from dataclasses import replace
+
 from ens_autoscaler.errors import InputError, TransientCloudError
+from ens_autoscaler.orders import OrderRecord, Phase
 from ens_autoscaler.state import (ClaimStatus, InProgressError, LedgerEntry, OutboxItem,
                                   PayloadMismatchError, RecordStatus, StateStore)
 from ens_autoscaler.state.base import LEDGER_RETENTION_S
@@ -191,29 +194,60 @@ def test_sqlite_claims_from_several_processes_make_exactly_one_owner(tmp_path: P
 
 # -- commit --------------------------------------------------------------------------------
 
-def test_commit_scale_out_makes_record_ledger_and_message_visible(backend: Backend) -> None:
+def intent(key: str = "inv-1", at: float = NOW, selector: tuple[tuple[str, int], ...] = (
+        ("cn-hangzhou-telecom", 3), ("cn-shanghai-unicom", 1))) -> OrderRecord:
+    return OrderRecord(key, selector, at, at + 300, at + 60, {r: ("b-old",) for r, _ in selector},
+                       Phase.INTENT, {"id": key}, "hash-a", {"status": "uncertain", "invocationId": key})
+
+
+def test_the_intent_counts_its_devices_and_holds_the_order_before_it_is_sent(backend: Backend) -> None:
     writer, reader = backend.open(), backend.open()
     claim(writer)
-    entries = [LedgerEntry("cn-hangzhou-telecom", 3, NOW, "inv-1"),
-               LedgerEntry("cn-shanghai-unicom", 1, NOW, "inv-1")]
-    writer.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, entries,
-                            item("inv-1", body='{"id":"inv-1"}'), NOW + 1, EXPIRY)
+    order = intent()
+    writer.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    assert reader.ledger_since(NOW) == [LedgerEntry("cn-hangzhou-telecom", 3, NOW, "inv-1"),
+                                        LedgerEntry("cn-shanghai-unicom", 1, NOW, "inv-1")]
+    assert reader.get_order("inv-1") == order and reader.open_orders() == [order]
+    assert reader.get("inv-1").status is RecordStatus.INPROGRESS  # type: ignore[union-attr]
+
+
+def test_commit_scale_out_makes_record_order_and_message_visible(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    claim(writer)
+    order = intent()
+    writer.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    ordered = replace(order, phase=Phase.ORDERED, order_id="o-1", device_ids=("b-1", "b-2", "b-3", "b-4"))
+    writer.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, ordered,
+                            [item("inv-1", body='{"id":"inv-1"}')], NOW + 1, EXPIRY)
     replay = reader.claim("inv-1", "hash-a", NOW + 2, TTL, EXPIRY)
     assert (replay.status, replay.result) == (ClaimStatus.COMPLETED, {"status": "scaled"})
-    assert reader.ledger_since(NOW) == entries
-    assert reader.outbox_pending() == 1
+    assert reader.get_order("inv-1") == ordered and reader.open_orders() == [ordered]
+    assert len(reader.ledger_since(NOW)) == 2  # counted once, at the intent
     assert reader.outbox_claim(NOW + 2, 30, 10) == [item("inv-1", body='{"id":"inv-1"}')]
 
 
-def test_a_commit_that_fails_leaves_nothing_behind(store: StateStore) -> None:
+def test_a_commit_that_fails_leaves_the_intent_standing(store: StateStore) -> None:
     claim(store)
+    order = intent()
+    store.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
     with pytest.raises(TypeError):  # the result is not JSON: found before anything is written
         store.commit_scale_out("inv-1", "hash-a", {"order": object()},
-                               [LedgerEntry("cn-hangzhou-telecom", 3, NOW, "inv-1")],
-                               item("inv-1"), NOW, EXPIRY)
+                               replace(order, phase=Phase.ORDERED), [item("inv-1")], NOW, EXPIRY)
     assert store.get("inv-1").status is RecordStatus.INPROGRESS  # type: ignore[union-attr]
-    assert store.ledger_since(0) == []
-    assert store.outbox_pending() == 0
+    assert store.get_order("inv-1") == order and store.outbox_pending() == 0
+
+
+def test_an_order_never_placed_gives_its_ledger_entries_back_and_closes(store: StateStore) -> None:
+    order, other = intent(), intent("inv-2", NOW + 5, (("cn-hangzhou-telecom", 1),))
+    store.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    store.record_intent(other, LedgerEntry.for_order(other.selector, "inv-2", NOW + 5))
+    closed = replace(order, phase=Phase.NOT_ORDERED)
+    store.save_order(closed, unledger=LedgerEntry.for_order(order.selector, "inv-1", NOW),
+                     result={"status": "not_ordered"}, now=NOW + 400, expiry=EXPIRY)
+    assert store.ledger_since(0) == [LedgerEntry("cn-hangzhou-telecom", 1, NOW + 5, "inv-2")]
+    assert store.open_orders() == [other]
+    assert store.orders_since(NOW) == [closed, other] and store.orders_since(NOW + 1) == [other]
+    assert store.claim("inv-1", "hash-a", NOW + 401, TTL, EXPIRY).result == {"status": "not_ordered"}
 
 
 # -- ledger --------------------------------------------------------------------------------

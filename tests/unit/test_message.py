@@ -38,7 +38,7 @@ def test_a_small_message_is_whole() -> None:
 def test_a_thousand_message_batch_is_shortened_to_fit_and_flagged() -> None:
     signals = batch(1000)
     the_plan = plan(signals, POLICY)
-    whole = build_message(invocation_key(the_plan.signal_keys), the_plan, signals, order(1000), False, 1.0)
+    whole = build_message(invocation_key(signals, dry_run=False), the_plan, signals, order(1000), False, 1.0)
     text = encode(whole)
     assert len(text.encode()) <= MAX_BYTES < len(json.dumps(whole).encode())
     message = json.loads(text)

@@ -1,59 +1,54 @@
-"""One invocation, end to end: decode → claim → plan → order → commit → publish.
+"""One invocation, top to bottom: decode → claim → plan → write the intent → order → commit → publish.
 
 One `Autoscaler` lives per warm FC instance, so the parsed policy, the state
 store and the SDK clients are built once. Errors map to FC behaviour here and
 only here: bad input is *returned* as a `rejected` result (FC must not retry
-garbage), cloud and configuration failures are *raised* (FC retries, then the
-dead-letter destination takes the event).
-
-Exactly once, in order of what can go wrong:
-- a duplicate of a finished invocation replays its stored result (and publishes
-  its message if that had not happened yet); one that arrives while the first
-  runs waits for it, within the deadline, then fails retryably;
-- the ledger of what was ordered lives in the state store, so cooldowns and
-  budgets hold across instances;
-- the order, its ledger entries and its message are committed in one write, and
-  the message is published from that outbox: an MNS outage delays it, never loses
-  it; if ENS may have ordered but cannot tell us what, a `reconcile` item takes
-  the message's place and the next invocation asks ENS again.
+garbage); cloud and configuration failures are *raised* (FC retries, then the
+dead-letter destination takes the event). Exactly once rests on three writes:
+the claim (a duplicate in progress fails fast and retryably), the intent (the
+order and its ledger entries, written before ENS is called: from then on the key
+is resolved by evidence, never ordered again — see `orders`), and the commit
+(the result, the order's answer and its message, in one write).
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from . import sources
 from .auth import check_callback_token
-from .ens import EnsActuator, Order
+from .ens import EnsActuator
 from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError, Unauthorized
+from .followup import FollowUp, settled
 from .logs import log
-from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key
-from .planner import History, Plan, plan
+from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key, replay_identity
+from .orders import OrderRecord, Phase
+from .outbox import Outbox
+from .planner import History, Inventory, Plan, plan
 from .policy import BUDGET_WINDOW_SECONDS, Policy, PolicyCache
 from .publisher import MnsPublisher
+from .result import Result, Status
 from .settings import Settings
-from .signals import Signal
-from .state import ClaimStatus, InProgressError, LedgerEntry, OutboxItem, StateStore, hash_payload, open_store
+from .signals import Signal, SignalKind
+from .state import ClaimStatus, LedgerEntry, OutboxItem, StateStore, open_store
 
-TAG_RECONCILE = "reconcile"  # an outbox item whose devices ENS has yet to tell us
-OUTBOX_LEASE_S = 30.0
-OUTBOX_BATCH = 10
-WAIT_POLL_S = 0.05
-DUPLICATE_WAIT_S = 10.0  # how long a duplicate waits for the first invocation to finish
+ENS_DEFAULT_TIMEOUT_S = 300  # RescaleDeviceService `Timeout` when the policy sets none (API reference)
+ONE_SHOT = (SignalKind.COUNTS, SignalKind.PROFILE)  # asked once: never dropped for want of an inventory
 
 
 class Autoscaler:
     def __init__(self, settings: Settings, store: StateStore | None = None,
                  actuator: EnsActuator | None = None, publisher: MnsPublisher | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.settings = settings
-        self.policies = PolicyCache()
-        self._store = store
+        self.settings, self.policies, self.clock = settings, PolicyCache(), clock
+        self._store, self._publisher = store, publisher
         self.actuator = actuator or EnsActuator(settings.ens_endpoint)
-        self._publisher = publisher
-        self.clock, self.sleep = clock, sleep
+        self.outbox = Outbox(lambda: self.store, lambda: self.publisher, clock)
+        self.follow_up = FollowUp(lambda: self.store, self.actuator, lambda: self.policy.service, clock,
+                                  settings.idempotency_ttl)
 
     @property
     def store(self) -> StateStore:
@@ -73,251 +68,178 @@ class Autoscaler:
     def policy(self) -> Policy:
         return self.policies.get(self.settings.policy_path)
 
-    # -- entry -----------------------------------------------------------------------------
-
     def handle(self, event: Any, request_id: str = "", deadline: float | None = None) -> dict[str, Any]:
         """The result of one FC event. Raises only for cloud and configuration failures."""
-        return self._handle(event, request_id, deadline)[0]
+        return self.answer(event, request_id, deadline)[0].as_dict()
 
     def respond(self, event: Any, request_id: str = "", deadline: float | None = None) -> str:
         """What the FC handler returns: the JSON result, or an HTTP response for the HTTP trigger."""
-        result, via_http = self._handle(event, request_id, deadline)
+        result, via_http = self.answer(event, request_id, deadline)
+        body = json.dumps(result.as_dict())
         if not via_http:
-            return json.dumps(result)
-        error = (result.get("error") or {}).get("type")
+            return body
+        error = (result.error or {}).get("type")
         status = 401 if error == Unauthorized.kind else 400 if error else 200
-        return json.dumps({"statusCode": status, "headers": {"Content-Type": "application/json"},
-                           "body": json.dumps(result)})
+        return json.dumps({"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": body})
 
-    def _handle(self, event: Any, request_id: str, deadline: float | None) -> tuple[dict[str, Any], bool]:
+    def answer(self, event: Any, request_id: str, deadline: float | None) -> tuple[Result, bool]:
         deadline = deadline if deadline is not None else self.clock() + 60.0
         via_http = False
         try:
-            doc = sources.parse(event)
-            via_http = sources.cms_http.matches(doc)
+            read = sources.read(event)
+            via_http = read.via_http
             if via_http:
-                check_callback_token(self.settings.callback_token, sources.cms_http.callback_token(doc))
-            return self.run(sources.decode_document(doc), request_id, deadline), via_http
+                check_callback_token(self.settings.callback_token, read.token)
+            if read.follow_up:
+                return self.follow(deadline), via_http
+            return self.run(read.signals(), request_id, deadline), via_http
         except InputError as exc:
             log("rejected", logging.WARNING, requestId=request_id, errorType=exc.kind, error=str(exc))
-            return rejected(exc), via_http
+            return Result.rejected(exc), via_http
 
-    def run(self, signals: list[Signal], request_id: str, deadline: float) -> dict[str, Any]:
-        policy, now = self.policy, self.clock()
-        preview = plan(signals, policy, History(), now)
-        key = invocation_key(preview.signal_keys)
-        self._drain_first(deadline)
-        if not preview.selector and not preview.needs_inventory:  # guards only lower counts: no
-            # ledger could make this act, and no rule here is waiting for the inventory
-            self._log_decisions(preview, key, request_id)
+    def follow(self, deadline: float) -> Result:
+        """The readiness timer: move open orders on, then publish what that queued."""
+        orders = self.follow_up.run()
+        self.outbox.drain(deadline)
+        return Result(Status.FOLLOW_UP, orders=tuple(o.summary() for o in orders if o.phase.open),
+                      state_scope=self.settings.state_scope)
+
+    def run(self, signals: list[Signal], request_id: str, deadline: float) -> Result:
+        policy, now, scope = self.policy, self.clock(), self.settings.state_scope
+        dry_run = self.settings.dry_run or any(s.dry_run for s in signals)
+        key = invocation_key(signals, dry_run)
+        self._drain(deadline)
+        preview = plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
+        if not preview.selector and not preview.needs_inventory:
             if preview.rejections and not preview.decisions:
                 raise InputError("; ".join(r.error for r in preview.rejections))
-            return summary(key, preview, None, dry_run=False, status="no_action")
-        payload = hash_payload([_payload(s) for s in sorted(signals, key=lambda s: s.dedupe_key)])
-        claim = self._claim(key, payload, deadline)
+            return self._logged(Result.of_plan(Status.NO_ACTION, key, preview, dry_run, state_scope=scope),
+                                preview, request_id)
+        if not dry_run:  # what the order needs after ENS answers is checked before anything is written
+            self.actuator.check_credentials()
+        self.publisher  # noqa: B018 — MNS settings, likewise
+        identity = replay_identity(signals)
+        ttl = self.settings.idempotency_ttl
+        claim = self.store.claim(key, identity, now, min(ttl, max(1.0, deadline - now)), ttl)
         if claim.status is ClaimStatus.COMPLETED:
             log("replayed", requestId=request_id, invocationId=key)
-            return self._finish(key, claim.result or {}, deadline)
-        return self._scale_out(signals, policy, key, payload, request_id, deadline)
+            return self._finish(replace(Result.from_dict(claim.result or {}), replayed=True), deadline)
+        existing = self.store.get_order(key)  # a crashed or uncertain attempt: resolve it, never re-order
+        if existing is not None and existing.phase is not Phase.REFUSED:
+            return self._settle(existing, deadline)
+        return self._scale_out(signals, policy, key, identity, dry_run, request_id, deadline)
 
-    # -- the scale-out itself ----------------------------------------------------------------
-
-    def _scale_out(self, signals: list[Signal], policy: Policy, key: str, payload: str,
-                   request_id: str, deadline: float) -> dict[str, Any]:
-        store, now = self.store, self.clock()
+    def _scale_out(self, signals: list[Signal], policy: Policy, key: str, identity: str, dry_run: bool,
+                   request_id: str, deadline: float) -> Result:
+        store, now, ttl, scope = self.store, self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
         history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
-        inventory = None
-        the_plan = plan(signals, policy, history, now)
-        if the_plan.needs_inventory:
-            inventory = self.actuator.inventory(policy.service)
-            if not inventory.available:
-                log("inventory_unavailable", logging.WARNING, requestId=request_id, invocationId=key)
-            the_plan = plan(signals, policy, history, now, inventory)
-        self._log_decisions(the_plan, key, request_id)
-        dry_run = self.settings.dry_run or the_plan.dry_run_requested
-        if not the_plan.selector:
-            result = summary(key, the_plan, None, dry_run, status="no_action")
-            if inventory is not None and not inventory.available:
-                store.release(key)  # a redelivery must look again, not replay a hold made blind
-            else:
-                store.complete(key, payload, result, now, self.settings.idempotency_ttl)
-            return result
-        started = self.clock()
         try:
-            order = self.actuator.execute(the_plan, policy.service, dry_run, deadline)
+            listed = self.actuator.listing(policy.service)
+        except PermanentCloudError:
+            store.release(key)  # refused for good (credentials, permission): nothing happened
+            raise
+        except TransientCloudError as exc:
+            listed = None  # no inventory and no evidence baseline: caps hold, nothing is ordered
+            log("inventory_unavailable", logging.WARNING, requestId=request_id, invocationId=key, error=str(exc))
+        inventory = Inventory.from_listing(listed) if listed is not None else Inventory(available=False)
+        the_plan = plan(signals, policy, history, now, inventory)
+        if not the_plan.selector or (listed is None and not dry_run):
+            return self._nothing(signals, the_plan, key, identity, listed is not None, request_id)
+        message = build_message(key, the_plan, signals, None, dry_run, now)
+        if dry_run:
+            result = Result.of_plan(Status.DRY_RUN, key, the_plan, True, state_scope=scope)
+            store.commit_scale_out(key, identity, result.as_dict(), None,
+                                   [OutboxItem(key, encode(message), TAG_DRY_RUN, now)], now, ttl)
+            return self._finish(self._logged(result, the_plan, request_id), deadline)
+        planned = Result.of_plan(Status.UNCERTAIN, key, the_plan, state_scope=scope)
+        selector = tuple((e["regionCode"], e["count"]) for e in the_plan.selector)
+        intent = OrderRecord(key, selector, now, now + (policy.service.timeout or ENS_DEFAULT_TIMEOUT_S),
+                             deadline, {r: tuple(sorted(d.id for d in listed if d.region == r)) for r, _ in selector},
+                             Phase.INTENT, message, identity, planned.as_dict())
+        entries = LedgerEntry.for_order(selector, key, now)
+        store.record_intent(intent, entries)
+        try:
+            answer = self.actuator.rescale(policy.service, the_plan.selector, deadline)
         except TransientCloudError as exc:
             if not exc.ambiguous:
-                store.release(key)  # provably nothing was ordered: a retry may start afresh
-                raise
-            self._commit_uncertain(the_plan, signals, key, payload, started)
-            raise
-        except PermanentCloudError:
-            store.release(key)
-            raise
-        message = build_message(key, the_plan, signals, order, dry_run, started)
-        result = summary(key, the_plan, order, dry_run, status="dry_run" if dry_run else "scaled")
-        entries = [] if order is None else _ledger(the_plan, key, started)
-        tag = TAG_DRY_RUN if dry_run else TAG_SCALE_OUT
-        store.commit_scale_out(key, payload, result, entries, OutboxItem(key, encode(message), tag, started),
-                               self.clock(), self.settings.idempotency_ttl)
-        return self._finish(key, result, deadline)
+                raise self._not_ordered(intent, entries, exc) from exc
+            store.save_order(replace(intent, phase=Phase.UNCERTAIN, outcome=f"{exc.code}: {exc}"))
+            log("order_uncertain", logging.ERROR, invocationId=key, error=str(exc), selector=the_plan.selector)
+            return self._settle(intent, deadline)
+        except PermanentCloudError as exc:
+            raise self._not_ordered(intent, entries, exc) from exc
+        ordered = replace(intent, phase=Phase.ORDERED, order_id=answer.order_id, request_id=answer.request_id,
+                          device_ids=answer.device_ids, outcome="ENS answered")
+        result = replace(planned, status=Status.SCALED, message=Result.of_plan(Status.SCALED, key, the_plan).message,
+                         order={k: v for k, v in answer.as_dict().items() if k != "ResourceDetailInfos"})
+        message = build_message(key, the_plan, signals, answer, False, now)
+        store.commit_scale_out(key, identity, result.as_dict(), ordered,
+                               [OutboxItem(key, encode(message), TAG_SCALE_OUT, now)], now, ttl)
+        return self._finish(self._logged(result, the_plan, request_id), deadline)
 
-    def _commit_uncertain(self, the_plan: Plan, signals: list[Signal], key: str, payload: str,
-                          started: float) -> None:
-        """ENS may have ordered, and could not say what. Count the devices as ordered (the safe
-        side for cooldowns and budgets), and queue a reconcile item: the next invocation asks
-        ENS which devices appeared and publishes them under this key. Nothing is ordered again."""
-        message = build_message(key, the_plan, signals, None, False, started)
-        result = summary(key, the_plan, None, False, status="uncertain")
-        entries = _ledger(the_plan, key, started)
-        body = json.dumps({"message": message, "since": started}, separators=(",", ":"))
-        self.store.commit_scale_out(key, payload, result, entries, OutboxItem(key, body, TAG_RECONCILE, started),
-                                    self.clock(), self.settings.idempotency_ttl)
-        log("uncertain", logging.ERROR, invocationId=key, selector=the_plan.selector)
+    def _not_ordered(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], exc: Exception) -> Exception:
+        """ENS provably took nothing: close the intent, give its ledger entries back, free the key."""
+        self.store.save_order(replace(intent, phase=Phase.REFUSED, outcome=str(exc)), unledger=entries)
+        self.store.release(intent.id)
+        return exc
 
-    # -- idempotency ---------------------------------------------------------------------------
-
-    def _claim(self, key: str, payload: str, deadline: float) -> Any:
-        """Claim the key; a duplicate of a running invocation waits for it, within bounds."""
-        give_up = min(deadline, self.clock() + DUPLICATE_WAIT_S)
-        while True:
-            now = self.clock()
-            try:
-                ttl = self.settings.idempotency_ttl
-                return self.store.claim(key, payload, now, min(ttl, max(1.0, deadline - now)), ttl)
-            except InProgressError:
-                if now + WAIT_POLL_S >= give_up:
-                    raise
-                self.sleep(WAIT_POLL_S)
-
-    def _finish(self, key: str, result: dict[str, Any], deadline: float) -> dict[str, Any]:
-        """The stored result once its message is out. Until it is, the invocation fails
-        retryably — FC's retries (then the dead-letter queue) keep it visible — while the
-        outbox keeps the message for whichever invocation comes next."""
-        result = self._until_published(key, result, deadline)
-        if result.get("status") == "uncertain":
-            raise TransientCloudError(f"scale-out {key}: ENS may have ordered devices it could not list yet; "
-                                      "the next invocation asks again (nothing is re-ordered)",
-                                      code="OrderUncertain", ambiguous=True)
-        if not (result.get("message") or {}).get("published", True):
-            raise TransientCloudError(f"scale-out {key} committed but its message is still in the outbox "
-                                      "(MNS unavailable); a retry or the next invocation publishes it",
-                                      code="PublishDeferred")
+    def _nothing(self, signals: list[Signal], the_plan: Plan, key: str, identity: str, informed: bool,
+                 request_id: str) -> Result:
+        result = self._logged(Result.of_plan(Status.NO_ACTION, key, the_plan, state_scope=self.settings.state_scope),
+                              the_plan, request_id)
+        if informed:
+            self.store.complete(key, identity, result.as_dict(), self.clock(), self.settings.idempotency_ttl)
+            return result
+        self.store.release(key)  # decided blind: a redelivery must look again, not replay this
+        if the_plan.selector or any(s.kind in ONE_SHOT for s in signals):
+            raise TransientCloudError(f"scale-out {key}: DescribeDeviceService failed, so the caps and the "
+                                      "evidence an order needs can't be read; retry later", code="InventoryUnavailable")
         return result
 
-    def _until_published(self, key: str, result: dict[str, Any], deadline: float) -> dict[str, Any]:
-        """The stored result once its message is out: published here, or by whichever invocation
-        holds the outbox lease. Gives up when publishing fails here, or after the bounded wait."""
-        give_up = min(deadline, self.clock() + DUPLICATE_WAIT_S)
-        while not (result.get("message") or {}).get("published", True) and self.clock() < give_up:
-            published, failed = self.drain_outbox(deadline)
-            if key in published:
-                return published[key]
-            if key in failed:
-                break
-            record = self.store.get(key)
-            result = record.result if record and record.result else result
-            if not (result.get("message") or {}).get("published", True):
-                self.sleep(WAIT_POLL_S)
-        return result
-
-    # -- the outbox ----------------------------------------------------------------------------
-
-    def _drain_first(self, deadline: float) -> None:
-        """What earlier invocations could not publish goes first — best effort: a state store
-        that is down must not turn an event that needs no state into a failure FC retries."""
+    def _settle(self, order: OrderRecord, deadline: float) -> Result:
+        """A key whose order is in the book: let the evidence speak, then answer from it."""
         try:
-            self.drain_outbox(deadline)
+            order = next((o for o in self.follow_up.run(only=order.id) if o.id == order.id), order)
+        except (TransientCloudError, PermanentCloudError) as exc:
+            log("follow_up_failed", logging.WARNING, invocationId=order.id, error=str(exc))
+        if order.phase.unresolved:
+            self.store.release(order.id)
+            raise TransientCloudError(f"scale-out {order.id}: ENS may have ordered devices it does not list yet; "
+                                      "the readiness follow-up keeps looking (nothing is re-ordered)",
+                                      code="OrderUncertain", ambiguous=True)
+        record = self.store.get(order.id)
+        if record is not None and record.result is not None:
+            return self._finish(Result.from_dict(record.result), deadline)
+        result = settled(order)
+        self.store.complete(order.id, order.identity, result.as_dict(), self.clock(), self.settings.idempotency_ttl)
+        return self._finish(result, deadline)
+
+    def _finish(self, result: Result, deadline: float) -> Result:
+        """The result once its message is out; until then the invocation fails retryably, and the
+        outbox keeps the message for whichever invocation comes next."""
+        if not result.published:
+            out = self.outbox.drain(deadline).published.get(result.invocation_id or "")
+            result = replace(out, replayed=result.replayed) if out is not None else result
+        if not result.published:
+            raise TransientCloudError(f"scale-out {result.invocation_id} committed but its message is still in "
+                                      "the outbox; a retry or the next invocation publishes it", code="PublishDeferred")
+        return result
+
+    def _drain(self, deadline: float) -> None:
+        """Best effort: a state store that is down must not fail an event that needs no state."""
+        try:
+            self.outbox.drain(deadline)
         except TransientCloudError as exc:
             log("outbox_unavailable", logging.WARNING, errorType=exc.kind, error=str(exc))
 
-    def drain_outbox(self, deadline: float) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        """Publish what is queued (leased, so two instances never publish one item at once).
-
-        Returns the updated stored result of each invocation whose message went out, and
-        the ids that failed. A failed publish leaves the item for the next invocation and
-        is not raised here (a state store that fails is).
-        """
-        store, published, failed = self.store, {}, set()
-        if self.clock() >= deadline:
-            return published, failed
-        for item in store.outbox_claim(self.clock(), OUTBOX_LEASE_S, OUTBOX_BATCH):
-            try:
-                body, tag = self._deliverable(item)
-                message_id = self.publisher.publish(body, tag)
-            except (TransientCloudError, PermanentCloudError, ConfigError) as exc:
-                store.outbox_release(item.id)
-                failed.add(item.id)
-                log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
-                    errorType=exc.kind, error=str(exc))
-                continue
-            store.outbox_ack(item.id)
-            log("published", invocationId=item.id, mnsMessageId=message_id, tag=tag)
-            result = self._mark_published(item.id, message_id, body)
-            if result is not None:
-                published[item.id] = result
-        return published, failed
-
-    def _deliverable(self, item: OutboxItem) -> tuple[str, str]:
-        """An item's message, ready to publish; a reconcile item asks ENS for its devices first."""
-        if item.tag != TAG_RECONCILE:
-            return item.body, item.tag
-        pending = json.loads(item.body)
-        message = pending["message"]
-        order = self.actuator.reconcile(self.policy.service, message["resourceSelector"], pending["since"])
-        message.update(DeviceIds=list(order.device_ids), devices=list(order.devices), reconciled=True)
-        return encode(message), TAG_SCALE_OUT
-
-    def _mark_published(self, key: str, message_id: str, body: str) -> dict[str, Any] | None:
-        record = self.store.get(key)
-        if record is None or record.result is None:
-            return None
-        result = dict(record.result)
-        result["message"] = {**result.get("message", {}), "published": True, "mnsMessageId": message_id}
-        if result.get("status") == "uncertain":
-            sent = json.loads(body)
-            result["status"] = "scaled"
-            result["order"] = {"OrderId": None, "RequestId": None, "DeviceIds": sent["DeviceIds"],
-                               "Reconciled": True}
-        now = self.clock()
-        self.store.complete(key, record.payload_hash, result, now, max(1.0, record.expires_at - now))
-        return result
-
-    @staticmethod
-    def _log_decisions(the_plan: Plan, key: str, request_id: str) -> None:
+    def _logged(self, result: Result, the_plan: Plan, request_id: str) -> Result:
+        """One line per decision that answers "why did it (not) scale" on its own."""
+        device_ids = (result.order or {}).get("DeviceIds") or []
         for d in the_plan.decisions:
-            log("decision", requestId=request_id, invocationId=key, **d.as_dict())
+            log("decision", requestId=request_id, invocationId=result.invocation_id, dryRun=result.dry_run,
+                outcome=result.status.value, stateScope=result.state_scope,
+                OrderId=(result.order or {}).get("OrderId"), DeviceIds=device_ids if d.final else [], **d.as_dict())
         for r in the_plan.rejections:
-            log("signal_rejected", logging.WARNING, requestId=request_id, invocationId=key, **r.as_dict())
-
-
-def summary(key: str, the_plan: Plan, order: Order | None, dry_run: bool, status: str) -> dict[str, Any]:
-    """The handler's result. The same for every duplicate of an invocation: no request id in it."""
-    return {
-        "status": status,
-        "invocationId": key,
-        "dryRun": dry_run,
-        "decisions": [d.as_dict() for d in the_plan.decisions],
-        "rejections": [r.as_dict() for r in the_plan.rejections],
-        "resourceSelector": the_plan.selector,
-        "order": {k: v for k, v in order.as_dict().items() if k != "ResourceDetailInfos"} if order else None,
-        "message": {"id": key, "published": False} if status in ("scaled", "dry_run", "uncertain") else None,
-    }
-
-
-def rejected(exc: InputError) -> dict[str, Any]:
-    return {"status": "rejected", "error": {"type": exc.kind, "message": str(exc)}}
-
-
-def _payload(signal: Signal) -> dict[str, Any]:
-    """What must match for a duplicate to replay: the signal, not the route it took."""
-    out = signal.summary()
-    out.pop("source")
-    out["document"] = signal.document
-    return out
-
-
-def _ledger(the_plan: Plan, key: str, at: float) -> list[LedgerEntry]:
-    """What was ordered counts toward cooldowns and budgets — even where ENS made fewer
-    devices or did not say which: erring this way can only slow scaling, never double it."""
-    return [LedgerEntry(e["regionCode"], e["count"], at, key) for e in the_plan.selector]
+            log("signal_rejected", logging.WARNING, requestId=request_id, invocationId=result.invocation_id,
+                **r.as_dict())
+        return result

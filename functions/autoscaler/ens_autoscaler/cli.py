@@ -64,15 +64,16 @@ def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     from . import sources
-    from .app import summary
     from .message import invocation_key
     from .planner import plan
     from .policy import read_policy
+    from .result import Result, Status
     from .settings import Settings
 
     policy = read_policy(args.policy or Settings.from_env().policy_path)
-    the_plan = plan(sources.decode(Path(args.event).read_bytes()), policy, now=time.time())
-    result = summary(invocation_key(the_plan.signal_keys), the_plan, None, dry_run=True, status="plan")
+    signals = sources.decode(Path(args.event).read_bytes())
+    the_plan = plan(signals, policy, now=time.time())
+    result = Result.of_plan(Status.PLAN, invocation_key(signals, dry_run=True), the_plan, dry_run=True).as_dict()
     if the_plan.needs_inventory:
         result["note"] = ("some rules need the live inventory (DescribeDeviceService), which `plan` never "
                           "reads: `invoke` with DRY_RUN=true shows them")

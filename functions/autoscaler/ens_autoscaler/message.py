@@ -1,27 +1,42 @@
-"""The published message and the invocation's idempotency key. Pure.
+"""The published messages, the invocation's idempotency key and its replay identity. Pure.
 
 The message schema is a contract with downstream consumers (README: "Published
-message"); `id` is stable across redeliveries of the same signals, so a consumer
+messages"); every `id` is stable across redeliveries and retries, so a consumer
 drops a copy by id.
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .ens import Order
+from .orders import Listed, OrderRecord
 from .planner import Plan
 from .signals import Signal
-from .vocab import digest
+from .vocab import canonical_json, digest
 
 SCHEMA_VERSION = 1
 TAG_SCALE_OUT = "scale-out"
 TAG_DRY_RUN = "dry-run"
+TAG_READY = "devices-ready"
+TAG_FAILED = "devices-failed"
+DRY_RUN_PREFIX = "dry-"  # dry runs live in a key space of their own: they never block a real run
 
 
-def invocation_key(signal_keys: Sequence[str]) -> str:
+def invocation_key(signals: Sequence[Signal], dry_run: bool) -> str:
     """One key for the set of signals, whatever order a batch arrived in."""
-    return f"inv-{digest(sorted(set(signal_keys)))[:32]}"
+    key = f"inv-{digest(sorted({s.dedupe_key for s in signals}))[:32]}"
+    return DRY_RUN_PREFIX + key if dry_run else key
+
+
+def replay_identity(signals: Sequence[Signal]) -> str:
+    """What must match for a duplicate to replay: the signals' content, not the route it took."""
+    return digest(sorted(canonical_json({**_without_route(s.summary()), "document": s.document})
+                         for s in signals))
+
+
+def _without_route(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if k != "source"}
 
 
 def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order | None,
@@ -36,11 +51,41 @@ def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order 
         "RequestId": order.request_id if order else None,
         "DeviceIds": list(order.device_ids) if order else [],
         "devices": list(order.devices) if order else [],
-        "reconciled": order.reconciled if order else False,
+        "reconciled": False,
         "resourceSelector": plan.selector,
         "signals": [s.summary() for s in sorted(signals, key=lambda s: s.dedupe_key)],
         "decisions": [d.as_dict() for d in plan.decisions],
     }
+
+
+def with_devices(message: Mapping[str, Any], devices: Sequence[Listed]) -> dict[str, Any]:
+    """The scale-out message of an order whose answer was lost, with the devices evidence found."""
+    return {**message, "DeviceIds": [d.id for d in devices], "devices": [dict(d.detail) for d in devices],
+            "reconciled": True}
+
+
+def devices_message(order: OrderRecord, tag: str, devices: Sequence[Mapping[str, Any]],
+                    at: float) -> tuple[str, dict[str, Any]]:
+    """A `devices-ready` or `devices-failed` message: its id names the order and the devices, so
+    two follow-ups that saw the same change publish one id."""
+    ids = sorted(d["id"] for d in devices)
+    message_id = f"{order.id}:{tag}:{digest(ids)[:16]}"
+    return message_id, {"schemaVersion": SCHEMA_VERSION, "id": message_id, "type": tag,
+                        "invocationId": order.id, "OrderId": order.order_id, "createdAt": round(at, 3),
+                        "devices": sorted(devices, key=lambda d: d["id"])}
+
+
+def ready_device(device: Listed, order: OrderRecord, at: float) -> dict[str, Any]:
+    detail = device.detail
+    return {"id": device.id, "region": device.region, "isp": detail.get("ISP"), "ip": detail.get("IP"),
+            "server": detail.get("Server"), "status": device.status,
+            "secondsToReady": round(max(0.0, at - order.started_at), 1)}
+
+
+def failed_device(device_id: str, listed: Listed | None) -> dict[str, Any]:
+    return {"id": device_id, "region": listed.region if listed else None,
+            "status": listed.status if listed else None,
+            "why": "failed" if listed is not None and listed.failed else "not Running by the order's Timeout"}
 
 
 MAX_BYTES = 60 * 1024  # MNS refuses topic messages over 64 KB; leave room for the XML around it

@@ -39,6 +39,7 @@ class Phase(str, Enum):
     READY = "ready"  # closed: every device Running
     FAILED = "failed"  # closed: some devices failed, or were not Running by the order's Timeout
     NOT_ORDERED = "not_ordered"  # closed: nothing appeared by Timeout; the ledger forgot it
+    REFUSED = "refused"  # closed: ENS provably took nothing (a documented rejection): the key is free
     AMBIGUOUS = "ambiguous"  # closed: devices appeared that evidence cannot split between orders
 
     @property
@@ -78,6 +79,8 @@ class OrderRecord:
     baseline: Mapping[str, tuple[str, ...]]  # device ids each region had before the order
     phase: Phase
     message: Mapping[str, Any]  # the scale-out message, published once the devices are known
+    identity: str  # the invocation's replay identity: the result evidence settles is stored under it
+    result: Mapping[str, Any]  # the invocation's result as planned, for evidence to complete
     order_id: str | None = None
     request_id: str | None = None
     device_ids: tuple[str, ...] = ()
@@ -97,6 +100,13 @@ class OrderRecord:
         """An INTENT whose invocation is past its deadline: it may or may not have sent the order."""
         return self.phase is Phase.INTENT and now >= self.owner_until
 
+    def summary(self) -> dict[str, Any]:
+        """What `status` and a follow-up show of an order."""
+        return {"invocationId": self.id, "phase": self.phase.value, "startedAt": self.started_at,
+                "timeoutAt": self.timeout_at, "regions": dict(self.selector), "OrderId": self.order_id,
+                "devices": len(self.device_ids), "ready": len(self.ready), "failed": len(self.failed),
+                "outcome": self.outcome}
+
     def to_json(self) -> str:
         raw = {k: getattr(self, k) for k in self.__dataclass_fields__}
         raw["phase"] = self.phase.value
@@ -109,7 +119,7 @@ class OrderRecord:
         return cls(raw["id"], tuple((r, c) for r, c in raw["selector"]), raw["started_at"],
                    raw["timeout_at"], raw["owner_until"],
                    {r: tuple(ids) for r, ids in raw["baseline"].items()}, Phase(raw["phase"]),
-                   raw["message"], raw["order_id"], raw["request_id"], tuple(raw["device_ids"]),
+                   raw["message"], raw["identity"], raw["result"], raw["order_id"], raw["request_id"], tuple(raw["device_ids"]),
                    tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"])
 
 

@@ -5,7 +5,7 @@ The same for every duplicate of an invocation (no request id in it) except
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Mapping
 
@@ -21,6 +21,7 @@ class Status(str, Enum):
     UNCERTAIN = "uncertain"  # devices appeared that evidence cannot tell apart from another order's
     REJECTED = "rejected"  # bad input: nothing changed
     PLAN = "plan"  # the CLI's preview: nothing stored, nothing ordered
+    FOLLOW_UP = "follow_up"  # the readiness timer: open orders moved on, queued messages published
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Result:
     replayed: bool = False
     state_scope: str | None = None  # "instance" or "shared": what the guarantees behind it hold across
     error: Mapping[str, str] | None = None
+    orders: tuple[Mapping[str, Any], ...] = ()  # a follow-up's open orders, as `status` shows them
 
     @classmethod
     def of_plan(cls, status: Status, key: str, plan: Plan, dry_run: bool = False,
@@ -70,6 +72,9 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         if self.status is Status.REJECTED:
             return {"status": self.status.value, "error": dict(self.error or {})}
+        if self.status is Status.FOLLOW_UP:
+            return {"status": self.status.value, "openOrders": [dict(o) for o in self.orders],
+                    "stateScope": self.state_scope}
         out: dict[str, Any] = {
             "status": self.status.value, "invocationId": self.invocation_id, "dryRun": self.dry_run,
             "decisions": [dict(d) for d in self.decisions], "rejections": [dict(r) for r in self.rejections],
@@ -99,5 +104,3 @@ def _announcement(message: Announcement) -> dict[str, Any]:
         out["mnsMessageId"] = message.mns_message_id
     return out
 
-
-__all__ = ["Announcement", "Result", "Status", "field"]

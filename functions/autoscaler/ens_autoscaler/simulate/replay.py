@@ -44,11 +44,12 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet) -> Replay:
     start, store, ticks = fleet, MemoryStore(), []
     for now, batch in groupby(readings, key=lambda r: r.time):
         history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
-        the_plan = plan([_signal(r) for r in batch], policy, history, now, fleet.inventory(now))
+        signals = [_signal(r) for r in batch]
+        the_plan = plan(signals, policy, history, now, fleet.inventory(now))
         if the_plan.selector:
-            key = invocation_key(the_plan.signal_keys)
-            store.record_scale_out(LedgerEntry(e["regionCode"], e["count"], now, key)
-                                   for e in the_plan.selector)
+            store.record_scale_out(LedgerEntry.for_order(
+                ((e["regionCode"], e["count"]) for e in the_plan.selector),
+                invocation_key(signals, dry_run=False), now))
             fleet = fleet.ordered(the_plan.selector, now)
         ticks.append(Tick(now, the_plan, fleet.inventory(now)))
     return Replay(policy, readings, start, tuple(ticks))

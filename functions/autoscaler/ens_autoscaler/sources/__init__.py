@@ -34,6 +34,7 @@ keys, never values) and listing the accepted shapes.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
@@ -53,16 +54,39 @@ DECODERS: tuple[Decoder, ...] = (
 
 ACCEPTED_SHAPES: tuple[str, ...] = tuple(d.shape for d in DECODERS)
 
-parse = parsing.load_event  # for the handler: parse once, read cms_http.callback_token, decode
+
+@dataclass(frozen=True)
+class Event:
+    """One FC event, parsed once, with the decoder that owns it: what the handler needs to know
+    before it decodes (must a token be checked? how to answer?) and the signals after."""
+
+    document: Any
+    decoder: Decoder | None  # None: no shape matched, and `signals` says why
+    clashes: tuple[str, ...] = ()
+
+    @property
+    def via_http(self) -> bool:
+        return self.decoder is not None and self.decoder.http_token is not None
+
+    @property
+    def token(self) -> str | None:
+        if self.decoder is None or self.decoder.http_token is None:
+            return None
+        return self.decoder.http_token(self.document)
+
+    @property
+    def follow_up(self) -> bool:
+        return self.decoder is not None and self.decoder.follow_up
+
+    def signals(self) -> list[Signal]:
+        if self.decoder is None:
+            raise InputError(_unrecognised(self.document, list(self.clashes)))
+        return self.decoder.decode(self.document)
 
 
-def decode(event: bytes | str | dict | list) -> list[Signal]:
-    """Turn one FC event into the signals it carries (one, or one per message of a batch)."""
-    return decode_document(parsing.load_event(event))
-
-
-def decode_document(doc: Any) -> list[Signal]:
-    """`decode` for an event `parse` already read (with its limits): the handler parses once."""
+def read(event: bytes | str | dict | list) -> Event:
+    """Parse one FC event (with the input limits) and find its decoder; decoding comes later."""
+    doc = parsing.load_event(event)
     clashes: list[str] = []
     for decoder in DECODERS:
         if decoder.fallback and isinstance(doc, dict) and not (
@@ -71,8 +95,13 @@ def decode_document(doc: Any) -> list[Signal]:
             if clashes:
                 continue
         if decoder.matches(doc):
-            return decoder.decode(doc)
-    raise InputError(_unrecognised(doc, clashes))
+            return Event(doc, decoder)
+    return Event(doc, None, tuple(clashes))
+
+
+def decode(event: bytes | str | dict | list) -> list[Signal]:
+    """Turn one FC event into the signals it carries (one, or one per message of a batch)."""
+    return read(event).signals()
 
 
 def _reserved_keys_in(doc: dict, fallback: Decoder) -> list[str]:

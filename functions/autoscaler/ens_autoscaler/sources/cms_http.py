@@ -122,4 +122,5 @@ DECODER = Decoder(
     matches=matches,
     decode=decode,
     reserved_keys=frozenset({"rawPath", "requestContext", "isBase64Encoded"}),
+    http_token=callback_token,
 )

@@ -27,6 +27,9 @@ class Decoder:
     fallback: bool = False
     # ...unless it recognises the object positively (for the bare MNS body: a CloudMonitor alert)
     recognises: Callable[[Any], bool] | None = None
+    # FC's HTTP trigger: the caller must present the callback token, and gets an HTTP response
+    http_token: Callable[[Any], str | None] | None = None
+    follow_up: bool = False  # the event asks to follow orders up, and carries no signal
 
 
 class EventView:

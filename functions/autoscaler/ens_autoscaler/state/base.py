@@ -227,10 +227,13 @@ class StateStore(ABC):
         self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry,
                           items=tuple(items), orders=(order,) if order else ()))
 
-    def save_orders(self, orders: Iterable[OrderRecord], items: Iterable[OutboxItem] = (),
-                    unledger: Iterable[LedgerEntry] = ()) -> None:
-        """Record what evidence said of orders, with the messages that announce it, atomically."""
-        self._write(Write(items=tuple(items), orders=tuple(orders), unledger=tuple(unledger)))
+    def save_order(self, order: OrderRecord, items: Iterable[OutboxItem] = (),
+                   unledger: Iterable[LedgerEntry] = (), result: dict[str, Any] | None = None,
+                   now: float = 0.0, expiry: float = 0.0) -> None:
+        """Record what evidence said of an order, with the messages that announce it and, once
+        it is settled, the invocation's result for its duplicates to replay: atomically."""
+        record = _completed(order.id, order.identity, result, now, expiry) if result is not None else None
+        self._write(Write(record, expiry, items=tuple(items), orders=(order,), unledger=tuple(unledger)))
 
     def record_scale_out(self, entries: Iterable[LedgerEntry]) -> None:
         self._write(Write(entries=tuple(entries)))

@@ -1,0 +1,74 @@
+"""Publishing what the state store queued: leased, acknowledged, never lost.
+
+A message is queued in the same write that records what it announces, and
+published from here: an MNS outage delays it, never loses it. Items are leased,
+so two instances never publish one item at once; a publisher that crashed
+mid-lease leaves it to the next invocation once the lease runs out.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from .errors import ConfigError, PermanentCloudError, TransientCloudError
+from .logs import log
+from .message import TAG_DRY_RUN, TAG_SCALE_OUT
+from .publisher import MnsPublisher
+from .result import Result
+from .state import OutboxItem, StateStore
+
+LEASE_S = 30.0
+BATCH = 10
+ANSWERED = (TAG_SCALE_OUT, TAG_DRY_RUN)  # messages whose publication an invocation's result records
+
+
+@dataclass(frozen=True)
+class Drained:
+    published: Mapping[str, Result] = field(default_factory=dict)  # invocation id → its result, now out
+    failed: frozenset[str] = frozenset()  # item ids whose publish failed this time
+
+
+class Outbox:
+    def __init__(self, store: Callable[[], StateStore], publisher: Callable[[], MnsPublisher],
+                 clock: Callable[[], float]) -> None:
+        self._store, self._publisher, self.clock = store, publisher, clock
+
+    def drain(self, deadline: float) -> Drained:
+        """Publish what is queued, oldest first. A failed publish leaves the item for the next
+        invocation and is not raised here (a state store that fails is)."""
+        store = self._store()
+        if self.clock() >= deadline:
+            return Drained()
+        published: dict[str, Result] = {}
+        failed: set[str] = set()
+        for item in store.outbox_claim(self.clock(), LEASE_S, BATCH):
+            try:
+                message_id = self._publisher().publish(item.body, item.tag)
+            except (TransientCloudError, PermanentCloudError, ConfigError) as exc:
+                store.outbox_release(item.id)
+                failed.add(item.id)
+                log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
+                    errorType=exc.kind, error=str(exc))
+                continue
+            store.outbox_ack(item.id)
+            log("published", invocationId=item.id, mnsMessageId=message_id, tag=item.tag)
+            result = self._answered(store, item, message_id)
+            if result is not None:
+                published[item.id] = result
+        return Drained(published, frozenset(failed))
+
+    def _answered(self, store: StateStore, item: OutboxItem, message_id: str) -> Result | None:
+        """Record in the invocation's stored result that its message is out."""
+        if item.tag not in ANSWERED:
+            return None
+        record = store.get(item.id)
+        if record is None or record.result is None:
+            return None
+        result = Result.from_dict(record.result)
+        if result.message is None:
+            return None
+        result = result.announced(message_id)
+        now = self.clock()
+        store.complete(item.id, record.payload_hash, result.as_dict(), now, max(1.0, record.expires_at - now))
+        return result
