@@ -527,6 +527,44 @@ def test_timeout_after_commit_creates_devices_but_client_times_out(
     assert len(cloud.devices()) == 1
 
 
+@pytest.mark.parametrize("fault,status,code,exception", [
+    ("interface_error_after_commit", 400, "ens.interface.error", ClientException),
+    ("server_error_after_commit", 503, "ServiceUnavailable", ServerException),
+])
+def test_an_error_after_commit_answers_an_order_that_was_taken(
+        cloud: LocalCloud, ens_client: Any, fault: str, status: int, code: str,
+        exception: type[Exception]) -> None:
+    cloud.inject("RescaleDeviceService", fault)
+    with pytest.raises(exception) as raised:
+        ens_client.rescale_device_service(rescale_request())
+    assert (raised.value.status_code, raised.value.code) == (status, code)
+    [call] = cloud.calls
+    assert (call["status"], call["code"], call["fault"]) == (status, code, fault)
+    cloud.advance(3)
+    assert len(listed_ids(ens_client, app_id="app-1")) == 3  # the error said nothing of the order
+
+
+def test_interface_error_reads_as_the_error_tables_list_it(cloud: LocalCloud, ens_client: Any) -> None:
+    cloud.inject("RescaleDeviceService", "interface_error_after_commit")
+    with pytest.raises(ClientException) as raised:
+        ens_client.rescale_device_service(one_device())
+    assert not isinstance(raised.value, ThrottlingException)
+    assert raised.value.data["Message"] == "Failed to call API."
+
+
+@pytest.mark.parametrize("fault", ["drop_before_commit", "timeout_before_commit"])
+def test_a_request_lost_before_commit_creates_nothing(cloud: LocalCloud, ens_client: Any, fault: str) -> None:
+    cloud.inject("RescaleDeviceService", fault, delay=1.0)
+    with pytest.raises(UnretryableException):
+        ens_client.rescale_device_service_with_options(rescale_request(), RuntimeOptions(read_timeout=300))
+    cloud.advance(3600)
+    assert cloud.devices() == [] and listed_ids(ens_client) == []
+    [rescale] = cloud.calls_for("RescaleDeviceService")
+    assert (rescale["status"], rescale["code"], rescale["fault"]) == (None, None, fault)
+    ens_client.rescale_device_service(one_device())  # the fault is used up
+    assert len(cloud.devices()) == 1
+
+
 def test_faults_only_hit_authenticated_calls(cloud: LocalCloud, ens_client: Any,
                                              make_ens_client: Callable[..., Any]) -> None:
     cloud.inject("RescaleDeviceService", "permission")
@@ -547,6 +585,8 @@ def test_inject_rejects_nonsense(cloud: LocalCloud) -> None:
         cloud.inject("RescaleDeviceService", "throttle", times=0)
     with pytest.raises(ValueError):
         cloud.inject("RescaleDeviceService", "slow", delay=-1)
+    with pytest.raises(ValueError):  # an ENS gateway code; MNS has none
+        cloud.inject("PublishMessage", "interface_error_after_commit")
 
 
 # --- MNS --------------------------------------------------------------------
@@ -651,6 +691,21 @@ def test_publish_timeout_after_commit(cloud: LocalCloud, mns_topic: Any) -> None
     assert len(cloud.messages(TOPIC)) == 1
 
 
+def test_publish_server_error_after_commit_stores_the_message(cloud: LocalCloud, mns_topic: Any) -> None:
+    cloud.inject("PublishMessage", "server_error_after_commit")
+    with pytest.raises(MNSServerException) as raised:
+        mns_topic.publish_message(TopicMessage("x"))
+    assert raised.value.type == "InternalError"
+    assert [m["body"] for m in cloud.messages(TOPIC)] == ["x"]
+
+
+def test_publish_dropped_before_commit_once_is_resent_and_stored_once(cloud: LocalCloud, mns_topic: Any) -> None:
+    cloud.inject("PublishMessage", "drop_before_commit")
+    mns_topic.publish_message(TopicMessage("x"))
+    assert [m["body"] for m in cloud.messages(TOPIC)] == ["x"]
+    assert [c["status"] for c in cloud.calls] == [None, 201]
+
+
 # --- transport, control surface, CLI ----------------------------------------
 
 
@@ -696,6 +751,38 @@ def test_control_surface(cloud: LocalCloud, ens_client: Any, mns_topic: Any) -> 
     assert control(cloud, "POST", "reset")[1] == {"ok": True}
     assert cloud.calls == [] and cloud.devices() == [] and cloud.messages(TOPIC) == []
     assert control(cloud, "GET", "nothing")[0] == 404
+
+
+def test_control_surface_moves_the_clock_and_sets_the_lifecycle(cloud: LocalCloud, ens_client: Any) -> None:
+    status, clock = control(cloud, "GET", "clock")
+    assert status == 200 and clock["now"] == cloud.now
+    assert control(cloud, "POST", "clock", {"advance": 10})[1] == {"now": clock["now"] + 10}
+    for bad in ({"advance": -1}, {"advance": "soon"}, {}, [10]):
+        assert control(cloud, "POST", "clock", bad)[0] == 400
+    assert cloud.now == clock["now"] + 10
+
+    status, lifecycle = control(cloud, "POST", "lifecycle", {"list_lag_s": 0, "provisioning_s": 60})
+    assert status == 200 and lifecycle["provisioning_s"] == 60 and lifecycle["failed_status"] == "CREATE_FAILED"
+    assert cloud.lifecycle == Lifecycle(list_lag_s=0, provisioning_s=60)
+    assert control(cloud, "GET", "lifecycle")[1] == lifecycle
+    assert control(cloud, "POST", "lifecycle", {"list_lag": 0})[0] == 400  # unknown knob
+    assert control(cloud, "POST", "lifecycle", {"failed_fraction": 2})[0] == 400
+    assert cloud.lifecycle == Lifecycle(list_lag_s=0, provisioning_s=60)
+
+    assert control(cloud, "POST", "outcomes", {"failed": 1})[0] == 200
+    assert control(cloud, "POST", "outcomes", {"failed": -1})[0] == 400
+    order = ens_client.rescale_device_service(one_device()).body
+    assert [d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos] == ["CREATING"]
+    cloud.advance(60)
+    assert [d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos] == [
+        "CREATE_FAILED"]
+
+
+def test_every_fault_and_lifecycle_knob_is_documented() -> None:
+    readme = (ROOT / "localcloud" / "README.md").read_text()
+    knobs = [f"`{name}`" for name in Lifecycle.__dataclass_fields__]
+    missing = [k for k in [f"`{kind}`" for kind in sorted(FAULT_KINDS)] + knobs if k not in readme]
+    assert missing == []
 
 
 def test_cli_prints_url_and_serves() -> None:
