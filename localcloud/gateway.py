@@ -147,7 +147,7 @@ class Gateway:
         fault = self._faults.take(api)
         kind = fault.kind if fault is not None else None
         if kind in LOST_BEFORE_COMMIT:
-            reply = Reply(0, b"", "text/plain", drop=True)
+            reply = Reply(0, b"", "text/plain")  # never sent: the connection closes unanswered
             self._record(api, params, None, None, caller.access_key_id, caller.security_token,
                          received, fault)
         else:
@@ -163,7 +163,7 @@ class Gateway:
                          caller.security_token, received, fault)
         if kind in ("timeout_after_commit", "timeout_before_commit"):
             time.sleep(fault.delay)
-        reply.drop = kind in ("drop_after_commit", "drop_before_commit", "timeout_before_commit")
+        reply.drop = kind == "drop_after_commit" or kind in LOST_BEFORE_COMMIT
         return reply
 
     def _record(self, api: str, params: dict[str, Any], status: int | None, code: str | None,
