@@ -786,7 +786,8 @@ def test_every_fault_and_lifecycle_knob_is_documented() -> None:
 
 
 def test_cli_prints_url_and_serves() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "--port", "0", "--topic", "t1"],
+    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "--port", "0", "--topic", "t1",
+                             "--list-lag", "0", "--failed-fraction", "0.25"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -794,6 +795,16 @@ def test_cli_prints_url_and_serves() -> None:
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{url}/_localcloud/messages?topic=t1", timeout=5) as resp:
             assert json.loads(resp.read()) == []
+        with urllib.request.urlopen(f"{url}/_localcloud/lifecycle", timeout=5) as resp:
+            lifecycle = json.loads(resp.read())
+        assert (lifecycle["list_lag_s"], lifecycle["provisioning_s"], lifecycle["failed_fraction"]) == (0, 6, 0.25)
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+def test_cli_refuses_a_bad_lifecycle_knob() -> None:
+    done = subprocess.run([sys.executable, "-m", "localcloud", "--port", "0", "--provisioning", "-1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "provisioning_s" in done.stderr and done.stdout == ""
