@@ -3,7 +3,9 @@ actions the autoscaler calls, RescaleDeviceService and DescribeDeviceService.
 
 Parameters arrive as the strings the SDK put on the wire (query and form body
 merged); validation follows the API reference, each failure reported the way
-the reference lists it: 400 ``InvalidParameter.<Field>``.
+the reference lists it: 400 ``InvalidParameter.<Field>``. An order is taken at
+once and plays out later on the virtual clock (``lifecycle.py``), so what
+DescribeDeviceService shows depends on when it is asked.
 """
 
 from __future__ import annotations
