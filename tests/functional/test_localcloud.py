@@ -544,6 +544,14 @@ def test_an_error_after_commit_answers_an_order_that_was_taken(
     assert len(listed_ids(ens_client, app_id="app-1")) == 3  # the error said nothing of the order
 
 
+def test_an_error_after_commit_never_hides_a_refused_order(cloud: LocalCloud, ens_client: Any) -> None:
+    cloud.inject("RescaleDeviceService", "interface_error_after_commit")
+    with pytest.raises(ClientException) as raised:
+        ens_client.rescale_device_service(rescale_request(app_id=None))
+    assert raised.value.code == "100001"  # nothing was committed, so the refusal is what comes back
+    assert cloud.devices() == []
+
+
 def test_interface_error_reads_as_the_error_tables_list_it(cloud: LocalCloud, ens_client: Any) -> None:
     cloud.inject("RescaleDeviceService", "interface_error_after_commit")
     with pytest.raises(ClientException) as raised:
