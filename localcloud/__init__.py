@@ -6,6 +6,7 @@ as clients; see README.md.
 
 from .cloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_TOPIC, LocalCloud
 from .faults import FAULT_KINDS
+from .lifecycle import INSTANT, REAL_ENS, Lifecycle
 
 __all__ = ["DEFAULT_ACCESS_KEY_ID", "DEFAULT_ACCESS_KEY_SECRET", "DEFAULT_TOPIC", "FAULT_KINDS",
-           "LocalCloud"]
+           "INSTANT", "REAL_ENS", "Lifecycle", "LocalCloud"]

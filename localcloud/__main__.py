@@ -12,6 +12,7 @@ import sys
 import threading
 
 from .cloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_TOPIC, LocalCloud
+from .lifecycle import REAL_ENS, Lifecycle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,10 +24,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-key-secret", default=DEFAULT_ACCESS_KEY_SECRET)
     parser.add_argument("--topic", action="append", dest="topics",
                         help=f"an MNS topic that exists (repeatable; default {DEFAULT_TOPIC})")
+    parser.add_argument("--list-lag", type=float, default=REAL_ENS.list_lag_s, metavar="SECONDS",
+                        help="virtual seconds before DescribeDeviceService lists a new order's devices")
+    parser.add_argument("--provisioning", type=float, default=REAL_ENS.provisioning_s, metavar="SECONDS",
+                        help="virtual seconds a new device stays CREATING")
+    parser.add_argument("--failed-fraction", type=float, default=REAL_ENS.failed_fraction,
+                        metavar="F", help="fraction of each order's devices (rounded up) that fail")
     args = parser.parse_args(argv)
+    try:
+        lifecycle = Lifecycle(list_lag_s=args.list_lag, provisioning_s=args.provisioning,
+                              failed_fraction=args.failed_fraction)
+    except ValueError as bad:
+        parser.error(str(bad))
 
     cloud = LocalCloud(credentials={args.access_key_id: args.access_key_secret},
-                       topics=args.topics or [DEFAULT_TOPIC], host=args.host, port=args.port)
+                       topics=args.topics or [DEFAULT_TOPIC], host=args.host, port=args.port,
+                       lifecycle=lifecycle)
     try:
         cloud.start()
     except OSError as err:

@@ -7,9 +7,11 @@ from types import TracebackType
 from typing import Any, Iterable, Mapping
 
 from . import acs3, cms, control
+from .clock import VirtualClock
 from .ens import EnsService
 from .faults import FaultBook
 from .gateway import Gateway
+from .lifecycle import REAL_ENS, RUNNING, Lifecycle
 from .mns import TopicStore
 from .recording import CallLog
 from .server import CloudHTTPServer
@@ -24,17 +26,22 @@ class LocalCloud:
     """ENS + CloudMonitor + MNS on one loopback HTTP server.
 
     ``credentials`` maps AccessKey IDs to secrets; both signature schemes are
-    checked against them. ``topics`` are the MNS topics that exist.
+    checked against them. ``topics`` are the MNS topics that exist. ``lifecycle``
+    is how ENS orders play out on the virtual clock; the default is ENS as
+    documented (late, one by one, CREATING first), ``lifecycle.INSTANT`` is for
+    tests about something else.
     """
 
     def __init__(self, credentials: Mapping[str, str] | None = None,
                  topics: Iterable[str] = (DEFAULT_TOPIC,),
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, lifecycle: Lifecycle = REAL_ENS) -> None:
         self._credentials = dict(credentials if credentials is not None
                                  else {DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET})
         self._host = host
         self._port = port
-        self._ens = EnsService()
+        self._initial_lifecycle = lifecycle
+        self._clock = VirtualClock()
+        self._ens = EnsService(self._clock, lifecycle)
         self._metrics = cms.MetricStore()
         self._topics = TopicStore(topics)
         self._faults = FaultBook()
@@ -99,20 +106,37 @@ class LocalCloud:
         return self._log.snapshot(api)
 
     @property
-    def provision_status(self) -> str:
-        """The Status new RescaleDeviceService devices get (default "Running")."""
-        return self._ens.provision_status
+    def lifecycle(self) -> Lifecycle:
+        """How orders placed from now on play out (lists late, provisions, fails)."""
+        return self._ens.lifecycle
 
-    @provision_status.setter
-    def provision_status(self, status: str) -> None:
-        self._ens.provision_status = status
+    @lifecycle.setter
+    def lifecycle(self, lifecycle: Lifecycle) -> None:
+        if not isinstance(lifecycle, Lifecycle):
+            raise TypeError(f"lifecycle must be a localcloud.lifecycle.Lifecycle, got {lifecycle!r}")
+        self._ens.lifecycle = lifecycle
+
+    @property
+    def now(self) -> float:
+        """The virtual clock (epoch seconds) that lag, provisioning and CreateTime are measured on."""
+        return self._clock.now()
+
+    def advance(self, seconds: float) -> float:
+        """Move the virtual clock on by ``seconds``; returns the new now."""
+        return self._clock.advance(seconds)
+
+    def queue_outcome(self, failed: int) -> None:
+        """The next RescaleDeviceService order (after any queued before) ends with ``failed`` of
+        its devices in the failed status (capped at the order's size), whatever the lifecycle's
+        failed_fraction says."""
+        self._ens.outcomes.push(failed)
 
     def inject(self, api: str, fault: str, times: int = 1, delay: float = 0.0) -> None:
         """Make the next ``times`` authenticated calls of ``api`` (an ENS Action or
         "PublishMessage") misbehave as ``fault``; see faults.FAULT_KINDS."""
         self._faults.inject(api, fault, times, delay)
 
-    def seed_devices(self, region: str, count: int, status: str = "Running",
+    def seed_devices(self, region: str, count: int, status: str = RUNNING,
                      isp: str = "telecom", app_id: str | None = None,
                      service_id: str | None = None) -> list[dict[str, Any]]:
         """Add devices that already exist before the test (not recorded as calls)."""
@@ -131,11 +155,12 @@ class LocalCloud:
         return self._topics.messages(topic)
 
     def reset(self) -> None:
-        """Back to the just-started state: no calls, faults, devices, metrics, messages
-        or used nonces, and provision_status "Running"."""
+        """Back to the just-started state: no calls, faults, devices, queued outcomes, metrics,
+        messages or used nonces, and the lifecycle given at construction. The clock is left
+        alone: time never runs backwards."""
         self._log.clear()
         self._faults.clear()
-        self._ens.reset()
+        self._ens.reset(self._initial_lifecycle)
         self._metrics.reset()
         self._topics.clear()
         self._nonces.clear()

@@ -7,9 +7,11 @@ Unauthenticated on purpose: it only listens on loopback and it is test tooling.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from .lifecycle import Lifecycle
 from .wire import Reply, Request, json_reply
 
 if TYPE_CHECKING:
@@ -38,6 +40,20 @@ def handle(cloud: LocalCloud, request: Request) -> Reply:
             spec = _json_object(request)
             cloud.inject(spec["api"], spec["fault"], times=spec.get("times", 1),
                          delay=spec.get("delay", 0.0))
+            return json_reply(200, {"ok": True})
+        if route == ("GET", "clock"):
+            return json_reply(200, {"now": cloud.now})
+        if route == ("POST", "clock"):
+            return json_reply(200, {"now": cloud.advance(_json_object(request)["advance"])})
+        if route == ("GET", "lifecycle"):
+            return json_reply(200, asdict(cloud.lifecycle))
+        if route == ("POST", "lifecycle"):
+            # Fields not given keep ENS's documented defaults, not the current values:
+            # one request states the whole behaviour.
+            cloud.lifecycle = Lifecycle(**_json_object(request))
+            return json_reply(200, asdict(cloud.lifecycle))
+        if route == ("POST", "outcomes"):
+            cloud.queue_outcome(_json_object(request)["failed"])
             return json_reply(200, {"ok": True})
         if route == ("POST", "seed"):
             spec = _json_object(request)

@@ -3,7 +3,9 @@ actions the autoscaler calls, RescaleDeviceService and DescribeDeviceService.
 
 Parameters arrive as the strings the SDK put on the wire (query and form body
 merged); validation follows the API reference, each failure reported the way
-the reference lists it: 400 ``InvalidParameter.<Field>``.
+the reference lists it: 400 ``InvalidParameter.<Field>``. An order is taken at
+once and plays out later on the virtual clock (``lifecycle.py``), so what
+DescribeDeviceService shows depends on when it is asked.
 """
 
 from __future__ import annotations
@@ -18,19 +20,28 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from .clock import VirtualClock
 from .errors import ApiError
+from .lifecycle import REAL_ENS, RUNNING, Lifecycle, OutcomeQueue, Timeline, plan_order
 from .wire import new_request_id
 
 API_VERSION = "2017-11-10"
 DEFAULT_SPEC = "ens.a6e.large"
 DEFAULT_ISP = "telecom"
-DEFAULT_STATUS = "Running"
 REGION_CODE = re.compile(r"^[a-z]{2}-[a-z0-9_-]+$")
 # Not a documented cloud limit: it keeps a typo (count: 1e9) from exhausting
 # the emulator's memory instead of failing like a refused order.
 MAX_DEVICES_PER_CALL = 1000
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+_NAME_ALPHABET = string.ascii_letters + string.digits
+
+
+def app_id_missing() -> ApiError:
+    """AppId: "This parameter is required. If you do not specify this parameter, the service
+    returns error code 100001" (SDK model ``_rescale_device_service_request.py``). The model
+    gives neither status nor message: 400 (a client error) and a message naming the field."""
+    return ApiError(400, "100001", "The parameter AppId is required.")
 
 
 def invalid(field: str) -> ApiError:
@@ -41,43 +52,51 @@ def invalid(field: str) -> ApiError:
 
 @dataclass(frozen=True)
 class Device:
-    """One bare-metal device in the emulated inventory."""
+    """One bare-metal device in the emulated inventory; its status depends on the virtual time.
+
+    ``id`` (``b-…``) and ``instance_id`` (``i-…``) are different namespaces: DescribeDeviceService
+    lists devices as ``ResourceDetailInfos[].ID`` and, separately, application instances as
+    ``ResourceInfos[].InstanceId`` (examples ``h-uf6009zoaexs5pefypbo`` and
+    ``i-5sg1owx0g4ojy66ab2tez77r2``, API page api-ens-2017-11-10-describedeviceservice). The page
+    never says how they relate, so the emulator takes the hostile reading: one instance per order
+    and region, never equal to a device id. ``name`` is the ``DeviceName``, another namespace
+    again (example ``5JhF100NEgdBcpNren32``).
+    """
 
     id: str
+    name: str
+    instance_id: str
     region: str
     ip: str
     mac: str
     server: str
     type: str
-    status: str
     isp: str
     image_id: str
     app_id: str | None
     service_id: str | None
     order_id: str | None
     created: float
+    timeline: Timeline
 
-    def detail_info(self) -> dict[str, str]:
+    def detail_info(self, now: float) -> dict[str, str]:
         """RescaleDeviceService ``ResourceDetailInfos`` entry (field names as the SDK model maps them)."""
         return {"RegionID": self.region, "ID": self.id, "IP": self.ip, "Server": self.server,
-                "Type": self.type, "Status": self.status, "Mac": self.mac, "ISP": self.isp}
+                "Type": self.type, "Status": self.timeline.status(now), "Mac": self.mac, "ISP": self.isp}
 
-    def describe_detail_info(self) -> dict[str, str]:
+    def describe_detail_info(self, now: float) -> dict[str, str]:
         """DescribeDeviceService ``ResourceDetailInfos`` entry; note the SDK model's ``ImageID``."""
-        return {"DeviceName": self.id, "ID": self.id, "IP": self.ip, "ISP": self.isp,
+        return {"DeviceName": self.name, "ID": self.id, "IP": self.ip, "ISP": self.isp,
                 "ImageID": self.image_id, "Mac": self.mac, "RegionID": self.region,
-                "Server": self.server, "Status": self.status, "Type": self.type}
+                "Server": self.server, "Status": self.timeline.status(now), "Type": self.type}
 
-    def resource_info(self) -> dict[str, str]:
-        """DescribeDeviceService ``ResourceInfos`` entry, the minimal subset."""
-        return {"RegionId": self.region, "InstanceId": self.id,
-                "InstanceStatus": self.status, "CreateTime": _iso(self.created)}
-
-    def as_dict(self) -> dict[str, Any]:
-        """The inventory view tests and the control surface get."""
-        return {**self.detail_info(), "ImageId": self.image_id, "AppId": self.app_id,
-                "ServiceId": self.service_id, "OrderId": self.order_id,
-                "CreateTime": _iso(self.created), "created": self.created}
+    def as_dict(self, now: float) -> dict[str, Any]:
+        """The inventory view tests and the control surface get: everything, listed or not yet."""
+        return {**self.detail_info(now), "DeviceName": self.name, "InstanceId": self.instance_id,
+                "ImageId": self.image_id, "AppId": self.app_id, "ServiceId": self.service_id,
+                "OrderId": self.order_id, "CreateTime": minute_iso(self.created), "created": self.created,
+                "Listed": self.timeline.listed(now), "ListedAt": self.timeline.listed_at,
+                "ReadyAt": self.timeline.ready_at}
 
 
 @dataclass(frozen=True)
@@ -87,11 +106,30 @@ class _Selection:
     isp: str | None
 
 
-class EnsService:
-    """The inventory and the ENS actions, safe to call from many handler threads."""
+@dataclass(frozen=True)
+class _Shape:
+    """What every device of one order (or one seeding) shares."""
 
-    def __init__(self) -> None:
-        self.provision_status = DEFAULT_STATUS
+    spec: str
+    image_id: str
+    internal: bool
+    app_id: str | None
+    service_id: str | None
+    order_id: str | None
+    created: float
+
+
+class EnsService:
+    """The inventory and the ENS actions, safe to call from many handler threads.
+
+    ``lifecycle`` applies to orders placed after it is set; ``outcomes`` dictates the
+    failures of the next orders.
+    """
+
+    def __init__(self, clock: VirtualClock, lifecycle: Lifecycle = REAL_ENS) -> None:
+        self.clock = clock
+        self.lifecycle = lifecycle
+        self.outcomes = OutcomeQueue()
         self._devices: list[Device] = []
         self._lock = threading.Lock()
         self.actions: dict[str, Callable[[Mapping[str, str]], dict[str, Any]]] = {
@@ -100,59 +138,104 @@ class EnsService:
         }
 
     def rescale_device_service(self, params: Mapping[str, str]) -> dict[str, Any]:
-        """Validate like the cloud, then create every requested device in one order."""
+        """Validate like the cloud, then take one order for every requested device.
+
+        The answer names every device at once (``DeviceIds``, ``ResourceDetailInfos``), as the
+        API page's response does, while their status is still the provisioning one.
+        """
         selections, resource_info = _validate_rescale(params)
-        order_id = str(uuid.uuid4())
+        now = self.clock.now()
+        lifecycle = self.lifecycle
+        count = sum(sel.count for sel in selections)
+        dictated = self.outcomes.take()
+        failed = min(count, lifecycle.failures(count) if dictated is None else dictated)
+        timelines = iter(plan_order(lifecycle, count, now, failed))
         ip_type = params.get("IpType") or str(resource_info.get("ipType", "1"))
-        spec = params.get("ResourceSpec") or resource_info.get("specName") or DEFAULT_SPEC
-        image_id = params.get("ImageId") or resource_info.get("imageId") or ""
-        created = [
-            _new_device(sel.region, status=self.provision_status, isp=sel.isp or DEFAULT_ISP,
-                        spec=str(spec), image_id=str(image_id), internal=ip_type == "2",
-                        app_id=params.get("AppId"), service_id=params.get("ServiceId"),
-                        order_id=order_id)
-            for sel in selections for _ in range(sel.count)
-        ]
+        shape = _Shape(spec=str(params.get("ResourceSpec") or resource_info.get("specName") or DEFAULT_SPEC),
+                       image_id=str(params.get("ImageId") or resource_info.get("imageId") or ""),
+                       internal=ip_type == "2", app_id=params.get("AppId"),
+                       service_id=params.get("ServiceId"), order_id=str(uuid.uuid4()), created=now)
+        created: list[Device] = []
+        for sel in selections:
+            instance_id = _new_id("i-")
+            created += [_new_device(shape, sel.region, sel.isp or DEFAULT_ISP, instance_id, next(timelines))
+                        for _ in range(sel.count)]
         with self._lock:
             self._devices.extend(created)
-        return {"RequestId": new_request_id(), "OrderId": order_id,
+        return {"RequestId": new_request_id(), "OrderId": shape.order_id,
                 "DeviceIds": [d.id for d in created],
-                "ResourceDetailInfos": [d.detail_info() for d in created]}
+                "ResourceDetailInfos": [d.detail_info(now) for d in created]}
 
     def describe_device_service(self, params: Mapping[str, str]) -> dict[str, Any]:
-        """List devices matching every filter given (AppId, ServiceId, EnsRegionId, OrderId, InstanceId)."""
-        filters = {"AppId": "app_id", "ServiceId": "service_id", "EnsRegionId": "region",
-                   "OrderId": "order_id", "InstanceId": "id"}
-        wanted = {attr: params[name] for name, attr in filters.items() if params.get(name)}
-        with self._lock:
-            found = [d for d in self._devices
-                     if all(getattr(d, attr) == value for attr, value in wanted.items())]
-        return {"RequestId": new_request_id(),
-                "ResourceDetailInfos": [d.describe_detail_info() for d in found],
-                "ResourceInfos": [d.resource_info() for d in found]}
+        """The devices listed by now that match every filter given.
 
-    def seed(self, region: str, count: int, status: str = DEFAULT_STATUS, isp: str = DEFAULT_ISP,
+        Filters: AppId, ServiceId, OrderId, RegionId (the edge node) and InstanceId (an
+        ``i-`` instance, never a device id). ``EnsRegionId`` is ignored: "This parameter does
+        not take effect" (API page), "Invalid parameter." (SDK model). No paging parameters
+        exist, so everything matching comes back in one answer.
+        """
+        filters = {"AppId": "app_id", "ServiceId": "service_id", "RegionId": "region",
+                   "OrderId": "order_id", "InstanceId": "instance_id"}
+        wanted = {attr: params[name] for name, attr in filters.items() if params.get(name)}
+        now = self.clock.now()
+        with self._lock:
+            found = [d for d in self._devices if d.timeline.listed(now)
+                     and all(getattr(d, attr) == value for attr, value in wanted.items())]
+        return {"RequestId": new_request_id(),
+                "ResourceDetailInfos": [d.describe_detail_info(now) for d in found],
+                "ResourceInfos": _resource_infos(found, now)}
+
+    def seed(self, region: str, count: int, status: str = RUNNING, isp: str = DEFAULT_ISP,
              app_id: str | None = None, service_id: str | None = None) -> list[dict[str, Any]]:
-        """Put pre-existing devices in the inventory (no order, no call recorded)."""
+        """Put pre-existing devices in the inventory (no order, no call recorded), listed at once
+        in ``status``, as one application instance."""
         if not REGION_CODE.match(region or ""):
             raise ValueError(f"region {region!r} does not look like an ENS region code")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"count must be a non-negative integer, got {count!r}")
-        devices = [_new_device(region, status=status, isp=isp, spec=DEFAULT_SPEC, image_id="",
-                               internal=False, app_id=app_id, service_id=service_id, order_id=None)
-                   for _ in range(count)]
+        if not isinstance(status, str) or not status:
+            raise ValueError(f"status must be a non-empty string, got {status!r}")
+        now = self.clock.now()
+        shape = _Shape(spec=DEFAULT_SPEC, image_id="", internal=False, app_id=app_id,
+                       service_id=service_id, order_id=None, created=now)
+        settled = Timeline(listed_at=now, ready_at=now, final_status=status, pending_status=status)
+        instance_id = _new_id("i-")
+        devices = [_new_device(shape, region, isp, instance_id, settled) for _ in range(count)]
         with self._lock:
             self._devices.extend(devices)
-        return [d.as_dict() for d in devices]
+        return [d.as_dict(now) for d in devices]
 
     def devices(self, region: str | None = None) -> list[dict[str, Any]]:
+        now = self.clock.now()
         with self._lock:
-            return [d.as_dict() for d in self._devices if region is None or d.region == region]
+            return [d.as_dict(now) for d in self._devices if region is None or d.region == region]
 
-    def reset(self) -> None:
+    def reset(self, lifecycle: Lifecycle) -> None:
         with self._lock:
             self._devices.clear()
-        self.provision_status = DEFAULT_STATUS
+        self.outcomes.clear()
+        self.lifecycle = lifecycle
+
+
+def _resource_infos(devices: list[Device], now: float) -> list[dict[str, str]]:
+    """``ResourceInfos``: one entry per application instance among ``devices``.
+
+    ``CreateTime`` is "the time when the resource was created" (SDK model) at minute
+    precision (example ``2019-10-02T08:26Z``). The instance is ``provisioning`` while any of
+    its devices is, then the failed status if any failed, else Running.
+    """
+    grouped: dict[str, list[Device]] = {}
+    for device in devices:
+        grouped.setdefault(device.instance_id, []).append(device)
+    infos = []
+    for instance_id, members in grouped.items():
+        statuses = [d.timeline.status(now) for d in members]
+        pending = [d.timeline.pending_status for d in members if now < d.timeline.ready_at]
+        failed = [s for s in statuses if s != RUNNING]
+        infos.append({"InstanceId": instance_id, "RegionId": members[0].region,
+                      "InstanceStatus": (pending or failed or [RUNNING])[0],
+                      "CreateTime": minute_iso(members[0].created)})
+    return infos
 
 
 def _validate_rescale(params: Mapping[str, str]) -> tuple[list[_Selection], dict[str, Any]]:
@@ -173,6 +256,8 @@ def _validate_rescale(params: Mapping[str, str]) -> tuple[list[_Selection], dict
         if not isinstance(parsed, dict):
             raise invalid("ResourceInfo")
         resource_info = parsed
+    if not params.get("AppId"):  # an empty AppId names no application either
+        raise app_id_missing()
     return selections, resource_info
 
 
@@ -211,26 +296,35 @@ def _strict_json(raw: str) -> Any:
         return None
 
 
-def _new_device(region: str, *, status: str, isp: str, spec: str, image_id: str, internal: bool,
-                app_id: str | None, service_id: str | None, order_id: str | None) -> Device:
+def _new_device(shape: _Shape, region: str, isp: str, instance_id: str, timeline: Timeline) -> Device:
     rng = random.SystemRandom()
-    first = 10 if internal else rng.choice((39, 47, 101, 120))
+    first = 10 if shape.internal else rng.choice((39, 47, 101, 120))
     return Device(
-        id="b-" + "".join(rng.choice(_ID_ALPHABET) for _ in range(25)),
+        id=_new_id("b-"),
+        name="".join(rng.choice(_NAME_ALPHABET) for _ in range(20)),
+        instance_id=instance_id,
         region=region,
         ip=f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
         mac="24:0B:88:" + ":".join(f"{rng.randrange(256):02X}" for _ in range(3)),
         server=f"ens-nc{rng.randrange(1, 100)}",
-        type=spec,
-        status=status,
+        type=shape.spec,
         isp=isp,
-        image_id=image_id,
-        app_id=app_id,
-        service_id=service_id,
-        order_id=order_id,
-        created=time.time(),
+        image_id=shape.image_id,
+        app_id=shape.app_id,
+        service_id=shape.service_id,
+        order_id=shape.order_id,
+        created=shape.created,
+        timeline=timeline,
     )
 
 
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+def _new_id(prefix: str) -> str:
+    """An id shaped like the API pages' examples: ``b-5qco9b10iei79z48phno4bmsr``,
+    ``i-5s9boobrmh5000kv4jmi0oeai`` (prefix + 25 lower-case letters and digits)."""
+    rng = random.SystemRandom()
+    return prefix + "".join(rng.choice(_ID_ALPHABET) for _ in range(25))
+
+
+def minute_iso(epoch: float) -> str:
+    """``2019-10-02T08:26Z``: the minute-precision UTC form of the API page's CreateTime example."""
+    return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(epoch))

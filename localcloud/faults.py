@@ -15,7 +15,17 @@ REFUSALS = frozenset({"throttle", "throttle_plain", "server_error", "unavailable
 # The operation runs (devices are created, the message is stored); only the
 # timing or the delivery of the response is disturbed.
 DISTURBANCES = frozenset({"slow", "drop_after_commit", "timeout_after_commit"})
-FAULT_KINDS = REFUSALS | DISTURBANCES
+# The operation runs, and the answer is nevertheless an error: ENS error tables list
+# 400 ens.interface.error "Failed to call API." beside InvalidParameter.*, so an error
+# status is no proof that nothing happened.
+ERRORS_AFTER_COMMIT = frozenset({"interface_error_after_commit", "server_error_after_commit"})
+# The answer is lost and the operation did NOT run: the client cannot tell this from
+# drop_after_commit / timeout_after_commit, which is the point.
+LOST_BEFORE_COMMIT = frozenset({"drop_before_commit", "timeout_before_commit"})
+FAULT_KINDS = REFUSALS | DISTURBANCES | ERRORS_AFTER_COMMIT | LOST_BEFORE_COMMIT
+# ens.interface.error is an ENS (RPC gateway) code; MNS has no such answer.
+RPC_ONLY = frozenset({"interface_error_after_commit"})
+MNS_API = "PublishMessage"
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ class FaultBook:
             raise ValueError(f"delay must be a non-negative number of seconds, got {delay!r}")
         if not api:
             raise ValueError("api must name an ENS Action or PublishMessage")
+        if api == MNS_API and kind in RPC_ONLY:
+            raise ValueError(f"fault {kind!r} is an ENS answer; MNS has no such error")
         with self._lock:
             self._pending.setdefault(api, deque()).append(_Pending(Fault(kind, float(delay)), times))
 

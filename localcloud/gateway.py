@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote
 
 from . import acs3, cms, ens, mns, mns_sign
 from .errors import ApiError
-from .faults import REFUSALS, Fault, FaultBook
+from .faults import ERRORS_AFTER_COMMIT, LOST_BEFORE_COMMIT, REFUSALS, Fault, FaultBook
 from .recording import CallLog
 from .wire import Caller, Reply, Request, json_reply, new_request_id
 
@@ -87,8 +87,8 @@ class Gateway:
                                f"(localcloud emulates {', '.join(sorted(product.actions))})")
         except ApiError as err:
             reply = product.error(err)
-            self._record(api, params, reply, acs3.claimed_access_key_id(request), token_sent,
-                         received, None)
+            self._record(api, params, reply.status, reply.code, acs3.claimed_access_key_id(request),
+                         token_sent, received, None)
             return reply
 
         def operate() -> Reply:
@@ -122,7 +122,8 @@ class Gateway:
                 raise ApiError(404, "TopicNotExist", "The topic you provided is not exist.")
         except ApiError as err:
             reply = _mns_error(err, host_id)
-            self._record("PublishMessage", params, reply, mns_sign.claimed_access_key_id(request),
+            self._record("PublishMessage", params, reply.status, reply.code,
+                         mns_sign.claimed_access_key_id(request),
                          request.header("security-token") is not None, received, None)
             return reply
 
@@ -136,34 +137,46 @@ class Gateway:
                          lambda fault: _mns_error(_mns_refusal(fault), host_id))
 
     def _run(self, api: str, params: dict[str, Any], caller: Caller, received: float,
-             operate: Callable[[], Reply], refuse: Callable[[Fault], Reply]) -> Reply:
+             operate: Callable[[], Reply], error: Callable[[Fault], Reply]) -> Reply:
         """Apply the next injected fault for ``api`` around the operation.
 
-        The call is recorded when the operation has committed, before any
-        post-commit delay, so a test can see it while the client still waits.
+        The call is recorded when the operation has committed (or, for a fault that loses
+        the request, when it has been lost), before any delay, so a test can see it while
+        the client still waits. ``error`` renders a fault as the service's error answer.
         """
         fault = self._faults.take(api)
-        if fault is not None and fault.kind in REFUSALS:
-            reply = refuse(fault)
+        kind = fault.kind if fault is not None else None
+        if kind in LOST_BEFORE_COMMIT:
+            reply = Reply(0, b"", "text/plain")  # never sent: the connection closes unanswered
+            self._record(api, params, None, None, caller.access_key_id, caller.security_token,
+                         received, fault)
         else:
-            if fault is not None and fault.kind == "slow":
-                time.sleep(fault.delay)
-            reply = operate()
-        self._record(api, params, reply, caller.access_key_id, caller.security_token, received, fault)
-        if fault is not None and fault.kind == "timeout_after_commit":
+            if kind in REFUSALS:
+                reply = error(fault)
+            else:
+                if kind == "slow":
+                    time.sleep(fault.delay)
+                reply = operate()
+                if kind in ERRORS_AFTER_COMMIT and reply.status < 300:
+                    reply = error(fault)
+            self._record(api, params, reply.status, reply.code, caller.access_key_id,
+                         caller.security_token, received, fault)
+        if kind in ("timeout_after_commit", "timeout_before_commit"):
             time.sleep(fault.delay)
-        reply.drop = fault is not None and fault.kind == "drop_after_commit"
+        reply.drop = kind == "drop_after_commit" or kind in LOST_BEFORE_COMMIT
         return reply
 
-    def _record(self, api: str, params: dict[str, Any], reply: Reply, access_key_id: str | None,
-                security_token: bool, received: float, fault: Fault | None) -> None:
-        self._log.record(api=api, params=params, status=reply.status, code=reply.code,
+    def _record(self, api: str, params: dict[str, Any], status: int | None, code: str | None,
+                access_key_id: str | None, security_token: bool, received: float,
+                fault: Fault | None) -> None:
+        self._log.record(api=api, params=params, status=status, code=code,
                          access_key_id=access_key_id, security_token=security_token,
                          received=received, fault=fault)
 
 
 def _rpc_refusal(fault: Fault) -> ApiError:
-    """What the RPC gateway answers instead of running the action.
+    """What the RPC gateway answers instead of running the action, or after running it
+    (``*_after_commit``).
 
     ``throttle`` carries ``x-acs-retry-after`` (milliseconds): that header, and
     nothing else, is what makes tea-openapi raise ThrottlingException;
@@ -177,6 +190,10 @@ def _rpc_refusal(fault: Fault) -> ApiError:
         return ApiError(400, "Throttling.User", "Request was denied due to user flow control.", headers)
     if fault.kind == "permission":
         return ApiError(400, "NoPermission", "Permission denied.")
+    if fault.kind == "interface_error_after_commit":
+        # Listed in ENS error tables beside InvalidParameter.*: a 400 that says nothing of
+        # whether the operation ran (terraform-provider-alicloud treats it as "not found" on reads).
+        return ApiError(400, "ens.interface.error", "Failed to call API.")
     return ApiError(503, "ServiceUnavailable",
                     "The request has failed due to a temporary failure of the server.")
 
@@ -187,7 +204,7 @@ def _mns_refusal(fault: Fault) -> ApiError:
     if fault.kind == "permission":
         return ApiError(403, "AccessDenied",
                         "The OwnerId that your Access Key Id associated to is forbidden for this operation.")
-    if fault.kind == "server_error":
+    if fault.kind in ("server_error", "server_error_after_commit"):
         return ApiError(500, "InternalError", "Internal error.")
     return ApiError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
 

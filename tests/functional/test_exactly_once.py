@@ -114,6 +114,7 @@ def test_throttling_with_retry_after_header_is_retried_too(cloud: LocalCloud, ma
     assert len(rescales(cloud)) == 2 and len(cloud.devices()) == 3
 
 
+@pytest.mark.xfail(strict=True, reason="issue 10: product reconciliation joins InstanceId to device ids")
 @pytest.mark.parametrize("fault", ["drop_after_commit", "timeout_after_commit"])
 def test_a_lost_response_is_reconciled_not_reordered(fault: str, cloud: LocalCloud, make_autoscaler) -> None:
     cloud.seed_devices("cn-hangzhou-telecom", 3)  # devices that were there before: not this order's
@@ -127,6 +128,7 @@ def test_a_lost_response_is_reconciled_not_reordered(fault: str, cloud: LocalClo
     assert sorted(json.loads(message["body"])["DeviceIds"]) == sorted(ordered)
 
 
+@pytest.mark.xfail(strict=True, reason="issue 10: product reconciliation joins InstanceId to device ids")
 def test_a_lost_response_with_ens_unreachable_is_published_later(cloud: LocalCloud, make_autoscaler) -> None:
     cloud.inject("RescaleDeviceService", "drop_after_commit", times=1)
     cloud.inject("DescribeDeviceService", "unavailable", times=1)

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 from alibabacloud_ens20171110 import models as ens_models
@@ -29,13 +29,20 @@ from mns.mns_exception import MNSClientNetworkException, MNSServerException
 from mns.mns_http import MNSHttp
 from mns.topic import Base64TopicMessage, TopicMessage
 
-from localcloud import FAULT_KINDS, LocalCloud
+from localcloud import FAULT_KINDS, INSTANT, Lifecycle, LocalCloud
 
 SECRET = "local-test-secret"
 TOPIC = "ens-scale-events"
 SELECTOR = [{"regionCode": "cn-hangzhou-telecom", "count": 2},
             {"regionCode": "cn-wuxi-3", "ispCode": "cmcc", "count": 1}]
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def _running_cloud() -> Iterator[LocalCloud]:
+    """This module tests the emulator itself, so it gets ENS as documented: the default lifecycle."""
+    with LocalCloud(credentials={"LTAI5tLocalTestKey": SECRET}, topics=(TOPIC,)) as cloud:
+        yield cloud
 
 
 def rescale_request(**overrides: Any) -> ens_models.RescaleDeviceServiceRequest:
@@ -63,6 +70,14 @@ def control(cloud: LocalCloud, method: str, path: str, payload: Any = None) -> t
 # --- ENS: the happy path ----------------------------------------------------
 
 
+def describe(ens_client: Any, **filters: str) -> Any:
+    return ens_client.describe_device_service(ens_models.DescribeDeviceServiceRequest(**filters)).body
+
+
+def listed_ids(ens_client: Any, **filters: str) -> list[str]:
+    return [d.id for d in describe(ens_client, **filters).resource_detail_infos]
+
+
 def test_rescale_creates_devices_that_describe_returns(cloud: LocalCloud, ens_client: Any) -> None:
     resp = ens_client.rescale_device_service(rescale_request(resource_spec="ens.pfb-c3m7.medium"))
 
@@ -77,16 +92,14 @@ def test_rescale_creates_devices_that_describe_returns(cloud: LocalCloud, ens_cl
     assert [(d.region_id, d.isp) for d in details] == [
         ("cn-hangzhou-telecom", "telecom"), ("cn-hangzhou-telecom", "telecom"), ("cn-wuxi-3", "cmcc")]
     assert {d.type for d in details} == {"ens.pfb-c3m7.medium"}
-    assert {d.status for d in details} == {"Running"}
+    assert {d.status for d in details} == {"CREATING"}  # asynchronous: not running yet
     assert all(d.ip and d.mac and d.server for d in details)
 
-    described = ens_client.describe_device_service(
-        ens_models.DescribeDeviceServiceRequest(app_id="app-1")).body
+    cloud.advance(6)  # past the default list lag and provisioning time
+    described = describe(ens_client, app_id="app-1")
     assert sorted(d.id for d in described.resource_detail_infos) == sorted(body.device_ids)
-    assert sorted(r.instance_id for r in described.resource_infos) == sorted(body.device_ids)
-    by_order = ens_client.describe_device_service(
-        ens_models.DescribeDeviceServiceRequest(order_id=body.order_id)).body
-    assert len(by_order.resource_detail_infos) == 3
+    assert {d.status for d in described.resource_detail_infos} == {"Running"}
+    assert len(listed_ids(ens_client, order_id=body.order_id)) == 3
 
     inventory = cloud.devices()
     assert {d["ID"] for d in inventory} == set(body.device_ids)
@@ -101,30 +114,141 @@ def test_rescale_creates_devices_that_describe_returns(cloud: LocalCloud, ens_cl
     assert call["params"]["RescaleType"] == "Add" and call["params"]["Timeout"] == "300"
 
 
+def test_instances_are_another_namespace_with_minute_create_times(cloud: LocalCloud, ens_client: Any) -> None:
+    cloud.advance(3600)  # CreateTime follows the virtual clock, not the wall clock
+    ordered_at = cloud.now
+    order = ens_client.rescale_device_service(rescale_request()).body
+    cloud.advance(3)
+    described = describe(ens_client, order_id=order.order_id)
+
+    instances = described.resource_infos
+    instance_ids = {i.instance_id for i in instances}
+    assert all(i.startswith("i-") and len(i) == 27 and i[2:].isalnum() and i[2:].islower()
+               for i in instance_ids)
+    assert not instance_ids & set(order.device_ids)
+    assert {d.device_name for d in described.resource_detail_infos}.isdisjoint(order.device_ids)
+    # one application instance per region of the order, not one per device
+    assert sorted(i.region_id for i in instances) == ["cn-hangzhou-telecom", "cn-wuxi-3"]
+    expected = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ordered_at))
+    assert {i.create_time for i in instances} == {expected}
+
+    wuxi = next(i.instance_id for i in instances if i.region_id == "cn-wuxi-3")
+    assert listed_ids(ens_client, instance_id=wuxi) == [order.device_ids[2]]
+    assert listed_ids(ens_client, instance_id=order.device_ids[0]) == []  # a device id is no instance id
+
+
+def test_new_devices_are_listed_late_and_one_by_one(cloud: LocalCloud, ens_client: Any) -> None:
+    order = ens_client.rescale_device_service(rescale_request()).body
+    seen = []
+    for _ in range(4):
+        seen.append(listed_ids(ens_client, order_id=order.order_id))
+        assert listed_ids(ens_client, app_id="app-1") == seen[-1]
+        cloud.advance(1)  # the default lag is 3 s, spread over the order's 3 devices
+    assert seen == [[], order.device_ids[:1], order.device_ids[:2], order.device_ids]
+    assert [r.instance_id for r in describe(ens_client).resource_infos]  # instances listed with them
+    assert len(cloud.devices()) == 3  # the emulator's own view has them all along
+
+
+def test_new_devices_are_creating_then_running(cloud: LocalCloud, ens_client: Any) -> None:
+    order = ens_client.rescale_device_service(one_device()).body
+    cloud.advance(5.9)
+    listed = describe(ens_client, order_id=order.order_id)
+    assert [d.status for d in listed.resource_detail_infos] == ["CREATING"]
+    assert [i.instance_status for i in listed.resource_infos] == ["CREATING"]
+    cloud.advance(0.1)
+    listed = describe(ens_client, order_id=order.order_id)
+    assert [d.status for d in listed.resource_detail_infos] == ["Running"]
+    assert [i.instance_status for i in listed.resource_infos] == ["Running"]
+
+
+def test_a_fraction_of_each_order_fails_and_a_test_can_dictate_one(cloud: LocalCloud, ens_client: Any) -> None:
+    cloud.lifecycle = Lifecycle(failed_fraction=0.5)
+    cloud.queue_outcome(failed=0)
+    dictated = ens_client.rescale_device_service(rescale_request()).body
+    by_fraction = ens_client.rescale_device_service(rescale_request()).body
+    assert {d.status for d in by_fraction.resource_detail_infos} == {"CREATING"}
+    cloud.advance(6)
+
+    def statuses(order: Any) -> list[str]:
+        return [d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos]
+
+    assert statuses(dictated) == ["Running"] * 3
+    assert statuses(by_fraction) == ["Running", "CREATE_FAILED", "CREATE_FAILED"]  # ceil(3 × 0.5)
+    instances = describe(ens_client, order_id=by_fraction.order_id).resource_infos
+    assert sorted(i.instance_status for i in instances) == ["CREATE_FAILED", "CREATE_FAILED"]
+
+    cloud.queue_outcome(failed=99)  # capped at the order's size
+    everything = ens_client.rescale_device_service(rescale_request()).body
+    cloud.advance(6)
+    assert statuses(everything) == ["CREATE_FAILED"] * 3
+
+
+def test_lifecycle_applies_to_later_orders_and_reset_restores_it(cloud: LocalCloud, ens_client: Any) -> None:
+    slow = ens_client.rescale_device_service(one_device()).body
+    cloud.lifecycle = INSTANT
+    fast = ens_client.rescale_device_service(one_device()).body
+    assert [d.status for d in fast.resource_detail_infos] == ["Running"]
+    assert listed_ids(ens_client) == fast.device_ids  # the earlier order keeps its lag
+    assert describe(ens_client).resource_infos[0].instance_id != fast.device_ids[0]
+    cloud.reset()
+    assert cloud.lifecycle == Lifecycle()
+    with pytest.raises(TypeError):
+        cloud.lifecycle = {"list_lag_s": 0}  # type: ignore[assignment]
+    assert slow.device_ids
+
+
+@pytest.mark.parametrize("kwargs", [{"list_lag_s": -1}, {"provisioning_s": float("nan")},
+                                    {"list_lag_s": True}, {"failed_fraction": 1.5},
+                                    {"failed_fraction": "0.1"}, {"failed_status": ""}])
+def test_lifecycle_rejects_nonsense(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        Lifecycle(**kwargs)
+
+
+def test_clock_only_moves_forward_when_told(cloud: LocalCloud) -> None:
+    before = cloud.now
+    assert cloud.now == before
+    assert cloud.advance(2.5) == before + 2.5
+    for bad in (-1, float("inf"), float("nan"), True, "10"):
+        with pytest.raises(ValueError):
+            cloud.advance(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        cloud.queue_outcome(failed=-1)
+    assert cloud.now == before + 2.5
+
+
+def test_app_id_is_required(cloud: LocalCloud, ens_client: Any) -> None:
+    for app_id in (None, ""):
+        with pytest.raises(ClientException) as raised:
+            ens_client.rescale_device_service(rescale_request(app_id=app_id))
+        assert (raised.value.status_code, raised.value.code) == (400, "100001")
+        assert "AppId" in raised.value.data["Message"]
+    assert cloud.devices() == []
+
+
 def test_describe_filters_seeded_inventory(cloud: LocalCloud, ens_client: Any) -> None:
     cloud.seed_devices("cn-a-1", 2, app_id="app-1", service_id="svc-1")
     cloud.seed_devices("cn-b-1", 1, app_id="app-1", service_id="svc-2", status="Stopped")
     cloud.seed_devices("cn-a-1", 3, app_id="app-2")
 
-    def ids(**filters: str) -> list[str]:
-        body = ens_client.describe_device_service(
-            ens_models.DescribeDeviceServiceRequest(**filters)).body
-        return [d.id for d in body.resource_detail_infos]
+    def count(**filters: str) -> int:
+        return len(listed_ids(ens_client, **filters))
 
-    assert len(ids(app_id="app-1")) == 3
-    assert len(ids(app_id="app-1", ens_region_id="cn-a-1")) == 2
-    assert len(ids(service_id="svc-2")) == 1
-    assert len(ids(ens_region_id="cn-a-1")) == 5
-    assert ids(app_id="nobody") == []
-    stopped = ens_client.describe_device_service(
-        ens_models.DescribeDeviceServiceRequest(service_id="svc-2")).body
+    assert count(app_id="app-1") == 3  # seeded devices exist before the test: listed at once
+    assert count(app_id="app-1", region_id="cn-a-1") == 2
+    assert count(service_id="svc-2") == 1
+    assert count(region_id="cn-a-1") == 5
+    assert count(ens_region_id="cn-a-1") == 6  # "This parameter does not take effect."
+    assert count(app_id="nobody") == 0
+    stopped = describe(ens_client, service_id="svc-2")
     assert stopped.resource_detail_infos[0].status == "Stopped"
     assert stopped.resource_infos[0].instance_status == "Stopped"
     assert stopped.resource_infos[0].region_id == "cn-b-1"
+    assert len(describe(ens_client).resource_infos) == 3  # one instance per seeding
 
 
 def test_rescale_options_shape_the_devices(cloud: LocalCloud, ens_client: Any) -> None:
-    cloud.provision_status = "Pending"
+    cloud.lifecycle = Lifecycle(provisioning_status="Pending")
     selector = [{"regionCode": "cn-a-1", "count": 1, "ispCode": "unicom"},
                 {"regionCode": "cn-a-1", "count": 1}]
     body = ens_client.rescale_device_service(rescale_request(
@@ -136,8 +260,6 @@ def test_rescale_options_shape_the_devices(cloud: LocalCloud, ens_client: Any) -
     assert {d.type for d in body.resource_detail_infos} == {"ens.x.small"}
     assert all(d.ip.startswith("10.") for d in body.resource_detail_infos)
     assert {d["ImageId"] for d in cloud.devices()} == {"m-123"}
-    cloud.reset()
-    assert cloud.provision_status == "Running"
 
 
 # --- ENS: validation --------------------------------------------------------
@@ -194,8 +316,8 @@ def test_signature_covers_values_that_need_percent_encoding(cloud: LocalCloud, e
     app_id = "app 1/+~*=&中"
     ens_client.rescale_device_service(rescale_request(
         app_id=app_id, resource_selector=json.dumps([{"regionCode": "cn-a-1", "count": 1}])))
-    body = ens_client.describe_device_service(ens_models.DescribeDeviceServiceRequest(app_id=app_id)).body
-    assert len(body.resource_detail_infos) == 1
+    cloud.advance(3)
+    assert len(listed_ids(ens_client, app_id=app_id)) == 1
     assert [c["params"]["AppId"] for c in cloud.calls] == [app_id, app_id]
 
 
@@ -368,8 +490,8 @@ def test_unavailable_describe_leaves_rescale_alone(cloud: LocalCloud, ens_client
     with pytest.raises(ServerException) as raised:
         ens_client.describe_device_service(ens_models.DescribeDeviceServiceRequest())
     assert raised.value.code == "ServiceUnavailable"
-    assert len(ens_client.describe_device_service(
-        ens_models.DescribeDeviceServiceRequest()).body.resource_detail_infos) == 1
+    cloud.advance(3)
+    assert len(listed_ids(ens_client)) == 1
 
 
 def test_slow_fault_delays_then_succeeds(cloud: LocalCloud, ens_client: Any) -> None:
@@ -405,6 +527,52 @@ def test_timeout_after_commit_creates_devices_but_client_times_out(
     assert len(cloud.devices()) == 1
 
 
+@pytest.mark.parametrize("fault,status,code,exception", [
+    ("interface_error_after_commit", 400, "ens.interface.error", ClientException),
+    ("server_error_after_commit", 503, "ServiceUnavailable", ServerException),
+])
+def test_an_error_after_commit_answers_an_order_that_was_taken(
+        cloud: LocalCloud, ens_client: Any, fault: str, status: int, code: str,
+        exception: type[Exception]) -> None:
+    cloud.inject("RescaleDeviceService", fault)
+    with pytest.raises(exception) as raised:
+        ens_client.rescale_device_service(rescale_request())
+    assert (raised.value.status_code, raised.value.code) == (status, code)
+    [call] = cloud.calls
+    assert (call["status"], call["code"], call["fault"]) == (status, code, fault)
+    cloud.advance(3)
+    assert len(listed_ids(ens_client, app_id="app-1")) == 3  # the error said nothing of the order
+
+
+def test_an_error_after_commit_never_hides_a_refused_order(cloud: LocalCloud, ens_client: Any) -> None:
+    cloud.inject("RescaleDeviceService", "interface_error_after_commit")
+    with pytest.raises(ClientException) as raised:
+        ens_client.rescale_device_service(rescale_request(app_id=None))
+    assert raised.value.code == "100001"  # nothing was committed, so the refusal is what comes back
+    assert cloud.devices() == []
+
+
+def test_interface_error_reads_as_the_error_tables_list_it(cloud: LocalCloud, ens_client: Any) -> None:
+    cloud.inject("RescaleDeviceService", "interface_error_after_commit")
+    with pytest.raises(ClientException) as raised:
+        ens_client.rescale_device_service(one_device())
+    assert not isinstance(raised.value, ThrottlingException)
+    assert raised.value.data["Message"] == "Failed to call API."
+
+
+@pytest.mark.parametrize("fault", ["drop_before_commit", "timeout_before_commit"])
+def test_a_request_lost_before_commit_creates_nothing(cloud: LocalCloud, ens_client: Any, fault: str) -> None:
+    cloud.inject("RescaleDeviceService", fault, delay=1.0)
+    with pytest.raises(UnretryableException):
+        ens_client.rescale_device_service_with_options(rescale_request(), RuntimeOptions(read_timeout=300))
+    cloud.advance(3600)
+    assert cloud.devices() == [] and listed_ids(ens_client) == []
+    [rescale] = cloud.calls_for("RescaleDeviceService")
+    assert (rescale["status"], rescale["code"], rescale["fault"]) == (None, None, fault)
+    ens_client.rescale_device_service(one_device())  # the fault is used up
+    assert len(cloud.devices()) == 1
+
+
 def test_faults_only_hit_authenticated_calls(cloud: LocalCloud, ens_client: Any,
                                              make_ens_client: Callable[..., Any]) -> None:
     cloud.inject("RescaleDeviceService", "permission")
@@ -425,6 +593,8 @@ def test_inject_rejects_nonsense(cloud: LocalCloud) -> None:
         cloud.inject("RescaleDeviceService", "throttle", times=0)
     with pytest.raises(ValueError):
         cloud.inject("RescaleDeviceService", "slow", delay=-1)
+    with pytest.raises(ValueError):  # an ENS gateway code; MNS has none
+        cloud.inject("PublishMessage", "interface_error_after_commit")
 
 
 # --- MNS --------------------------------------------------------------------
@@ -529,6 +699,21 @@ def test_publish_timeout_after_commit(cloud: LocalCloud, mns_topic: Any) -> None
     assert len(cloud.messages(TOPIC)) == 1
 
 
+def test_publish_server_error_after_commit_stores_the_message(cloud: LocalCloud, mns_topic: Any) -> None:
+    cloud.inject("PublishMessage", "server_error_after_commit")
+    with pytest.raises(MNSServerException) as raised:
+        mns_topic.publish_message(TopicMessage("x"))
+    assert raised.value.type == "InternalError"
+    assert [m["body"] for m in cloud.messages(TOPIC)] == ["x"]
+
+
+def test_publish_dropped_before_commit_once_is_resent_and_stored_once(cloud: LocalCloud, mns_topic: Any) -> None:
+    cloud.inject("PublishMessage", "drop_before_commit")
+    mns_topic.publish_message(TopicMessage("x"))
+    assert [m["body"] for m in cloud.messages(TOPIC)] == ["x"]
+    assert [c["status"] for c in cloud.calls] == [None, 201]
+
+
 # --- transport, control surface, CLI ----------------------------------------
 
 
@@ -576,8 +761,41 @@ def test_control_surface(cloud: LocalCloud, ens_client: Any, mns_topic: Any) -> 
     assert control(cloud, "GET", "nothing")[0] == 404
 
 
+def test_control_surface_moves_the_clock_and_sets_the_lifecycle(cloud: LocalCloud, ens_client: Any) -> None:
+    status, clock = control(cloud, "GET", "clock")
+    assert status == 200 and clock["now"] == cloud.now
+    assert control(cloud, "POST", "clock", {"advance": 10})[1] == {"now": clock["now"] + 10}
+    for bad in ({"advance": -1}, {"advance": "soon"}, {}, [10]):
+        assert control(cloud, "POST", "clock", bad)[0] == 400
+    assert cloud.now == clock["now"] + 10
+
+    status, lifecycle = control(cloud, "POST", "lifecycle", {"list_lag_s": 0, "provisioning_s": 60})
+    assert status == 200 and lifecycle["provisioning_s"] == 60 and lifecycle["failed_status"] == "CREATE_FAILED"
+    assert cloud.lifecycle == Lifecycle(list_lag_s=0, provisioning_s=60)
+    assert control(cloud, "GET", "lifecycle")[1] == lifecycle
+    assert control(cloud, "POST", "lifecycle", {"list_lag": 0})[0] == 400  # unknown knob
+    assert control(cloud, "POST", "lifecycle", {"failed_fraction": 2})[0] == 400
+    assert cloud.lifecycle == Lifecycle(list_lag_s=0, provisioning_s=60)
+
+    assert control(cloud, "POST", "outcomes", {"failed": 1})[0] == 200
+    assert control(cloud, "POST", "outcomes", {"failed": -1})[0] == 400
+    order = ens_client.rescale_device_service(one_device()).body
+    assert [d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos] == ["CREATING"]
+    cloud.advance(60)
+    assert [d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos] == [
+        "CREATE_FAILED"]
+
+
+def test_every_fault_and_lifecycle_knob_is_documented() -> None:
+    readme = (ROOT / "localcloud" / "README.md").read_text()
+    knobs = [f"`{name}`" for name in Lifecycle.__dataclass_fields__]
+    missing = [k for k in [f"`{kind}`" for kind in sorted(FAULT_KINDS)] + knobs if k not in readme]
+    assert missing == []
+
+
 def test_cli_prints_url_and_serves() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "--port", "0", "--topic", "t1"],
+    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "--port", "0", "--topic", "t1",
+                             "--list-lag", "0", "--failed-fraction", "0.25"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -585,6 +803,16 @@ def test_cli_prints_url_and_serves() -> None:
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{url}/_localcloud/messages?topic=t1", timeout=5) as resp:
             assert json.loads(resp.read()) == []
+        with urllib.request.urlopen(f"{url}/_localcloud/lifecycle", timeout=5) as resp:
+            lifecycle = json.loads(resp.read())
+        assert (lifecycle["list_lag_s"], lifecycle["provisioning_s"], lifecycle["failed_fraction"]) == (0, 6, 0.25)
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+def test_cli_refuses_a_bad_lifecycle_knob() -> None:
+    done = subprocess.run([sys.executable, "-m", "localcloud", "--port", "0", "--provisioning", "-1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "provisioning_s" in done.stderr and done.stdout == ""

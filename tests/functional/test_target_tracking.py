@@ -10,7 +10,7 @@ import pytest
 from ens_autoscaler import cli
 from ens_autoscaler.policy import read_policy
 from ens_autoscaler.settings import PACKAGE_ROOT
-from localcloud import LocalCloud
+from localcloud import Lifecycle, LocalCloud
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SERVICE = read_policy(PACKAGE_ROOT / "policy.yaml").service
@@ -42,7 +42,7 @@ def test_four_devices_at_90_percent_with_target_60_add_two(cloud: LocalCloud, ma
 
 def test_the_same_load_again_adds_nothing(cloud: LocalCloud, make_autoscaler) -> None:
     seed(cloud, 4)
-    cloud.provision_status = "Pending"  # ordered devices take a while to run, as on ENS
+    cloud.lifecycle = Lifecycle(list_lag_s=0, provisioning_s=600)  # ordered devices take a while to run
     scaler = make_autoscaler()
     assert scaler.handle(reading(90, "m-1"))["status"] == "scaled"
     assert scaler.handle(reading(90, "m-1"))["decisions"][0]["final"] == 2  # a redelivery: the replay
