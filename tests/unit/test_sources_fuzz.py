@@ -27,12 +27,13 @@ FUZZ = settings(max_examples=int(os.environ.get("SOURCES_FUZZ_EXAMPLES", "200"))
 def check(event: Any) -> list[Signal] | None:
     """The contract. Returns the signals, or None when the event was (rightly) refused."""
     try:
-        signals = sources.decode(event)
+        read = sources.read(event)
+        signals = read.signals()
     except InputError as exc:
         message = str(exc)
         assert message and len(message) < 4000
         return None
-    assert isinstance(signals, list) and signals
+    assert isinstance(signals, list) and (signals or read.follow_up)
     for signal in signals:
         assert isinstance(signal, Signal)
         assert isinstance(signal.dedupe_key, str) and signal.dedupe_key

@@ -51,6 +51,8 @@ def render(result: dict[str, Any]) -> str:
         parts.append(f"ENS OrderId {result['order']['OrderId']}, DeviceIds {result['order']['DeviceIds']}")
     if result.get("message"):
         parts.append(f"message {result['message']['id']}: published={result['message'].get('published')}")
+    if result.get("note"):
+        parts.append(result["note"])
     return "\n".join(parts)
 
 
@@ -71,7 +73,11 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     from .settings import Settings
 
     policy = read_policy(args.policy or Settings.from_env().policy_path)
-    signals = sources.decode(Path(args.event).read_bytes())
+    event = sources.read(Path(args.event).read_bytes())
+    if event.follow_up:
+        return {"status": "follow_up", "note": "the readiness timer plans nothing: it follows open orders "
+                                               "up (`status` shows them)"}
+    signals = event.signals()
     the_plan = plan(signals, policy, now=time.time())
     result = Result.of_plan(Status.PLAN, invocation_key(signals, dry_run=True), the_plan, dry_run=True).as_dict()
     if the_plan.needs_inventory:

@@ -24,11 +24,16 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Iterable, Mapping
 
-# Statuses in which a device will not serve (DescribeDeviceService `Status`). Anything else that
-# is not Running is on its way: it counts as capacity, as HPA counts unready pods.
-FAILED_STATUSES = frozenset({"Failed", "CreateFailed", "StartFailed", "Stopped", "Stopping", "Released",
-                             "Releasing", "Deleted", "Deleting", "Expired"})
-RUNNING = "Running"
+# Statuses in which a device will not serve, spelled as the SDK model's `AppStatus.Phase` does
+# (CREATE_FAILED) or as device statuses read (Failed, Released); compared without case or "_".
+# Anything else that is not Running is on its way: capacity, as HPA counts unready pods.
+FAILED_STATUSES = frozenset({"failed", "createfailed", "startfailed", "stopped", "stopping", "released",
+                             "releasing", "deleted", "deleting", "expired"})
+RUNNING = "running"
+
+
+def _spelled(status: str) -> str:
+    return status.replace("_", "").lower()
 
 
 class Phase(str, Enum):
@@ -66,7 +71,11 @@ class Listed:
 
     @property
     def failed(self) -> bool:
-        return self.status in FAILED_STATUSES
+        return _spelled(self.status) in FAILED_STATUSES
+
+    @property
+    def running(self) -> bool:
+        return _spelled(self.status) == RUNNING
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,7 @@ def progress(order: OrderRecord, listed: Mapping[str, Listed], now: float) -> Pr
         if device_id in announced:
             continue
         device = listed.get(device_id)
-        if device is not None and device.status == RUNNING:
+        if device is not None and device.running:
             ready.append(device)
         elif (device is not None and device.failed) or expired:
             failed.append(device_id)

@@ -88,7 +88,7 @@ class Inventory:
         for device in listed:
             if not device.failed:
                 slot = counts.setdefault(device.region, [0, 0])
-                slot[0 if device.status == "Running" else 1] += 1
+                slot[0 if device.running else 1] += 1
         return cls({region: Capacity(r, p) for region, (r, p) in counts.items()})
 
 

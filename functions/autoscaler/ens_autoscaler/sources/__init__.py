@@ -13,7 +13,8 @@ Detection order, and why it is unambiguous:
    JSON array is only ever an EventBridge batch.
 3. `mns_topic`: the JSON format (`Message` + `TopicName`/`TopicOwner`) or STREAM
    with attributes (`body` + `attrs`).
-4. `timer`: `triggerTime` + `triggerName`.
+4. `timer`: `triggerTime` + `triggerName` (the readiness follow-up first: its
+   payload is `ens-autoscaler:follow-up`).
 5. `manual`: `action`.
 6. Last, the fallback: a topic trigger's bare STREAM body, which has no envelope
    to recognise it by. It is accepted if it is a CloudMonitor alert (`ruleId` +
@@ -47,6 +48,7 @@ DECODERS: tuple[Decoder, ...] = (
     cms_eventbridge.DECODER,
     mns_eventbridge.DECODER,
     mns_topic.DECODER,
+    timer.FOLLOW_UP_DECODER,  # before the timer's: its payload is no profile name
     timer.DECODER,
     manual.DECODER,
     mns_topic.RAW_BODY_DECODER,  # last: the fallback for a bare STREAM message body

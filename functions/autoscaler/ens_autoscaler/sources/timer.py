@@ -7,6 +7,10 @@ object `{"profile": "evening-peak", "reason": "weekday evening traffic"}`.
 
 Dedupe key: `timer:<triggerName>:<triggerTime>`, the same for FC's retries of one
 firing. The profile's existence is the planner's to check (it holds the policy).
+
+The payload `ens-autoscaler:follow-up` (no profile name has a colon) is the
+readiness timer instead: it carries no signal and asks the function to follow its
+open orders up (`followup.py`); see `events/timer-readiness.json`.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from .decoder import Decoder, EventView
 NAME = "timer"
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 PAYLOAD_KEYS = frozenset({"profile", "reason"})
+FOLLOW_UP = "ens-autoscaler:follow-up"
 
 
 class TimerEvent(EventView):
@@ -71,6 +76,15 @@ def matches(doc: Any) -> bool:
     return isinstance(doc, dict) and "triggerTime" in doc and "triggerName" in doc
 
 
+def matches_follow_up(doc: Any) -> bool:
+    return matches(doc) and isinstance(doc.get("payload"), str) and doc["payload"].strip() == FOLLOW_UP
+
+
+def decode_follow_up(doc: Any) -> list[Signal]:
+    TimerEvent(doc).trigger_time  # a malformed firing is refused like any other timer event
+    return []
+
+
 def decode(doc: Any) -> list[Signal]:
     event = TimerEvent(doc)
     name, when = event.trigger_name, event.trigger_time
@@ -93,4 +107,13 @@ DECODER = Decoder(
     matches=matches,
     decode=decode,
     reserved_keys=frozenset({"triggerTime", "triggerName", "payload"}),
+)
+
+FOLLOW_UP_DECODER = Decoder(
+    name="timer_follow_up",
+    shape=f'timer event {{"triggerTime", "triggerName", "payload": "{FOLLOW_UP}"}}: the readiness follow-up',
+    matches=matches_follow_up,
+    decode=decode_follow_up,
+    reserved_keys=frozenset({"triggerTime", "triggerName", "payload"}),
+    follow_up=True,
 )
