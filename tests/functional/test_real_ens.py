@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import yaml
 
 from ens_autoscaler.errors import ConfigError, TransientCloudError
 from ens_autoscaler import sources
 from ens_autoscaler.message import invocation_key
+from ens_autoscaler.settings import PACKAGE_ROOT
 from ens_autoscaler.state import InProgressError
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
@@ -62,8 +64,13 @@ def orders_taken(cloud: LocalCloud) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in made.items()}
 
 
+def seed_service_devices(cloud: LocalCloud, region: str, count: int) -> None:
+    policy = yaml.safe_load((PACKAGE_ROOT / "policy.yaml").read_text())["service"]
+    cloud.seed_devices(region, count, app_id=policy["appId"], service_id=policy["serviceId"])
+
+
 def assert_exactly_once(cloud: LocalCloud, expected_orders: int) -> None:
-    taken = orders_taken(cloud)
+    taken = {k: v for k, v in orders_taken(cloud).items() if k}  # seeded devices have no order
     assert len(taken) == expected_orders, "a double order (or a missing one)"
     announced = [sorted(m["DeviceIds"]) for m in scale_outs(cloud).values()]
     assert sorted(announced) == sorted(taken.values()), "devices unannounced or announced under another order"
@@ -86,6 +93,7 @@ def deliver_until_settled(scaler: Any, cloud: LocalCloud, event: bytes, step_s: 
 @pytest.mark.parametrize("fault", ["drop_after_commit", "timeout_after_commit", "server_error_after_commit",
                                    "interface_error_after_commit"])
 def test_an_order_taken_whose_answer_is_lost_is_resolved_not_reordered(cloud: LocalCloud, scaler, fault: str) -> None:
+    seed_service_devices(cloud, "cn-hangzhou-telecom", 3)  # there before: never this order's
     cloud.inject("RescaleDeviceService", fault, delay=0.8 if fault.startswith("timeout") else 0.0)
     one = scaler(read_timeout_ms=300)
     with pytest.raises(TransientCloudError) as info:
@@ -152,6 +160,7 @@ def test_no_credentials_is_a_configuration_error_with_nothing_recorded(
 @pytest.mark.parametrize("fault", ["drop_after_commit", "server_error_after_commit"])
 def test_two_orders_in_one_region_each_announce_their_own_devices(cloud: LocalCloud, scaler, fault: str) -> None:
     first, second = scaler(read_timeout_ms=500), scaler()
+    seed_service_devices(cloud, "cn-hangzhou-telecom", 2)
     cloud.inject("RescaleDeviceService", fault)
     with pytest.raises(TransientCloudError):
         first.handle(manual("busy-a", cn_hangzhou_telecom=2))

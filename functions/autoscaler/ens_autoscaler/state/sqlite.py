@@ -51,7 +51,7 @@ WHERE idempotency.dead_at <= ?"""
 
 
 class SqliteStore(StateStore):
-    def __init__(self, path: str, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str, busy_timeout: float = 1.5) -> None:
         if not os.path.isdir(os.path.dirname(path) or "."):
             raise ConfigError(f"STATE_URL names a SQLite file in a missing directory: {path}")
         self._path = path
