@@ -196,3 +196,12 @@ def test_a_policy_without_timeout_needs_the_delay(tmp_path: Path, capsys: pytest
     write_history(history(2, evening()), csv)
     assert main(["advise", "--policy", str(bare), "--metrics", str(csv), "--json"]) == 1
     assert "give --provisioning-delay" in json.loads(capsys.readouterr().out)["error"]["message"]
+
+
+def test_a_burst_the_replay_does_not_reward_is_dropped() -> None:
+    # 75 % around the clock: every slot "recurs", so a burst is found (+1, firing 23:30), but the only
+    # minutes short are the first 30 of the history, before any firing: no gain, so no proposal.
+    advice = run(history(3, lambda at: 75.0))
+    [region] = advice.regions
+    assert region.verdict is Verdict.NO_GAIN and region.bursts == ()
+    assert region.before.seconds_under_target == region.after.seconds_under_target == 30 * 60
