@@ -36,10 +36,10 @@ MONDAY = datetime(2025, 5, 5, tzinfo=timezone.utc)
 STEPS = [{"lower": 70, "upper": 85, "add": 1}, {"lower": 85, "upper": 95, "add": 2}, {"lower": 95, "add": 3}]
 
 
-def policy(per_region: int = 4) -> Policy:
+def policy(per_region: int = 4, **region: int) -> Policy:
     return parse_policy({"limits": {"perRegion": per_region, "total": 8, "cooldownSeconds": 600,
                                     "budget24h": {"perRegion": 12}},
-                         "regions": {R: {"steps": {"metric": "CPUUtilization", "table": STEPS}}}})
+                         "regions": {R: {"steps": {"metric": "CPUUtilization", "table": STEPS}, **region}}})
 
 
 def history(days: float, load: Callable[[datetime], float]) -> list[Reading]:
@@ -57,8 +57,8 @@ def evening(peak: Callable[[datetime], float] = lambda at: 90.0,
     return load
 
 
-def run(readings: list[Reading], zone: str = "UTC", per_region: int = 4) -> Advice:
-    return advise(readings, policy(per_region), Fleet({R: 2}, DELAY), zone)
+def run(readings: list[Reading], zone: str = "UTC", per_region: int = 4, **region: int) -> Advice:
+    return advise(readings, policy(per_region, **region), Fleet({R: 2}, DELAY), zone)
 
 
 def test_a_clean_daily_peak_gets_one_burst_half_an_hour_before_it() -> None:
@@ -205,3 +205,11 @@ def test_a_burst_the_replay_does_not_reward_is_dropped() -> None:
     [region] = advice.regions
     assert region.verdict is Verdict.NO_GAIN and region.bursts == ()
     assert region.before.seconds_under_target == region.after.seconds_under_target == 30 * 60
+
+
+def test_load_the_limits_forbid_serving_is_not_under_target() -> None:
+    # maxDevices 2 and 2 Running: the function would order nothing for the peak, so nothing is late
+    # and there is nothing to burst for.
+    [region] = run(history(7, evening()), maxDevices=2).regions
+    assert region.verdict is Verdict.NO_SHAPE
+    assert region.before.seconds_under_target == 0

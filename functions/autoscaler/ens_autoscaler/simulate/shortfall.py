@@ -1,8 +1,10 @@
 """What a replay cost and what it left uncovered, per region: the numbers `advise` compares.
 
 Minutes under target are the ones the issue names: load that asks for devices
-while they are not yet Running. What a load asks for is the rule's own raw
-count (the planner's, before any guard), on top of the capacity the region had
+while they are not yet Running. What a load asks for is what the planner would
+order for it on a fresh ledger (the rule's count within maxDevices, the
+per-invocation caps and one day's budget: a limit the operator set is not
+lateness), on top of the capacity the region had
 committed when the previous episode of load ended — every order placed between
 two episodes is a burst placed ahead of the next one, and counts for it.
 Episodes closer together than one provisioning delay are one episode (a
@@ -24,12 +26,12 @@ from .replay import Replay, signal_of
 
 
 def need(policy: Policy, reading: Reading, running: int) -> int:
-    """Devices the region's rule asks for at this reading with `running` devices and nothing pending:
-    the planner's raw count, so step tables and target tracking are read exactly as the function reads
-    them."""
+    """Devices the planner orders for this reading with `running` devices, nothing pending and nothing
+    in the ledger: step tables, target tracking and the static limits read exactly as the function
+    reads them."""
     inventory = Inventory({reading.region: Capacity(running, 0)})
     decisions = plan([signal_of(reading)], policy, History(), reading.time, inventory).decisions
-    return sum(d.raw for d in decisions if d.region == reading.region)
+    return sum(d.final for d in decisions if d.region == reading.region)
 
 
 @dataclass(frozen=True)
