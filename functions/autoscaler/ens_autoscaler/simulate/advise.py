@@ -80,10 +80,7 @@ class Advice:
 
     @property
     def profiles(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for b in self.bursts:
-            out.setdefault(b.profile, {})[b.region] = b.count
-        return {name: dict(sorted(counts.items())) for name, counts in sorted(out.items())}
+        return profiles_of(self.bursts)
 
     @property
     def timers(self) -> list[dict[str, Any]]:
@@ -156,11 +153,16 @@ def _size(bursts: list[Burst], policy: Policy, fleet: Fleet) -> list[Burst]:
     return sized
 
 
-def _with_profiles(policy: Policy, bursts: Sequence[Burst]) -> Policy:
-    profiles: dict[str, dict[str, int]] = {}
+def profiles_of(bursts: Iterable[Burst]) -> dict[str, dict[str, int]]:
+    """The policy's `profiles:` for these bursts: one profile per timer, naming each region's count."""
+    out: dict[str, dict[str, int]] = {}
     for b in bursts:
-        profiles.setdefault(b.profile, {})[b.region] = b.count
-    return replace(policy, profiles={**policy.profiles, **profiles})
+        out.setdefault(b.profile, {})[b.region] = b.count
+    return {name: dict(sorted(counts.items())) for name, counts in sorted(out.items())}
+
+
+def _with_profiles(policy: Policy, bursts: Sequence[Burst]) -> Policy:
+    return replace(policy, profiles={**policy.profiles, **profiles_of(bursts)})
 
 
 def _firings(bursts: Sequence[Burst], readings: Sequence[Reading]) -> list[tuple[float, Signal]]:

@@ -123,7 +123,7 @@ def text(result: dict[str, Any]) -> str:
         for b in r["bursts"]:
             lines.append(f"  {r['region']}: +{b['count']} by `{b['cron']}` (profile {b['profile']}), "
                          f"for load recurring {b['window']} (median peak {b['peak']:g})")
-    lines += [f"\nwrote {path}" for path in result["files"]]
+    lines += [""] * bool(result["files"]) + [f"wrote {path}" for path in result["files"]]
     return "\n".join(lines)
 
 
