@@ -213,3 +213,17 @@ def test_load_the_limits_forbid_serving_is_not_under_target() -> None:
     [region] = run(history(7, evening()), maxDevices=2).regions
     assert region.verdict is Verdict.NO_SHAPE
     assert region.before.seconds_under_target == 0
+
+
+def test_advice_never_overwrites_a_profile_of_the_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    taken = tmp_path / "policy.yaml"
+    taken.write_text(yaml.safe_dump({
+        "service": {"timeout": 1800}, "limits": {"perRegion": 4, "total": 8},
+        "regions": {R: {"steps": {"metric": "CPUUtilization", "table": STEPS}}},
+        "profiles": {"advise-daily-1730": {R: 1}}}))
+    csv = tmp_path / "h.csv"
+    write_history(history(7, evening()), csv)
+    out = tmp_path / "advice"
+    assert main(["advise", "--policy", str(taken), "--metrics", str(csv), "--write", str(out), "--json"]) == 1
+    assert "already has profiles named advise-daily-1730" in json.loads(capsys.readouterr().out)["error"]["message"]
+    assert not out.exists()
