@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError, InputError
-from .advise import Advice, RegionAdvice
+
+if TYPE_CHECKING:  # registering the command must not import the planner and the replay
+    from .advise import Advice, RegionAdvice
 
 PROFILES_FILE, TIMERS_FILE = "profiles.yaml", "timers.yaml"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Callable, Sequence
 
 from .history import Reading
@@ -45,15 +45,16 @@ def windows(load: Sequence[Reading], fires: Callable[[Reading], bool], zone_name
     devices at this reading."""
     tz = zone(zone_name)
     width = _slot_minutes(load)
-    seen: dict[int, dict[object, bool]] = {}  # slot -> local day -> fired
-    peak: dict[tuple[object, int], Reading] = {}
-    weekday: dict[object, int] = {}
+    seen: dict[int, dict[date, bool]] = {}  # slot -> local day -> fired
+    peak: dict[tuple[date, int], Reading] = {}
+    weekday: dict[date, int] = {}
     for r in load:
         local = datetime.fromtimestamp(r.time, tz)
         slot, day = (local.hour * 60 + local.minute) // width, local.date()
         weekday[day] = day.weekday()
         fired = fires(r)
-        seen.setdefault(slot, {})[day] = seen.get(slot, {}).get(day, False) or fired
+        days = seen.setdefault(slot, {})
+        days[day] = days.get(day, False) or fired
         if fired and ((day, slot) not in peak or r.value > peak[(day, slot)].value):
             peak[(day, slot)] = r
     kinds = {slot: _kind(days, weekday) for slot, days in seen.items()}
@@ -70,7 +71,7 @@ def windows(load: Sequence[Reading], fires: Callable[[Reading], bool], zone_name
     return tuple(found)
 
 
-def _kind(days: dict[object, bool], weekday: dict[object, int]) -> frozenset[int] | None:
+def _kind(days: dict[date, bool], weekday: dict[date, int]) -> frozenset[int] | None:
     def rate(kind: frozenset[int]) -> tuple[int, float]:
         mine = [fired for day, fired in days.items() if weekday[day] in kind]
         return len(mine), (sum(mine) / len(mine) if mine else 0.0)
@@ -85,10 +86,10 @@ def _kind(days: dict[object, bool], weekday: dict[object, int]) -> frozenset[int
     return None
 
 
-def _window(run: list[int], kind: frozenset[int], width: int, peak: dict[tuple[object, int], Reading],
-            weekday: dict[object, int]) -> Window:
+def _window(run: list[int], kind: frozenset[int], width: int, peak: dict[tuple[date, int], Reading],
+            weekday: dict[date, int]) -> Window:
     slots = set(range(run[0], run[-1] + 1))
-    per_day: dict[object, Reading] = {}
+    per_day: dict[date, Reading] = {}
     for (day, slot), reading in peak.items():
         if slot in slots and weekday[day] in kind and (day not in per_day or reading.value > per_day[day].value):
             per_day[day] = reading
