@@ -27,6 +27,7 @@ from ens_autoscaler.simulate.advise import Advice, Verdict, advise
 from ens_autoscaler.simulate.advise_cli import as_dict
 from ens_autoscaler.simulate.fleet import Fleet
 from ens_autoscaler.simulate.history import Reading, write_history
+from ens_autoscaler.simulate.recurrence import windows
 from ens_autoscaler.simulate.schedule import WEEKDAYS, Schedule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,8 +58,9 @@ def evening(peak: Callable[[datetime], float] = lambda at: 90.0,
     return load
 
 
-def run(readings: list[Reading], zone: str = "UTC", per_region: int = 4, **region: int) -> Advice:
-    return advise(readings, policy(per_region, **region), Fleet({R: 2}, DELAY), zone)
+def run(readings: list[Reading], zone: str = "UTC", per_region: int = 4, delay: float = DELAY,
+        **region: int) -> Advice:
+    return advise(readings, policy(per_region, **region), Fleet({R: 2}, delay), zone)
 
 
 def test_a_clean_daily_peak_gets_one_burst_half_an_hour_before_it() -> None:
@@ -227,3 +229,13 @@ def test_advice_never_overwrites_a_profile_of_the_policy(tmp_path: Path, capsys:
     assert main(["advise", "--policy", str(taken), "--metrics", str(csv), "--write", str(out), "--json"]) == 1
     assert "already has profiles named advise-daily-1730" in json.loads(capsys.readouterr().out)["error"]["message"]
     assert not out.exists()
+
+
+def test_adjacent_slots_are_one_window_even_with_nothing_to_merge_across() -> None:
+    found = windows(history(7, evening()), lambda r: r.value > 70, "UTC", merge_seconds=0.0)
+    assert [(w.start, w.end) for w in found] == [(1080, 1140)]
+
+
+def test_without_a_provisioning_delay_nothing_is_late_so_nothing_is_proposed() -> None:
+    [region] = run(history(7, evening()), delay=0.0).regions
+    assert region.verdict is Verdict.NO_GAIN and region.before.seconds_under_target == 0

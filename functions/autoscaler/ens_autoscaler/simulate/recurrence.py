@@ -62,7 +62,8 @@ def windows(load: Sequence[Reading], fires: Callable[[Reading], bool], zone_name
     gap_slots = merge_seconds / 60 / width
     run: list[int] = []
     for slot in sorted(s for s, k in kinds.items() if k is not None):
-        if run and (kinds[run[0]] != kinds[slot] or slot - run[-1] - 1 >= gap_slots):
+        gap = slot - run[-1] - 1 if run else 0  # slots without recurrence since the run's last one
+        if run and (kinds[run[0]] != kinds[slot] or (gap and gap >= gap_slots)):
             found.append(_window(run, kinds[run[0]], width, peak, weekday))
             run = []
         run.append(slot)

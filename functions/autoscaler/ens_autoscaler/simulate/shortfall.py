@@ -68,15 +68,16 @@ def _under_target(run: Replay, region: str, placed: list[tuple[float, int]]) -> 
     load = [r for r in run.readings if r.region == region]
     running = {t.time: t.inventory.of(region).running for t in run.ticks}
     initial, delay = run.start.initial.get(region, 0), run.start.provisioning_delay
-    base, last_over, under = initial, None, 0.0
+    base, last_over, under, asking = initial, None, 0.0, False
     for reading, span in zip(load, _spans([r.time for r in load])):
         asked = need(run.policy, reading, base)
         if not asked:
+            asking = False
             continue
-        if last_over is None or reading.time - last_over >= delay:  # a new episode
+        if last_over is None or (not asking and reading.time - last_over >= delay):  # a new episode
             base = initial + sum(n for at, n in placed if last_over is not None and at <= last_over)
             asked = need(run.policy, reading, base)
-        last_over = reading.time
+        last_over, asking = reading.time, True
         if asked and running[reading.time] < base + asked:
             under += span
     return under
