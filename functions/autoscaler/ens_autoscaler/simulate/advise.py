@@ -166,9 +166,8 @@ def _with_profiles(policy: Policy, bursts: Sequence[Burst]) -> Policy:
 
 
 def _firings(bursts: Sequence[Burst], readings: Sequence[Reading]) -> list[tuple[float, Signal]]:
-    """Every firing of every proposed timer within the history, as the FC timer event it would be."""
-    if not readings:
-        return []
+    """Every firing of every proposed timer within the (non-empty) history, as the FC timer event it
+    would be."""
     schedules = {b.profile: b.schedule for b in bursts}
     fired = []
     for name, schedule in sorted(schedules.items()):
