@@ -1,4 +1,4 @@
-"""The operator's command line: `python -m ens_autoscaler validate|plan|invoke|simulate|export-metrics`.
+"""The operator's command line: `python -m ens_autoscaler validate|plan|invoke|simulate|export-metrics|advise`.
 
 `plan` is the dry run a person trusts because it *cannot* call anything: it runs
 the decoder and the pure planner only (no state, no inventory, no SDK import).
@@ -119,6 +119,12 @@ def cmd_export_metrics(args: argparse.Namespace) -> dict[str, Any]:
                                cloudmonitor.endpoint_from_env())
 
 
+def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
+    from .simulate import advise_cli
+
+    return advise_cli.command(args)
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] = {
     "validate": (cmd_validate, "check a policy file; print every problem with its key path"),
     "plan": (cmd_plan, "decode an event and print the plan; calls nothing, reads no state"),
@@ -126,6 +132,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
     "simulate": (cmd_simulate, "replay a metric history (CSV) through the planner and guards; no network"),
     "export-metrics": (cmd_export_metrics, "write a metric history CSV from CloudMonitor DescribeMetricList "
                                            "(CMS_ENDPOINT, credentials as for invoke)"),
+    "advise": (cmd_advise, "learn timer bursts from a metric history and prove them by replay; no network"),
 }
 
 
@@ -141,6 +148,10 @@ def parser() -> argparse.ArgumentParser:
             _simulate_arguments(s)
         elif name == "export-metrics":
             _export_arguments(s)
+        elif name == "advise":
+            from .simulate import advise_cli
+
+            advise_cli.arguments(s, _region_count)
         else:
             s.add_argument("--event", required=True, type=Path, help="an event file (see events/)")
         if name == "plan":
@@ -217,6 +228,10 @@ def _text(result: dict[str, Any]) -> str:
         from .simulate.report import text
 
         return text(result)
+    if result.get("status") == "advised":
+        from .simulate.advise_cli import text as advice_text
+
+        return advice_text(result)
     if result.get("status") == "exported":
         regions = ", ".join(result["regions"]) or "no region"
         return (f"{result['out']}: {result['readings']} readings for {regions} from "

@@ -35,7 +35,7 @@ def render(run: Replay, summary: Summary, path: str | os.PathLike[str]) -> Any:
     FigureCanvasAgg(fig)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
     for ax, region in zip(axes, summary.regions):
-        _panel(ax, run, region)
+        panel(ax, run, region)
     axes[-1].xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M", tz=timezone.utc))
     axes[-1].set_xlabel("time (UTC)")
     fig.suptitle(headline(summary.as_dict()), fontsize=10)
@@ -43,7 +43,8 @@ def render(run: Replay, summary: Summary, path: str | os.PathLike[str]) -> Any:
     return fig
 
 
-def _panel(ax: Any, run: Replay, region: RegionSummary) -> None:
+def panel(ax: Any, run: Replay, region: RegionSummary) -> None:
+    """One region's load, devices, orders and limits on `ax` (the advise chart draws two runs side by side)."""
     spec = run.policy.regions[region.region]
     load = load_of(run, spec)
     ax.plot([_utc(r.time) for r in load], [r.value for r in load], color="tab:blue", lw=1.2,

@@ -39,12 +39,18 @@ class Replay:
     ticks: tuple[Tick, ...]
 
 
-def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet) -> Replay:
+def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
+           scheduled: Iterable[tuple[float, Signal]] = ()) -> Replay:
+    """`scheduled`: (time, signal) pairs that join the batch at that time, e.g. timer firings."""
     readings = tuple(sorted(readings))
+    batches: dict[float, list[Signal]] = {now: [signal_of(r) for r in batch]
+                                          for now, batch in groupby(readings, key=lambda r: r.time)}
+    for now, signal in scheduled:
+        batches.setdefault(now, []).append(signal)
     start, store, ticks = fleet, MemoryStore(), []
-    for now, batch in groupby(readings, key=lambda r: r.time):
+    for now in sorted(batches):
         history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
-        signals = [_signal(r) for r in batch]
+        signals = batches[now]
         the_plan = plan(signals, policy, history, now, fleet.inventory(now))
         if the_plan.selector:
             store.record_scale_out(LedgerEntry.for_order(
@@ -55,7 +61,8 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet) -> Replay:
     return Replay(policy, readings, start, tuple(ticks))
 
 
-def _signal(r: Reading) -> Signal:
+def signal_of(r: Reading) -> Signal:
+    """A reading as the planner sees it: one operator message naming region, metric and value."""
     return Signal(source="simulate", dedupe_key=f"sim:{r.region}:{r.metric}:{format_time(r.time)}",
                   kind=SignalKind.METRIC, family=Family.MESSAGE, region=r.region, metric=r.metric,
                   value=r.value)

@@ -1,0 +1,177 @@
+"""Capacity before the peak: learn recurring bursts from a history, and keep only what a replay proves.
+
+ENS devices take minutes to become Running, so a rule that fires at the peak is
+late by construction. For each region, `recurrence` finds the wall-clock windows
+in which its rule fires day after day (every day, weekdays, or weekends); a
+burst orders, one provisioning delay before the window opens, the devices the
+rule itself asks for at the median day's peak. The planner's own guards size it
+(per-invocation and per-region caps, maxDevices, the 24 h budgets, with the
+day's earlier bursts in the ledger), so no burst asks for more than the rules
+and limits would grant. Like AWS predictive scaling, advice only adds capacity
+ahead of load and needs at least 24 h of history.
+
+Then the proof: the same history replayed through the real planner with and
+without the bursts' timer firings (decoded by the timer trigger's decoder, as
+FC would deliver them). A region keeps its bursts only if they cut its minutes
+under target; the replay is run again without the rest until every kept region
+passes. Budgets and caps are the planner's guards in both replays, so a proposal
+cannot spend more than the policy allows; the table shows how much it did. Same history, same
+advice: nothing here is random or reads a clock.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any, Iterable, Sequence
+
+from ..planner import History, plan
+from ..policy import Policy
+from ..signals import Family, Signal, SignalKind
+from ..sources import timer
+from ..state import LedgerEntry
+from .fleet import Fleet
+from .history import Reading, format_time
+from .recurrence import windows
+from .replay import Replay, replay
+from .schedule import Schedule
+from .shortfall import Outcome, need, outcomes
+
+MIN_HISTORY_SECONDS = 24 * 3600
+PROFILE_PREFIX = "advise-"
+
+
+class Verdict(str, Enum):
+    PROPOSED = "proposed"
+    TOO_SHORT = "history shorter than 24 h"
+    NO_SHAPE = "no repeating shape"
+    NO_GAIN = "no gain in the replay"
+
+
+@dataclass(frozen=True)
+class Burst:
+    profile: str
+    region: str
+    schedule: Schedule
+    count: int
+    window: tuple[int, int]  # local minutes of the day the load recurs in
+    peak: float  # the median day's peak reading there
+
+
+@dataclass(frozen=True)
+class RegionAdvice:
+    region: str
+    verdict: Verdict
+    bursts: tuple[Burst, ...]
+    before: Outcome
+    after: Outcome
+
+
+@dataclass(frozen=True)
+class Advice:
+    zone: str
+    provisioning_delay: float
+    regions: tuple[RegionAdvice, ...]
+    baseline: Replay
+    proposed: Replay  # the baseline itself when nothing is proposed
+
+    @property
+    def bursts(self) -> tuple[Burst, ...]:
+        return tuple(b for r in self.regions for b in r.bursts)
+
+    @property
+    def profiles(self) -> dict[str, dict[str, int]]:
+        return profiles_of(self.bursts)
+
+    @property
+    def timers(self) -> list[dict[str, Any]]:
+        """The s.yaml (fc3) timer triggers; each payload names its profile."""
+        schedules = {b.profile: b.schedule for b in self.bursts}
+        return [{"triggerName": name, "triggerType": "timer", "qualifier": "LATEST",
+                 "triggerConfig": {"cronExpression": schedules[name].cron, "payload": name, "enable": True}}
+                for name in sorted(schedules)]
+
+
+def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name: str) -> Advice:
+    readings = tuple(sorted(readings))
+    delay = fleet.provisioning_delay
+    baseline = replay(readings, policy, fleet)
+    named = [code for code in sorted(policy.regions) if any(r.region == code for r in readings)]
+    before = {o.region: o for o in outcomes(baseline, named)}
+    if not readings or readings[-1].time - readings[0].time < MIN_HISTORY_SECONDS:
+        return Advice(zone_name, delay, tuple(RegionAdvice(c, Verdict.TOO_SHORT, (), before[c], before[c])
+                                              for c in named), baseline, baseline)
+    bursts = _size(_candidates(readings, policy, fleet, zone_name, named), policy, fleet)
+    verdicts = {c: Verdict.NO_SHAPE for c in named}
+    while True:
+        run = replay(readings, _with_profiles(policy, bursts), fleet, _firings(bursts, readings))
+        after = {o.region: o for o in outcomes(run, named)}
+        failed = {b.region for b in bursts
+                  if after[b.region].seconds_under_target >= before[b.region].seconds_under_target}
+        verdicts.update(dict.fromkeys(failed, Verdict.NO_GAIN))
+        if not failed:
+            break
+        bursts = [b for b in bursts if b.region not in failed]
+    verdicts.update({b.region: Verdict.PROPOSED for b in bursts})
+    return Advice(zone_name, delay, tuple(
+        RegionAdvice(c, verdicts[c], tuple(b for b in bursts if b.region == c), before[c], after[c])
+        for c in named), baseline, run)
+
+
+def _candidates(readings: Sequence[Reading], policy: Policy, fleet: Fleet, zone_name: str,
+                named: Sequence[str]) -> list[Burst]:
+    """One burst per recurring window: the rule's own count at the median day's peak."""
+    found = []
+    for code in named:
+        initial = fleet.initial.get(code, 0)
+        load = [r for r in readings if r.region == code]
+        for w in windows(load, lambda r: need(policy, r, initial) > 0, zone_name, fleet.provisioning_delay):
+            schedule = Schedule(zone_name, w.days, w.start).earlier(fleet.provisioning_delay)
+            peak = w.typical_peak
+            found.append(Burst(PROFILE_PREFIX + schedule.label, code, schedule, need(policy, peak, initial),
+                               (w.start, w.end), peak.value))
+    return found
+
+
+def _size(bursts: list[Burst], policy: Policy, fleet: Fleet) -> list[Burst]:
+    """Each profile through the planner's guards, in the order its timers fire in a day, with the day's
+    earlier bursts in the ledger (as if every burst fired on one day: the strictest reading)."""
+    by_profile: dict[str, list[Burst]] = {}
+    for b in bursts:
+        by_profile.setdefault(b.profile, []).append(b)
+    ledger: list[LedgerEntry] = []
+    sized = []
+    for name, group in sorted(by_profile.items(), key=lambda item: (item[1][0].schedule.minute_of_day, item[0])):
+        now = group[0].schedule.minute_of_day * 60.0
+        ask = Signal(source="advise", dedupe_key=f"advise:{name}", kind=SignalKind.COUNTS, family=Family.MANUAL,
+                     counts={b.region: b.count for b in group})
+        granted = {d.region: d.final for d in plan([ask], policy, History(tuple(ledger)), now,
+                                                   fleet.inventory(0.0)).decisions}
+        for b in group:
+            if granted.get(b.region, 0) > 0:
+                sized.append(replace(b, count=granted[b.region]))
+                ledger.append(LedgerEntry(b.region, granted[b.region], now, name))
+    return sized
+
+
+def profiles_of(bursts: Iterable[Burst]) -> dict[str, dict[str, int]]:
+    """The policy's `profiles:` for these bursts: one profile per timer, naming each region's count."""
+    out: dict[str, dict[str, int]] = {}
+    for b in bursts:
+        out.setdefault(b.profile, {})[b.region] = b.count
+    return {name: dict(sorted(counts.items())) for name, counts in sorted(out.items())}
+
+
+def _with_profiles(policy: Policy, bursts: Sequence[Burst]) -> Policy:
+    return replace(policy, profiles={**policy.profiles, **profiles_of(bursts)})
+
+
+def _firings(bursts: Sequence[Burst], readings: Sequence[Reading]) -> list[tuple[float, Signal]]:
+    """Every firing of every proposed timer within the (non-empty) history, as the FC timer event it
+    would be."""
+    schedules = {b.profile: b.schedule for b in bursts}
+    fired = []
+    for name, schedule in sorted(schedules.items()):
+        for at in schedule.firings(readings[0].time, readings[-1].time):
+            event = {"triggerTime": format_time(at), "triggerName": name, "payload": name}
+            fired += [(at, signal) for signal in timer.decode(event)]
+    return fired

@@ -1,0 +1,137 @@
+"""`advise` on the command line: options, the comparison table, and the files an operator applies.
+
+Kept apart from `advise` (the pure search and proof) so that the numbers can be
+tested without files, and apart from cli.py, which only registers the command.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import ConfigError, InputError
+
+if TYPE_CHECKING:  # registering the command must not import the planner and the replay
+    from .advise import Advice, RegionAdvice
+
+PROFILES_FILE, TIMERS_FILE = "profiles.yaml", "timers.yaml"
+
+
+def arguments(s: argparse.ArgumentParser, region_count: Callable[[str], tuple[str, int]]) -> None:
+    s.add_argument("--policy", required=True, type=Path, help="the policy the bursts are for")
+    s.add_argument("--metrics", required=True, type=Path,
+                   help="metric history CSV, at least 24 h (the simulate format; export-metrics writes it)")
+    s.add_argument("--time-zone", default="UTC", metavar="ZONE",
+                   help="IANA zone the timers are written in (CRON_TZ) and days are cut in (default UTC)")
+    s.add_argument("--provisioning-delay", type=float, metavar="SECONDS",
+                   help="how long an ordered device takes to be Running: the lead time (default: "
+                        "the policy's service.timeout, the longest ENS may take)")
+    s.add_argument("--initial-devices", type=int, default=2, metavar="N",
+                   help="devices Running in every policy region at the start (default 2)")
+    s.add_argument("--initial", type=region_count, action="append", default=[], metavar="REGION=N",
+                   help="devices Running in one region at the start (repeatable)")
+    s.add_argument("--out", type=Path, help="draw both replays side by side in this PNG (needs matplotlib)")
+    s.add_argument("--write", type=Path, metavar="DIR",
+                   help=f"write {PROFILES_FILE} (the policy's profiles) and {TIMERS_FILE} (s.yaml triggers) here")
+
+
+def command(args: argparse.Namespace) -> dict[str, Any]:
+    from ..policy import read_policy
+    from .advise import advise
+    from .fleet import starting_fleet
+    from .history import read_history
+
+    policy = read_policy(args.policy)
+    delay = args.provisioning_delay if args.provisioning_delay is not None else policy.service.timeout
+    if delay is None:
+        raise InputError(f"{args.policy} has no service.timeout: give --provisioning-delay SECONDS")
+    fleet = starting_fleet(policy, args.initial_devices, dict(args.initial), float(delay))
+    advice = advise(read_history(args.metrics), policy, fleet, args.time_zone)
+    result = {"status": "advised", "policy": str(args.policy), "metrics": str(args.metrics), **as_dict(advice),
+              "files": []}
+    if args.write is not None:
+        result["files"] += write(advice, args.write, policy_path=args.policy)
+    if args.out is not None:
+        from .advise_chart import render
+
+        render(advice, args.out)
+        result["files"].append(str(args.out))
+    return result
+
+
+def as_dict(advice: Advice) -> dict[str, Any]:
+    return {"timeZone": advice.zone, "provisioningDelaySeconds": advice.provisioning_delay,
+            "regions": [_region(r) for r in advice.regions], "totals": _totals(advice.regions),
+            "profiles": advice.profiles, "triggers": advice.timers}
+
+
+def write(advice: Advice, directory: Path, policy_path: Path) -> list[str]:
+    """The two fragments, then the policy with the profiles merged in checked as the function would load
+    it: a fragment that `validate` would refuse is never written."""
+    import yaml
+
+    from ..policy import parse_policy
+
+    try:
+        document = yaml.safe_load(Path(policy_path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot re-read {policy_path} to merge the profiles: {exc}") from exc
+    clash = sorted(set(document.get("profiles") or {}) & set(advice.profiles))
+    if clash:
+        raise InputError(f"{policy_path} already has profiles named {', '.join(clash)}: rename or remove them "
+                         f"before applying new advice")
+    parse_policy({**document, "profiles": {**(document.get("profiles") or {}), **advice.profiles}})
+    os.makedirs(directory, exist_ok=True)
+    files = {directory / PROFILES_FILE: {"profiles": advice.profiles},
+             directory / TIMERS_FILE: {"triggers": advice.timers}}
+    for path, content in files.items():
+        path.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return [str(p) for p in files]
+
+
+def _region(r: RegionAdvice) -> dict[str, Any]:
+    return {"region": r.region, "verdict": r.verdict.value,
+            "bursts": [{"profile": b.profile, "count": b.count, "cron": b.schedule.cron,
+                        "window": f"{_hhmm(b.window[0])}-{_hhmm(b.window[1])}", "peak": b.peak}
+                       for b in r.bursts],
+            "without": r.before.as_dict(), "with": r.after.as_dict()}
+
+
+def _totals(regions: tuple[RegionAdvice, ...]) -> dict[str, dict[str, float]]:
+    def total(side: str) -> dict[str, float]:
+        rows = [getattr(r, side).as_dict() for r in regions]
+        return {k: round(sum(row[k] for row in rows), 1)
+                for k in ("minutesUnderTarget", "devicesOrdered", "deviceHours")}
+
+    return {"without": total("before"), "with": total("after")}
+
+
+def text(result: dict[str, Any]) -> str:
+    """The side-by-side table, then each region's bursts and where the files went."""
+    columns = ["region", "verdict", "under target", "ordered", "device-hours", "budget used 24h"]
+    rows = [[r["region"], r["verdict"]] + [f"{_pair(r, key)}" for key in
+                                           ("minutesUnderTarget", "devicesOrdered", "deviceHours", "budgetUsed24h")]
+            for r in result["regions"]]
+    t = result["totals"]
+    rows.append(["all regions", ""] + [f"{t['without'][k]:g} -> {t['with'][k]:g}"
+                                       for k in ("minutesUnderTarget", "devicesOrdered", "deviceHours")] + [""])
+    widths = [max(len(row[i]) for row in [columns] + rows) for i in range(len(columns))]
+    lines = [f"advice in {result['timeZone']}, lead time {result['provisioningDelaySeconds']:g} s "
+             f"(without bursts -> with bursts; minutes under target: load asking for devices not yet Running)",
+             "", "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    for r in result["regions"]:
+        for b in r["bursts"]:
+            lines.append(f"  {r['region']}: +{b['count']} by `{b['cron']}` (profile {b['profile']}), "
+                         f"for load recurring {b['window']} (median peak {b['peak']:g})")
+    lines += [""] * bool(result["files"]) + [f"wrote {path}" for path in result["files"]]
+    return "\n".join(lines)
+
+
+def _pair(region: dict[str, Any], key: str) -> str:
+    return f"{region['without'][key]:g} -> {region['with'][key]:g}"
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"

@@ -1,0 +1,105 @@
+"""The recurring shape of a region's load: the wall-clock windows in which its rule fires day after day.
+
+A history is cut into slots of the operator's local day (as wide as the usual
+gap between readings). A slot recurs when the rule asked for devices in it on at
+least RECURS of the days that have a reading there, over at least MIN_DAYS such
+days: on every day, else on weekdays only (and on at most QUIET of weekend
+days), else on weekends only. Neighbouring recurring slots of one kind, closer
+than one provisioning delay, make one window. Pure noise, or a trend that
+crosses the threshold once and stays, recurs in no slot: bursts are for shapes
+that repeat, the rules are for the rest.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Callable, Sequence
+
+from .history import Reading
+from .schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, zone
+
+RECURS = 0.8
+QUIET = 0.2
+MIN_DAYS = 2
+DAY_MINUTES = 1440
+
+
+@dataclass(frozen=True)
+class Window:
+    days: frozenset[int]  # date.weekday() numbers
+    start: int  # local minute of the day at which the rule starts asking
+    end: int  # local minute of the day after the last recurring slot
+    peaks: tuple[Reading, ...]  # per day of the kind that fired here: the highest reading in the window
+
+    @property
+    def typical_peak(self) -> Reading:
+        """The median day's peak (the lower median: a reading that really occurred)."""
+        ranked = sorted(self.peaks, key=lambda r: (r.value, r.time))
+        return ranked[(len(ranked) - 1) // 2]
+
+
+def windows(load: Sequence[Reading], fires: Callable[[Reading], bool], zone_name: str,
+            merge_seconds: float) -> tuple[Window, ...]:
+    """The recurring windows of one region's load, earliest first. `fires`: does the rule ask for
+    devices at this reading."""
+    tz = zone(zone_name)
+    width = _slot_minutes(load)
+    seen: dict[int, dict[date, bool]] = {}  # slot -> local day -> fired
+    peak: dict[tuple[date, int], Reading] = {}
+    weekday: dict[date, int] = {}
+    for r in load:
+        local = datetime.fromtimestamp(r.time, tz)
+        slot, day = (local.hour * 60 + local.minute) // width, local.date()
+        weekday[day] = day.weekday()
+        fired = fires(r)
+        days = seen.setdefault(slot, {})
+        days[day] = days.get(day, False) or fired
+        if fired and ((day, slot) not in peak or r.value > peak[(day, slot)].value):
+            peak[(day, slot)] = r
+    kinds = {slot: _kind(days, weekday) for slot, days in seen.items()}
+    found: list[Window] = []
+    gap_slots = merge_seconds / 60 / width
+    run: list[int] = []
+    for slot in sorted(s for s, k in kinds.items() if k is not None):
+        gap = slot - run[-1] - 1 if run else 0  # slots without recurrence since the run's last one
+        if run and (kinds[run[0]] != kinds[slot] or (gap and gap >= gap_slots)):
+            found.append(_window(run, kinds[run[0]], width, peak, weekday))
+            run = []
+        run.append(slot)
+    if run:
+        found.append(_window(run, kinds[run[0]], width, peak, weekday))
+    return tuple(found)
+
+
+def _kind(days: dict[date, bool], weekday: dict[date, int]) -> frozenset[int] | None:
+    def rate(kind: frozenset[int]) -> tuple[int, float]:
+        mine = [fired for day, fired in days.items() if weekday[day] in kind]
+        return len(mine), (sum(mine) / len(mine) if mine else 0.0)
+
+    n, every = rate(EVERY_DAY)
+    if n >= MIN_DAYS and every >= RECURS:
+        return EVERY_DAY
+    for kind, other in ((WEEKDAYS, WEEKENDS), (WEEKENDS, WEEKDAYS)):
+        (n, mine), (_, theirs) = rate(kind), rate(other)
+        if n >= MIN_DAYS and mine >= RECURS and theirs <= QUIET:
+            return kind
+    return None
+
+
+def _window(run: list[int], kind: frozenset[int], width: int, peak: dict[tuple[date, int], Reading],
+            weekday: dict[date, int]) -> Window:
+    slots = set(range(run[0], run[-1] + 1))
+    per_day: dict[date, Reading] = {}
+    for (day, slot), reading in peak.items():
+        if slot in slots and weekday[day] in kind and (day not in per_day or reading.value > per_day[day].value):
+            per_day[day] = reading
+    return Window(kind, run[0] * width, min(DAY_MINUTES, (run[-1] + 1) * width),
+                  tuple(per_day[d] for d in sorted(per_day)))
+
+
+def _slot_minutes(load: Sequence[Reading]) -> int:
+    """The usual gap between readings, in whole minutes (at least one)."""
+    times = sorted({r.time for r in load})
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return max(1, round(statistics.median_low(gaps) / 60)) if gaps else 1

@@ -1,0 +1,95 @@
+"""What a replay cost and what it left uncovered, per region: the numbers `advise` compares.
+
+Minutes under target are the ones the issue names: load that asks for devices
+while they are not yet Running. What a load asks for is what the planner would
+order for it on a fresh ledger (the rule's count within maxDevices, the
+per-invocation caps and one day's budget: a limit the operator set is not
+lateness), on top of the capacity the region had
+committed when the previous episode of load ended — every order placed between
+two episodes is a burst placed ahead of the next one, and counts for it.
+Episodes closer together than one provisioning delay are one episode (a
+flapping alarm is one peak, not ten), because nothing ordered inside the gap
+could be Running in time anyway.
+
+The load is replayed as recorded, and devices are never released (the function
+only scales out), so these are the simulator's numbers, not a forecast.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..planner import Capacity, History, Inventory, plan
+from ..policy import BUDGET_WINDOW_SECONDS, Policy
+from .history import Reading
+from .replay import Replay, signal_of
+
+
+def need(policy: Policy, reading: Reading, running: int) -> int:
+    """Devices the planner orders for this reading with `running` devices, nothing pending and nothing
+    in the ledger: step tables, target tracking and the static limits read exactly as the function
+    reads them."""
+    inventory = Inventory({reading.region: Capacity(running, 0)})
+    decisions = plan([signal_of(reading)], policy, History(), reading.time, inventory).decisions
+    return sum(d.final for d in decisions if d.region == reading.region)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    region: str
+    seconds_under_target: float
+    devices_ordered: int
+    device_hours: float  # each ordered device from its order to the end of the history
+    budget_used: int  # the most devices added in any rolling 24 h
+
+    def as_dict(self) -> dict[str, object]:
+        return {"region": self.region, "minutesUnderTarget": round(self.seconds_under_target / 60, 1),
+                "devicesOrdered": self.devices_ordered, "deviceHours": round(self.device_hours, 1),
+                "budgetUsed24h": self.budget_used}
+
+
+def outcomes(run: Replay, regions: Iterable[str]) -> tuple[Outcome, ...]:
+    return tuple(_outcome(run, region) for region in regions)
+
+
+def orders(run: Replay, region: str) -> list[tuple[float, int]]:
+    """(time, count) of every order that named the region."""
+    return [(t.time, e["count"]) for t in run.ticks for e in t.plan.selector if e["regionCode"] == region]
+
+
+def _outcome(run: Replay, region: str) -> Outcome:
+    placed = orders(run, region)
+    end = run.ticks[-1].time if run.ticks else 0.0
+    return Outcome(region, _under_target(run, region, placed), sum(n for _, n in placed),
+                   sum(n * (end - at) for at, n in placed) / 3600, _most_in_a_day(placed))
+
+
+def _under_target(run: Replay, region: str, placed: list[tuple[float, int]]) -> float:
+    load = [r for r in run.readings if r.region == region]
+    running = {t.time: t.inventory.of(region).running for t in run.ticks}
+    initial, delay = run.start.initial.get(region, 0), run.start.provisioning_delay
+    base, last_over, under, asking = initial, None, 0.0, False
+    for reading, span in zip(load, _spans([r.time for r in load])):
+        asked = need(run.policy, reading, base)
+        if not asked:
+            asking = False
+            continue
+        if last_over is None or (not asking and reading.time - last_over >= delay):  # a new episode
+            base = initial + sum(n for at, n in placed if last_over is not None and at <= last_over)
+            asked = need(run.policy, reading, base)
+        last_over, asking = reading.time, True
+        if asked and running[reading.time] < base + asked:
+            under += span
+    return under
+
+
+def _spans(times: list[float]) -> list[float]:
+    """Sample and hold, as the simulate report counts time: each reading stands until the region's next
+    one; the last for as long as the gap before it."""
+    spans = [b - a for a, b in zip(times, times[1:])]
+    return spans + [spans[-1] if spans else 0.0]
+
+
+def _most_in_a_day(placed: list[tuple[float, int]]) -> int:
+    return max((sum(n for t, n in placed if at - BUDGET_WINDOW_SECONDS < t <= at) for at, _ in placed),
+               default=0)
