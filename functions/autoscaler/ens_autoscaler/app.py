@@ -18,16 +18,16 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from . import sources
+from . import logs, sources
 from .auth import check_callback_token
 from .ens import EnsActuator
-from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError, Unauthorized
+from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
 from .followup import FollowUp, settled
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key, replay_identity
 from .orders import OrderRecord, Phase
 from .outbox import Outbox
-from .planner import History, Inventory, Plan, plan
+from .planner import History, Inventory, plan
 from .policy import BUDGET_WINDOW_SECONDS, Policy, PolicyCache
 from .publisher import MnsPublisher
 from .result import Result, Status
@@ -75,27 +75,23 @@ class Autoscaler:
     def respond(self, event: Any, request_id: str = "", deadline: float | None = None) -> str:
         """What the FC handler returns: the JSON result, or an HTTP response for the HTTP trigger."""
         result, via_http = self.answer(event, request_id, deadline)
-        body = json.dumps(result.as_dict())
-        if not via_http:
-            return body
-        error = (result.error or {}).get("type")
-        status = 401 if error == Unauthorized.kind else 400 if error else 200
-        return json.dumps({"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": body})
+        return json.dumps(result.as_http() if via_http else result.as_dict())
 
     def answer(self, event: Any, request_id: str, deadline: float | None) -> tuple[Result, bool]:
         deadline = deadline if deadline is not None else self.clock() + 60.0
         via_http = False
-        try:
-            read = sources.read(event)
-            via_http = read.via_http
-            if via_http:
-                check_callback_token(self.settings.callback_token, read.token)
-            if read.follow_up:
-                return self.follow(deadline), via_http
-            return self.run(read.signals(), request_id, deadline), via_http
-        except InputError as exc:
-            log("rejected", logging.WARNING, requestId=request_id, errorType=exc.kind, error=str(exc))
-            return Result.rejected(exc), via_http
+        with logs.invocation(request_id):
+            try:
+                read = sources.read(event)
+                via_http = read.via_http
+                if via_http:
+                    check_callback_token(self.settings.callback_token, read.token)
+                if read.follow_up:
+                    return self.follow(deadline), via_http
+                return self.run(read.signals(), deadline), via_http
+            except InputError as exc:
+                log("rejected", logging.WARNING, errorType=exc.kind, error=str(exc))
+                return Result.rejected(exc), via_http
 
     def follow(self, deadline: float) -> Result:
         """The readiness timer: move open orders on, then publish what that queued."""
@@ -104,104 +100,92 @@ class Autoscaler:
         return Result(Status.FOLLOW_UP, orders=tuple(o.summary() for o in orders if o.phase.open),
                       state_scope=self.settings.state_scope)
 
-    def run(self, signals: list[Signal], request_id: str, deadline: float) -> Result:
-        policy, now, scope = self.policy, self.clock(), self.settings.state_scope
+    def run(self, signals: list[Signal], deadline: float) -> Result:
+        policy, now, ttl = self.policy, self.clock(), self.settings.idempotency_ttl
         dry_run = self.settings.dry_run or any(s.dry_run for s in signals)
         key = invocation_key(signals, dry_run)
+        logs.bind(invocationId=key)
         self._drain(deadline)
         preview = plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
         if not preview.selector and not preview.needs_inventory:
             if preview.rejections and not preview.decisions:
                 raise InputError("; ".join(r.error for r in preview.rejections))
-            return self._logged(Result.of_plan(Status.NO_ACTION, key, preview, dry_run, state_scope=scope),
-                                preview, request_id)
+            return self._logged(Result.of_plan(Status.NO_ACTION, key, preview, dry_run, state_scope=self.scope), preview)
         if not dry_run:  # what the order needs after ENS answers is checked before anything is written
             self.actuator.check_credentials()
-        self.publisher  # noqa: B018 — MNS settings, likewise
+        self.publisher  # noqa: B018 — the MNS settings, likewise
         identity = replay_identity(signals)
-        ttl = self.settings.idempotency_ttl
         claim = self.store.claim(key, identity, now, min(ttl, max(1.0, deadline - now)), ttl)
         if claim.status is ClaimStatus.COMPLETED:
-            log("replayed", requestId=request_id, invocationId=key)
+            log("replayed")
             return self._finish(replace(Result.from_dict(claim.result or {}), replayed=True), deadline)
         existing = self.store.get_order(key)  # a crashed or uncertain attempt: resolve it, never re-order
         if existing is not None and existing.phase is not Phase.REFUSED:
             return self._settle(existing, deadline)
-        return self._scale_out(signals, policy, key, identity, dry_run, request_id, deadline)
+        return self._scale_out(signals, policy, key, identity, dry_run, deadline)
+
+    @property
+    def scope(self) -> str:
+        return self.settings.state_scope
 
     def _scale_out(self, signals: list[Signal], policy: Policy, key: str, identity: str, dry_run: bool,
-                   request_id: str, deadline: float) -> Result:
-        store, now, ttl, scope = self.store, self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
+                   deadline: float) -> Result:
+        store, now, ttl = self.store, self.clock(), self.settings.idempotency_ttl
         history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
         try:
             listed = self.actuator.listing(policy.service)
         except PermanentCloudError:
             store.release(key)  # refused for good (credentials, permission): nothing happened
             raise
-        except TransientCloudError as exc:
-            listed = None  # no inventory and no evidence baseline: caps hold, nothing is ordered
-            log("inventory_unavailable", logging.WARNING, requestId=request_id, invocationId=key, error=str(exc))
-        inventory = Inventory.from_listing(listed) if listed is not None else Inventory(available=False)
-        the_plan = plan(signals, policy, history, now, inventory)
-        if not the_plan.selector or (listed is None and not dry_run):
-            return self._nothing(signals, the_plan, key, identity, listed is not None, request_id)
+        except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
+            listed = None
+            log("inventory_unavailable", logging.WARNING, error=str(exc))
+        the_plan = plan(signals, policy, history, now,
+                        Inventory.from_listing(listed) if listed is not None else Inventory(available=False))
         message = build_message(key, the_plan, signals, None, dry_run, now)
-        if dry_run:
-            result = Result.of_plan(Status.DRY_RUN, key, the_plan, True, state_scope=scope)
-            store.commit_scale_out(key, identity, result.as_dict(), None,
-                                   [OutboxItem(key, encode(message), TAG_DRY_RUN, now)], now, ttl)
-            return self._finish(self._logged(result, the_plan, request_id), deadline)
-        planned = Result.of_plan(Status.UNCERTAIN, key, the_plan, state_scope=scope)
-        selector = tuple((e["regionCode"], e["count"]) for e in the_plan.selector)
-        intent = OrderRecord(key, selector, now, now + (policy.service.timeout or ENS_DEFAULT_TIMEOUT_S),
-                             deadline, {r: tuple(sorted(d.id for d in listed if d.region == r)) for r, _ in selector},
-                             Phase.INTENT, message, identity, planned.as_dict())
-        entries = LedgerEntry.for_order(selector, key, now)
+        status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not the_plan.selector else Status.UNCERTAIN
+        result = Result.of_plan(status, key, the_plan, dry_run, state_scope=self.scope)
+        if listed is None and not dry_run:
+            self._logged(result if status is Status.NO_ACTION else replace(result, status=Status.NO_ACTION), the_plan)
+            store.release(key)  # decided blind: a redelivery must look again, not replay this
+            if the_plan.selector or any(s.kind in ONE_SHOT for s in signals):
+                raise TransientCloudError(f"scale-out {key}: DescribeDeviceService failed, so the caps and the "
+                                          "evidence an order needs can't be read", code="InventoryUnavailable")
+            return result
+        if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: no intent, one write
+            items = [OutboxItem(key, encode(message), TAG_DRY_RUN, now)] if dry_run else []
+            store.commit_scale_out(key, identity, result.as_dict(), None, items, now, ttl)
+            return self._finish(self._logged(result, the_plan), deadline)
+        intent = OrderRecord.intent(key, the_plan.selector, listed or (), now,
+                                    policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
+                                    result.as_dict())
+        entries = LedgerEntry.for_order(intent.selector, key, now)
         store.record_intent(intent, entries)
         try:
             answer = self.actuator.rescale(policy.service, the_plan.selector, deadline)
-        except TransientCloudError as exc:
-            if not exc.ambiguous:
-                raise self._not_ordered(intent, entries, exc) from exc
-            store.save_order(replace(intent, phase=Phase.UNCERTAIN, outcome=f"{exc.code}: {exc}"))
-            log("order_uncertain", logging.ERROR, invocationId=key, error=str(exc), selector=the_plan.selector)
-            return self._settle(intent, deadline)
-        except PermanentCloudError as exc:
-            raise self._not_ordered(intent, entries, exc) from exc
+        except (TransientCloudError, PermanentCloudError) as exc:
+            if isinstance(exc, TransientCloudError) and exc.ambiguous:
+                store.save_order(replace(intent, phase=Phase.UNCERTAIN, outcome=f"{exc.code}: {exc}"))
+                log("order_uncertain", logging.ERROR, error=str(exc), selector=the_plan.selector)
+                return self._settle(intent, deadline)
+            store.save_order(replace(intent, phase=Phase.REFUSED, outcome=str(exc)), unledger=entries)
+            store.release(key)  # ENS provably took nothing: the key is free again
+            raise
         ordered = replace(intent, phase=Phase.ORDERED, order_id=answer.order_id, request_id=answer.request_id,
                           device_ids=answer.device_ids, outcome="ENS answered")
-        result = replace(planned, status=Status.SCALED, message=Result.of_plan(Status.SCALED, key, the_plan).message,
+        result = replace(Result.of_plan(Status.SCALED, key, the_plan, state_scope=self.scope),
                          order={k: v for k, v in answer.as_dict().items() if k != "ResourceDetailInfos"})
         message = build_message(key, the_plan, signals, answer, False, now)
         store.commit_scale_out(key, identity, result.as_dict(), ordered,
                                [OutboxItem(key, encode(message), TAG_SCALE_OUT, now)], now, ttl)
-        return self._finish(self._logged(result, the_plan, request_id), deadline)
-
-    def _not_ordered(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], exc: Exception) -> Exception:
-        """ENS provably took nothing: close the intent, give its ledger entries back, free the key."""
-        self.store.save_order(replace(intent, phase=Phase.REFUSED, outcome=str(exc)), unledger=entries)
-        self.store.release(intent.id)
-        return exc
-
-    def _nothing(self, signals: list[Signal], the_plan: Plan, key: str, identity: str, informed: bool,
-                 request_id: str) -> Result:
-        result = self._logged(Result.of_plan(Status.NO_ACTION, key, the_plan, state_scope=self.settings.state_scope),
-                              the_plan, request_id)
-        if informed:
-            self.store.complete(key, identity, result.as_dict(), self.clock(), self.settings.idempotency_ttl)
-            return result
-        self.store.release(key)  # decided blind: a redelivery must look again, not replay this
-        if the_plan.selector or any(s.kind in ONE_SHOT for s in signals):
-            raise TransientCloudError(f"scale-out {key}: DescribeDeviceService failed, so the caps and the "
-                                      "evidence an order needs can't be read; retry later", code="InventoryUnavailable")
-        return result
+        return self._finish(self._logged(result, the_plan), deadline)
 
     def _settle(self, order: OrderRecord, deadline: float) -> Result:
         """A key whose order is in the book: let the evidence speak, then answer from it."""
         try:
             order = next((o for o in self.follow_up.run(only=order.id) if o.id == order.id), order)
         except (TransientCloudError, PermanentCloudError) as exc:
-            log("follow_up_failed", logging.WARNING, invocationId=order.id, error=str(exc))
+            log("follow_up_failed", logging.WARNING, error=str(exc))
         if order.phase.unresolved:
             self.store.release(order.id)
             raise TransientCloudError(f"scale-out {order.id}: ENS may have ordered devices it does not list yet; "
@@ -232,14 +216,7 @@ class Autoscaler:
         except TransientCloudError as exc:
             log("outbox_unavailable", logging.WARNING, errorType=exc.kind, error=str(exc))
 
-    def _logged(self, result: Result, the_plan: Plan, request_id: str) -> Result:
-        """One line per decision that answers "why did it (not) scale" on its own."""
-        device_ids = (result.order or {}).get("DeviceIds") or []
-        for d in the_plan.decisions:
-            log("decision", requestId=request_id, invocationId=result.invocation_id, dryRun=result.dry_run,
-                outcome=result.status.value, stateScope=result.state_scope,
-                OrderId=(result.order or {}).get("OrderId"), DeviceIds=device_ids if d.final else [], **d.as_dict())
-        for r in the_plan.rejections:
-            log("signal_rejected", logging.WARNING, requestId=request_id, invocationId=result.invocation_id,
-                **r.as_dict())
+    @staticmethod
+    def _logged(result: Result, the_plan: Any) -> Result:
+        logs.decisions(result.as_dict(), the_plan)
         return result

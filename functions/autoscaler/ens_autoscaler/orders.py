@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 # Statuses in which a device will not serve, spelled as the SDK model's `AppStatus.Phase` does
 # (CREATE_FAILED) or as device statuses read (Failed, Released); compared without case or "_".
@@ -96,6 +96,17 @@ class OrderRecord:
     ready: tuple[str, ...] = ()  # announced Running
     failed: tuple[str, ...] = ()  # announced failed
     outcome: str | None = None  # how it was resolved or closed, for status and the logs
+
+    @classmethod
+    def intent(cls, key: str, selector: Sequence[Mapping[str, Any]], listed: Iterable[Listed], now: float,
+               timeout_s: float, owner_until: float, message: Mapping[str, Any], identity: str,
+               result: Mapping[str, Any]) -> OrderRecord:
+        """An order about to be sent, with the device ids its regions have just before it."""
+        pairs = tuple((e["regionCode"], e["count"]) for e in selector)
+        listed = list(listed)
+        baseline = {r: tuple(sorted(d.id for d in listed if d.region == r)) for r, _ in pairs}
+        return cls(key, pairs, now, now + timeout_s, owner_until, baseline, Phase.INTENT, message, identity,
+                   result)
 
     @property
     def regions(self) -> frozenset[str]:

@@ -5,11 +5,12 @@ The same for every duplicate of an invocation (no request id in it) except
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Mapping
 
-from .errors import InputError
+from .errors import InputError, Unauthorized
 from .planner import Plan
 
 
@@ -68,6 +69,13 @@ class Result:
     def announced(self, mns_message_id: str) -> Result:
         assert self.message is not None
         return replace(self, message=replace(self.message, published=True, mns_message_id=mns_message_id))
+
+    def as_http(self) -> dict[str, Any]:
+        """FC's HTTP trigger response: 401 for a missing token, 400 for other bad input."""
+        error = (self.error or {}).get("type")
+        status = 401 if error == Unauthorized.kind else 400 if error else 200
+        return {"statusCode": status, "headers": {"Content-Type": "application/json"},
+                "body": json.dumps(self.as_dict())}
 
     def as_dict(self) -> dict[str, Any]:
         if self.status is Status.REJECTED:
