@@ -81,7 +81,7 @@ def test_plan_prints_a_decision_table_and_calls_nothing(name: str, cloud: LocalC
     code = cli.main(["plan", "--event", str(EVENTS / name)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.splitlines()[1].split()[:3] == ["region", "signal", "rule"]
+    assert out.splitlines()[1].split()[:5] == ["region", "signal", "metric", "value", "rule"]
     assert "ResourceSelector:" in out
     assert cloud.calls == []
 

@@ -1,0 +1,69 @@
+"""What a person reads: the handler's result as a decision table and a few lines.
+
+Shared by the CLI and the run command (`localcloud/run.py`), so both say the same
+thing the same way. A cell too wide for its column is cut with an ellipsis, never
+silently: a rule or a dedupe key that looks whole but is not misleads.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+ELLIPSIS = "…"
+# (heading, widest the column grows to); the last column is never cut.
+COLUMNS = (("region", 32), ("signal", 44), ("metric", 20), ("value", 10), ("rule", 44), ("raw", 5),
+           ("final", 5), ("reasons", 0))
+CAPS = ("RegionCap", "InvocationCap", "BudgetExhausted", "MaxDevices", "Cooldown")
+
+
+def decision_table(decisions: Sequence[dict[str, Any]]) -> str:
+    """One row per region: what was read, which rule fired, and every guard that changed the count."""
+    rows = [[d["region"], _signals(d["signals"]), d.get("metric") or "-", _number(d.get("value")),
+             d["rule"] or "-", str(d["raw"]), str(d["final"]), ", ".join(d["reasons"]) or "-"]
+            for d in decisions]
+    widths = [max([len(name)] + [len(r[i]) for r in rows]) for i, (name, _) in enumerate(COLUMNS)]
+    widths = [min(w, cap) if cap else w for w, (_, cap) in zip(widths, COLUMNS)]
+    lines = [[name for name, _ in COLUMNS], ["-" * w for w in widths]] + rows
+    return "\n".join("  ".join(_fit(cell, w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def cut_requests(result: dict[str, Any]) -> list[str]:
+    """Manual requests that got fewer devices than they asked for, one sentence each.
+
+    An alarm held back by a cap is the cap doing its job; a person who asked for N
+    devices by hand and got fewer must be told, or they will think N are coming.
+    """
+    return [f"manual request {', '.join(d['signals'])} asked for {d['raw']} in {d['region']}, got {d['final']} "
+            f"({', '.join(r for r in d['reasons'] if r in CAPS)})"
+            for d in result.get("decisions") or ()
+            if d["final"] < d["raw"] and any(s.startswith("manual:") for s in d["signals"])]
+
+
+def render(result: dict[str, Any]) -> str:
+    parts = [f"status: {result['status']}"]
+    if result.get("error"):
+        parts.append(f"error ({result['error']['type']}): {result['error']['message']}")
+    if result.get("decisions"):
+        parts.append(decision_table(result["decisions"]))
+    for r in result.get("rejections") or ():
+        parts.append(f"rejected {r['dedupeKey']} ({r['source']}): {r['error']}")
+    if "resourceSelector" in result:
+        parts.append("ResourceSelector: " + json.dumps(result["resourceSelector"]))
+    if result.get("order"):
+        parts.append(f"ENS OrderId {result['order']['OrderId']}, DeviceIds {result['order']['DeviceIds']}")
+    if result.get("message"):
+        parts.append(f"message {result['message']['id']}: published={result['message'].get('published')}")
+    parts += [f"cut: {line}" for line in cut_requests(result)]
+    return "\n".join(parts)
+
+
+def _fit(cell: str, width: int) -> str:
+    return (cell if len(cell) <= width else cell[:width - 1] + ELLIPSIS).ljust(width)
+
+
+def _signals(keys: Sequence[str]) -> str:
+    return keys[0] + (f" (+{len(keys) - 1})" if len(keys) > 1 else "") if keys else "-"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
