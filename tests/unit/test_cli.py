@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ens_autoscaler import cli
-from ens_autoscaler.display import ELLIPSIS, decision_table
+from ens_autoscaler.display import ELLIPSIS, EXIT_CUT, decision_table
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -77,7 +77,7 @@ def test_a_cell_too_wide_for_its_column_ends_in_an_ellipsis_never_silently() -> 
 def test_a_manual_request_cut_by_a_cap_says_so_and_exits_3(capsys, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "plan", "--event", manual(tmp_path, {"cn-hangzhou-telecom": 6}),
                        "--policy", str(DEFAULT_POLICY))
-    assert code == cli.EXIT_CUT == 3
+    assert code == EXIT_CUT == 3
     assert "cut: manual request manual:try-1 asked for 6 in cn-hangzhou-telecom, got 4 (RegionCap)" in out
 
 

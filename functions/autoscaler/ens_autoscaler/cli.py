@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .display import cut_requests, render
+from .display import exit_code, print_quietly, render, show_logs
 from .errors import AutoscalerError, ConfigError, InputError
-
-EXIT_CODES = {"invalid": 1, "rejected": 1, "failed": 2}  # anything else: 0
-EXIT_CUT = 3  # done, but a manual request got fewer devices than it asked for (a cap cut it)
-
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
     from .policy import check_file
@@ -170,7 +164,7 @@ def _region_count(text: str) -> tuple[str, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.verbose:
-        _show_logs()
+        show_logs()
     try:
         result = COMMANDS[args.command][0](args)
     except (InputError, ConfigError) as exc:
@@ -180,26 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = {"status": "failed", "error": {"type": exc.kind, "message": str(exc)}}
     except OSError as exc:
         result = {"status": "failed", "error": {"type": "io", "message": str(exc)}}
-    code = EXIT_CODES.get(result.get("status"), EXIT_CUT if cut_requests(result) else 0)
-    _print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else _text(result))
-    return code
-
-
-def _print(text: str) -> None:
-    """Print; a reader that went away (`--json | head`) ends the output quietly, not with a traceback."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        # Python flushes stdout again at exit and would report the broken pipe there: point it elsewhere.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _show_logs() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    logger = logging.getLogger("ens_autoscaler")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    print_quietly(json.dumps(result, indent=2, ensure_ascii=False) if args.json else _text(result))
+    return exit_code(result)
 
 
 def _text(result: dict[str, Any]) -> str:

@@ -7,6 +7,9 @@ silently: a rule or a dedupe key that looks whole but is not misleads.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 from typing import Any, Sequence
 
 ELLIPSIS = "…"
@@ -14,6 +17,31 @@ ELLIPSIS = "…"
 COLUMNS = (("region", 32), ("signal", 44), ("metric", 20), ("value", 10), ("rule", 44), ("raw", 5),
            ("final", 5), ("reasons", 0))
 CAPS = ("RegionCap", "InvocationCap", "BudgetExhausted", "MaxDevices", "Cooldown")
+EXIT_CODES = {"invalid": 1, "rejected": 1, "failed": 2}  # any other status: 0, or EXIT_CUT
+EXIT_CUT = 3  # done, but a manual request got fewer devices than it asked for (a cap cut it)
+
+
+def exit_code(result: dict[str, Any]) -> int:
+    """The process exit code for a result, the same for the CLI and the run command."""
+    return EXIT_CODES.get(result.get("status", ""), EXIT_CUT if cut_requests(result) else 0)
+
+
+def print_quietly(text: str) -> None:
+    """Print; a reader that went away (`--json | head`) ends the output quietly, not with a traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would report the broken pipe there: point it elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def show_logs() -> None:
+    """`-v`: the function's JSON log lines on stderr, as the logstore would get them."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("ens_autoscaler")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
 
 
 def decision_table(decisions: Sequence[dict[str, Any]]) -> str:
