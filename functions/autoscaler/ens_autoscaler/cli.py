@@ -64,9 +64,12 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     from .simulate.fleet import starting_fleet
     from .simulate.replay import replay
 
+    if args.out is not None:
+        chart.check_output(args.out)  # a typo in --out must not cost a long replay
     policy = read_policy(args.policy)
     fleet = starting_fleet(policy, args.initial_devices, dict(args.initial), args.provisioning_delay)
-    run = replay(history.read_history(args.metrics), policy, fleet)
+    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+    run = replay(history.read_history(args.metrics), policy, fleet, progress)
     summary = report.summarize(run)
     result = {"status": "simulated", "policy": str(args.policy), "metrics": str(args.metrics),
               **summary.as_dict(), "image": None}
@@ -74,6 +77,21 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
         chart.render(run, summary, args.out)
         result["image"] = str(args.out)
     return result
+
+
+class Progress:
+    """`replayed 1200/43200 ticks` on one line of a terminal, rewritten at most every 1 %."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self._shown = stream, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = done * 100 // max(total, 1)
+        if percent != self._shown:
+            self._shown = percent
+            end = "\n" if done >= total else ""
+            self._stream.write(f"\rreplayed {done}/{total} ticks ({percent} %){end}")
+            self._stream.flush()
 
 
 def cmd_export_metrics(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,7 +137,7 @@ def _simulate_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--policy", required=True, type=Path, help="the policy to try")
     s.add_argument("--metrics", required=True, type=Path,
                    help="metric history CSV: time, regionCode, metric, value (see examples/)")
-    s.add_argument("--out", type=Path, help="also draw the PNG report here (needs matplotlib)")
+    s.add_argument("--out", type=Path, help="also draw the report here: .png or .svg (needs matplotlib)")
     s.add_argument("--initial-devices", type=int, default=2, metavar="N",
                    help="devices Running in every policy region at the start (default 2)")
     s.add_argument("--initial", type=_region_count, action="append", default=[], metavar="REGION=N",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..message import invocation_key
 from ..planner import History, Inventory, Plan, plan
@@ -39,9 +39,12 @@ class Replay:
     ticks: tuple[Tick, ...]
 
 
-def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet) -> Replay:
+def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
+           progress: Callable[[int, int], None] | None = None) -> Replay:
+    """`progress(done, ticks)` is told after every tick, so a long replay can show how far it is."""
     readings = tuple(sorted(readings))
     start, store, ticks = fleet, MemoryStore(), []
+    total = len({r.time for r in readings}) if progress else 0
     for now, batch in groupby(readings, key=lambda r: r.time):
         history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
         the_plan = plan([_signal(r) for r in batch], policy, history, now, fleet.inventory(now))
@@ -51,6 +54,8 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet) -> Replay:
                                    for e in the_plan.selector)
             fleet = fleet.ordered(the_plan.selector, now)
         ticks.append(Tick(now, the_plan, fleet.inventory(now)))
+        if progress:
+            progress(len(ticks), total)
     return Replay(policy, readings, start, tuple(ticks))
 
 
