@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from ens_autoscaler.cli import Progress, main
+from ens_autoscaler.cli import main
+from ens_autoscaler.display import Progress
 from ens_autoscaler.planner import Reason
 from ens_autoscaler.policy import parse_policy, read_policy
 from ens_autoscaler.simulate import chart, report

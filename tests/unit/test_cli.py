@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -87,12 +89,22 @@ def test_a_manual_request_within_the_caps_exits_0(capsys, tmp_path: Path) -> Non
     assert code == 0 and "cut:" not in out
 
 
-def test_verbose_prints_the_log_lines_on_stderr(capsys, tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def logger_restored() -> Iterator[None]:
+    """-v adds a handler to the package's logger: leave the logger as the next test expects it."""
+    logger = logging.getLogger("ens_autoscaler")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:], logger.level = handlers, level
+
+
+def test_verbose_prints_the_log_lines_on_stderr(capsys, tmp_path: Path, monkeypatch, logger_restored) -> None:
     monkeypatch.setenv("STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
     event = manual(tmp_path, {"cn-nowhere-1": 1})
     quiet_code, quiet_out, quiet_err = run(capsys, "invoke", "--event", event, "--policy", str(DEFAULT_POLICY))
+    run(capsys, "invoke", "-v", "--event", event, "--policy", str(DEFAULT_POLICY))
     code, out, err = run(capsys, "invoke", "-v", "--event", event, "--policy", str(DEFAULT_POLICY))
-    assert quiet_code == code == 1 and quiet_out == out and quiet_err == ""
+    assert quiet_code == code == 1 and quiet_out == out and quiet_err == ""  # -v twice: each line once
     lines = [json.loads(line.split(" ", 1)[1]) for line in err.splitlines()]
     assert [line["event"] for line in lines] == ["signal_rejected", "rejected"]
     assert lines[0]["dedupeKey"] == "manual:try-1"

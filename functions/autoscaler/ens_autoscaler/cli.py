@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .display import exit_code, print_quietly, render, show_logs
+from .display import Progress, exit_code, print_quietly, render, show_logs
 from .errors import AutoscalerError, ConfigError, InputError
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,21 +79,6 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-class Progress:
-    """`replayed 1200/43200 ticks` on one line of a terminal, rewritten at most every 1 %."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream, self._shown = stream, -1
-
-    def __call__(self, done: int, total: int) -> None:
-        percent = done * 100 // max(total, 1)
-        if percent != self._shown:
-            self._shown = percent
-            end = "\n" if done >= total else ""
-            self._stream.write(f"\rreplayed {done}/{total} ticks ({percent} %){end}")
-            self._stream.flush()
-
-
 def cmd_export_metrics(args: argparse.Namespace) -> dict[str, Any]:
     from .simulate import cloudmonitor
 
@@ -113,7 +98,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ens_autoscaler", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="ens-autoscaler", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         s = sub.add_parser(name, help=help_text, description=help_text)

@@ -19,6 +19,7 @@ COLUMNS = (("region", 32), ("signal", 44), ("metric", 20), ("value", 10), ("rule
 CAPS = ("RegionCap", "InvocationCap", "BudgetExhausted", "MaxDevices", "Cooldown")
 EXIT_CODES = {"invalid": 1, "rejected": 1, "failed": 2}  # any other status: 0, or EXIT_CUT
 EXIT_CUT = 3  # done, but a manual request got fewer devices than it asked for (a cap cut it)
+VERBOSE_HANDLER = "ens-autoscaler -v"
 
 
 def exit_code(result: dict[str, Any]) -> int:
@@ -36,12 +37,31 @@ def print_quietly(text: str) -> None:
 
 
 def show_logs() -> None:
-    """`-v`: the function's JSON log lines on stderr, as the logstore would get them."""
+    """`-v`: the function's JSON log lines on stderr, as the logstore would get them. Once:
+    a second call replaces the first handler rather than printing every line twice."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(VERBOSE_HANDLER)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger = logging.getLogger("ens_autoscaler")
+    for old in [h for h in logger.handlers if h.get_name() == VERBOSE_HANDLER]:
+        logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+
+
+class Progress:
+    """`replayed 1200/43200 ticks` on one line of a terminal, rewritten at most every 1 %."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self._shown = stream, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = done * 100 // max(total, 1)
+        if percent != self._shown:
+            self._shown = percent
+            end = "\n" if done >= total else ""
+            self._stream.write(f"\rreplayed {done}/{total} ticks ({percent} %){end}")
+            self._stream.flush()
 
 
 def decision_table(decisions: Sequence[dict[str, Any]]) -> str:
