@@ -34,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print everything as one JSON document")
     parser.add_argument("-v", "--verbose", action="store_true", help="also print the log lines (stderr)")
     args = parser.parse_args(argv)
-    event = args.event.read_bytes()  # a missing file fails here, before anything starts
+    try:  # bad arguments fail here, before anything starts
+        event = args.event.read_bytes()
+    except OSError as exc:
+        parser.error(f"cannot read the event file {args.event}: {exc.strerror}")
+    if args.state is not None and not args.state.resolve().parent.is_dir():
+        parser.error(f"--state {args.state}: the folder {args.state.resolve().parent} does not exist")
     sys.path.insert(0, str(ROOT / "functions" / "autoscaler"))
     from ens_autoscaler.display import exit_code, print_quietly, show_logs
 
@@ -59,9 +64,14 @@ def _invoke(cloud: LocalCloud, event: bytes, state: Path, dry_run: bool) -> dict
         DRY_RUN="true" if dry_run else "false",
     )
     import index
+    from ens_autoscaler.display import failure
+    from ens_autoscaler.errors import AutoscalerError
 
     context = SimpleNamespace(request_id="local-run-1", function=SimpleNamespace(timeout=60))
-    returned = json.loads(index.handler(event, context))
+    try:
+        returned = json.loads(index.handler(event, context))
+    except AutoscalerError as exc:  # raised on purpose, for FC to retry or report
+        returned = failure(exc)
     http = "statusCode" in returned  # the HTTP trigger's answer wraps the result
     return {
         "httpStatus": returned["statusCode"] if http else None,

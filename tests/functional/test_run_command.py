@@ -48,3 +48,20 @@ def test_a_manual_request_cut_by_a_cap_says_so_and_exits_3(tmp_path: Path) -> No
     done = run(str(event), "--dry-run", tmp=tmp_path)
     assert done.returncode == 3, done.stderr
     assert "cut: manual request manual:big asked for 6 in cn-hangzhou-telecom, got 4 (RegionCap)" in done.stdout
+
+
+def test_bad_arguments_are_named_before_anything_starts(tmp_path: Path) -> None:
+    missing_folder = run(str(EVENTS / "manual-counts.json"), "--state", str(tmp_path / "no" / "s.db"), tmp=tmp_path)
+    missing_event = run(str(tmp_path / "none.json"), tmp=tmp_path)
+    assert (missing_folder.returncode, missing_event.returncode) == (2, 2)
+    assert f"--state {tmp_path / 'no' / 's.db'}: the folder {tmp_path / 'no'} does not exist" in missing_folder.stderr
+    assert f"cannot read the event file {tmp_path / 'none.json'}" in missing_event.stderr
+    assert "Traceback" not in missing_folder.stderr + missing_event.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_a_configuration_error_is_a_summary_not_a_traceback(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SCALING_POLICY", str(tmp_path / "missing.yaml"))
+    done = run(str(EVENTS / "manual-counts.json"), tmp=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"error (bad_config): cannot read policy file {tmp_path / 'missing.yaml'}" in done.stdout
+    assert "ENS received 0 RescaleDeviceService calls" in done.stdout

@@ -95,7 +95,8 @@ def logger_restored() -> Iterator[None]:
     logger = logging.getLogger("ens_autoscaler")
     handlers, level = list(logger.handlers), logger.level
     yield
-    logger.handlers[:], logger.level = handlers, level
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
 
 
 def test_verbose_prints_the_log_lines_on_stderr(capsys, tmp_path: Path, monkeypatch, logger_restored) -> None:

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .display import Progress, exit_code, print_quietly, render, show_logs
-from .errors import AutoscalerError, ConfigError, InputError
+from .display import Progress, exit_code, failure, print_quietly, render, show_logs
+from .errors import AutoscalerError
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
     from .policy import check_file
@@ -170,13 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_logs()
     try:
         result = COMMANDS[args.command][0](args)
-    except (InputError, ConfigError) as exc:
-        result = {"status": "invalid" if isinstance(exc, ConfigError) else "rejected",
-                  "error": {"type": exc.kind, "message": str(exc)}}
-    except AutoscalerError as exc:
-        result = {"status": "failed", "error": {"type": exc.kind, "message": str(exc)}}
-    except OSError as exc:
-        result = {"status": "failed", "error": {"type": "io", "message": str(exc)}}
+    except (AutoscalerError, OSError) as exc:
+        result = failure(exc)
     print_quietly(json.dumps(result, indent=2, ensure_ascii=False) if args.json else _text(result))
     return exit_code(result)
 

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any, Sequence
 
+from .errors import AutoscalerError, ConfigError, InputError
+
 ELLIPSIS = "…"
 # (heading, widest the column grows to); the last column is never cut.
 COLUMNS = (("region", 32), ("signal", 44), ("metric", 20), ("value", 10), ("rule", 44), ("raw", 5),
@@ -20,6 +22,13 @@ CAPS = ("RegionCap", "InvocationCap", "BudgetExhausted", "MaxDevices", "Cooldown
 EXIT_CODES = {"invalid": 1, "rejected": 1, "failed": 2}  # any other status: 0, or EXIT_CUT
 EXIT_CUT = 3  # done, but a manual request got fewer devices than it asked for (a cap cut it)
 VERBOSE_HANDLER = "ens-autoscaler -v"
+
+
+def failure(exc: AutoscalerError | OSError) -> dict[str, Any]:
+    """A raised error as a result: bad configuration, bad input, or a failure worth retrying."""
+    status = "invalid" if isinstance(exc, ConfigError) else "rejected" if isinstance(exc, InputError) else "failed"
+    kind = exc.kind if isinstance(exc, AutoscalerError) else "io"
+    return {"status": status, "error": {"type": kind, "message": str(exc)}}
 
 
 def exit_code(result: dict[str, Any]) -> int:
