@@ -294,8 +294,10 @@ def _did_you_mean(word: str, choices: Any) -> str:
 
 
 def _service(c: _Checker, raw: Any) -> ServiceParams:
-    # AppId: every order is placed for an application; an order without one is not one the
-    # function can later find again by DescribeDeviceService (which filters by AppId).
+    # AppId is required although the RescaleDeviceService page lists it as optional: the
+    # inventory read (DescribeDeviceService, filtered by AppId in ens.py) would otherwise count
+    # every application's devices in the account toward maxDevices and target tracking, and the
+    # orders would go out for no application the function can find them under again.
     m = c.mapping(raw, "service", {"appId", "serviceId", "resourceSpec", "imageId", "ipType",
                                    "resourceInfo", "timeout"}, required={"appId"})
     ip_type = m.get("ipType")
