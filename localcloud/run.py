@@ -1,9 +1,11 @@
 """Run the function once, end to end, on this machine: the README's run command.
 
 Starts the emulator on a loopback port, points the function at it (ENS, MNS,
-SQLite state under /tmp), invokes `index.handler` on an event file exactly as FC
-would (bytes in, JSON out) and shows what happened on the wire: the decision,
-the RescaleDeviceService call ENS received and the message MNS received.
+SQLite state), invokes `index.handler` on an event file exactly as FC would
+(bytes in, JSON out) and says what happened: the decisions as a table, the order
+ENS received, the message MNS received. `--json` prints all of it, wire included.
+State lives in a temporary directory removed at exit, unless `--state FILE` keeps
+it, so that running the same event again shows what a duplicate delivery does.
 """
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import json
 import os
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from localcloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_TOPIC, LocalCloud
 
@@ -23,37 +27,75 @@ SAMPLE_TOKEN = "example-callback-token"  # the ?token= the sample HTTP events ca
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("event", nargs="?", default=str(ROOT / "events" / "cms-http-alarm.json"))
+    parser.add_argument("event", nargs="?", type=Path, default=ROOT / "events" / "cms-http-alarm.json")
     parser.add_argument("--dry-run", action="store_true", help="DRY_RUN=true: never call RescaleDeviceService")
+    parser.add_argument("--state", type=Path, metavar="FILE",
+                        help="keep the SQLite state in FILE between runs (default: a temporary file, removed)")
+    parser.add_argument("--json", action="store_true", help="print everything as one JSON document")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print the log lines (stderr)")
     args = parser.parse_args(argv)
-    state = Path(tempfile.mkdtemp(prefix="ens-autoscaler-")) / "state.db"
-    with LocalCloud() as cloud:
-        os.environ.update(
-            ENS_ENDPOINT=cloud.url, MNS_ENDPOINT=cloud.url, MNS_TOPIC=DEFAULT_TOPIC,
-            ALIBABA_CLOUD_ACCESS_KEY_ID=DEFAULT_ACCESS_KEY_ID,
-            ALIBABA_CLOUD_ACCESS_KEY_SECRET=DEFAULT_ACCESS_KEY_SECRET,
-            STATE_URL=f"sqlite:///{state}", CALLBACK_TOKEN=SAMPLE_TOKEN,
-            DRY_RUN="true" if args.dry_run else "false",
-        )
-        sys.path.insert(0, str(ROOT / "functions" / "autoscaler"))
-        import index
+    try:  # bad arguments fail here, before anything starts
+        event = args.event.read_bytes()
+    except OSError as exc:
+        parser.error(f"cannot read the event file {args.event}: {exc.strerror}")
+    if args.state is not None and not args.state.resolve().parent.is_dir():
+        parser.error(f"--state {args.state}: the folder {args.state.resolve().parent} does not exist")
+    sys.path.insert(0, str(ROOT / "functions" / "autoscaler"))
+    from ens_autoscaler.display import exit_code, print_quietly, show_logs
 
-        print(f"local cloud at {cloud.url}; state in {state}\nevent: {args.event}\n")
-        context = SimpleNamespace(request_id="local-run-1", function=SimpleNamespace(timeout=60))
-        returned = json.loads(index.handler(Path(args.event).read_bytes(), context))
-        result = json.loads(returned["body"]) if "statusCode" in returned else returned
-        _show("decisions", result.get("decisions") or result.get("error"))
-        for call in cloud.calls_for("RescaleDeviceService"):
-            _show("ENS received RescaleDeviceService", call["params"])
-        for message in cloud.messages(DEFAULT_TOPIC):
-            _show(f"MNS received a message (tag {message['tag']})", json.loads(message["body"]))
-        status = f" (HTTP {returned['statusCode']})" if "statusCode" in returned else ""
-        _show(f"handler returned{status}", result)
-    return 0 if result.get("status") != "rejected" else 1
+    if args.verbose:
+        show_logs()
+    with ExitStack() as stack:
+        state = args.state.resolve() if args.state else \
+            Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ens-autoscaler-"))) / "state.db"
+        cloud = stack.enter_context(LocalCloud())
+        report = _invoke(cloud, event, state, args.dry_run)
+        report.update(event=str(args.event), state=str(state) if args.state else None)
+    print_quietly(json.dumps(report, indent=2, ensure_ascii=False) if args.json else _summary(report))
+    return exit_code(report["result"])
 
 
-def _show(title: str, value: object) -> None:
-    print(f"== {title}\n{json.dumps(value, indent=2, ensure_ascii=False)}\n")
+def _invoke(cloud: LocalCloud, event: bytes, state: Path, dry_run: bool) -> dict[str, Any]:
+    os.environ.update(
+        ENS_ENDPOINT=cloud.url, MNS_ENDPOINT=cloud.url, MNS_TOPIC=DEFAULT_TOPIC,
+        ALIBABA_CLOUD_ACCESS_KEY_ID=DEFAULT_ACCESS_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=DEFAULT_ACCESS_KEY_SECRET,
+        STATE_URL=f"sqlite:///{state}", CALLBACK_TOKEN=SAMPLE_TOKEN,
+        DRY_RUN="true" if dry_run else "false",
+    )
+    import index
+    from ens_autoscaler.display import failure
+    from ens_autoscaler.errors import AutoscalerError
+
+    context = SimpleNamespace(request_id="local-run-1", function=SimpleNamespace(timeout=60))
+    try:
+        returned = json.loads(index.handler(event, context))
+    except AutoscalerError as exc:  # raised on purpose, for FC to retry or report
+        returned = failure(exc)
+    http = "statusCode" in returned  # the HTTP trigger's answer wraps the result
+    return {
+        "httpStatus": returned["statusCode"] if http else None,
+        "result": json.loads(returned["body"]) if http else returned,
+        "ensReceived": [call["params"] for call in cloud.calls_for("RescaleDeviceService")],
+        "mnsReceived": [{"MessageId": m["MessageId"], "tag": m["tag"], "body": json.loads(m["body"])}
+                        for m in cloud.messages(DEFAULT_TOPIC)],
+    }
+
+
+def _summary(report: dict[str, Any]) -> str:
+    from ens_autoscaler.display import render
+
+    http = f" (HTTP {report['httpStatus']})" if report["httpStatus"] is not None else ""
+    state = report["state"] or "temporary, removed at exit (--state FILE keeps it)"
+    lines = [f"event: {report['event']}{http}", f"state: {state}", render(report["result"])]
+    calls = report["ensReceived"]
+    lines.append(f"ENS received {len(calls)} RescaleDeviceService call{'s' * (len(calls) != 1)}"
+                 + "".join(f"\n  ResourceSelector {c.get('ResourceSelector')}" for c in calls))
+    messages = report["mnsReceived"]
+    lines.append(f"MNS received {len(messages)} message{'s' * (len(messages) != 1)}"
+                 + "".join(f"\n  MessageId {m['MessageId']} (tag {m['tag']}, id {m['body'].get('id')})"
+                           for m in messages))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def test_plan_prints_a_decision_table_and_calls_nothing(name: str, cloud: LocalC
     if name == "timer-readiness.json":
         assert out.splitlines()[0] == "status: follow_up"
         return
-    assert out.splitlines()[1].split()[:3] == ["region", "signal", "rule"]
+    assert out.splitlines()[1].split()[:5] == ["region", "signal", "metric", "value", "rule"]
     assert "ResourceSelector:" in out
 
 

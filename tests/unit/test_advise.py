@@ -38,7 +38,8 @@ STEPS = [{"lower": 70, "upper": 85, "add": 1}, {"lower": 85, "upper": 95, "add":
 
 
 def policy(per_region: int = 4, **region: int) -> Policy:
-    return parse_policy({"limits": {"perRegion": per_region, "total": 8, "cooldownSeconds": 600,
+    return parse_policy({"service": {"appId": "app-1", "timeout": 1800},
+                         "limits": {"perRegion": per_region, "total": 8, "cooldownSeconds": 600,
                                     "budget24h": {"perRegion": 12}},
                          "regions": {R: {"steps": {"metric": "CPUUtilization", "table": STEPS}, **region}}})
 
@@ -192,7 +193,7 @@ def test_the_chart_is_a_png(applied: Path) -> None:
 
 def test_a_policy_without_timeout_needs_the_delay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bare = tmp_path / "policy.yaml"
-    bare.write_text(yaml.safe_dump({"limits": {"perRegion": 1, "total": 1},
+    bare.write_text(yaml.safe_dump({"service": {"appId": "app-1"}, "limits": {"perRegion": 1, "total": 1},
                                     "regions": {R: {"steps": {"table": STEPS}}}}))
     csv = tmp_path / "h.csv"
     write_history(history(2, evening()), csv)
@@ -220,7 +221,7 @@ def test_load_the_limits_forbid_serving_is_not_under_target() -> None:
 def test_advice_never_overwrites_a_profile_of_the_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     taken = tmp_path / "policy.yaml"
     taken.write_text(yaml.safe_dump({
-        "service": {"timeout": 1800}, "limits": {"perRegion": 4, "total": 8},
+        "service": {"appId": "app-1", "timeout": 1800}, "limits": {"perRegion": 4, "total": 8},
         "regions": {R: {"steps": {"metric": "CPUUtilization", "table": STEPS}}},
         "profiles": {"advise-daily-1730": {R: 1}}}))
     csv = tmp_path / "h.csv"

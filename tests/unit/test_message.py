@@ -9,7 +9,7 @@ from ens_autoscaler.planner import plan
 from ens_autoscaler.policy import parse_policy
 from ens_autoscaler.signals import Family, Signal, SignalKind
 
-POLICY = parse_policy({"limits": {"perRegion": 1000, "total": 1000},
+POLICY = parse_policy({"service": {"appId": "app-1"}, "limits": {"perRegion": 1000, "total": 1000},
                        "regions": {f"cn-r-{i}": {"ispCode": "telecom",
                                                  "steps": {"table": [{"lower": 0, "add": 50}]}}
                                    for i in range(20)},

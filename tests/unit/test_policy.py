@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import yaml
 
 from ens_autoscaler.errors import ConfigError
-from ens_autoscaler.policy import PolicyCache, parse_policy, read_policy
+from ens_autoscaler.policy import PolicyCache, check_file, check_policy, parse_policy, read_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = ROOT / "functions" / "autoscaler" / "policy.yaml"
@@ -115,10 +115,10 @@ def test_cache_rereads_only_when_the_file_changes(tmp_path: Path, doc: dict) -> 
     first = cache.get(str(path))
     assert cache.get(str(path)) is first and len(reads) == 1
     changed = copy.deepcopy(doc)
-    changed["limits"]["total"] = 3
+    changed["limits"]["total"] = 5
     path.write_text(yaml.safe_dump(changed))
     os.utime(path, ns=(1, 2_000_000_000_000_000_000))  # a distinct mtime even on coarse clocks
-    assert cache.get(str(path)).limits.total == 3 and len(reads) == 2
+    assert cache.get(str(path)).limits.total == 5 and len(reads) == 2
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -133,6 +133,74 @@ def test_field_paths_answer_exactly_as_jmespath(expression: str, document: objec
     """Plain field paths skip the JMESPath interpreter; they must never answer differently."""
     import jmespath
 
-    policy = parse_policy({"limits": {"perRegion": 1, "total": 1}, "regions": {"cn-a-1": {}},
+    policy = parse_policy({"service": {"appId": "app-1"}, "limits": {"perRegion": 1, "total": 1},
+                           "regions": {"cn-a-1": {}},
                            "signals": {"message": {"region": expression}}})
     assert policy.message.region.search(document) == jmespath.search(expression, document)
+
+
+def check_text(tmp_path: Path, text: str):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return check_file(path)
+
+
+def test_a_key_written_twice_anywhere_is_an_error_with_both_lines(tmp_path: Path) -> None:
+    text = DEFAULT_POLICY.read_text().replace("  total: 8 ", "  total: 8\n  perRegion: 4 ", 1)
+    text = text.replace("        - {lower: 90, add: 2}", "        - {lower: 90, add: 2, add: 9}", 1)
+    check = check_text(tmp_path, text)
+    assert check.policy is None
+    assert [(p.path, p.severity) for p in check.problems] == [
+        ("limits.perRegion", "error"), ("regions.cn-shanghai-cmcc.steps.table[1].add", "error")]
+    assert "key written twice (lines 19 and 21)" in check.problems[0].message
+    with pytest.raises(ConfigError, match="limits.perRegion: key written twice"):
+        read_policy(tmp_path / "policy.yaml")
+
+
+def test_a_region_listed_twice_is_an_error_not_last_one_wins(tmp_path: Path) -> None:
+    text = DEFAULT_POLICY.read_text().replace(
+        "\n  cn-guangzhou-unicom:", "\n  cn-shanghai-cmcc:\n    ispCode: cmcc\n  cn-guangzhou-unicom:", 1)
+    (problem,) = check_text(tmp_path, text).problems
+    assert problem.path == "regions.cn-shanghai-cmcc" and problem.message.startswith("region listed twice")
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d.pop("service"), ["(policy).service: is required", "service.appId: is required"]),
+    (lambda d: d["service"].pop("appId"), ["service.appId: is required"]),
+    (lambda d: d["limits"].update(total=3), ["limits.total: 3 is below limits.perRegion (4)"]),
+    (lambda d: d["limits"]["budget24h"].update(perRegion=3),
+     ["limits.budget24h.perRegion: 3 is below limits.perRegion (4)"]),
+    (lambda d: d["limits"]["budget24h"].update(total=3),
+     ["limits.budget24h.total: 3 is below limits.perRegion (4)",
+      "limits.budget24h.total: 3 is below limits.budget24h.perRegion (12)"]),
+    (lambda d: d["limits"]["budget24h"].update(total=10),
+     ["limits.budget24h.total: 10 is below limits.budget24h.perRegion (12)"]),
+    (lambda d: d["limits"].update(perRegoin=3, perRegion=4),
+     ["limits.perRegoin: unknown key; did you mean 'perRegion'? (allowed: "]),
+    (lambda d: d["regions"].update({"CN-Hangzhou": {}}),
+     ["regions.CN-Hangzhou: 'CN-Hangzhou' is not a valid ENS region code: expected [a-z]{2}-"]),
+])
+def test_stricter_checks_name_the_key_and_what_is_wrong(doc: dict, mutate, expected: list[str]) -> None:
+    mutate(doc)
+    check = check_policy(doc)
+    assert check.policy is None
+    messages = [str(p) for p in check.errors]
+    assert len(messages) == len(expected), messages
+    assert all(any(m.startswith(e) for m in messages) for e in expected), messages
+
+
+def test_limits_that_agree_are_accepted_at_the_boundary(doc: dict) -> None:
+    doc["limits"].update(perRegion=4, total=4, budget24h={"perRegion": 4, "total": 4})
+    assert check_policy(doc).problems == ()
+
+
+def test_a_metric_no_source_produces_is_a_warning_that_still_loads(doc: dict) -> None:
+    doc["regions"]["cn-shanghai-cmcc"]["steps"]["metric"] = "CpuUtilization"
+    doc["regions"]["cn-guangzhou-unicom"]["target"]["metric"] = "queue_depth"
+    check = check_policy(doc)
+    assert check.policy is not None and check.errors == ()
+    first, second = check.problems
+    assert (first.path, first.severity) == ("regions.cn-shanghai-cmcc.steps.metric", "warning")
+    assert "did you mean 'CPUUtilization'?" in first.message and "acs_ens_new" in first.message
+    assert second.path == "regions.cn-guangzhou-unicom.target.metric" and "did you mean" not in second.message
+    assert second.as_dict() == {"path": second.path, "message": second.message, "severity": "warning"}

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HZ, SH, GZ = "cn-hangzhou-telecom", "cn-shanghai-cmcc", "cn-guangzhou-unicom"
 
 POLICY_DOC = {
+    "service": {"appId": "app-1"},
     "limits": {"perRegion": 4, "total": 4, "cooldownSeconds": 600, "budget24h": {"perRegion": 5}},
     "regions": {
         HZ: {"steps": {"metric": "CPUUtilization", "table": [{"lower": 70, "upper": 85, "add": 1},

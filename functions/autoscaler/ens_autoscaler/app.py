@@ -109,6 +109,7 @@ class Autoscaler:
         preview = plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
         if not preview.selector and not preview.needs_inventory:
             if preview.rejections and not preview.decisions:
+                logs.decisions({}, preview)
                 raise InputError("; ".join(r.error for r in preview.rejections))
             return self._logged(Result.of_plan(Status.NO_ACTION, key, preview, dry_run, state_scope=self.scope), preview)
         if not dry_run:  # what the order needs after ENS answers is checked before anything is written

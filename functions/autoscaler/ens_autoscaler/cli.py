@@ -16,52 +16,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import AutoscalerError, ConfigError, InputError
-
-COLUMNS = (("region", 30), ("signal", 38), ("rule", 44), ("raw", 4), ("final", 5), ("reasons", 30))
-
-
-def decision_table(decisions: Sequence[dict[str, Any]]) -> str:
-    """One row per region: what was read, which rule fired, and every guard that changed the count."""
-    rows = [[d["region"], _signals(d["signals"]), d["rule"] or "-", str(d["raw"]), str(d["final"]),
-             ", ".join(d["reasons"]) or "-"] for d in decisions]
-    widths = [max([w] + [len(r[i]) for r in rows]) if i < 3 else w for i, (_, w) in enumerate(COLUMNS)]
-    widths = [min(w, 60) for w in widths]
-    line = "  ".join(name.ljust(w) for (name, _), w in zip(COLUMNS, widths)).rstrip()
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(out)
-
-
-def _signals(keys: Sequence[str]) -> str:
-    return keys[0] + (f" (+{len(keys) - 1})" if len(keys) > 1 else "") if keys else "-"
-
-
-def render(result: dict[str, Any]) -> str:
-    parts = [f"status: {result['status']}"]
-    if result.get("error"):
-        parts.append(f"error ({result['error']['type']}): {result['error']['message']}")
-    if result.get("decisions"):
-        parts.append(decision_table(result["decisions"]))
-    for r in result.get("rejections") or ():
-        parts.append(f"rejected {r['dedupeKey']} ({r['source']}): {r['error']}")
-    if "resourceSelector" in result:
-        parts.append("ResourceSelector: " + json.dumps(result["resourceSelector"]))
-    if result.get("order"):
-        parts.append(f"ENS OrderId {result['order']['OrderId']}, DeviceIds {result['order']['DeviceIds']}")
-    if result.get("message"):
-        parts.append(f"message {result['message']['id']}: published={result['message'].get('published')}")
-    if result.get("note"):
-        parts.append(result["note"])
-    return "\n".join(parts)
-
+from .display import Progress, exit_code, failure, print_quietly, render, show_logs
+from .errors import AutoscalerError
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
-    from .policy import read_policy
+    from .policy import check_file
 
-    policy = read_policy(args.policy)
-    return {"status": "valid", "policy": str(args.policy), "regions": sorted(policy.regions),
-            "profiles": sorted(policy.profiles)}
+    check = check_file(args.policy)
+    return {"status": "invalid" if check.policy is None else "valid", "policy": str(args.policy),
+            "problems": [p.as_dict() for p in check.problems],
+            "regions": sorted(check.policy.regions) if check.policy else [],
+            "profiles": sorted(check.policy.profiles) if check.policy else []}
 
 
 def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,10 +52,15 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_invoke(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
     from .app import Autoscaler
     from .settings import Settings
 
-    return Autoscaler(Settings.from_env()).handle(Path(args.event).read_bytes(), "cli")
+    settings = Settings.from_env()
+    if args.policy is not None:  # relative to where the command runs, unlike SCALING_POLICY in FC
+        settings = replace(settings, policy_path=str(args.policy.resolve()))
+    return Autoscaler(settings).handle(Path(args.event).read_bytes(), "cli")
 
 
 def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,9 +69,12 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     from .simulate.fleet import starting_fleet
     from .simulate.replay import replay
 
+    if args.out is not None:
+        chart.check_output(args.out)  # a typo in --out must not cost a long replay
     policy = read_policy(args.policy)
     fleet = starting_fleet(policy, args.initial_devices, dict(args.initial), args.provisioning_delay)
-    run = replay(history.read_history(args.metrics), policy, fleet)
+    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+    run = replay(history.read_history(args.metrics), policy, fleet, progress=progress)
     summary = report.summarize(run)
     result = {"status": "simulated", "policy": str(args.policy), "metrics": str(args.metrics),
               **summary.as_dict(), "image": None}
@@ -137,11 +110,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ens_autoscaler", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="ens-autoscaler", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         s = sub.add_parser(name, help=help_text, description=help_text)
         s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        s.add_argument("-v", "--verbose", action="store_true", help="also print the log lines (stderr)")
         if name == "validate":
             s.add_argument("policy", type=Path)
         elif name == "simulate":
@@ -154,8 +128,9 @@ def parser() -> argparse.ArgumentParser:
             advise_cli.arguments(s, _region_count)
         else:
             s.add_argument("--event", required=True, type=Path, help="an event file (see events/)")
-        if name == "plan":
-            s.add_argument("--policy", type=Path, help="default: SCALING_POLICY, else policy.yaml")
+        if name in ("plan", "invoke"):
+            s.add_argument("--policy", type=Path, help="default: SCALING_POLICY (beside index.py, as in "
+                                                       "FC), else the default policy.yaml")
     return p
 
 
@@ -163,7 +138,7 @@ def _simulate_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--policy", required=True, type=Path, help="the policy to try")
     s.add_argument("--metrics", required=True, type=Path,
                    help="metric history CSV: time, regionCode, metric, value (see examples/)")
-    s.add_argument("--out", type=Path, help="also draw the PNG report here (needs matplotlib)")
+    s.add_argument("--out", type=Path, help="also draw the report here: .png or .svg (needs matplotlib)")
     s.add_argument("--initial-devices", type=int, default=2, metavar="N",
                    help="devices Running in every policy region at the start (default 2)")
     s.add_argument("--initial", type=_region_count, action="append", default=[], metavar="REGION=N",
@@ -207,23 +182,25 @@ def _region_count(text: str) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.verbose:
+        show_logs()
     try:
         result = COMMANDS[args.command][0](args)
-        code = 1 if result.get("status") == "rejected" else 0
-    except (InputError, ConfigError) as exc:
-        result, code = {"status": "invalid" if isinstance(exc, ConfigError) else "rejected",
-                        "error": {"type": exc.kind, "message": str(exc)}}, 1
-    except AutoscalerError as exc:
-        result, code = {"status": "failed", "error": {"type": exc.kind, "message": str(exc)}}, 2
-    except OSError as exc:
-        result, code = {"status": "failed", "error": {"type": "io", "message": str(exc)}}, 2
-    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else _text(result))
-    return code
+    except (AutoscalerError, OSError) as exc:
+        result = failure(exc)
+    print_quietly(json.dumps(result, indent=2, ensure_ascii=False) if args.json else _text(result))
+    return exit_code(result)
 
 
 def _text(result: dict[str, Any]) -> str:
-    if result.get("status") == "valid":
-        return f"{result['policy']}: valid ({len(result['regions'])} regions: {', '.join(result['regions'])})"
+    if "problems" in result:
+        lines = [f"{p['severity']}: {p['path']}: {p['message']}" for p in result["problems"]]
+        if result["status"] == "valid":
+            lines.append(f"{result['policy']}: valid ({len(result['regions'])} regions: "
+                         f"{', '.join(result['regions'])})")
+        else:
+            lines.append(f"{result['policy']}: invalid")
+        return "\n".join(lines)
     if result.get("status") == "simulated":
         from .simulate.report import text
 

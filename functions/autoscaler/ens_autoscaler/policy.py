@@ -3,22 +3,37 @@
 Validation happens once per instance, at load, and reports *every* problem with
 its key path (`regions.cn-x.steps.table[1].lower: ...`), so an operator fixes a
 policy in one pass instead of one error per deploy. Unknown keys are errors too:
-a typo such as `perRegoin` must not silently mean "no cap".
+a typo such as `perRegoin` must not silently mean "no cap" — nor may a key written
+twice, which YAML would otherwise resolve by silently keeping the last one.
+Warnings (a metric name no known source produces) never stop a policy from
+loading: they are for `validate`, where a person reads them.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .errors import ConfigError
 from .vocab import MAX_COUNT, REGION_CODE
 
 SIMPLE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # JMESPath fields only
+
+# Metric names a signal can carry without the operator's own producer. CloudMonitor's ENS
+# namespace is `acs_ens_new` (the alarm samples under events/, as CloudMonitor sends them);
+# its metric ids are listed by CloudMonitor DescribeMetricMetaList (Namespace=acs_ens_new,
+# https://www.alibabacloud.com/help/doc-detail/98846.html, whose example answer is the
+# MetricName `CPUUtilization`) and on CloudMonitor "Appendix 1: Metrics"
+# (https://www.alibabacloud.com/help/doc-detail/165008.htm). The samples (events/,
+# examples/metrics-day.csv) all use CPUUtilization. A name outside this set is only a
+# warning: an operator's own MNS messages (signals.message.metric) may carry any name.
+KNOWN_METRICS = ("CPUUtilization",)
+ENS_NAMESPACE = "acs_ens_new"
 
 
 @dataclass(frozen=True)
@@ -150,14 +165,50 @@ def _field_chain(node: Mapping[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One finding of validation, located by its key path."""
+
+    path: str
+    message: str
+    severity: str = "error"  # "error" stops the policy from loading; "warning" never does
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message, "severity": self.severity}
+
+
+@dataclass(frozen=True)
+class PolicyCheck:
+    """Everything validation found; `policy` is None when any finding is an error."""
+
+    policy: Policy | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    def require(self) -> Policy:
+        """The policy, or a ConfigError listing every error (warnings are not errors)."""
+        if self.policy is None:
+            raise ConfigError("invalid policy:\n  " + "\n  ".join(map(str, self.errors)))
+        return self.policy
+
+
 class _Checker:
     """Collects problems with their key paths while reading an untrusted mapping."""
 
-    def __init__(self) -> None:
-        self.problems: list[str] = []
+    def __init__(self, problems: tuple[Problem, ...] = ()) -> None:
+        self.problems: list[Problem] = list(problems)
 
     def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+        self.problems.append(Problem(path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message, "warning"))
 
     def mapping(self, value: Any, path: str, allowed: set[str] | None = None,
                 required: set[str] = frozenset()) -> Mapping[str, Any]:
@@ -170,7 +221,8 @@ class _Checker:
             if not isinstance(key, str):
                 self.problem(path, f"key {key!r} is not a string")
             elif allowed is not None and key not in allowed:
-                self.problem(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                self.problem(f"{path}.{key}", "unknown key" + _did_you_mean(key, allowed)
+                             + f" (allowed: {', '.join(sorted(allowed))})")
         for key in sorted(required - set(value)):
             self.problem(f"{path}.{key}", "is required")
         return value
@@ -218,13 +270,32 @@ class _Checker:
     def region_code(self, value: Any, path: str) -> bool:
         if isinstance(value, str) and REGION_CODE.fullmatch(value):
             return True
-        self.problem(path, f"{value!r} is not a valid ENS region code")
+        self.problem(path, f"{value!r} is not a valid ENS region code: expected {REGION_CODE.pattern} "
+                           "(lower case, such as cn-hangzhou-telecom)")
         return False
+
+    def metric(self, value: Any, path: str) -> str | None:
+        name = self.text(value, path)
+        if name is not None and name not in KNOWN_METRICS:
+            self.warn(path, f"no CloudMonitor alarm or sample produces {name!r}"
+                            + _did_you_mean(name, KNOWN_METRICS)
+                            + f" (the {ENS_NAMESPACE} namespace and the samples use: "
+                            + f"{', '.join(KNOWN_METRICS)}); only your own MNS messages could carry it")
+        return name
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _service(c: _Checker, raw: Any) -> ServiceParams:
+    # AppId is required although the RescaleDeviceService page lists it as optional: the
+    # inventory read (DescribeDeviceService, filtered by AppId in ens.py) would otherwise count
+    # every application's devices in the account toward maxDevices and target tracking, and the
+    # orders would go out for no application the function can find them under again.
     m = c.mapping(raw, "service", {"appId", "serviceId", "resourceSpec", "imageId", "ipType",
-                                   "resourceInfo", "timeout"})
+                                   "resourceInfo", "timeout"}, required={"appId"})
     ip_type = m.get("ipType")
     if ip_type is not None and (isinstance(ip_type, bool) or ip_type not in (1, 2)):
         c.problem("service.ipType", f"must be 1 (Internet) or 2 (internal network), got {ip_type!r}")
@@ -271,7 +342,7 @@ def _steps(c: _Checker, raw: Any, path: str) -> StepTable | None:
         elif nxt.lower > prev.upper:
             c.problem(f"{path}.table", f"gap between {prev.upper:g} and {nxt.lower:g}: "
                                        "a reading there would match no step")
-    return StepTable(metric=c.text(m.get("metric"), f"{path}.metric"), steps=tuple(steps))
+    return StepTable(metric=c.metric(m.get("metric"), f"{path}.metric"), steps=tuple(steps))
 
 
 def _target(c: _Checker, raw: Any, path: str) -> Target | None:
@@ -286,7 +357,7 @@ def _target(c: _Checker, raw: Any, path: str) -> Target | None:
         tolerance = None
     if value is None or tolerance is None:
         return None
-    return Target(c.text(m.get("metric"), f"{path}.metric"), value, tolerance)
+    return Target(c.metric(m.get("metric"), f"{path}.metric"), value, tolerance)
 
 
 def _regions(c: _Checker, raw: Any) -> dict[str, Region]:
@@ -345,51 +416,108 @@ def _extraction(c: _Checker, raw: Any, path: str, keys: set[str],
     )
 
 
-def parse_policy(document: Any) -> Policy:
-    """Validate a decoded policy document; raise ConfigError listing every problem."""
-    c = _Checker()
-    top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals"},
-                    required={"regions", "limits"})
-    limits = c.mapping(top.get("limits"), "limits", {"perRegion", "total", "cooldownSeconds", "budget24h",
-                                                           "maxDevices"},
+def _limits(c: _Checker, raw: Any) -> Limits:
+    limits = c.mapping(raw, "limits", {"perRegion", "total", "cooldownSeconds", "budget24h", "maxDevices"},
                        required={"perRegion", "total"})
     budget = c.mapping(limits.get("budget24h"), "limits.budget24h", {"perRegion", "total"})
+    per_region = c.integer(limits.get("perRegion"), "limits.perRegion", 1, MAX_COUNT)
+    total = c.integer(limits.get("total"), "limits.total", 1, MAX_COUNT)
+    budget_per_region = c.integer(budget.get("perRegion"), "limits.budget24h.perRegion", 0, 100_000)
+    budget_total = c.integer(budget.get("total"), "limits.budget24h.total", 0, 100_000)
+    for path, value, other_path, other in (
+            ("limits.total", total, "limits.perRegion", per_region),
+            ("limits.budget24h.perRegion", budget_per_region, "limits.perRegion", per_region),
+            ("limits.budget24h.total", budget_total, "limits.perRegion", per_region),
+            ("limits.budget24h.total", budget_total, "limits.budget24h.perRegion", budget_per_region)):
+        _at_least(c, path, value, other_path, other)
+    return Limits(
+        per_region=per_region or 1,
+        total=total or 1,
+        cooldown_seconds=c.integer(limits.get("cooldownSeconds", 0), "limits.cooldownSeconds",
+                                   0, BUDGET_WINDOW_SECONDS) or 0,
+        budget_per_region=budget_per_region,
+        budget_total=budget_total,
+        max_devices=c.integer(limits.get("maxDevices"), "limits.maxDevices", 0, 100_000),
+    )
+
+
+def _at_least(c: _Checker, path: str, value: int | None, other_path: str, other: int | None) -> None:
+    """Two limits contradict when the smaller one makes the larger one unreachable: say which."""
+    if value is not None and other is not None and value < other:
+        c.problem(path, f"{value} is below {other_path} ({other}): {other_path} could never be reached; "
+                        f"raise {path} or lower {other_path}")
+
+
+def check_policy(document: Any, found: tuple[Problem, ...] = ()) -> PolicyCheck:
+    """Validate a decoded policy document; `found` are problems already seen in its source text."""
+    c = _Checker(found)
+    top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals"},
+                    required={"regions", "limits", "service"})
     regions = _regions(c, top.get("regions"))
     signals = c.mapping(top.get("signals"), "signals", {"alarm", "message"})
     policy = Policy(
         service=_service(c, top.get("service")),
-        limits=Limits(
-            per_region=c.integer(limits.get("perRegion"), "limits.perRegion", 1, MAX_COUNT) or 1,
-            total=c.integer(limits.get("total"), "limits.total", 1, MAX_COUNT) or 1,
-            cooldown_seconds=c.integer(limits.get("cooldownSeconds", 0), "limits.cooldownSeconds",
-                                       0, BUDGET_WINDOW_SECONDS) or 0,
-            budget_per_region=c.integer(budget.get("perRegion"), "limits.budget24h.perRegion", 0, 100_000),
-            budget_total=c.integer(budget.get("total"), "limits.budget24h.total", 0, 100_000),
-            max_devices=c.integer(limits.get("maxDevices"), "limits.maxDevices", 0, 100_000),
-        ),
+        limits=_limits(c, top.get("limits")),
         regions=regions,
         profiles=_profiles(c, top.get("profiles"), regions),
         alarm=_extraction(c, signals.get("alarm"), "signals.alarm", {"region", "bindings"}, regions),
         message=_extraction(c, signals.get("message"), "signals.message",
                             {"region", "metric", "value"}, regions),
     )
-    if c.problems:
-        raise ConfigError("invalid policy:\n  " + "\n  ".join(c.problems))
-    return policy
+    problems = tuple(c.problems)
+    failed = any(p.severity == "error" for p in problems)
+    return PolicyCheck(None if failed else policy, problems)
 
 
-def read_policy(path: str | os.PathLike[str]) -> Policy:
+def parse_policy(document: Any) -> Policy:
+    """Validate a decoded policy document; raise ConfigError listing every error."""
+    return check_policy(document).require()
+
+
+def check_file(path: str | os.PathLike[str]) -> PolicyCheck:
+    """Read and validate a policy file, keys written twice included (plain YAML keeps the last)."""
     import yaml
 
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml: ~10x
     try:
-        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: ~10x
+        node = loader.get_single_node()
+        duplicates = tuple(_duplicate_keys(node, "")) if node is not None else ()
+        document = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from exc
-    return parse_policy(document)
+    finally:
+        loader.dispose()
+    return check_policy(document, duplicates)
+
+
+def read_policy(path: str | os.PathLike[str]) -> Policy:
+    return check_file(path).require()
+
+
+def _duplicate_keys(node: Any, path: str) -> Iterator[Problem]:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{path}[{i}]")
+    elif isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            at = f"{path}.{key}" if path else key
+            if key in first_line:
+                what = "region listed twice" if path == "regions" else "key written twice"
+                yield Problem(at, f"{what} (lines {first_line[key]} and {line}): YAML would silently "
+                                  "keep only the last one")
+            else:
+                first_line[key] = line
+            yield from _duplicate_keys(value_node, at)
 
 
 class PolicyCache:

@@ -4,16 +4,23 @@ matplotlib is an operator tool, never a dependency of the deployed function, so
 it is imported here, on the one path that draws. No pyplot: the figure is built
 on its own Agg canvas, so nothing global (the backend, a registry of open
 figures) is touched and drawing works the same with or without a display.
+The format follows the file name (.png or .svg), checked before a long replay
+starts rather than after it.
 """
 from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
+from .budget import trace
 from .replay import Replay
 from .report import RegionSummary, Summary, headline, load_of
+
+FORMATS = {".png": "png", ".svg": "svg"}
+LABEL_GAP_PT = 2  # points between two `+n` labels stacked to keep them apart
 
 DPI = 100
 WIDTH_IN = 11.0
@@ -21,30 +28,55 @@ PANEL_IN = 2.6  # height of one region's panel
 MARGIN_IN = 0.6  # the shared time axis and the figure's title
 
 
-def render(run: Replay, summary: Summary, path: str | os.PathLike[str]) -> Any:
-    """Write the PNG: one panel per region of the summary. Returns the matplotlib Figure."""
+def check_output(path: str | os.PathLike[str]) -> str:
+    """The image format for `path`, or the reason it cannot be written — before anything runs."""
+    target = Path(path)
+    kind = FORMATS.get(target.suffix.lower())
+    if kind is None:
+        raise InputError(f"--out {target}: the image is written as {' or '.join(FORMATS)}, "
+                         f"chosen by the file name; got {target.suffix or 'no suffix'!r}")
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"--out {target}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or target.is_dir():
+        raise InputError(f"--out {target}: cannot write there")
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.dates import DateFormatter
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401  (only whether it is installed)
     except ModuleNotFoundError as exc:
         raise ConfigError("drawing the report needs matplotlib, an operator tool: "
                           "pip install -r functions/requirements-tools.txt") from exc
+    return kind
+
+
+def render(run: Replay, summary: Summary, path: str | os.PathLike[str]) -> Any:
+    """Write the image: one panel per region of the summary. Returns the matplotlib Figure."""
+    kind = check_output(path)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
     panels = len(summary.regions)
     fig = Figure(figsize=(WIDTH_IN, PANEL_IN * panels + MARGIN_IN), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
-    for ax, region in zip(axes, summary.regions):
-        panel(ax, run, region)
-    axes[-1].xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M", tz=timezone.utc))
+    labels = [panel(ax, run, region) for ax, region in zip(axes, summary.regions)]
+    locator = AutoDateLocator(tz=timezone.utc, maxticks=9)  # few enough that no two tick labels touch
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=timezone.utc))
     axes[-1].set_xlabel("time (UTC)")
     fig.suptitle(headline(summary.as_dict()), fontsize=10)
-    fig.savefig(path, format="png", metadata={"Software": None})  # no version stamp: same bytes anywhere
+    fig.canvas.draw()  # the layout is settled: now the labels' sizes on the page are known
+    for panel_labels in labels:
+        _spread(panel_labels)
+    # No version or date stamp: the same bytes anywhere.
+    stamp = {"Software": None} if kind == "png" else {"Creator": None, "Date": None}
+    fig.savefig(path, format=kind, metadata=stamp)
     return fig
 
 
-def panel(ax: Any, run: Replay, region: RegionSummary) -> None:
-    """One region's load, devices, orders and limits on `ax` (the advise chart draws two runs side by side)."""
+def panel(ax: Any, run: Replay, region: RegionSummary) -> list[Any]:
+    """Draw one region's load, devices, orders and limits on `ax` (the advise chart draws two runs
+    side by side); returns its `+n` labels, which can only be spread once the layout is known."""
     spec = run.policy.regions[region.region]
     load = load_of(run, spec)
     ax.plot([_utc(r.time) for r in load], [r.value for r in load], color="tab:blue", lw=1.2,
@@ -57,18 +89,19 @@ def panel(ax: Any, run: Replay, region: RegionSummary) -> None:
     cap = ax.twinx()
     times = [_utc(t.time) for t in run.ticks]
     have = [t.inventory.of(region.region) for t in run.ticks]
-    cap.step(times, [c.total for c in have], where="post", color="tab:orange", lw=1.5,
-             label="running + pending")
-    cap.step(times, [c.running for c in have], where="post", color="tab:green", lw=1.2, label="running")
+    cap.step(times, [c.running for c in have], where="post", color="tab:green", lw=1.5, label="running")
+    cap.fill_between(times, [c.running for c in have], [c.total for c in have], step="post", color="tab:orange",
+                     alpha=0.35, lw=0, label="pending (ordered, not Running yet)")
     orders = [(t, e["count"], t.inventory.of(region.region).total) for t in run.ticks
               for e in t.plan.selector if e["regionCode"] == region.region]
+    marks = []
     if orders:
         cap.scatter([_utc(t.time) for t, _, _ in orders], [total for _, _, total in orders], marker="^",
                     s=45, color="tab:red", zorder=3, label="scale-out")
-        for t, count, total in orders:
-            cap.annotate(f"+{count}", (_utc(t.time), total), textcoords="offset points", xytext=(0, 6),
-                         ha="center", fontsize=7, color="tab:red")
-    _limits(cap, run, region)
+        marks = [cap.annotate(f"+{count}", (_utc(t.time), total), textcoords="offset points",
+                              xytext=(0, 6), ha="center", fontsize=7, color="tab:red")
+                 for t, count, total in orders]
+    _limits(cap, run, region, times, [c.total for c in have])
     cap.set_ylabel("devices")
     cap.set_ylim(bottom=0)
     cap.yaxis.get_major_locator().set_params(integer=True)
@@ -80,19 +113,40 @@ def panel(ax: Any, run: Replay, region: RegionSummary) -> None:
     ax.set_title(f"{region.region}: +{region.devices_ordered} devices in {region.calls} calls, "
                  f"peak {'-' if region.peak_load is None else f'{region.peak_load:g}'}; held back: {held}",
                  fontsize=9, loc="left")
+    return marks
 
 
-def _limits(cap: Any, run: Replay, region: RegionSummary) -> None:
-    """The 24 h budget as capacity (initial devices + what the budget lets one day add), and maxDevices."""
+def _limits(cap: Any, run: Replay, region: RegionSummary, times: list[datetime], totals: list[int]) -> None:
+    """Each 24 h budget as the capacity it lets the region reach: devices now + what the rolling
+    window still allows. Where the line meets the capacity, that budget is spent; the label says
+    how often it held the region back. And maxDevices, which is fixed."""
     limits, spec = run.policy.limits, run.policy.regions[region.region]
-    if limits.budget_per_region is not None:
-        cap.axhline(region.initial + limits.budget_per_region, color="tab:red", ls="--", lw=1,
-                    label=f"24 h budget ({region.initial} + {limits.budget_per_region})")
-    elif limits.budget_total is not None:
-        cap.axhline(region.initial + limits.budget_total, color="tab:red", ls="--", lw=1,
-                    label=f"24 h total budget ({region.initial} + {limits.budget_total})")
+    budget = trace(run, region.region)
+    for left, size, bound, style, what in (
+            ([p.region for p in budget.points], limits.budget_per_region, budget.bound_region,
+             dict(color="tab:red", ls="--"), "per region"),
+            ([p.total for p in budget.points], limits.budget_total, budget.bound_total,
+             dict(color="tab:purple", ls=(0, (5, 2, 1, 2))), "total")):
+        if size is not None:
+            cap.step(times, [have + n for have, n in zip(totals, left)], where="post", lw=1, **style,
+                     label=f"24 h budget {what} {size}, rolling (held back {bound}x)")
     if spec.max_devices is not None:
         cap.axhline(spec.max_devices, color="black", ls="-.", lw=1, label=f"maxDevices {spec.max_devices}")
+
+
+def _spread(labels: list[Any]) -> None:
+    """Lift `+n` labels, in time order, until none overlaps another: orders minutes apart would
+    otherwise print their counts over each other."""
+    placed: list[Any] = []
+    for label in labels:
+        box = label.get_window_extent()
+        lift = 0.0
+        while any(box.translated(0, lift).overlaps(other) for other in placed):
+            lift += box.height + LABEL_GAP_PT * label.figure.dpi / 72
+        if lift:
+            x, y = label.get_position()
+            label.set_position((x, y + lift * 72 / label.figure.dpi))
+        placed.append(label.get_window_extent())
 
 
 def _utc(epoch: float) -> datetime:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..message import invocation_key
 from ..planner import History, Inventory, Plan, plan
@@ -40,14 +40,17 @@ class Replay:
 
 
 def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
-           scheduled: Iterable[tuple[float, Signal]] = ()) -> Replay:
-    """`scheduled`: (time, signal) pairs that join the batch at that time, e.g. timer firings."""
+           scheduled: Iterable[tuple[float, Signal]] = (),
+           progress: Callable[[int, int], None] | None = None) -> Replay:
+    """`scheduled`: (time, signal) pairs that join the batch at that time, e.g. timer firings.
+    `progress(done, ticks)` is told after every tick, so a long replay can show how far it is."""
     readings = tuple(sorted(readings))
     batches: dict[float, list[Signal]] = {now: [signal_of(r) for r in batch]
                                           for now, batch in groupby(readings, key=lambda r: r.time)}
     for now, signal in scheduled:
         batches.setdefault(now, []).append(signal)
     start, store, ticks = fleet, MemoryStore(), []
+    total = len(batches) if progress else 0
     for now in sorted(batches):
         history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
         signals = batches[now]
@@ -58,6 +61,8 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
                 invocation_key(signals, dry_run=False), now))
             fleet = fleet.ordered(the_plan.selector, now)
         ticks.append(Tick(now, the_plan, fleet.inventory(now)))
+        if progress:
+            progress(len(ticks), total)
     return Replay(policy, readings, start, tuple(ticks))
 
 

@@ -1,0 +1,128 @@
+"""What a person reads: the handler's result as a decision table and a few lines.
+
+Shared by the CLI and the run command (`localcloud/run.py`), so both say the same
+thing the same way. A cell too wide for its column is cut with an ellipsis, never
+silently: a rule or a dedupe key that looks whole but is not misleads.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+from .errors import AutoscalerError, ConfigError, InputError
+
+ELLIPSIS = "…"
+# (heading, widest the column grows to); the last column is never cut.
+COLUMNS = (("region", 32), ("signal", 44), ("metric", 20), ("value", 10), ("rule", 44), ("raw", 5),
+           ("final", 5), ("reasons", 0))
+CAPS = ("RegionCap", "InvocationCap", "BudgetExhausted", "MaxDevices", "Cooldown")
+EXIT_CODES = {"invalid": 1, "rejected": 1, "failed": 2}  # any other status: 0, or EXIT_CUT
+EXIT_CUT = 3  # done, but a manual request got fewer devices than it asked for (a cap cut it)
+VERBOSE_HANDLER = "ens-autoscaler -v"
+
+
+def failure(exc: AutoscalerError | OSError) -> dict[str, Any]:
+    """A raised error as a result: bad configuration, bad input, or a failure worth retrying."""
+    status = "invalid" if isinstance(exc, ConfigError) else "rejected" if isinstance(exc, InputError) else "failed"
+    kind = exc.kind if isinstance(exc, AutoscalerError) else "io"
+    return {"status": status, "error": {"type": kind, "message": str(exc)}}
+
+
+def exit_code(result: dict[str, Any]) -> int:
+    """The process exit code for a result, the same for the CLI and the run command."""
+    return EXIT_CODES.get(result.get("status", ""), EXIT_CUT if cut_requests(result) else 0)
+
+
+def print_quietly(text: str) -> None:
+    """Print; a reader that went away (`--json | head`) ends the output quietly, not with a traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would report the broken pipe there: point it elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def show_logs() -> None:
+    """`-v`: the function's JSON log lines on stderr, as the logstore would get them. Once:
+    a second call replaces the first handler rather than printing every line twice."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(VERBOSE_HANDLER)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("ens_autoscaler")
+    for old in [h for h in logger.handlers if h.get_name() == VERBOSE_HANDLER]:
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
+class Progress:
+    """`replayed 1200/43200 ticks` on one line of a terminal, rewritten at most every 1 %."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self._shown = stream, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = done * 100 // max(total, 1)
+        if percent != self._shown:
+            self._shown = percent
+            end = "\n" if done >= total else ""
+            self._stream.write(f"\rreplayed {done}/{total} ticks ({percent} %){end}")
+            self._stream.flush()
+
+
+def decision_table(decisions: Sequence[dict[str, Any]]) -> str:
+    """One row per region: what was read, which rule fired, and every guard that changed the count."""
+    rows = [[d["region"], _signals(d["signals"]), d.get("metric") or "-", _number(d.get("value")),
+             d["rule"] or "-", str(d["raw"]), str(d["final"]), ", ".join(d["reasons"]) or "-"]
+            for d in decisions]
+    widths = [max([len(name)] + [len(r[i]) for r in rows]) for i, (name, _) in enumerate(COLUMNS)]
+    widths = [min(w, cap) if cap else w for w, (_, cap) in zip(widths, COLUMNS)]
+    lines = [[name for name, _ in COLUMNS], ["-" * w for w in widths]] + rows
+    return "\n".join("  ".join(_fit(cell, w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def cut_requests(result: dict[str, Any]) -> list[str]:
+    """Manual requests that got fewer devices than they asked for, one sentence each.
+
+    An alarm held back by a cap is the cap doing its job; a person who asked for N
+    devices by hand and got fewer must be told, or they will think N are coming.
+    """
+    return [f"manual request {', '.join(d['signals'])} asked for {d['raw']} in {d['region']}, got {d['final']} "
+            f"({', '.join(r for r in d['reasons'] if r in CAPS)})"
+            for d in result.get("decisions") or ()
+            if d["final"] < d["raw"] and any(s.startswith("manual:") for s in d["signals"])]
+
+
+def render(result: dict[str, Any]) -> str:
+    parts = [f"status: {result['status']}"]
+    if result.get("error"):
+        parts.append(f"error ({result['error']['type']}): {result['error']['message']}")
+    if result.get("decisions"):
+        parts.append(decision_table(result["decisions"]))
+    for r in result.get("rejections") or ():
+        parts.append(f"rejected {r['dedupeKey']} ({r['source']}): {r['error']}")
+    if "resourceSelector" in result:
+        parts.append("ResourceSelector: " + json.dumps(result["resourceSelector"]))
+    if result.get("order"):
+        parts.append(f"ENS OrderId {result['order']['OrderId']}, DeviceIds {result['order']['DeviceIds']}")
+    if result.get("message"):
+        parts.append(f"message {result['message']['id']}: published={result['message'].get('published')}")
+    parts += [f"cut: {line}" for line in cut_requests(result)]
+    if result.get("note"):
+        parts.append(result["note"])
+    return "\n".join(parts)
+
+
+def _fit(cell: str, width: int) -> str:
+    return (cell if len(cell) <= width else cell[:width - 1] + ELLIPSIS).ljust(width)
+
+
+def _signals(keys: Sequence[str]) -> str:
+    return keys[0] + (f" (+{len(keys) - 1})" if len(keys) > 1 else "") if keys else "-"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
