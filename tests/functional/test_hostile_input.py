@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ens_autoscaler.errors import TransientCloudError
 from localcloud import LocalCloud
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -143,4 +146,27 @@ def test_hostile_event_is_refused_and_reaches_no_cloud(name: str, scaler, cloud:
 def test_arbitrary_input_never_reaches_ens(event: bytes, scaler, cloud: LocalCloud) -> None:
     result = scaler.handle(event, "req-fuzz")
     assert result["status"] in ("rejected", "no_action"), result
+    assert not cloud.calls_for("RescaleDeviceService")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("url", ["redis://:hunter2-pw@127.0.0.1:{port}/0",
+                                 "rediss://autoscaler:hunter2-pw@127.0.0.1:{port}/1",
+                                 "redis://127.0.0.1:{port}/0?password=hunter2-pw"])
+def test_a_state_store_that_fails_never_shows_its_password(url: str, make_autoscaler, cloud: LocalCloud,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The password of STATE_URL reaches neither the raised error, its cause, a log line nor the settings."""
+    caplog.set_level(logging.DEBUG)  # every logger: ours, redis-py's
+    scaler = make_autoscaler(state_url=url.format(port=_closed_port()))
+    with pytest.raises(TransientCloudError) as raised:
+        scaler.respond((EVENTS / "manual-counts.json").read_bytes(), "req-secret")
+    assert raised.value.code == "StateUnavailable"  # it did try the store, and said which failed
+    shown = [str(raised.value), repr(raised.value), str(raised.value.__cause__), caplog.text,
+             repr(scaler.settings)]
+    assert not [text for text in shown if "hunter2-pw" in text]
     assert not cloud.calls_for("RescaleDeviceService")
