@@ -11,6 +11,7 @@ from ens_autoscaler import cli
 from ens_autoscaler.policy import read_policy
 from ens_autoscaler.settings import PACKAGE_ROOT
 from localcloud import LocalCloud
+from tests.samples import NO_REGION
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SERVICE = read_policy(PACKAGE_ROOT / "policy.yaml").service
@@ -81,7 +82,10 @@ def test_plan_prints_a_decision_table_and_calls_nothing(name: str, cloud: LocalC
     code = cli.main(["plan", "--event", str(EVENTS / name)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.splitlines()[1].split()[:3] == ["region", "signal", "rule"]
+    if name in NO_REGION:
+        assert out.splitlines()[1].startswith("rejected ") and "names no region" in out
+    else:
+        assert out.splitlines()[1].split()[:3] == ["region", "signal", "rule"]
     assert "ResourceSelector:" in out
     assert cloud.calls == []
 
