@@ -170,3 +170,17 @@ def test_a_state_store_that_fails_never_shows_its_password(url: str, make_autosc
              repr(scaler.settings)]
     assert not [text for text in shown if "hunter2-pw" in text]
     assert not cloud.calls_for("RescaleDeviceService")
+
+
+def test_a_message_id_reused_for_another_body_is_refused_not_replayed(make_autoscaler, cloud: LocalCloud) -> None:
+    """The MNS MessageId is the key; the operator's body is what it stands for. Same id with
+    another body is a payload mismatch, not the first body's result replayed."""
+    scaler = make_autoscaler()
+    first = scaler.handle(operator_message({"region": "cn-shanghai-cmcc", "metric": "CPUUtilization",
+                                            "value": 91}), "req-1")
+    assert first["status"] == "scaled"
+    other = scaler.handle(operator_message({"region": "cn-hangzhou-telecom", "metric": "CPUUtilization",
+                                            "value": 97}), "req-2")
+    assert other["status"] == "rejected" and other["error"]["type"] == "bad_input"
+    assert "different payload" in other["error"]["message"]
+    assert len(cloud.calls_for("RescaleDeviceService")) == 1
