@@ -12,6 +12,7 @@ from ens_autoscaler.errors import PermanentCloudError
 from localcloud import LocalCloud
 
 from localcloud import DEFAULT_ACCESS_KEY_SECRET as ACCESS_KEY_SECRET, DEFAULT_TOPIC as TOPIC
+from tests.samples import NO_REGION
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 EVENT_FILES = sorted(p.name for p in EVENTS.glob("*.json"))
@@ -40,6 +41,10 @@ def test_sample_event_end_to_end(name: str, cloud: LocalCloud, make_autoscaler) 
     if name in FOLLOW_UP:  # nothing open: one state read, no cloud call
         assert result == {"status": "follow_up", "openOrders": [], "stateScope": "instance"}
         assert cloud.calls == []
+        return
+    if name in NO_REGION:
+        assert result["status"] == "rejected" and "names no region" in result["error"]["message"]
+        assert not cloud.calls and not messages
         return
     if name in NO_ACTION:
         assert result["status"] == "no_action" and not rescales and not messages

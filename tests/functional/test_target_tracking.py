@@ -11,6 +11,7 @@ from ens_autoscaler import cli
 from ens_autoscaler.policy import read_policy
 from ens_autoscaler.settings import PACKAGE_ROOT
 from localcloud import Lifecycle, LocalCloud
+from tests.samples import NO_REGION
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SERVICE = read_policy(PACKAGE_ROOT / "policy.yaml").service
@@ -85,7 +86,10 @@ def test_plan_prints_a_decision_table_and_calls_nothing(name: str, cloud: LocalC
     if name == "timer-readiness.json":
         assert out.splitlines()[0] == "status: follow_up"
         return
-    assert out.splitlines()[1].split()[:5] == ["region", "signal", "metric", "value", "rule"]
+    if name in NO_REGION:
+        assert out.splitlines()[1].startswith("rejected ") and "names no region" in out
+    else:
+        assert out.splitlines()[1].split()[:5] == ["region", "signal", "metric", "value", "rule"]
     assert "ResourceSelector:" in out
 
 

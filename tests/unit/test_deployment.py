@@ -3,9 +3,10 @@
 Both deployments are validated against the fc3 component's own JSON Schema (vendored
 in tests/schemas, see its README), after resolving the Serverless Devs expressions and
 `extend` the way `s` would, and against the contracts the code relies on: the
-environment variables of DESIGN.md, the handler module, the four triggers, the state
-scope each deployment promises, and a role policy that grants exactly what the
-function does and nothing more.
+environment variables `Settings` reads and the README documents, the handler module,
+the four triggers, the state scope each deployment promises, and a role policy that
+grants exactly what the function does and nothing more. Everything read here is inside
+the repository: a fresh clone must pass.
 """
 from __future__ import annotations
 
@@ -24,12 +25,11 @@ import yaml
 from ens_autoscaler.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"  # CI lays shared/ beside the clone
 S_YAML = REPO / "s.yaml"
 S_REDIS_YAML = REPO / "s.redis.yaml"
 RAM_POLICY = REPO / "functions" / "ram-policy.json"
 SCHEMA_PATH = REPO / "tests" / "schemas" / "fc3-props.schema.json"
-DESIGN = SHARED / "DESIGN.md"
+README = REPO / "README.md"
 
 # What `${config('AccountID')}` resolves to here: any account id will do.
 TEST_ACCOUNT_ID = "1234567890123456"
@@ -167,7 +167,7 @@ def redis_props() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    assert SCHEMA_PATH.is_file(), f"{SCHEMA_PATH} is missing"
+    assert SCHEMA_PATH.is_file(), f"{SCHEMA_PATH} is missing: the fc3 schema is vendored there"
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
@@ -300,28 +300,56 @@ def test_role_is_a_ram_role_arn_of_the_account(props: dict[str, Any]) -> None:
 
 # --- environment variables ------------------------------------------------------------
 
-def _contract_names() -> set[str]:
-    """Names in the first column of DESIGN.md's environment-variable table."""
-    assert DESIGN.is_file(), f"{DESIGN} is missing"
-    lines = DESIGN.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("Environment variables"))
+# Variables the deployment may leave out, with why: the code's default is the right value.
+OPTIONAL_IN_DEPLOYMENT = {"IDEMPOTENCY_TTL_SECONDS": "24 h outlasts every redelivery"}
+CREDENTIALS = re.compile(r"ALIBABA_CLOUD_[A-Z_]+")  # FC injects them from the role
+
+
+class _RecordingEnv(dict):
+    """An empty environment that remembers every name asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return default
+
+
+def _settings_names() -> set[str]:
+    """The names `Settings.from_env` reads: the contract as the code has it."""
+    env = _RecordingEnv()
+    Settings.from_env(env)
+    return env.asked
+
+
+def _readme_names() -> set[str]:
+    """Names in the first column of the README's "Environment variables" table."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = lines.index("## Environment variables")
     names: set[str] = set()
     for line in lines[start + 1:]:
-        if names and not line.startswith("|"):
+        if line.startswith("#"):
             break
         if line.startswith("|"):
-            first_cell = line.split("|")[1]
-            names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell))
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.split("|")[1]))
     return names
 
 
+def test_readme_documents_exactly_what_the_code_reads() -> None:
+    read, documented = _settings_names(), _readme_names()
+    # Guard the recorder: an empty read would make every check below vacuous.
+    assert {"ENS_ENDPOINT", "MNS_TOPIC", "STATE_URL", "CALLBACK_TOKEN"} <= read, read
+    assert not read - documented, f"Settings reads variables the README does not document: {sorted(read - documented)}"
+    phantom = sorted(n for n in documented - read if not CREDENTIALS.fullmatch(n))
+    assert not phantom, f"the README documents variables nothing reads: {phantom}"
+
+
 def test_every_contract_variable_is_set(env_vars: dict[str, str]) -> None:
-    contract = _contract_names()
-    # Guard the parser: an empty or partial read would make this test vacuous.
-    assert {"ENS_ENDPOINT", "MNS_ENDPOINT", "MNS_TOPIC", "SCALING_POLICY", "STATE_URL",
-            "DRY_RUN", "CALLBACK_TOKEN"} <= contract, f"could not read the contract from DESIGN.md: {contract}"
+    contract = _settings_names() - set(OPTIONAL_IN_DEPLOYMENT)
     missing = sorted(n for n in contract if not str(env_vars.get(n, "")).strip())
-    assert not missing, f"environment variables of the DESIGN.md contract not set in s.yaml: {missing}"
+    assert not missing, f"environment variables Settings reads but s.yaml does not set: {missing}"
 
 
 def test_contract_values(env_vars: dict[str, str], variables: dict[str, str]) -> None:

@@ -268,3 +268,32 @@ def test_target_tracking_never_overfills_the_region(signals: list[Signal], runni
     assert added + running + pending <= max(POLICY.regions[GZ].max_devices, running + pending)
     value = max(s.document["value"] for s in signals)
     assert added <= max(0, math.ceil(running * value / 60) - running - pending)
+
+
+def test_target_tracking_tolerance_includes_its_boundary() -> None:
+    """64 ±25 %: 80 and 48 are exactly on the band's edges (ratios 1.25 and 0.75, exact in binary)."""
+    policy = parse_policy({
+        "service": {"appId": "app-1"}, "limits": {"perRegion": 10, "total": 10},
+        "regions": {"cn-a-1": {"ispCode": "telecom",
+                               "target": {"metric": "CPUUtilization", "value": 64, "tolerance": 0.25}}},
+        "signals": {"message": {"region": "region", "metric": "metric", "value": "value"}}})
+    inventory = Inventory({"cn-a-1": Capacity(4, 0)})
+
+    def decide(value: float):
+        body = {"region": "cn-a-1", "metric": "CPUUtilization", "value": value}
+        (d,) = plan([message("m", body)], policy, inventory=inventory).decisions
+        return d
+
+    for edge in (80, 48):
+        assert decide(edge).reasons == (Reason.WITHIN_TOLERANCE,), edge
+    beyond = decide(80.5)  # just outside: ceil(4 × 80.5/64) = 6
+    assert (beyond.raw, beyond.final, beyond.reasons) == (2, 2, ())
+
+
+def test_a_message_repeated_inside_one_batch_counts_once() -> None:
+    """A redelivery inside one batch is the same signal: not a second one to coalesce."""
+    body = {"region": "cn-shanghai-cmcc", "metric": "CPUUtilization", "value": 92}
+    once, twice = plan([message("mns:1", body)], POLICY), plan([message("mns:1", body)] * 2, POLICY)
+    assert twice.decisions == once.decisions and twice.selector == once.selector
+    (d,) = twice.decisions
+    assert d.signals == ("mns:1",) and Reason.COALESCED not in d.reasons

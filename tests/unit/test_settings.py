@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from ens_autoscaler.credentials import KeyPair
 from ens_autoscaler.errors import ConfigError
 from ens_autoscaler.settings import PACKAGE_ROOT, Settings
 
@@ -29,3 +30,27 @@ def test_values_are_read_and_the_token_is_never_shown() -> None:
 def test_mistakes_are_configuration_errors(env: dict, name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env(env)
+
+
+SECRET_URLS = ["redis://:hunter2-pw@10.0.0.7:6379/0",       # the password alone
+               "rediss://autoscaler:hunter2-pw@r-bp1.redis.rds.aliyuncs.com:6380/1",  # user + password, TLS
+               "redis://10.0.0.7:6379/0?password=hunter2-pw"]  # redis-py reads a password from the query too
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+def test_repr_never_shows_the_state_url_password(url: str) -> None:
+    s = Settings.from_env({"STATE_URL": url, "CALLBACK_TOKEN": "hush-42"})
+    assert s.state_url == url  # the store still gets the real URL
+    shown = repr(s)
+    assert "hunter2-pw" not in shown and "hush-42" not in shown
+    assert url.split("://")[0] + "://" in shown  # still says which kind of store
+
+
+def test_repr_keeps_a_url_without_secrets_whole() -> None:
+    assert "'sqlite:////tmp/ens-autoscaler.db'" in repr(Settings.from_env({}))
+
+
+def test_an_sts_token_never_shows_in_a_key_pair() -> None:
+    pair = KeyPair("LTAI-example-id", "example-secret-0123", "STS.example-security-token-0123456789")
+    assert "LTAI-example-id" in repr(pair)
+    assert "example-secret-0123" not in repr(pair) and "STS.example-security-token" not in repr(pair)

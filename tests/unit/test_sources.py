@@ -58,6 +58,8 @@ EXPECTED = {
     "cms-eventbridge-alarm.json": [_alarm("cms_eventbridge", "cms:ens-cpu-shanghai:1736391840000",
                                           96.4, "cn-shanghai-cmcc", rule="ens-cpu-shanghai",
                                           name="ENS CPU utilization cn-shanghai-cmcc")],
+    "cms-http-alarm-json.json": [_alarm("cms_http", None, 95.0, None, rule=None,
+                                        name="putNewAlarm_group_a37cd898-ea6b-4b7b-a8a8-de017a8327f6")],
     "cms-mns-alert.json": [_alarm("mns_topic/cms_alert", "cms:ens-cpu-wuxi:1736392020000", 88.2,
                                   None, rule="ens-cpu-wuxi", name="ENS CPU utilization wuxi")],
     "mns-topic-stream.json": [_message("mns_topic/message", None, "cn-shanghai-cmcc", 88)],
@@ -115,7 +117,7 @@ def test_sample_decodes_to_expected_signals(name):
             assert signal.metric == want["metric"]
             assert signal.value == want["value"]
             assert signal.region is None  # the policy decides: dimensions or a static binding
-            assert signal.binding_keys == (want["rule"], want["name"])
+            assert signal.binding_keys == tuple(k for k in (want["rule"], want["name"]) if k)
             assert signal.document["dimensions"].get("ensRegionId") == want["region_dim"]
             assert signal.document["curValue"] == want["value"]
             assert signal.document["metricName"] == "CPUUtilization"
@@ -211,6 +213,69 @@ def test_http_json_body_is_read_like_the_form():
     event["body"] = json.dumps(fields)
     event["headers"]["Content-Type"] = "application/json"
     assert sources.decode(event) == decode_file("cms-http-alarm.json")
+
+
+# --- the JSON callback CloudMonitor's callback page documents (doc-detail/60714) ---------------
+
+DOCUMENTED = "cms-http-alarm-json.json"  # the page's sample, verbatim: no ruleId, dimensions an array
+
+
+def documented_body() -> dict:
+    return json.loads(load(DOCUMENTED)["body"])
+
+
+def with_body(body: dict) -> dict:
+    event = load(DOCUMENTED)
+    event["body"] = json.dumps(body)
+    return event
+
+
+def test_documented_json_callback_is_the_alarm_document():
+    [signal] = decode_file(DOCUMENTED)
+    assert (signal.kind, signal.source, signal.value) == (SignalKind.METRIC, "cms_http", 95.0)
+    assert dict(signal.document) == {
+        "ruleId": None, "alertName": "putNewAlarm_group_a37cd898-ea6b-4b7b-a8a8-de017a8327f6",
+        "alertState": "ALERT", "triggerLevel": None, "preTriggerLevel": None,
+        "metricName": "CPUUtilization", "namespace": "acs_ecs_dashboard", "curValue": 95.0,
+        "dimensions": {"userId": "12345", "instanceId": "i-12345"},
+        "timestamp": 1508136760000, "userId": "12345"}
+    assert signal.binding_keys == ("putNewAlarm_group_a37cd898-ea6b-4b7b-a8a8-de017a8327f6",)
+
+
+def test_documented_dimensions_as_a_string_or_an_array_are_one_alarm():
+    body = documented_body()
+    as_string = dict(body, dimensions=json.dumps(body["dimensions"]))  # the page's table: a string
+    [array], [string] = decode_file(DOCUMENTED), sources.decode(with_body(as_string))
+    assert (string.dedupe_key, dict(string.document)) == (array.dedupe_key, dict(array.document))
+
+
+def test_documented_callback_key_is_made_of_name_time_and_dimensions():
+    body = documented_body()
+    [signal] = decode_file(DOCUMENTED)
+    assert signal.dedupe_key.startswith("cms-alarm:") and signal.dedupe_key.endswith(":1508136760000")
+
+    def key(**changes) -> str:
+        return sources.decode(with_body(dict(body, **changes)))[0].dedupe_key
+
+    # what is not the alarm's identity leaves the key alone: the reading, the expression, key order
+    assert key(curValue="97", expression="[]") == signal.dedupe_key
+    assert key(dimensions=[{"instanceId": "i-12345", "userId": "12345"}]) == signal.dedupe_key
+    others = {key(alertName="another-alarm"), key(timestamp="1508136820"),
+              key(dimensions=[{"userId": "12345", "instanceId": "i-67890"}])}
+    assert len(others) == 3 and signal.dedupe_key not in others
+
+
+def test_documented_callback_states():
+    body = documented_body()
+    assert sources.decode(with_body(dict(body, alertState="ALERT")))[0].kind is SignalKind.METRIC
+    [ok] = sources.decode(with_body(dict(body, alertState="OK")))
+    assert ok.kind is SignalKind.RESOLVED and ok.document["alertState"] == "OK"
+
+
+def test_a_rule_id_that_is_present_keeps_its_key_over_the_name():
+    [signal] = sources.decode(with_body(dict(documented_body(), ruleId="ens-cpu-hangzhou")))
+    assert signal.dedupe_key == "cms:ens-cpu-hangzhou:1508136760000"
+    assert signal.binding_keys == ("ens-cpu-hangzhou", "putNewAlarm_group_a37cd898-ea6b-4b7b-a8a8-de017a8327f6")
 
 
 # --- the same alarm, three routes -----------------------------------------------------------

@@ -66,6 +66,7 @@ interesting_keys = st.sampled_from([
     "TopicOwner", "TopicName", "MessageId", "Message", "PublishTime", "attrs",
     "triggerTime", "triggerName", "payload", "action", "regions", "profile", "dryRun", "reason",
     "ruleId", "alertState", "curValue", "curLevel", "metricData", "timestamp", "dimensions",
+    "alertName", "userId", "metricName", "metricProject", "expression",  # the documented JSON callback
 ])
 shaped_objects = st.dictionaries(interesting_keys, json_values, max_size=8)
 
@@ -179,6 +180,17 @@ def test_http_bodies(body, as_json_header):
     event["body"] = body
     if as_json_header:
         event["headers"]["Content-Type"] = "application/json"
+    check(event)
+
+
+@FUZZ
+@given(shaped_objects | st.fixed_dictionaries({"alertName": json_values, "alertState": json_values,
+                                               "timestamp": json_values, "dimensions": json_values,
+                                               "curValue": json_values, "metricName": json_values}))
+def test_json_callback_bodies(fields):
+    """CloudMonitor's documented JSON callback (no ruleId) with any values: decoded or refused."""
+    event = json.loads(FIXTURES["cms-http-alarm-json.json"])
+    event["body"] = json.dumps(fields)
     check(event)
 
 

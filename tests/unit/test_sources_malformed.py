@@ -132,8 +132,10 @@ def http_event(**changes) -> dict:
 
 
 @pytest.mark.parametrize("changes, fragment", [
-    (dict(ruleId=None), "ruleId and alertState are required"),
-    (dict(alertState=None), "ruleId and alertState are required"),
+    (dict(ruleId=None, alertName=None), "alertState with a ruleId or an alertName is required"),
+    (dict(alertState=None), "alertState with a ruleId or an alertName is required"),
+    (dict(ruleId="null"), "ruleId must be a non-empty string"),  # present, so it must be usable
+    (dict(ruleId=None, alertName="null"), "neither ruleId nor alertName"),
     (dict(alertState="PANIC"), "alertState must be one of ALERT, OK, INSUFFICIENT_DATA"),
     (dict(curValue="abc"), "curValue must be a finite number"),
     (dict(curValue="NaN"), "curValue must be a finite number"),

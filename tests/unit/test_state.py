@@ -1,12 +1,14 @@
 """open_store, backend failures, the claim's give-up path: what the contract suite can't reach."""
 from __future__ import annotations
 
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,6 +17,7 @@ from ens_autoscaler.vocab import digest
 from ens_autoscaler.state import (ClaimStatus, IdempotencyRecord, LedgerEntry, OutboxItem,
                                   RecordStatus, open_store)
 from ens_autoscaler.state.memory import MemoryStore
+from ens_autoscaler.state import sqlite as sqlite_store
 from ens_autoscaler.state.sqlite import SqliteStore
 from tests.state_backends import redis_url
 
@@ -82,13 +85,49 @@ def test_the_sqlite_path_never_imports_redis(tmp_path: Path) -> None:
 @pytest.mark.parametrize("scheme", ["redis", "rediss"])
 def test_redis_down_is_transient_names_the_backend_and_hides_the_password(scheme: str) -> None:
     store = open_store(f"{scheme}://:{SECRET}@127.0.0.1:1/0")  # nothing listens on port 1
-    started = time.monotonic()
     with pytest.raises(TransientCloudError) as info:
         store.claim("inv-1", "h", NOW, 60, 3600)
-    assert time.monotonic() - started < 5
     assert info.value.code == "StateUnavailable" and info.value.ambiguous
     assert str(info.value).startswith("state store (redis) claim failed: ConnectionError")
     assert SECRET not in str(info.value)
+
+
+class _HangUp:
+    """A TCP server that accepts each connection and closes it at once, counting them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:  # closed: the test is over
+                return
+            self.accepted += 1
+            connection.close()
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept (close alone does not)
+        self.sock.close()
+        self.thread.join()
+
+
+def test_a_redis_that_hangs_up_is_given_up_after_a_counted_few_connections() -> None:
+    """Bounded by a count, not a clock: one try and redis-py's one retry (each of which connects
+    and, after the hang-up, reconnects once inside redis-py), then a retryable error."""
+    server = _HangUp()
+    try:
+        with pytest.raises(TransientCloudError) as info:
+            open_store(f"redis://127.0.0.1:{server.port}/0").claim("inv-1", "h", NOW, 60, 3600)
+    finally:
+        server.close()
+    assert info.value.code == "StateUnavailable" and info.value.ambiguous
+    assert server.accepted == 4
 
 
 def test_sqlite_locked_past_the_busy_timeout_is_transient_and_reads_go_on(tmp_path: Path) -> None:
@@ -106,15 +145,24 @@ def test_sqlite_locked_past_the_busy_timeout_is_transient_and_reads_go_on(tmp_pa
     store.close()
 
 
-def test_sqlite_open_waits_for_a_writer_before_switching_to_wal(tmp_path: Path) -> None:
+def test_sqlite_open_waits_for_a_writer_before_switching_to_wal(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite fails the switch to WAL at once while another connection writes a file still in
     rollback mode, ignoring the busy timeout: opening must wait like any other write."""
     path = str(tmp_path / "state.db")
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("CREATE TABLE unrelated (x)")
     other.execute("BEGIN IMMEDIATE")
-    threading.Timer(0.05, other.execute, ("COMMIT",)).start()
-    store = SqliteStore(path, busy_timeout=2.0)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:  # the store's pause between tries: the writer finishes meanwhile
+        waits.append(seconds)
+        other.execute("COMMIT")
+
+    # The store's own clock, with its sleep replaced: no timer races the open.
+    monkeypatch.setattr(sqlite_store, "time", SimpleNamespace(monotonic=time.monotonic, sleep=wait))
+    store = SqliteStore(path, busy_timeout=60.0)
+    assert len(waits) == 1  # it found the file locked, waited once, and then switched
     assert store.claim("inv-1", "h", NOW, 60, 3600).status is ClaimStatus.NEW
     store.close()
     other.close()
@@ -136,16 +184,31 @@ def test_sqlite_commit_failing_midway_rolls_back_the_record_too(tmp_path: Path) 
 
 
 class _Flapping(MemoryStore):
-    """Every conditional write loses, and the winner is always gone by the time we look."""
+    """The first `losses` conditional writes lose to a rival whose record is gone by the time we look."""
+
+    def __init__(self, losses: int) -> None:
+        super().__init__()
+        self.losses, self.writes = losses, 0
 
     def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
-        return False
+        self.writes += 1
+        return self.writes > self.losses and super()._put_if_absent(record, now)
 
 
 def test_a_claim_that_loses_twice_to_vanishing_records_gives_up_retryably() -> None:
+    store = _Flapping(losses=10)
     with pytest.raises(TransientCloudError) as info:
-        _Flapping().claim("inv-1", "h", NOW, 60, 3600)
+        store.claim("inv-1", "h", NOW, 60, 3600)
     assert info.value.code == "IdempotencyContention" and not info.value.ambiguous
+    assert store.writes == 2  # one try and one retry: then FC's own retry takes over
+
+
+def test_a_claim_that_loses_once_to_a_vanishing_record_retries_and_owns_the_key() -> None:
+    store = _Flapping(losses=1)
+    assert store.claim("inv-1", "h", NOW, 60, 3600).status is ClaimStatus.NEW
+    assert store.writes == 2
+    record = store.get("inv-1")
+    assert record is not None and record.status is RecordStatus.INPROGRESS
 
 
 def test_payload_hash_ignores_key_order_and_spacing_but_not_values() -> None:

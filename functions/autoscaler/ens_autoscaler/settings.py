@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Mapping
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -24,10 +25,10 @@ class Settings:
     callback_token: str | None
     idempotency_ttl: float = 24 * 3600  # longer than any redelivery: FC async retries, MNS, EventBridge
 
-    def __repr__(self) -> str:  # the callback token is a secret
+    def __repr__(self) -> str:  # the callback token and STATE_URL's password are secrets
         return (f"Settings(ens_endpoint={self.ens_endpoint!r}, mns_endpoint={self.mns_endpoint!r}, "
                 f"mns_topic={self.mns_topic!r}, policy_path={self.policy_path!r}, "
-                f"state_url={self.state_url!r}, dry_run={self.dry_run}, "
+                f"state_url={redact_url(self.state_url)!r}, dry_run={self.dry_run}, "
                 f"callback_token={'set' if self.callback_token else 'unset'}, "
                 f"idempotency_ttl={self.idempotency_ttl:g})")
 
@@ -61,3 +62,20 @@ class Settings:
             callback_token=env.get("CALLBACK_TOKEN") or None,
             idempotency_ttl=float(ttl),
         )
+
+
+def redact_url(url: str) -> str:
+    """A URL as it may be shown: a Redis URL carries its password in the user info or the query.
+
+    Each is replaced whole (a user name can be a secret too, and so can a fragment); an
+    unparseable URL is not shown at all.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return (f"{parts.scheme}://{netloc}{parts.path}" + ("?***" if parts.query else "")
+            + ("#***" if parts.fragment else ""))

@@ -9,7 +9,7 @@ same alarm gets the same dedupe key and the same document on every route:
 
 | key             | value                                                               |
 |-----------------|---------------------------------------------------------------------|
-| ruleId          | the alarm rule id (string)                                          |
+| ruleId          | the alarm rule id (string), or null for the JSON callback (below)   |
 | alertName       | the rule's name, or null                                            |
 | alertState      | `ALERT`, `OK` or `INSUFFICIENT_DATA`                                |
 | triggerLevel    | `CRITICAL`, `WARN`, `INFO`, `OK`, or null                           |
@@ -24,6 +24,13 @@ same alarm gets the same dedupe key and the same document on every route:
 Route-specific fields (the callback's `expression`, `signature`, ...) are left
 out on purpose: they differ between routes and no policy needs them.
 
+The alarm-callback page (alibabacloud.com/help/doc-detail/60714) documents a JSON
+body with no `ruleId` at all: `userId, alertName, timestamp, alertState,
+dimensions, expression, curValue, metricName, metricProject`. Such an alarm is
+known by what it has: its dedupe key hashes the alert name with the dimensions
+(the alarm's objects), beside the timestamp. A `ruleId` that is present must be
+usable, though: `ruleId=null` is a broken callback, not this shape.
+
 An alarm in ALERT state is a METRIC signal. OK is RESOLVED: recorded, never
 acted on. INSUFFICIENT_DATA is RESOLVED too: there is no reading to act on, and
 the function never scales on a guess.
@@ -35,14 +42,16 @@ from typing import Any, Mapping
 
 from ..errors import InputError
 from ..signals import Family, Signal, SignalKind
+from ..vocab import digest
 from . import parsing
 
 STATES = {"ALERT": "ALERT", "ALARM": "ALERT", "OK": "OK", "INSUFFICIENT_DATA": "INSUFFICIENT_DATA"}
+NO_RULE_ID: Any = object()  # the route's alarm has no ruleId key (the documented JSON callback)
 
 
 @dataclass(frozen=True)
 class Alarm:
-    rule_id: str
+    rule_id: str | None
     alert_name: str | None
     state: str
     trigger_level: str | None
@@ -56,7 +65,9 @@ class Alarm:
 
     @property
     def dedupe_key(self) -> str:
-        return f"cms:{self.rule_id}:{self.timestamp_ms}"
+        if self.rule_id is not None:
+            return f"cms:{self.rule_id}:{self.timestamp_ms}"
+        return f"cms-alarm:{digest([self.alert_name, dict(self.dimensions)])}:{self.timestamp_ms}"
 
     @property
     def resolved(self) -> bool:
@@ -109,9 +120,14 @@ def build(*, what: str, rule_id: Any, alert_name: Any, state: Any, trigger_level
             raise InputError(f"{what}.metricName is missing: an alarm in ALERT state needs a metric")
     if parsing.is_blank(timestamp):
         raise InputError(f"{what}.timestamp is missing: it is part of the alarm's dedupe key")
+    rule = None if rule_id is NO_RULE_ID else parsing.identifier(rule_id, f"{what}.ruleId")
+    name = parsing.optional_text(alert_name, f"{what}.alertName")
+    if rule is None and name is None:
+        raise InputError(f"{what} has neither ruleId nor alertName: one of them names the alarm "
+                         f"in its dedupe key")
     return Alarm(
-        rule_id=parsing.identifier(rule_id, f"{what}.ruleId"),
-        alert_name=parsing.optional_text(alert_name, f"{what}.alertName"),
+        rule_id=rule,
+        alert_name=name,
         state=normalised,
         trigger_level=_upper(parsing.optional_text(trigger_level, f"{what}.triggerLevel", 32)),
         pre_trigger_level=_upper(parsing.optional_text(pre_trigger_level,
@@ -127,13 +143,16 @@ def build(*, what: str, rule_id: Any, alert_name: Any, state: Any, trigger_level
 
 def from_callback_fields(fields: Mapping[str, Any], what: str,
                          fallback_timestamp: Any = None) -> Alarm:
-    """The alarm callback's fields (form values, or the same names as JSON values)."""
+    """The alarm callback's fields (form values, or the same names as JSON values).
+
+    A missing `ruleId` key is the documented JSON callback; a present one must be usable.
+    """
     timestamp = fields.get("timestamp")
     if parsing.is_blank(timestamp):
         timestamp = fallback_timestamp
     return build(
         what=what,
-        rule_id=fields.get("ruleId"),
+        rule_id=fields.get("ruleId", NO_RULE_ID),
         alert_name=fields.get("alertName"),
         state=fields.get("alertState"),
         trigger_level=fields.get("triggerLevel"),
@@ -148,7 +167,8 @@ def from_callback_fields(fields: Mapping[str, Any], what: str,
 
 
 def looks_like_callback(fields: Any) -> bool:
-    return isinstance(fields, dict) and "ruleId" in fields and "alertState" in fields
+    return isinstance(fields, dict) and "alertState" in fields and (
+        "ruleId" in fields or "alertName" in fields)
 
 
 def _first(fields: Mapping[str, Any], *keys: str) -> Any:

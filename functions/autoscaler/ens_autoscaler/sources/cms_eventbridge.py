@@ -65,7 +65,8 @@ def decode(doc: Any) -> list[Signal]:
         return [cms_alert.AlertMessage(data, f"{event.what}.data").to_alarm().signal(NAME)]
     if not alarm.looks_like_callback(data):
         raise InputError(f"{event.what} of type {parsing.safe_key(event.event_type or '')} carries "
-                         f"no alarm: its data has neither ruleId+alertState nor ruleId+curLevel")
+                         f"no alarm: its data has neither alertState with a ruleId or alertName, "
+                         f"nor ruleId+curLevel")
     return [alarm.from_callback_fields(data, f"{event.what}.data", event.time_ms).signal(NAME)]
 
 

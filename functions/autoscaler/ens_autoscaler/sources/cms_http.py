@@ -3,8 +3,11 @@
 FC maps the request to `{"version": "v1", "rawPath", "headers", "queryParameters",
 "body", "isBase64Encoded", "requestContext": {...}}`. CloudMonitor POSTs the alarm
 form-urlencoded (`alertName, alertState, curValue, dimensions, metricName,
-namespace, ruleId, timestamp, triggerLevel, ...`); a JSON object body with the
-same field names is read too. The body is base64 when `isBase64Encoded` is true.
+namespace, ruleId, timestamp, triggerLevel, ...`), or as the JSON object the
+callback page documents (doc-detail/60714: `userId, alertName, timestamp,
+alertState, dimensions, expression, curValue, metricName, metricProject`, no
+`ruleId`; `dimensions` a string holding a JSON array, or the array itself). The
+body is base64 when `isBase64Encoded` is true.
 
 The callback URL carries the shared secret as `?token=`. This module does not
 check it (the handler does, before acting on anything): `callback_token(event)`
@@ -99,7 +102,8 @@ def decode(doc: Any) -> list[Signal]:
     if not alarm.looks_like_callback(fields):
         shown = ", ".join(parsing.safe_key(k) for k in list(fields)[:12])
         raise InputError(f"{event.what}.body is not a CloudMonitor alarm callback: it has the "
-                         f"fields [{shown}], and ruleId and alertState are required")
+                         f"fields [{shown}], and alertState with a ruleId or an alertName "
+                         f"is required")
     return [alarm.from_callback_fields(fields, "alarm callback").signal(NAME)]
 
 
