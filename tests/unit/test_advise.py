@@ -258,3 +258,17 @@ def test_a_cooldown_shorter_than_the_delay_lets_the_step_rules_starve_the_bursts
     [region] = covered.regions
     assert (region.firings, region.cut, covered.notes) == (7, 0, ())
     assert region.after.seconds_under_target == 0
+
+
+def test_a_burst_is_timed_by_the_median_day_start_not_the_first_slot_that_recurs() -> None:
+    # 90 % from 18:10 to 18:50 every day, and from 18:00 on Mon, Tue, Sat and Sun: the 18:00 slot recurs
+    # on 4 of 7 days (no kind reaches 80 %), but it is where the median day starts asking, so the burst
+    # fires at 17:30 and the devices are Running at 18:00 on those days too.
+    early = {0, 1, 5, 6}
+    advice = run(history(7, lambda at: 90.0 if at.hour == 18 and (at.minute >= 10 or at.weekday() in early)
+                         else 30.0))
+    [region] = advice.regions
+    [burst] = region.bursts
+    assert burst.window == (1080, 1140) and burst.schedule.cron == "CRON_TZ=UTC 0 30 17 * * *"
+    # Without it: 18:00-18:30 short on the four early days, 18:10-18:40 on the three others.
+    assert (region.before.seconds_under_target, region.after.seconds_under_target) == (7 * 1800, 0)

@@ -89,7 +89,8 @@ class Advice:
     def notes(self) -> tuple[str, ...]:
         """What the replay shows about the policy itself: advice respects limits, it never changes them."""
         cooldown = self.baseline.policy.limits.cooldown_seconds
-        if cooldown >= self.provisioning_delay or not any(Reason.BUDGET_EXHAUSTED in r.cut_by for r in self.regions):
+        starved = any(Reason.BUDGET_EXHAUSTED in r.cut_by for r in self.regions)
+        if cooldown >= self.provisioning_delay or not starved:
             return ()
         return (f"limits.cooldownSeconds ({cooldown:g} s) is shorter than the provisioning delay "
                 f"({self.provisioning_delay:g} s): while a peak lasts, the step rules order again every "
