@@ -21,10 +21,10 @@ import yaml
 from ens_autoscaler import sources
 from ens_autoscaler.cli import main
 from ens_autoscaler.errors import InputError
-from ens_autoscaler.planner import Inventory, plan
+from ens_autoscaler.planner import Inventory, Reason, plan
 from ens_autoscaler.policy import Policy, parse_policy
 from ens_autoscaler.simulate.advise import Advice, Verdict, advise
-from ens_autoscaler.simulate.advise_cli import as_dict
+from ens_autoscaler.simulate.advise_cli import as_dict, text
 from ens_autoscaler.simulate.fleet import Fleet
 from ens_autoscaler.simulate.history import Reading, write_history
 from ens_autoscaler.simulate.recurrence import windows
@@ -37,9 +37,9 @@ MONDAY = datetime(2025, 5, 5, tzinfo=timezone.utc)
 STEPS = [{"lower": 70, "upper": 85, "add": 1}, {"lower": 85, "upper": 95, "add": 2}, {"lower": 95, "add": 3}]
 
 
-def policy(per_region: int = 4, **region: int) -> Policy:
+def policy(per_region: int = 4, cooldown: int = 600, **region: int) -> Policy:
     return parse_policy({"service": {"appId": "app-1", "timeout": 1800},
-                         "limits": {"perRegion": per_region, "total": 8, "cooldownSeconds": 600,
+                         "limits": {"perRegion": per_region, "total": 8, "cooldownSeconds": cooldown,
                                     "budget24h": {"perRegion": 12}},
                          "regions": {R: {"steps": {"metric": "CPUUtilization", "table": STEPS}, **region}}})
 
@@ -60,8 +60,8 @@ def evening(peak: Callable[[datetime], float] = lambda at: 90.0,
 
 
 def run(readings: list[Reading], zone: str = "UTC", per_region: int = 4, delay: float = DELAY,
-        **region: int) -> Advice:
-    return advise(readings, policy(per_region, **region), Fleet({R: 2}, delay), zone)
+        cooldown: int = 600, **region: int) -> Advice:
+    return advise(readings, policy(per_region, cooldown, **region), Fleet({R: 2}, delay), zone)
 
 
 def test_a_clean_daily_peak_gets_one_burst_half_an_hour_before_it() -> None:
@@ -240,3 +240,38 @@ def test_adjacent_slots_are_one_window_even_with_nothing_to_merge_across() -> No
 def test_without_a_provisioning_delay_nothing_is_late_so_nothing_is_proposed() -> None:
     [region] = run(history(7, evening()), delay=0.0).regions
     assert region.verdict is Verdict.NO_GAIN and region.before.seconds_under_target == 0
+
+
+def test_a_cooldown_shorter_than_the_delay_lets_the_step_rules_starve_the_bursts() -> None:
+    # 90 % (+2) from 18:00 to 19:50 every day; the burst (+2) fires at 17:30. With a 600 s cooldown the
+    # step rules order +2 every 20 min through the peak (18:00 ... 19:20: 10, with the burst 12 = the
+    # budget), so at 17:30 the next day yesterday's burst (exactly 24 h old) and steps fill budget24h
+    # and the planner cuts the burst. A 1800 s cooldown counts the devices on the way: the steps order
+    # at 18:00, 18:40 and 19:20 only, and every burst is granted.
+    two_hours = history(7, lambda at: 90.0 if at.hour in (18, 19) else 30.0)
+    short = run(two_hours)
+    [region] = short.regions
+    assert region.firings == 7 and region.cut > 0 and region.cut_by == (Reason.BUDGET_EXHAUSTED,)
+    [note] = short.notes
+    assert note.startswith("limits.cooldownSeconds (600 s) is shorter than the provisioning delay (1800 s)")
+    shown = text({**as_dict(short), "files": []})
+    assert f"{R}: the planner cut {region.cut} of 7 firings (BudgetExhausted)" in shown
+    assert f"note: {note}" in shown
+    covered = run(two_hours, cooldown=1800)
+    [region] = covered.regions
+    assert (region.firings, region.cut, covered.notes) == (7, 0, ())
+    assert region.after.seconds_under_target == 0
+
+
+def test_a_burst_is_timed_by_the_median_day_start_not_the_first_slot_that_recurs() -> None:
+    # 90 % from 18:10 to 18:50 every day, and from 18:00 on Mon, Tue, Sat and Sun: the 18:00 slot recurs
+    # on 4 of 7 days (no kind reaches 80 %), but it is where the median day starts asking, so the burst
+    # fires at 17:30 and the devices are Running at 18:00 on those days too.
+    early = {0, 1, 5, 6}
+    advice = run(history(7, lambda at: 90.0 if at.hour == 18 and (at.minute >= 10 or at.weekday() in early)
+                         else 30.0))
+    [region] = advice.regions
+    [burst] = region.bursts
+    assert burst.window == (1080, 1140) and burst.schedule.cron == "CRON_TZ=UTC 0 30 17 * * *"
+    # Without it: 18:00-18:30 short on the four early days, 18:10-18:40 on the three others.
+    assert (region.before.seconds_under_target, region.after.seconds_under_target) == (7 * 1800, 0)

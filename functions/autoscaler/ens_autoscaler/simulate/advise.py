@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Iterable, Sequence
 
-from ..planner import History, plan
+from ..planner import Decision, History, Reason, plan
 from ..policy import Policy
 from ..signals import Family, Signal, SignalKind
 from ..sources import timer
@@ -64,6 +64,9 @@ class RegionAdvice:
     bursts: tuple[Burst, ...]
     before: Outcome
     after: Outcome
+    firings: int = 0  # firings of its bursts in the replay (where a reading asks more in the same tick, it wins)
+    cut: int = 0  # of those, how many the planner's guards cut below the profile's count
+    cut_by: tuple[Reason, ...] = ()  # the guards that cut them
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,18 @@ class Advice:
     @property
     def profiles(self) -> dict[str, dict[str, int]]:
         return profiles_of(self.bursts)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the replay shows about the policy itself: advice respects limits, it never changes them."""
+        cooldown = self.baseline.policy.limits.cooldown_seconds
+        starved = any(Reason.BUDGET_EXHAUSTED in r.cut_by for r in self.regions)
+        if cooldown >= self.provisioning_delay or not starved:
+            return ()
+        return (f"limits.cooldownSeconds ({cooldown:g} s) is shorter than the provisioning delay "
+                f"({self.provisioning_delay:g} s): while a peak lasts, the step rules order again every "
+                f"cooldown for devices still on the way, spend budget24h, and the planner cuts the next "
+                f"day's bursts (BudgetExhausted); the replay counts only what the planner granted",)
 
     @property
     def timers(self) -> list[dict[str, Any]]:
@@ -112,9 +127,23 @@ def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name:
             break
         bursts = [b for b in bursts if b.region not in failed]
     verdicts.update({b.region: Verdict.PROPOSED for b in bursts})
+    fired = _burst_decisions(run)
     return Advice(zone_name, delay, tuple(
-        RegionAdvice(c, verdicts[c], tuple(b for b in bursts if b.region == c), before[c], after[c])
+        RegionAdvice(c, verdicts[c], tuple(b for b in bursts if b.region == c), before[c], after[c],
+                     *_cuts([d for d in fired if d.region == c]))
         for c in named), baseline, run)
+
+
+def _burst_decisions(run: Replay) -> list[Decision]:
+    """The planner's decision on every firing of a proposed profile, as the replay made it."""
+    return [d for t in run.ticks for d in t.plan.decisions
+            if d.rule is not None and d.rule.startswith(f"profile:{PROFILE_PREFIX}")]
+
+
+def _cuts(decisions: Sequence[Decision]) -> tuple[int, int, tuple[Reason, ...]]:
+    """(firings, firings cut, the guards that cut them, in the order they were first seen)."""
+    cut = [d for d in decisions if d.final < d.raw]
+    return len(decisions), len(cut), tuple(dict.fromkeys(r for d in cut for r in d.reasons))
 
 
 def _candidates(readings: Sequence[Reading], policy: Policy, fleet: Fleet, zone_name: str,

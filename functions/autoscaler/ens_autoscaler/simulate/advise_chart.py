@@ -14,12 +14,15 @@ from . import report
 from .advise import Advice
 from .chart import DPI, MARGIN_IN, PANEL_IN, WIDTH_IN, panel
 
+PALETTE_COLOURS = 64
+
 
 def render(advice: Advice, path: str | os.PathLike[str]) -> Any:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.dates import DateFormatter
         from matplotlib.figure import Figure
+        from PIL import Image  # matplotlib's own dependency
     except ModuleNotFoundError as exc:
         raise ConfigError("drawing the advice needs matplotlib, an operator tool: "
                           "pip install -r functions/requirements-tools.txt") from exc
@@ -27,7 +30,7 @@ def render(advice: Advice, path: str | os.PathLike[str]) -> Any:
     summaries = [report.summarize(run) for run, _ in runs]
     rows = len(advice.regions)
     fig = Figure(figsize=(2 * WIDTH_IN, PANEL_IN * rows + MARGIN_IN), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     axes = fig.subplots(rows, 2, sharex=True, squeeze=False)
     for column, ((run, title), summary) in enumerate(zip(runs, summaries)):
         regions = {r.region: r for r in summary.regions}
@@ -40,5 +43,9 @@ def render(advice: Advice, path: str | os.PathLike[str]) -> Any:
         axes[-1, column].xaxis.set_major_formatter(DateFormatter("%m-%d", tz=timezone.utc))
         axes[-1, column].set_xlabel("time (UTC)")
     fig.suptitle(f"advise: bursts in {advice.zone}, lead time {advice.provisioning_delay:g} s", fontsize=10)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    canvas.draw()
+    # Two weeks of five-minute readings in eight panels is a large picture; a 64-colour palette keeps
+    # it small enough to commit beside the README (the panels use a handful of colours anyway).
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+    image.quantize(PALETTE_COLOURS).save(path, format="PNG", optimize=True)
     return fig

@@ -63,7 +63,7 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
 def as_dict(advice: Advice) -> dict[str, Any]:
     return {"timeZone": advice.zone, "provisioningDelaySeconds": advice.provisioning_delay,
             "regions": [_region(r) for r in advice.regions], "totals": _totals(advice.regions),
-            "profiles": advice.profiles, "triggers": advice.timers}
+            "notes": list(advice.notes), "profiles": advice.profiles, "triggers": advice.timers}
 
 
 def write(advice: Advice, directory: Path, policy_path: Path) -> list[str]:
@@ -95,6 +95,7 @@ def _region(r: RegionAdvice) -> dict[str, Any]:
             "bursts": [{"profile": b.profile, "count": b.count, "cron": b.schedule.cron,
                         "window": f"{_hhmm(b.window[0])}-{_hhmm(b.window[1])}", "peak": b.peak}
                        for b in r.bursts],
+            "firings": r.firings, "firingsCut": r.cut, "cutBy": [c.value for c in r.cut_by],
             "without": r.before.as_dict(), "with": r.after.as_dict()}
 
 
@@ -125,6 +126,10 @@ def text(result: dict[str, Any]) -> str:
         for b in r["bursts"]:
             lines.append(f"  {r['region']}: +{b['count']} by `{b['cron']}` (profile {b['profile']}), "
                          f"for load recurring {b['window']} (median peak {b['peak']:g})")
+        if r["firingsCut"]:
+            lines.append(f"  {r['region']}: the planner cut {r['firingsCut']} of {r['firings']} firings "
+                         f"({', '.join(r['cutBy'])})")
+    lines += [f"note: {note}" for note in result["notes"]]
     lines += [""] * bool(result["files"]) + [f"wrote {path}" for path in result["files"]]
     return "\n".join(lines)
 

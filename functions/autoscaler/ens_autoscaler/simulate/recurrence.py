@@ -5,9 +5,13 @@ gap between readings). A slot recurs when the rule asked for devices in it on at
 least RECURS of the days that have a reading there, over at least MIN_DAYS such
 days: on every day, else on weekdays only (and on at most QUIET of weekend
 days), else on weekends only. Neighbouring recurring slots of one kind, closer
-than one provisioning delay, make one window. Pure noise, or a trend that
-crosses the threshold once and stays, recurs in no slot: bursts are for shapes
-that repeat, the rules are for the rest.
+than one provisioning delay, make one window. A window opens where the load
+starts asking on the median day, which may be a slot before the first one that
+recurs on RECURS of the days: a ramp that crosses the threshold a few minutes
+earlier on half the days still wants the devices Running by then (the burst is
+sized by the median day's peak and timed by the median day's start). Pure
+noise, or a trend that crosses the threshold once and stays, recurs in no slot:
+bursts are for shapes that repeat, the rules are for the rest.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ DAY_MINUTES = 1440
 @dataclass(frozen=True)
 class Window:
     days: frozenset[int]  # date.weekday() numbers
-    start: int  # local minute of the day at which the rule starts asking
+    start: int  # local minute of the day at which the rule starts asking on the median day
     end: int  # local minute of the day after the last recurring slot
     peaks: tuple[Reading, ...]  # per day of the kind that fired here: the highest reading in the window
 
@@ -64,11 +68,11 @@ def windows(load: Sequence[Reading], fires: Callable[[Reading], bool], zone_name
     for slot in sorted(s for s, k in kinds.items() if k is not None):
         gap = slot - run[-1] - 1 if run else 0  # slots without recurrence since the run's last one
         if run and (kinds[run[0]] != kinds[slot] or (gap and gap >= gap_slots)):
-            found.append(_window(run, kinds[run[0]], width, peak, weekday))
+            found.append(_window(run, kinds[run[0]], width, seen, peak, weekday))
             run = []
         run.append(slot)
     if run:
-        found.append(_window(run, kinds[run[0]], width, peak, weekday))
+        found.append(_window(run, kinds[run[0]], width, seen, peak, weekday))
     return tuple(found)
 
 
@@ -87,15 +91,25 @@ def _kind(days: dict[date, bool], weekday: dict[date, int]) -> frozenset[int] | 
     return None
 
 
-def _window(run: list[int], kind: frozenset[int], width: int, peak: dict[tuple[date, int], Reading],
-            weekday: dict[date, int]) -> Window:
+def _window(run: list[int], kind: frozenset[int], width: int, seen: dict[int, dict[date, bool]],
+            peak: dict[tuple[date, int], Reading], weekday: dict[date, int]) -> Window:
     slots = set(range(run[0], run[-1] + 1))
     per_day: dict[date, Reading] = {}
     for (day, slot), reading in peak.items():
         if slot in slots and weekday[day] in kind and (day not in per_day or reading.value > per_day[day].value):
             per_day[day] = reading
-    return Window(kind, run[0] * width, min(DAY_MINUTES, (run[-1] + 1) * width),
+    starts = [_start(seen, day, min(s for d, s in peak if d == day and s in slots)) for day in per_day]
+    start = min(run[0], statistics.median_low(starts))
+    return Window(kind, start * width, min(DAY_MINUTES, (run[-1] + 1) * width),
                   tuple(per_day[d] for d in sorted(per_day)))
+
+
+def _start(seen: dict[int, dict[date, bool]], day: date, slot: int) -> int:
+    """The slot in which that day's load started asking: back from `slot` while the rule asked (not past
+    midnight: a window that opens before it is a rare shape, and its lead already wraps into the day before)."""
+    while slot > 0 and seen.get(slot - 1, {}).get(day, False):
+        slot -= 1
+    return slot
 
 
 def _slot_minutes(load: Sequence[Reading]) -> int:
