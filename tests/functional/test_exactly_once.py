@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from ens_autoscaler.settings import PACKAGE_ROOT
 from ens_autoscaler.errors import PermanentCloudError, TransientCloudError
 from ens_autoscaler.state import InProgressError, LedgerEntry, open_store
 from localcloud import DEFAULT_TOPIC as TOPIC
@@ -16,7 +18,8 @@ from localcloud import LocalCloud
 from tests.state_backends import redis_url, wipe_redis
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-COUNTS = (EVENTS / "manual-counts.json").read_bytes()  # cn-hangzhou-telecom 2, cn-shanghai-cmcc 1
+COUNTS = (EVENTS / "manual-counts.json").read_bytes()
+COOLDOWN_S = yaml.safe_load((PACKAGE_ROOT / "policy.yaml").read_text())["limits"]["cooldownSeconds"]  # cn-hangzhou-telecom 2, cn-shanghai-cmcc 1
 
 
 class FakeClock:
@@ -91,7 +94,7 @@ def test_an_alarm_firing_every_minute_for_ten_minutes_scales_once(cloud: LocalCl
     assert statuses == ["scaled"] + ["no_action"] * 9
     assert reasons == [[]] + [["Cooldown"]] * 9
     assert len(rescales(cloud)) == 1 and len(cloud.devices()) == 2
-    clock.now += 600  # the cooldown has passed: the same load scales again
+    clock.now += COOLDOWN_S  # the cooldown has passed: the same load scales again
     assert scaler.handle(alarm_at(int(clock.now * 1000)))["status"] == "scaled"
 
 

@@ -187,7 +187,8 @@ def test_escalation_during_cooldown_adds_only_the_difference() -> None:
     history = History((Entry("cn-hangzhou-telecom", 1, 1000.0),))
     (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, 1300.0).decisions
     assert (d.raw, d.final, d.reasons) == (3, 2, (Reason.COOLDOWN,))
-    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, 1000.0 + 601).decisions
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history,
+                1000.0 + POLICY.limits.cooldown_seconds + 1).decisions
     assert (d.final, d.reasons) == (3, ())  # the window has passed
 
 
