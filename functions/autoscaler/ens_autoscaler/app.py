@@ -25,7 +25,7 @@ from .errors import ConfigError, InputError, PermanentCloudError, TransientCloud
 from .followup import FollowUp, settled
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key, replay_identity
-from .orders import OrderRecord, Phase
+from .orders import OrderRecord, Phase, in_flight
 from .outbox import Outbox
 from .planner import History, Inventory, plan
 from .policy import BUDGET_WINDOW_SECONDS, Policy, PolicyCache
@@ -34,9 +34,11 @@ from .result import Result, Status
 from .settings import Settings
 from .signals import Signal, SignalKind
 from .state import ClaimStatus, LedgerEntry, OutboxItem, StateStore, open_store
+from .vocab import iso_epoch
 
 ENS_DEFAULT_TIMEOUT_S = 300  # RescaleDeviceService `Timeout` when the policy sets none (API reference)
 ONE_SHOT = (SignalKind.COUNTS, SignalKind.PROFILE)  # asked once: never dropped for want of an inventory
+FLEET_EVERY_MIN = 15  # the readiness timer announces the whole fleet at least this often
 
 
 class Autoscaler:
@@ -47,7 +49,7 @@ class Autoscaler:
         self._store, self._publisher = store, publisher
         self.actuator = actuator or EnsActuator(settings.ens_endpoint)
         self.outbox = Outbox(lambda: self.store, lambda: self.publisher, clock)
-        self.follow_up = FollowUp(lambda: self.store, self.actuator, lambda: self.policy.service, clock,
+        self.follow_up = FollowUp(lambda: self.store, self.actuator, lambda: self.policy, clock,
                                   settings.idempotency_ttl)
 
     @property
@@ -87,15 +89,15 @@ class Autoscaler:
                 if via_http:
                     check_callback_token(self.settings.callback_token, read.token)
                 if read.follow_up:
-                    return self.follow(deadline), via_http
+                    return self.follow(deadline, read.document["triggerTime"]), via_http
                 return self.run(read.signals(), deadline), via_http
             except InputError as exc:
                 log("rejected", logging.WARNING, errorType=exc.kind, error=str(exc))
                 return Result.rejected(exc), via_http
 
-    def follow(self, deadline: float) -> Result:
-        """The readiness timer: move open orders on, then publish what that queued."""
-        orders = self.follow_up.run()
+    def follow(self, deadline: float, trigger_time: str) -> Result:
+        """The readiness timer: move open orders on, announce the fleet when due, publish."""
+        orders = self.follow_up.run(fleet_due=int(iso_epoch(trigger_time) // 60) % FLEET_EVERY_MIN == 0)
         self.outbox.drain(deadline)
         return Result(Status.FOLLOW_UP, orders=tuple(o.summary() for o in orders if o.phase.open),
                       state_scope=self.settings.state_scope)
@@ -142,7 +144,8 @@ class Autoscaler:
             listed = None
             log("inventory_unavailable", logging.WARNING, error=str(exc))
         the_plan = plan(signals, policy, history, now,
-                        Inventory.from_listing(listed) if listed is not None else Inventory(available=False))
+                        Inventory.from_listing(listed, in_flight(store.open_orders(), listed))
+                        if listed is not None else Inventory(available=False))
         message = build_message(key, the_plan, signals, None, dry_run, now)
         status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not the_plan.selector else Status.UNCERTAIN
         result = Result.of_plan(status, key, the_plan, dry_run, state_scope=self.scope)

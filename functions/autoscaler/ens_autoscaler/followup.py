@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 from .ens import EnsActuator
 from .logs import log
-from .message import (TAG_FAILED, TAG_READY, TAG_SCALE_OUT, devices_message, encode, failed_device,
-                      ready_device, with_devices)
+from .message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode,
+                      failed_device, fleet_messages, ready_device, with_devices)
 from .orders import Listed, OrderRecord, Phase, Verdict, attribute, progress
-from .policy import ServiceParams
+from .policy import Policy, ServiceParams
 from .result import Announcement, Result, Status
 from .state import LedgerEntry, OutboxItem, StateStore
 
@@ -40,13 +40,17 @@ class Step:
 
 class FollowUp:
     def __init__(self, store: Callable[[], StateStore], actuator: EnsActuator,
-                 service: Callable[[], ServiceParams], clock: Callable[[], float],
-                 expiry: float) -> None:
-        self._store, self.actuator, self._service, self.clock = store, actuator, service, clock
+                 policy: Callable[[], Policy], clock: Callable[[], float], expiry: float) -> None:
+        self._store, self.actuator, self._policy, self.clock = store, actuator, policy, clock
         self.expiry = expiry  # how long a settled result stays for duplicates to replay
 
-    def run(self, only: str | None = None) -> list[OrderRecord]:
-        """Move every open order on (or just `only`); the orders as they stand afterwards."""
+    def run(self, only: str | None = None, fleet_due: bool = False) -> list[OrderRecord]:
+        """Move every open order on (or just `only`); the orders as they stand afterwards.
+
+        The timer's run (`only` None) also announces the fleet whenever it asked ENS —
+        every tick while orders are open, so a change is out within a tick — and when
+        `fleet_due` says the bounded interval has come round, open orders or not.
+        """
         store, now = self._store(), self.clock()
         if only is None:
             orders = store.open_orders()
@@ -54,11 +58,12 @@ class FollowUp:
             found = store.get_order(only)
             orders = [found] if found is not None and found.phase.open else []
         due = [o for o in orders if o.phase is not Phase.INTENT or o.orphaned(now) or o.id == only]
-        if not due:
+        if not due and not fleet_due:
             return orders
-        service = self._service()
+        policy = self._policy()
+        service = policy.service
         listed = self.actuator.listing(service)
-        others = {o.id: o for o in store.orders_since(min(o.started_at for o in due) - LOOKBACK_S)}
+        others = {o.id: o for o in store.orders_since(min(o.started_at for o in due) - LOOKBACK_S)} if due else {}
         after = []
         for order in due:
             step = self._step(order, service, listed, list(others.values()), now)
@@ -70,6 +75,9 @@ class FollowUp:
                     outcome=order.outcome, OrderId=order.order_id, DeviceIds=list(order.device_ids),
                     ready=len(order.ready), failed=len(order.failed), asked=order.asked)
             after.append(order)
+        if only is None:
+            store.outbox_put(*(OutboxItem(m["id"], encode(m), TAG_FLEET, now)
+                               for m in fleet_messages(listed, policy.regions, now)))
         return after
 
     def _step(self, order: OrderRecord, service: ServiceParams, listed: list[Listed],

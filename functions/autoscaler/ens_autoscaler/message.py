@@ -7,7 +7,7 @@ drops a copy by id.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .ens import Order
 from .orders import Listed, OrderRecord
@@ -20,6 +20,7 @@ TAG_SCALE_OUT = "scale-out"
 TAG_DRY_RUN = "dry-run"
 TAG_READY = "devices-ready"
 TAG_FAILED = "devices-failed"
+TAG_FLEET = "fleet"
 DRY_RUN_PREFIX = "dry-"  # dry runs live in a key space of their own: they never block a real run
 
 
@@ -86,6 +87,30 @@ def failed_device(device_id: str, listed: Listed | None) -> dict[str, Any]:
     return {"id": device_id, "region": listed.region if listed else None,
             "status": listed.status if listed else None,
             "why": "failed" if listed is not None and listed.failed else "not Running by the order's Timeout"}
+
+
+def fleet_messages(listed: Sequence[Listed], regions: Iterable[str], at: float) -> list[dict[str, Any]]:
+    """One `fleet` message per region: every device the service has there, with its status.
+
+    Level-triggered, like Kubernetes Endpoints: a consumer that missed a message (or
+    whose outbox was lost with an instance) converges on the next one by replacing
+    what it holds for the region. The id names the content, so a repeat of an
+    unchanged region is one a consumer can drop.
+    """
+    by_region: dict[str, list[Listed]] = {region: [] for region in regions}
+    for device in listed:
+        by_region.setdefault(device.region, []).append(device)
+    out = []
+    for region, devices in sorted(by_region.items()):
+        entries = [{"id": d.id, "status": d.status, "ip": d.detail.get("IP"), "isp": d.detail.get("ISP"),
+                    "server": d.detail.get("Server")} for d in sorted(devices, key=lambda d: d.id)]
+        out.append({"schemaVersion": SCHEMA_VERSION, "id": f"fleet:{region}:{digest(entries)[:16]}",
+                    "type": TAG_FLEET, "region": region, "createdAt": round(at, 3),
+                    "running": sum(1 for d in devices if d.running),
+                    "failed": sum(1 for d in devices if d.failed),
+                    "onTheWay": sum(1 for d in devices if not d.running and not d.failed),
+                    "devices": entries})
+    return out
 
 
 MAX_BYTES = 60 * 1024  # MNS refuses topic messages over 64 KB; leave room for the XML around it

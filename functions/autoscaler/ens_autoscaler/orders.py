@@ -229,3 +229,30 @@ def progress(order: OrderRecord, listed: Mapping[str, Listed], now: float) -> Pr
         phase = Phase.FAILED if all_failed else Phase.READY
     moved = replace(order, ready=all_ready, failed=all_failed, phase=phase)
     return Progress(moved, tuple(ready), tuple(failed))
+
+
+def in_flight(orders: Iterable[OrderRecord], listed: Iterable[Listed]) -> dict[str, int]:
+    """Devices open orders asked for that the listing does not show yet, per region.
+
+    DescribeDeviceService lists new devices late: until it does, they are capacity
+    on the way all the same, or two orders a few seconds apart would both pass a
+    cap. An order whose devices are known counts those not listed; an unresolved
+    one counts everything it asked (the safe side: it may hold a little longer).
+    """
+    seen = {d.id for d in listed}
+    out: dict[str, int] = {}
+    for order in orders:
+        if not order.phase.open:
+            continue
+        if order.phase.unresolved:
+            for region, count in order.selector:
+                out[region] = out.get(region, 0) + count
+            continue
+        listed_here = sum(1 for i in order.device_ids if i in seen)
+        unlisted = max(0, order.asked - listed_here)
+        for region, count in order.selector:  # spread by what each region asked, in selector order
+            take = min(count, unlisted)
+            if take:
+                out[region] = out.get(region, 0) + take
+            unlisted -= take
+    return out

@@ -82,9 +82,10 @@ class Inventory:
         return sum(c.total for c in self.regions.values())
 
     @classmethod
-    def from_listing(cls, listed: Iterable[Listed]) -> Inventory:
-        """Running and on-the-way devices per region; failed ones are not capacity."""
-        counts: dict[str, list[int]] = {}
+    def from_listing(cls, listed: Iterable[Listed], unlisted: Mapping[str, int] | None = None) -> Inventory:
+        """Running and on-the-way devices per region; failed ones are not capacity. `unlisted`:
+        devices ordered that the listing does not show yet (`orders.in_flight`), on the way too."""
+        counts: dict[str, list[int]] = {r: [0, n] for r, n in (unlisted or {}).items()}
         for device in listed:
             if not device.failed:
                 slot = counts.setdefault(device.region, [0, 0])

@@ -251,8 +251,9 @@ class StateStore(ABC):
         return sorted(self._ledger_since(since),
                       key=lambda e: (e.at, e.invocation, e.region, e.count))
 
-    def outbox_put(self, item: OutboxItem) -> None:
-        self._write(Write(items=(item,)))
+    def outbox_put(self, *items: OutboxItem) -> None:
+        """Queue messages, in one write (each only if its id is absent)."""
+        self._write(Write(items=items))
 
     def outbox_claim(self, now: float, lease_seconds: float, limit: int) -> list[OutboxItem]:
         """Lease up to `limit` unleased items, oldest first, for `lease_seconds`.
