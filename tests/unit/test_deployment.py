@@ -174,14 +174,9 @@ def schema() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def triggers(props: dict[str, Any]) -> dict[str, dict[str, Any]]:
     listed = props.get("triggers") or []
-    by_type: dict[str, dict[str, Any]] = {}
-    for trigger in listed:
-        kind = trigger.get("triggerType")
-        assert kind not in by_type, f"two triggers of type {kind}: keep one per kind"
-        by_type[kind] = trigger
     names = [t.get("triggerName") for t in listed]
     assert len(names) == len(set(names)), f"trigger names repeat: {names}"
-    return by_type
+    return {t["triggerName"]: t for t in listed}
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +240,8 @@ def test_props_validate_against_fc3_schema(path: Path, schema: dict[str, Any]) -
 def test_each_trigger_config_matches_its_own_type(triggers: dict[str, dict[str, Any]],
                                                   schema: dict[str, Any]) -> None:
     assert triggers, "no triggers"
-    for kind, trigger in triggers.items():
+    for trigger in triggers.values():
+        kind = trigger.get("triggerType")
         definition = TRIGGER_CONFIG_DEFINITIONS.get(kind)
         assert definition, f"no check for trigger type {kind}: add it to TRIGGER_CONFIG_DEFINITIONS"
         sub = {"$ref": f"#/definitions/{definition}", "definitions": schema["definitions"]}
@@ -484,19 +480,28 @@ def test_dependencies_are_installed_where_pythonpath_points(fc3_resources: dict[
 
 # --- triggers ----------------------------------------------------------------------------
 
-def test_four_trigger_kinds(triggers: dict[str, dict[str, Any]]) -> None:
-    assert set(triggers) == {"http", "mns_topic", "timer", "eventbridge"}
+def test_the_triggers(triggers: dict[str, dict[str, Any]]) -> None:
+    assert {name: t["triggerType"] for name, t in triggers.items()} == {
+        "cms-callback": "http", "mns-signals": "mns_topic", "evening-peak": "timer",
+        "readiness": "timer", "cms-eventbridge": "eventbridge"}
+
+
+def test_the_readiness_timer_runs_every_minute_with_the_sample_payload(triggers: dict[str, dict[str, Any]]) -> None:
+    config = triggers["readiness"]["triggerConfig"]
+    sample = json.loads((REPO / "events" / "timer-readiness.json").read_text())
+    assert config["enable"] is True and config["payload"] == sample["payload"]
+    assert config["cronExpression"] == "@every 1m"
 
 
 def test_http_trigger_takes_cloudmonitor_posts(triggers: dict[str, dict[str, Any]]) -> None:
-    config = triggers["http"]["triggerConfig"]
+    config = triggers["cms-callback"]["triggerConfig"]
     assert config["authType"] == "anonymous", "CloudMonitor cannot sign: the function checks ?token="
     assert config["methods"] == ["POST"]
     assert config.get("disableURLInternet") is not True, "CloudMonitor calls the public URL"
 
 
 def test_timer_is_deployed_disabled(triggers: dict[str, dict[str, Any]]) -> None:
-    config = triggers["timer"]["triggerConfig"]
+    config = triggers["evening-peak"]["triggerConfig"]
     assert config["enable"] is False
     assert config["payload"] == "evening-peak"
     fields = re.sub(r"^CRON_TZ=\S+\s+", "", config["cronExpression"]).split()
@@ -507,13 +512,13 @@ def test_timer_payload_names_a_policy_profile(triggers: dict[str, dict[str, Any]
                                               env_vars: dict[str, str]) -> None:
     policy_file = REPO / "functions" / "autoscaler" / env_vars["SCALING_POLICY"]
     profiles = (yaml.safe_load(policy_file.read_text(encoding="utf-8")) or {}).get("profiles") or {}
-    payload = triggers["timer"]["triggerConfig"]["payload"]
+    payload = triggers["evening-peak"]["triggerConfig"]["payload"]
     assert payload in profiles, f"timer payload {payload!r} is no profile of {policy_file.name}: {sorted(profiles)}"
 
 
 def test_mns_trigger(triggers: dict[str, dict[str, Any]], variables: dict[str, str],
                      env_vars: dict[str, str]) -> None:
-    trigger = triggers["mns_topic"]
+    trigger = triggers["mns-signals"]
     config = trigger["triggerConfig"]
     assert config["notifyContentFormat"] == "JSON"
     assert config["notifyStrategy"] == "BACKOFF_RETRY"
@@ -526,7 +531,7 @@ def test_mns_trigger(triggers: dict[str, dict[str, Any]], variables: dict[str, s
 
 
 def test_eventbridge_trigger_matches_cloudmonitor(triggers: dict[str, dict[str, Any]]) -> None:
-    config = triggers["eventbridge"]["triggerConfig"]
+    config = triggers["cms-eventbridge"]["triggerConfig"]
     pattern = json.loads(config["eventRuleFilterPattern"])
     # The type alone: the alarm's `source` was never seen on a real event (README).
     assert pattern == {"type": ["cms:CloudMonitor:AlertWebHook"]}

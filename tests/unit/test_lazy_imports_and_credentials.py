@@ -29,7 +29,8 @@ def run_child(event: str, tmp_path: Path) -> dict:
     env = {"PATH": "/usr/bin:/bin", "STATE_URL": f"sqlite:///{tmp_path}/state.db",
            "CALLBACK_TOKEN": "example-callback-token", "ENS_ENDPOINT": "http://127.0.0.1:9",
            "MNS_ENDPOINT": "http://127.0.0.1:9", "MNS_TOPIC": "t",
-           "ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret"}
+           "ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret",
+           "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
     out = subprocess.run([sys.executable, "-c", CHILD, event], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60, check=True).stdout
     return json.loads(out)
@@ -45,6 +46,12 @@ def test_events_that_end_in_no_action_never_import_an_sdk(tmp_path: Path) -> Non
         result = json.loads(result["body"]) if "statusCode" in result else result
         assert result["status"] == "no_action"
         assert not set(SDKS) & set(child["modules"])
+
+
+def test_the_readiness_timer_with_nothing_open_imports_no_sdk(tmp_path: Path) -> None:
+    child = run_child(str(ROOT / "events" / "timer-readiness.json"), tmp_path)
+    assert child["result"] == {"status": "follow_up", "openOrders": [], "stateScope": "instance"}
+    assert not set(SDKS) & set(child["modules"])
 
 
 def test_a_scale_out_does_import_the_ens_sdk(tmp_path: Path) -> None:
