@@ -384,7 +384,7 @@ def test_callback_token_is_read_but_never_put_in_the_signal():
     assert sources.read(event).token == "example-callback-token"
     [signal] = sources.decode(event)
     assert "example-callback-token" not in repr(signal)
-    assert "example-callback-token" not in json.dumps(signal.summary())
+    assert "example-callback-token" not in json.dumps(signal.as_dict())
 
 
 @pytest.mark.parametrize("event", [raw("mns-topic-stream.json"), raw("manual-counts.json"),

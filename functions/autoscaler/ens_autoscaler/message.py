@@ -32,12 +32,12 @@ def invocation_key(signals: Sequence[Signal], dry_run: bool) -> str:
 
 def replay_identity(signals: Sequence[Signal]) -> str:
     """What must match for a duplicate to replay: the signals' content, not the route it took."""
-    return digest(sorted(canonical_json({**_without_route(s.summary()), "document": s.document})
+    return digest(sorted(canonical_json({**_without_route(s.as_dict()), "document": s.document})
                          for s in signals))
 
 
-def _without_route(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in summary.items() if k != "source"}
+def _without_route(signal: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in signal.items() if k != "source"}
 
 
 def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order | None,
@@ -54,7 +54,7 @@ def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order 
         "devices": list(order.devices) if order else [],
         "reconciled": False,
         "resourceSelector": plan.selector,
-        "signals": [s.summary() for s in sorted(signals, key=lambda s: s.dedupe_key)],
+        "signals": [s.as_dict() for s in sorted(signals, key=lambda s: s.dedupe_key)],
         "decisions": [d.as_dict() for d in plan.decisions],
     }
 

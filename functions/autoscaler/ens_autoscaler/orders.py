@@ -120,7 +120,7 @@ class OrderRecord:
         """An INTENT whose invocation is past its deadline: it may or may not have sent the order."""
         return self.phase is Phase.INTENT and now >= self.owner_until
 
-    def summary(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """What `status` and a follow-up show of an order."""
         return {"invocationId": self.id, "phase": self.phase.value, "startedAt": self.started_at,
                 "timeoutAt": self.timeout_at, "regions": dict(self.selector), "OrderId": self.order_id,

@@ -213,7 +213,7 @@ def _canonical_order(signals: Iterable[Signal]) -> list[Signal]:
     signals = list(signals)
     if len({s.dedupe_key for s in signals}) == len(signals):  # the usual case: no key repeats,
         return sorted(signals, key=lambda s: s.dedupe_key)  # so the content never breaks a tie
-    keyed = {(s.dedupe_key, json.dumps([s.summary(), s.document], sort_keys=True, default=str)): s
+    keyed = {(s.dedupe_key, json.dumps([s.as_dict(), s.document], sort_keys=True, default=str)): s
              for s in signals}
     return [keyed[k] for k in sorted(keyed)]
 

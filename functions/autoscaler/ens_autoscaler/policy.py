@@ -111,9 +111,9 @@ BUDGET_WINDOW_SECONDS = 24 * 3600
 class Extraction:
     """Where a signal's region (and, for messages, metric and value) are, as JMESPath."""
 
-    region: Any | None = None  # compiled jmespath expressions (jmespath.parser.ParsedResult)
-    metric: Any | None = None
-    value: Any | None = None
+    region: FieldPath | None = None
+    metric: FieldPath | None = None
+    value: FieldPath | None = None
     bindings: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -323,15 +323,15 @@ def _steps(c: _Checker, raw: Any, path: str) -> StepTable | None:
         return None
     steps: list[Step] = []
     for i, entry in enumerate(table):
-        at = f"{path}.table[{i}]"
-        e = c.mapping(entry, at, {"lower", "upper", "add"}, required={"lower", "add"})
-        lower = c.number(e.get("lower"), f"{at}.lower") if "lower" in e else None
-        upper = c.number(e.get("upper"), f"{at}.upper") if e.get("upper") is not None else math.inf
-        add = c.integer(e.get("add"), f"{at}.add", 1, MAX_COUNT) if "add" in e else None
+        entry_path = f"{path}.table[{i}]"
+        e = c.mapping(entry, entry_path, {"lower", "upper", "add"}, required={"lower", "add"})
+        lower = c.number(e.get("lower"), f"{entry_path}.lower") if "lower" in e else None
+        upper = c.number(e.get("upper"), f"{entry_path}.upper") if e.get("upper") is not None else math.inf
+        add = c.integer(e.get("add"), f"{entry_path}.add", 1, MAX_COUNT) if "add" in e else None
         if lower is None or upper is None or add is None:
             continue
         if upper <= lower:
-            c.problem(at, f"upper {upper:g} must be greater than lower {lower:g}")
+            c.problem(entry_path, f"upper {upper:g} must be greater than lower {lower:g}")
             continue
         steps.append(Step(lower, upper, add))
     steps.sort(key=lambda s: s.lower)
@@ -510,14 +510,14 @@ def _duplicate_keys(node: Any, path: str) -> Iterator[Problem]:
             if not isinstance(key_node, yaml.ScalarNode):
                 continue
             key, line = key_node.value, key_node.start_mark.line + 1
-            at = f"{path}.{key}" if path else key
+            key_path = f"{path}.{key}" if path else key
             if key in first_line:
-                what = "region listed twice" if path == "regions" else "key written twice"
-                yield Problem(at, f"{what} (lines {first_line[key]} and {line}): YAML would silently "
-                                  "keep only the last one")
+                twice = "region listed twice" if path == "regions" else "key written twice"
+                yield Problem(key_path, f"{twice} (lines {first_line[key]} and {line}): YAML would silently "
+                                        "keep only the last one")
             else:
                 first_line[key] = line
-            yield from _duplicate_keys(value_node, at)
+            yield from _duplicate_keys(value_node, key_path)
 
 
 class PolicyCache:

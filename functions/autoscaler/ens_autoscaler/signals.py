@@ -45,7 +45,7 @@ class Signal:
     dry_run: bool = False
     time: float | None = None  # epoch seconds the signal was raised, when the format says
 
-    def summary(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """What the result and the published message say about the signal (never the raw body)."""
         out: dict[str, Any] = {"source": self.source, "dedupeKey": self.dedupe_key, "kind": self.kind.value}
         for key, val in (("region", self.region), ("metric", self.metric), ("value", self.value),

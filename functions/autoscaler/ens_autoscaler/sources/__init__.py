@@ -92,7 +92,7 @@ def read(event: bytes | str | dict | list) -> Event:
     clashes: list[str] = []
     for decoder in DECODERS:
         if decoder.fallback and isinstance(doc, dict) and not (
-                decoder.recognises is not None and decoder.recognises(doc)):
+                decoder.vouches_for is not None and decoder.vouches_for(doc)):
             clashes = _reserved_keys_in(doc, decoder)
             if clashes:
                 continue

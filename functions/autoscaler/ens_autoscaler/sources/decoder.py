@@ -25,8 +25,8 @@ class Decoder:
     # top-level keys that identify this shape; a fallback decoder never takes an object with them...
     reserved_keys: frozenset[str] = frozenset()
     fallback: bool = False
-    # ...unless it recognises the object positively (for the bare MNS body: a CloudMonitor alert)
-    recognises: Callable[[Any], bool] | None = None
+    # ...unless it can vouch for the object positively (for the bare MNS body: a CloudMonitor alert)
+    vouches_for: Callable[[Any], bool] | None = None
     # FC's HTTP trigger: the caller must present the callback token, and gets an HTTP response
     http_token: Callable[[Any], str | None] | None = None
     follow_up: bool = False  # the event asks to follow orders up, and carries no signal

@@ -120,5 +120,5 @@ RAW_BODY_DECODER = Decoder(
     matches=lambda doc: isinstance(doc, dict),
     decode=decode_raw_body,
     fallback=True,
-    recognises=cms_alert.matches,
+    vouches_for=cms_alert.matches,
 )
