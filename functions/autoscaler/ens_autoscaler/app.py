@@ -205,8 +205,12 @@ class Autoscaler:
     def _finish(self, result: Result, deadline: float) -> Result:
         """The result once its message is out; until then the invocation fails retryably, and the
         outbox keeps the message for whichever invocation comes next."""
+        key = result.invocation_id or ""
         if not result.published:
-            out = self.outbox.drain(deadline).published.get(result.invocation_id or "")
+            out = self.outbox.drain(deadline).published.get(key)
+            if out is None:  # another instance may hold the item's lease, or have published it
+                record = self.store.get(key)
+                out = Result.from_dict(record.result) if record is not None and record.result else None
             result = replace(out, replayed=result.replayed) if out is not None else result
         if not result.published:
             raise TransientCloudError(f"scale-out {result.invocation_id} committed but its message is still in "
