@@ -312,6 +312,11 @@ class StateStore(ABC):
     def outbox_pending(self) -> int:
         """Items not yet acked, leased or not."""
 
+    @abstractmethod
+    def outbox_items(self) -> list[OutboxItem]:
+        """Items not yet acked, leased or not, ordered by (created_at, id): a read that leases
+        nothing, so `status` can show the backlog without racing a publisher."""
+
 
 def _existing(live: IdempotencyRecord, payload_hash: str) -> Claim:
     if live.payload_hash != payload_hash:
