@@ -191,6 +191,18 @@ def test_escalation_during_cooldown_adds_only_the_difference() -> None:
     assert (d.final, d.reasons) == (3, ())  # the window has passed
 
 
+def test_a_cooldown_decision_says_what_it_counted_and_until_when() -> None:
+    """The latest counted entry decides when the cooldown ends (600 s after it); other regions'
+    devices and entries older than the window are not counted."""
+    history = History((Entry("cn-hangzhou-telecom", 1, 1000.0), Entry("cn-hangzhou-telecom", 1, 1200.0),
+                       Entry("cn-hangzhou-telecom", 5, 500.0), Entry("cn-shanghai-cmcc", 4, 1250.0)))
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, 1300.0).decisions
+    assert (d.raw, d.final, d.reasons) == (3, 1, (Reason.COOLDOWN,))
+    assert (d.as_dict()["cooldownDevices"], d.as_dict()["cooldownUntil"]) == (2, 1800.0)
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, History(), 1300.0).decisions
+    assert "cooldownDevices" not in d.as_dict()  # said only where the cooldown cut
+
+
 def test_budget_per_region_and_total_hold_with_reason() -> None:
     day = 24 * 3600.0
     spent = History((Entry("cn-hangzhou-telecom", 12, 10_000.0),))
