@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -121,8 +122,8 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
     assert [o["invocationId"] for o in shown["orders"]] == [r["invocationId"] for r in (batch, counts, alarm)]
     assert oldest["cause"] == (f"CloudMonitor alarm `cms:ens-cpu-hangzhou:1736391720000` at 91.5 → step 85 <= "
                                f"value < 95: +2 → {HANGZHOU} +2 → ordered 2, OrderId {alarm['order']['OrderId']}")
-    assert middle["cause"].startswith(f"manual request `manual:launch-2025-01-09` → manual → {HANGZHOU} +2; "
-                                      f"manual request `manual:launch-2025-01-09` → manual → {SHANGHAI} +1")
+    assert middle["cause"] == (f"manual request `manual:launch-2025-01-09` \"launch-day pre-scale\" → manual → "
+                               f"{HANGZHOU} +2, {SHANGHAI} +1 → ordered 3, OrderId {counts['order']['OrderId']}")
     assert newest["cause"] == (f"MNS message `mns:C6DB60D1574661357FA2272774453A05` at 95 → step 90 <= value: +2 "
                                f"→ {SHANGHAI} +1 (asked 2: Cooldown) → ordered 1, "
                                f"OrderId {batch['order']['OrderId']}")
@@ -275,3 +276,38 @@ def test_verbose_shows_the_decision_lines_with_the_cooldown(cloud: LocalCloud, s
     lines = [json.loads(line.split(" ", 1)[1]) for line in capsys.readouterr().err.splitlines()
              if '"event":"decision"' in line]
     assert [(d["region"], d["reasons"], d["cooldownDevices"]) for d in lines] == [(HANGZHOU, ["Cooldown"], 2)]
+
+
+# -- the README's session ----------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SESSION_START = 1736391725.0  # 2025-01-09T03:02:05Z, just after the sample alarm's timestamp
+RANDOM_IDS = re.compile(r"\b(b-[a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+
+
+def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """The sample events a minute apart on the README's clock, then `status` and `history` as printed."""
+    offset = SESSION_START - cloud.now
+    state_url = f"sqlite:///{tmp_path}/demo.db"
+    monkeypatch.setenv("STATE_URL", state_url)
+    monkeypatch.setenv("SCALING_POLICY", str(PACKAGE_ROOT / "policy.yaml"))
+    monkeypatch.setattr(status_module, "clock", lambda: cloud.now + offset)
+    for failed in (0, 0, 0):  # ENS's random failures would make the session differ from run to run
+        cloud.queue_outcome(failed)
+    sample_day(make_autoscaler(state_url=state_url, clock=lambda: cloud.now + offset, sleep=cloud.advance), cloud)
+    shown = []
+    for name in ("status", "history"):
+        capsys.readouterr()
+        assert cli.main([name]) == 0
+        shown.append(f"$ ens-autoscaler {name}\n{capsys.readouterr().out.rstrip()}")
+    return "\n".join(shown)
+
+
+def test_the_readme_shows_what_status_and_history_print_after_the_sample_events(
+        cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    printed = readme_session(cloud, make_autoscaler, tmp_path, monkeypatch, capsys)
+    shown = README.read_text(encoding="utf-8").split("a minute apart), then:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    # ENS makes new OrderIds and device ids each run: compare everything else
+    assert RANDOM_IDS.sub("<id>", shown) == RANDOM_IDS.sub("<id>", printed)

@@ -102,17 +102,18 @@ def cause(order: OrderRecord) -> str:
     "CloudMonitor alarm `cms:…` at 91.5 → step 85 <= value < 95: +2 → cn-hangzhou-telecom +2
     → ordered 2, OrderId …"."""
     speakers = {s["dedupeKey"]: s for s in order.message.get("signals", ())}
-    parts = []
+    told: dict[str, list[str]] = {}  # what was said and which rule fired → the regions it added to
     for d in order.message.get("decisions", ()):
         if not d["final"]:
             continue
-        keys = d["signals"]
-        first = speakers.get(keys[0], {"source": "?"}) if keys else {"source": "?"}
-        said = f"{_speaker(first['source'])} `{keys[0] if keys else '?'}`" + (
-            f" (+{len(keys) - 1})" if len(keys) > 1 else "")
+        keys = d["signals"] or ["?"]
+        first = speakers.get(keys[0], {"source": "?"})
+        said = f"{_speaker(first['source'])} `{keys[0]}`" + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
+        said += f" \"{first['reason']}\"" if first.get("reason") else ""
         said += f" at {d['value']:g}" if d.get("value") is not None else ""
         cut = f" (asked {d['raw']}: {', '.join(d['reasons'])})" if d["final"] < d["raw"] else ""
-        parts.append(f"{said} → {d['rule']} → {d['region']} +{d['final']}{cut}")
+        told.setdefault(f"{said} → {d['rule']}", []).append(f"{d['region']} +{d['final']}{cut}")
+    parts = [f"{said} → {', '.join(regions)}" for said, regions in told.items()]
     return f"{'; '.join(parts) or 'no decision recorded'} → ordered {order.asked}, OrderId {order.order_id or '?'}"
 
 
@@ -211,27 +212,27 @@ def text(result: Mapping[str, Any]) -> str:
 
 
 def _status_text(result: Mapping[str, Any]) -> str:
-    lines = [f"at {epoch_iso(result['at'])} (state: {result['stateScope']})",
+    lines = [f"at {_when(result['at'])} (state: {result['stateScope']})",
              f"{'region':<32}  {'added 24h/budget':<16}  cooldown"]
     for r in result["regions"]:
         used = Used(r["added24h"], r["budget24h"]).text()
         held = r["cooldown"]
-        cooling = "-" if held is None else (f"{held['devices']} devices count until {epoch_iso(held['until'])} "
-                                            f"({held['remainingSeconds']:g} s left)")
+        cooling = "-" if held is None else (f"{held['devices']} devices count until {_when(held['until'])} "
+                                            f"({round(held['remainingSeconds'])} s left)")
         lines.append(f"{r['region']:<32}  {used:<16}  {cooling}")
     total = result["total"]
-    lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text():<16}")
+    lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text()}")
     lines.append(f"open orders: {len(result['openOrders']) or 'none'}")
     lines += [f"  {_order_line(o)}" for o in result["openOrders"]]
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
-    lines += [f"  {i['id']} ({i['tag']}) waiting {i['ageSeconds']:g} s, {i['attempts']} failed attempts"
+    lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]
     return "\n".join(lines)
 
 
 def _order_line(o: Mapping[str, Any]) -> str:
     regions = ", ".join(f"{r} +{n}" for r, n in o["regions"].items())
-    return (f"{o['invocationId']}  {o['phase']}  since {epoch_iso(o['startedAt'])}  {regions}  "
+    return (f"{o['invocationId']}  {o['phase']}  since {_when(o['startedAt'])}  {regions}  "
             f"OrderId {o['OrderId'] or '?'}  {o['ready']}/{o['devices']} ready" +
             (f"  ({o['outcome']})" if o["outcome"] else ""))
 
@@ -241,7 +242,11 @@ def _history_text(result: Mapping[str, Any]) -> str:
         return f"no order in the last {result['hours']:g} h"
     lines = []
     for o in result["orders"]:
-        lines.append(f"{epoch_iso(o['at'])}  {o['invocationId']}  {o['outcome']}  "
+        lines.append(f"{_when(o['at'])}  {o['invocationId']}  {o['outcome']}  "
                      f"{', '.join(o['DeviceIds']) or 'no devices'}")
         lines.append(f"  {o['cause']}")
     return "\n".join(lines)
+
+
+def _when(epoch: float) -> str:
+    return epoch_iso(round(epoch))  # a person reads seconds; `--json` keeps the exact time
