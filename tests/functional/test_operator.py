@@ -268,7 +268,8 @@ def test_no_mns_topic_is_a_configuration_error_with_nothing_recorded(cloud: Loca
 
 def test_verbose_shows_the_decision_lines_with_the_cooldown(cloud: LocalCloud, scaler,
                                                             capsys: pytest.CaptureFixture[str],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            logger_restored: None) -> None:
     monkeypatch.setenv("CALLBACK_TOKEN", "example-callback-token")
     scaler(clock=time.time).handle(COUNTS)  # the CLI runs on the wall clock: so does this
     capsys.readouterr()
