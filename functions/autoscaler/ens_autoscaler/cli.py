@@ -1,5 +1,4 @@
-"""The operator's command line: `python -m ens_autoscaler validate|plan|invoke|simulate|export-metrics|advise|
-status|history|resolve`.
+"""The operator's command line: `ens-autoscaler COMMAND` (`--help` lists them), or `python -m ens_autoscaler`.
 
 `plan` is the dry run a person trusts because it *cannot* call anything: it runs
 the decoder and the pure planner only (no state, no inventory, no SDK import).
