@@ -210,6 +210,19 @@ def test_only_an_uncertain_order_is_resolved_by_hand(cloud: LocalCloud, scaler,
     assert one.store.get_order(result["invocationId"]) == before
 
 
+@pytest.mark.parametrize("argv, named", [
+    (("history", "--hours", "-1"), "--hours: expected a positive number of hours, got '-1'"),
+    (("history", "--hours", "nan"), "--hours: expected a positive number of hours, got 'nan'"),
+    (("resolve", "inv-1", "--devices", "b-1,,b-2"), "--devices: expected device ids separated by commas"),
+    (("resolve", "inv-1"), "one of the arguments --devices --not-ordered is required"),
+])
+def test_bad_arguments_are_named_before_any_state_is_read(argv: tuple[str, ...], named: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(list(argv))
+    assert info.value.code == 2 and named in capsys.readouterr().err
+
+
 def refused_message(capsys: pytest.CaptureFixture[str], key: str) -> str:
     return command(capsys, "resolve", key, "--not-ordered")[1]["error"]["message"]
 

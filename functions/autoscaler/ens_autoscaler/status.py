@@ -79,22 +79,25 @@ class Status:
 
 
 def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
-    limits = policy.limits
-    history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
-    since = now - BUDGET_WINDOW_SECONDS
-    regions = tuple(RegionStatus(code, Used(history.added(since, code), limits.budget_per_region),
-                                 history.cooldown(code, now, limits.cooldown_seconds))
+    limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
+    ledger = History(tuple(store.ledger_since(since)))
+    regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region),
+                                 ledger.cooldown(code, now, limits.cooldown_seconds))
                     for code in sorted(policy.regions))
-    return Status(now, scope, regions, Used(history.added(since), limits.budget_total),
+    return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total),
                   tuple(store.open_orders()), tuple(store.outbox_items()))
 
 
-def history(store: StateStore, now: float, hours: float) -> list[dict[str, Any]]:
-    """The order book since `hours` ago, newest first: when, why, which devices, what came of it."""
-    return [{"at": o.started_at, "invocationId": o.id, "cause": cause(o), "phase": o.phase.value,
-             "outcome": OUTCOMES[o.phase], "OrderId": o.order_id, "DeviceIds": list(o.device_ids),
-             "ready": len(o.ready), "failed": len(o.failed), "note": o.outcome}
-            for o in reversed(store.orders_since(now - hours * 3600))]
+def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
+    """The order book since `hours` ago, newest first."""
+    return list(reversed(store.orders_since(now - hours * 3600)))
+
+
+def told(o: OrderRecord) -> dict[str, Any]:
+    """An order as `history` tells it: when, why, which devices, what came of it."""
+    return {"at": o.started_at, "invocationId": o.id, "cause": cause(o), "phase": o.phase.value,
+            "outcome": OUTCOMES[o.phase], "OrderId": o.order_id, "DeviceIds": list(o.device_ids),
+            "ready": len(o.ready), "failed": len(o.failed), "note": o.outcome}
 
 
 def cause(order: OrderRecord) -> str:
@@ -178,14 +181,31 @@ def claimed(order: OrderRecord, ids: Sequence[str], listed: Sequence[Listed],
 
 def arguments(name: str, s: argparse.ArgumentParser) -> None:
     if name == "history":
-        s.add_argument("--hours", type=float, default=24.0, help="how far back (default 24)")
+        s.add_argument("--hours", type=_hours, default=24.0, help="how far back (default 24)")
     elif name == "resolve":
         s.add_argument("invocation_id", help="the order's invocation id (`status` and `history` show it)")
         said = s.add_mutually_exclusive_group(required=True)
-        said.add_argument("--devices", type=lambda t: tuple(i.strip() for i in t.split(",")),
+        said.add_argument("--devices", type=_device_ids,
                           help="the devices it made, comma-separated (b-…): each must be listed by ENS")
         said.add_argument("--not-ordered", action="store_true", help="it never reached ENS: release "
                                                                      "its ledger entries")
+
+
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = float("nan")
+    if not 0 < hours < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of hours, got {text!r}")
+    return hours
+
+
+def _device_ids(text: str) -> tuple[str, ...]:
+    ids = tuple(i.strip() for i in text.split(","))
+    if not all(ids):
+        raise argparse.ArgumentTypeError(f"expected device ids separated by commas (b-1,b-2), got {text!r}")
+    return ids
 
 
 def command(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,7 +217,7 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
         return status(scaler.store, scaler.policy, scaler.clock(), scaler.scope).as_dict()
     if args.command == "history":
         return {"status": "history", "hours": args.hours,
-                "orders": history(scaler.store, scaler.clock(), args.hours)}
+                "orders": [told(o) for o in history(scaler.store, scaler.clock(), args.hours)]}
     order = resolve(scaler, args.invocation_id, None if args.not_ordered else args.devices)
     return {"status": "resolved", "order": order.summary(),
             "note": "its messages are queued in the outbox: the next invocation publishes them"}
