@@ -110,6 +110,19 @@ def test_status_counts_budgets_and_cooldowns_as_the_planner_does_and_lists_open_
     assert line["dryRun"] is False and line["outcome"] == "scaled" and line["DeviceIds"] == []
 
 
+def test_status_shows_a_message_mns_could_not_take_with_its_age_and_failed_attempts(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    cloud.inject("PublishMessage", "server_error", times=5)
+    with pytest.raises(TransientCloudError) as info:
+        scaler().handle(COUNTS)
+    assert info.value.code == "PublishDeferred"
+    cloud.advance(90)
+    _, shown = command(capsys, "status")
+    key = invocation_key(sources.decode(COUNTS), dry_run=False)
+    assert shown["outbox"] == [{"id": key, "tag": "scale-out", "createdAt": pytest.approx(shown["at"] - 90), "ageSeconds": 90,
+                                "attempts": 1}]
+
+
 def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
         cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
     one = scaler()
