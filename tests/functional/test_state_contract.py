@@ -329,6 +329,19 @@ def test_ack_deletes_and_release_counts_the_attempt(store: StateStore) -> None:
     assert store.outbox_claim(NOW + 100, 30, 10) == []
 
 
+def test_listing_the_outbox_shows_every_item_with_its_age_and_attempts_and_leases_nothing(
+        store: StateStore) -> None:
+    for item_id, at in [("m-c", NOW + 2), ("m-a", NOW + 1), ("m-b", NOW + 1)]:
+        store.outbox_put(item(item_id, at, body=f'{{"id":"{item_id}"}}'))
+    store.outbox_claim(NOW + 5, 30, 1)  # m-a leased: still listed
+    store.outbox_release("m-a")
+    store.outbox_ack("m-b")
+    listed = store.outbox_items()
+    assert [(i.id, i.created_at, i.attempts, i.body) for i in listed] == [
+        ("m-a", NOW + 1, 1, '{"id":"m-a"}'), ("m-c", NOW + 2, 0, '{"id":"m-c"}')]
+    assert [i.id for i in store.outbox_claim(NOW + 5, 30, 10)] == ["m-a", "m-c"]  # listing leased none
+
+
 def test_claim_rejects_a_lease_that_would_not_hold(store: StateStore) -> None:
     with pytest.raises(ValueError):
         store.outbox_claim(NOW, 0, 10)

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -87,16 +85,6 @@ def test_a_manual_request_within_the_caps_exits_0(capsys, tmp_path: Path) -> Non
     code, out, _ = run(capsys, "plan", "--event", manual(tmp_path, {"cn-hangzhou-telecom": 4}),
                        "--policy", str(DEFAULT_POLICY))
     assert code == 0 and "cut:" not in out
-
-
-@pytest.fixture
-def logger_restored() -> Iterator[None]:
-    """-v adds a handler to the package's logger: leave the logger as the next test expects it."""
-    logger = logging.getLogger("ens_autoscaler")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def test_verbose_prints_the_log_lines_on_stderr(capsys, tmp_path: Path, monkeypatch, logger_restored) -> None:

@@ -192,6 +192,19 @@ def test_escalation_during_cooldown_adds_only_the_difference() -> None:
     assert (d.final, d.reasons) == (3, ())  # the window has passed
 
 
+def test_a_cooldown_decision_says_what_it_counted_and_until_when() -> None:
+    """The latest counted entry decides when the cooldown ends (one cooldown after it); other
+    regions' devices and entries older than the window are not counted."""
+    cooldown, now = POLICY.limits.cooldown_seconds, 10_000.0
+    history = History((Entry("cn-hangzhou-telecom", 1, now - 300), Entry("cn-hangzhou-telecom", 1, now - 100),
+                       Entry("cn-hangzhou-telecom", 5, now - cooldown - 1), Entry("cn-shanghai-cmcc", 4, now - 50)))
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, now).decisions
+    assert (d.raw, d.final, d.reasons) == (3, 1, (Reason.COOLDOWN,))
+    assert (d.as_dict()["cooldownDevices"], d.as_dict()["cooldownUntil"]) == (2, now - 100 + cooldown)
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, History(), 1300.0).decisions
+    assert "cooldownDevices" not in d.as_dict()  # said only where the cooldown cut
+
+
 def test_budget_per_region_and_total_hold_with_reason() -> None:
     day = 24 * 3600.0
     spent = History((Entry("cn-hangzhou-telecom", 12, 10_000.0),))

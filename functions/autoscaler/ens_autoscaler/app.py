@@ -118,7 +118,8 @@ class Autoscaler:
             self.actuator.check_credentials()
         self.publisher  # noqa: B018 — the MNS settings, likewise
         identity = replay_identity(signals)
-        claim = self.store.claim(key, identity, now, min(ttl, max(1.0, deadline - now)), ttl)
+        claim = self.store.claim(key, identity, now, min(ttl, max(1.0, deadline - now)), ttl,
+                                 caller=", ".join(sorted(s.dedupe_key for s in signals)))
         if claim.status is ClaimStatus.COMPLETED:
             log("replayed")
             return self._finish(replace(Result.from_dict(claim.result or {}), replayed=True), deadline)

@@ -1,4 +1,4 @@
-"""The operator's command line: `python -m ens_autoscaler validate|plan|invoke|simulate|export-metrics|advise`.
+"""The operator's command line: `ens-autoscaler COMMAND` (`--help` lists them), or `python -m ens_autoscaler`.
 
 `plan` is the dry run a person trusts because it *cannot* call anything: it runs
 the decoder and the pure planner only (no state, no inventory, no SDK import).
@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from .display import Progress, exit_code, failure, print_quietly, render, show_logs
 from .errors import AutoscalerError
+from . import status
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
     from .policy import check_file
@@ -106,6 +107,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
     "export-metrics": (cmd_export_metrics, "write a metric history CSV from CloudMonitor DescribeMetricList "
                                            "(CMS_ENDPOINT, credentials as for invoke)"),
     "advise": (cmd_advise, "learn timer bursts from a metric history and prove them by replay; no network"),
+    "status": (status.command, "budgets used, cooldowns, open orders and the outbox backlog, per region (STATE_URL)"),
+    "history": (status.command, "the scale-outs of the order book: when, why, which devices, what came of it"),
+    "resolve": (status.command, "settle an uncertain order by hand: --devices b-1,b-2 or --not-ordered "
+                                "(logged, kept in the order)"),
 }
 
 
@@ -126,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
             from .simulate import advise_cli
 
             advise_cli.arguments(s, _region_count)
+        elif name in ("status", "history", "resolve"):
+            status.arguments(name, s)
         else:
             s.add_argument("--event", required=True, type=Path, help="an event file (see events/)")
         if name in ("plan", "invoke"):
@@ -209,6 +216,8 @@ def _text(result: dict[str, Any]) -> str:
         from .simulate.advise_cli import text as advice_text
 
         return advice_text(result)
+    if result.get("status") in ("status", "history", "resolved"):
+        return status.text(result)
     if result.get("status") == "exported":
         regions = ", ".join(result["regions"]) or "no region"
         return (f"{result['out']}: {result['readings']} readings for {regions} from "

@@ -18,7 +18,7 @@ from .ens import EnsActuator
 from .logs import log
 from .message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode,
                       failed_device, fleet_messages, ready_device, with_devices)
-from .orders import Listed, OrderRecord, Phase, Verdict, attribute, progress
+from .orders import Attribution, Listed, OrderRecord, Phase, Verdict, attribute, progress
 from .policy import Policy, ServiceParams
 from .result import Announcement, Result, Status
 from .state import LedgerEntry, OutboxItem, StateStore
@@ -66,19 +66,30 @@ class FollowUp:
         others = {o.id: o for o in store.orders_since(min(o.started_at for o in due) - LOOKBACK_S)} if due else {}
         after = []
         for order in due:
-            step = self._step(order, service, listed, list(others.values()), now)
-            if step.order is not None:
-                store.save_order(step.order, step.items, step.unledger,
-                                 step.result.as_dict() if step.result else None, now, self.expiry)
-                others[order.id] = order = step.order
-                log("order_followed_up", invocationId=order.id, phase=order.phase.value,
-                    outcome=order.outcome, OrderId=order.order_id, DeviceIds=list(order.device_ids),
-                    ready=len(order.ready), failed=len(order.failed), asked=order.asked)
+            order = others[order.id] = self._save(order, self._step(order, service, listed,
+                                                                    list(others.values()), now), now)
             after.append(order)
         if only is None:
             store.outbox_put(*(OutboxItem(m["id"], encode(m), TAG_FLEET, now)
                                for m in fleet_messages(listed, policy.regions, now)))
         return after
+
+    def settle(self, order: OrderRecord, found: Attribution, listed: list[Listed]) -> OrderRecord:
+        """Settle an unresolved order on evidence found elsewhere (an operator's word, `resolve`):
+        the same step and the same atomic write as evidence the follow-up found itself."""
+        now = self.clock()
+        return self._save(order, self._settle(order, found, listed, now), now)
+
+    def _save(self, order: OrderRecord, step: Step, now: float) -> OrderRecord:
+        if step.order is None:
+            return order
+        self._store().save_order(step.order, step.items, step.unledger,
+                                 step.result.as_dict() if step.result else None, now, self.expiry)
+        order = step.order
+        log("order_followed_up", invocationId=order.id, phase=order.phase.value,
+            outcome=order.outcome, OrderId=order.order_id, DeviceIds=list(order.device_ids),
+            ready=len(order.ready), failed=len(order.failed), asked=order.asked)
+        return order
 
     def _step(self, order: OrderRecord, service: ServiceParams, listed: list[Listed],
               others: list[OrderRecord], now: float) -> Step:
@@ -88,7 +99,9 @@ class FollowUp:
 
     def _resolve(self, order: OrderRecord, listed: list[Listed], others: list[OrderRecord],
                  now: float) -> Step:
-        found = attribute(order, listed, others, now)
+        return self._settle(order, attribute(order, listed, others, now), listed, now)
+
+    def _settle(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> Step:
         planned = Result.from_dict(order.result)
         if found.verdict is Verdict.WAIT:
             if order.phase is Phase.INTENT:  # orphaned: say so, so status shows it

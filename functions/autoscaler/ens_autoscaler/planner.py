@@ -56,6 +56,21 @@ class History:
     def added(self, since: float, region: str | None = None) -> int:
         return sum(e.count for e in self.entries if e.at >= since and region in (None, e.region))
 
+    def cooldown(self, region: str, now: float, seconds: float) -> Cooldown | None:
+        """What a region's cooldown counts now, for the guard and for `status` alike (None: nothing)."""
+        recent = [e for e in self.entries if e.at >= now - seconds and e.region == region] if seconds else []
+        devices = sum(e.count for e in recent)
+        return Cooldown(devices, max(e.at for e in recent) + seconds) if devices else None
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """Devices added within a region's cooldown window: they count toward its next scale-out
+    until `until` (epoch s), when the last of them leaves the window."""
+
+    devices: int
+    until: float
+
 
 @dataclass(frozen=True)
 class Capacity:
@@ -126,6 +141,7 @@ class Decision:
     final: int
     reasons: tuple[Reason, ...]
     capacity: Capacity | None = None  # the region's devices, when the inventory was read
+    cooldown: Cooldown | None = None  # what the cooldown counted, when it cut the count
 
     def as_dict(self) -> dict[str, Any]:
         out = {"region": self.region, "ispCode": self.isp, "signals": list(self.signals),
@@ -133,6 +149,8 @@ class Decision:
                "final": self.final, "reasons": [r.value for r in self.reasons]}
         if self.capacity is not None:
             out.update(running=self.capacity.running, pending=self.capacity.pending)
+        if self.cooldown is not None:
+            out.update(cooldownDevices=self.cooldown.devices, cooldownUntil=self.cooldown.until)
         return out
 
 
@@ -349,10 +367,10 @@ class Guard:
 
 def _cooldown(count: int, ask: Ask) -> Limit | None:
     """AWS step-scaling semantics: what was just added counts, repeated alarms don't stack."""
-    if not ask.limits.cooldown_seconds or ask.kind not in (RuleKind.STEP, RuleKind.PROFILE):
+    if ask.kind not in (RuleKind.STEP, RuleKind.PROFILE):
         return None
-    recent = ask.history.added(ask.now - ask.limits.cooldown_seconds, ask.region.code)
-    return (max(0, count - recent), Reason.COOLDOWN) if recent else None
+    held = ask.history.cooldown(ask.region.code, ask.now, ask.limits.cooldown_seconds)
+    return (max(0, count - held.devices), Reason.COOLDOWN) if held else None
 
 
 def _max_devices(count: int, ask: Ask) -> Limit | None:
@@ -430,8 +448,10 @@ def _decide(region: str, cands: Sequence[Candidate], policy: Policy, history: Hi
         if limit is not None and final > limit[0]:
             final = limit[0]
             reasons.append(limit[1])
+    cooldown = (history.cooldown(region, now, policy.limits.cooldown_seconds) if Reason.COOLDOWN in reasons
+                else None)
     return Decision(region, spec.isp, tuple(dict.fromkeys(c.dedupe_key for c in cands)),
-                    best.metric, best.value, best.rule, best.raw, final, tuple(reasons), capacity)
+                    best.metric, best.value, best.rule, best.raw, final, tuple(reasons), capacity, cooldown)
 
 
 def _total_limit(limits: Limits, history: History, now: float, inventory: Inventory | None) -> Limit:

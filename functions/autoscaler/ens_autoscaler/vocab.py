@@ -31,6 +31,11 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def epoch_iso(epoch: float) -> str:
+    """Epoch seconds as ISO 8601 in UTC with a `Z`: how every report and listing writes a time."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def iso_epoch(text: str) -> float:
     """An ISO 8601 / RFC 3339 time as epoch seconds; no zone means UTC. Raises ValueError."""
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))

@@ -15,12 +15,11 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, TextIO
 
 from ..errors import InputError
-from ..vocab import iso_epoch
+from ..vocab import epoch_iso, iso_epoch
 
 COLUMNS = ("time", "regionCode", "metric", "value")
 EPOCH = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
@@ -45,9 +44,7 @@ def parse_time(text: str) -> float:
         raise ValueError(f"{text!r} is neither ISO 8601 nor epoch seconds") from None
 
 
-def format_time(epoch: float) -> str:
-    """ISO 8601 in UTC with a `Z`: what the report and the exporter write."""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+format_time = epoch_iso  # what the report and the exporter write
 
 
 def parse_history(stream: TextIO, name: str) -> tuple[Reading, ...]:

@@ -50,10 +50,11 @@ class PayloadMismatchError(InputError):
     changed, and the rejection is logged for a person to look at.
     """
 
-    def __init__(self, key: str) -> None:
-        super().__init__(f"idempotency key {key} was first used with a different payload; "
-                         f"refusing to replay its result for this one",
-                         code="IdempotencyPayloadMismatch")
+    def __init__(self, key: str, caller: str = "") -> None:
+        super().__init__(f"{caller or 'idempotency key ' + key} was first used with a different payload "
+                         f"(idempotency key {key}): its first result stands and this one is refused; "
+                         "to ask for this one, send it with a new id (a manual request's `id`, a "
+                         "message's MessageId)", code="IdempotencyPayloadMismatch")
         self.key = key
 
 
@@ -177,13 +178,14 @@ class StateStore(ABC):
     """Shared state of every FC instance. Thread-safe; backends raise TransientCloudError."""
 
     def claim(self, key: str, payload_hash: str, now: float, in_progress_ttl: float,
-              expiry: float) -> Claim:
+              expiry: float, caller: str = "") -> Claim:
         """Own `key` (NEW), or learn that an earlier invocation completed it (COMPLETED).
 
         `in_progress_ttl` should be the invocation's remaining time: a record left by
         an invocation that crashed stops holding the key then, and a retry takes over.
         Raises InProgressError while another live owner may be running, and
-        PayloadMismatchError when the key's record was made for another payload.
+        PayloadMismatchError when the key's record was made for another payload; `caller` names
+        the key as its sender knows it (the signals' ids), for that error to say.
         """
         if not 0 < in_progress_ttl <= expiry:
             raise ValueError(f"need 0 < in_progress_ttl <= expiry, got {in_progress_ttl}, {expiry}")
@@ -194,7 +196,7 @@ class StateStore(ABC):
                 return Claim(ClaimStatus.NEW)
             live = self.get(key)
             if live is not None and live.dead_at > now:
-                return _existing(live, payload_hash)
+                return _existing(live, payload_hash, caller)
         raise TransientCloudError(f"idempotency key {key} changed hands twice while being "
                                   "claimed; retry later", code="IdempotencyContention")
 
@@ -313,10 +315,15 @@ class StateStore(ABC):
     def outbox_pending(self) -> int:
         """Items not yet acked, leased or not."""
 
+    @abstractmethod
+    def outbox_items(self) -> list[OutboxItem]:
+        """Items not yet acked, leased or not, ordered by (created_at, id): a read that leases
+        nothing, so `status` can show the backlog without racing a publisher."""
 
-def _existing(live: IdempotencyRecord, payload_hash: str) -> Claim:
+
+def _existing(live: IdempotencyRecord, payload_hash: str, caller: str) -> Claim:
     if live.payload_hash != payload_hash:
-        raise PayloadMismatchError(live.key)
+        raise PayloadMismatchError(live.key, caller)
     if live.status is RecordStatus.COMPLETED:
         return Claim(ClaimStatus.COMPLETED, live.result)
     raise InProgressError(live.key, live.in_progress_until)

@@ -93,6 +93,10 @@ class MemoryStore(StateStore):
         with self._lock:
             return len(self._outbox)
 
+    def outbox_items(self) -> list[OutboxItem]:
+        with self._lock:
+            return sorted((item for item, _ in self._outbox.values()), key=lambda i: (i.created_at, i.id))
+
 
 def _keep(order: OrderRecord, cutoff: float) -> bool:
     return order.phase.open or order.started_at >= cutoff

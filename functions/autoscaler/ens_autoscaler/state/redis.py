@@ -189,6 +189,21 @@ class RedisStore(StateStore):
         with self._errors("outbox count"):
             return int(self._r.zcard(QUEUE))
 
+    def outbox_items(self) -> list[OutboxItem]:
+        with self._errors("outbox read"):
+            ids = self._r.zrange(QUEUE, 0, -1)
+            pipe = self._r.pipeline(transaction=True)  # the items and their counts as of one moment
+            pipe.hmget(ITEMS, ids)
+            pipe.hmget(ATTEMPTS, ids)
+            items, attempts = pipe.execute() if ids else ([], [])
+        out = []
+        for item_id, item, tries in zip(ids, items, attempts, strict=True):
+            if item is not None:  # acked between the two reads
+                fields = json.loads(item)
+                out.append(OutboxItem(item_id, fields["body"], fields["tag"], fields["created_at"],
+                                      int(tries or 0)))
+        return sorted(out, key=lambda i: (i.created_at, i.id))
+
 
 def _member(entry: LedgerEntry) -> str:
     """The whole entry, `at` included: identical entries collapse, two real orders never do."""

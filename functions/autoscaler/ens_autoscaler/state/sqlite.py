@@ -184,6 +184,10 @@ class SqliteStore(StateStore):
     def outbox_pending(self) -> int:
         return int(self._read("outbox count", "SELECT COUNT(*) FROM outbox")[0][0])
 
+    def outbox_items(self) -> list[OutboxItem]:
+        return [OutboxItem(*row) for row in self._read(
+            "outbox read", "SELECT id, body, tag, created_at, attempts FROM outbox ORDER BY created_at, id")]
+
 
 def _row(record: IdempotencyRecord) -> tuple[Any, ...]:
     result = None if record.result is None else json.dumps(record.result, separators=(",", ":"),

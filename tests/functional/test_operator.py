@@ -1,0 +1,342 @@
+"""What an operator sees and steers (issue 15): `status`, `history`, `resolve`, dry runs that never
+block real runs, the checks made before anything is written, and the decision log's cooldown.
+
+Sample events go through the real SDKs to the emulator, run on its virtual clock with ENS's
+documented lifecycle (devices listed late, CREATING before Running), on SQLite and on Redis;
+the commands read the state as the CLI does, through `STATE_URL`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from ens_autoscaler import cli, sources
+from ens_autoscaler import status as status_module
+from ens_autoscaler.app import Autoscaler
+from ens_autoscaler.errors import ConfigError, InputError, TransientCloudError
+from ens_autoscaler.message import invocation_key
+from ens_autoscaler.policy import read_policy
+from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.status import resolve
+from localcloud import DEFAULT_TOPIC as TOPIC
+from localcloud import LocalCloud
+from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.functional.test_real_ens import (FOLLOW_UP, TIMEOUT_S, manual, orders_taken, scale_outs,
+                                            seed_service_devices)
+from tests.state_backends import redis_url, wipe_redis
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+COOLDOWN_S = read_policy(PACKAGE_ROOT / "policy.yaml").limits.cooldown_seconds
+ALARM = (EVENTS / "cms-http-alarm.json").read_bytes()  # hangzhou at 91.5: step +2
+COUNTS = (EVENTS / "manual-counts.json").read_bytes()  # hangzhou +2, shanghai +1
+BATCH = (EVENTS / "mns-eventbridge-batch.json").read_bytes()  # hangzhou 88 (+2), shanghai 95 (+2)
+HANGZHOU, SHANGHAI = "cn-hangzhou-telecom", "cn-shanghai-cmcc"
+
+
+@pytest.fixture(scope="module")
+def _running_cloud() -> Iterator[LocalCloud]:
+    with LocalCloud(credentials={ACCESS_KEY_ID: ACCESS_KEY_SECRET}, topics=(TOPIC,)) as cloud:
+        yield cloud  # the default lifecycle: ENS as documented
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    url = redis_url()
+    wipe_redis(url)
+    return url
+
+
+@pytest.fixture
+def scaler(cloud: LocalCloud, make_autoscaler: Callable[..., Any], state_url: str,
+           monkeypatch: pytest.MonkeyPatch) -> Callable[..., Autoscaler]:
+    """An FC instance on the emulator's clock; the CLI reads the same state, at the same time."""
+    for name, value in (("STATE_URL", state_url), ("ENS_ENDPOINT", cloud.url), ("MNS_ENDPOINT", cloud.url),
+                        ("MNS_TOPIC", TOPIC), ("SCALING_POLICY", str(PACKAGE_ROOT / "policy.yaml"))):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(status_module, "clock", lambda: cloud.now)
+    return lambda **kw: make_autoscaler(**{"state_url": state_url, "clock": lambda: cloud.now,
+                                           "sleep": cloud.advance, **kw})
+
+
+def command(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = cli.main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def sample_day(one: Autoscaler, cloud: LocalCloud) -> list[dict[str, Any]]:
+    """The alarm, a minute later the manual request, a minute later the batch."""
+    results = []
+    for event in (ALARM, COUNTS, BATCH):
+        results.append(one.handle(event))
+        cloud.advance(60)
+    return results
+
+
+# -- status and history ------------------------------------------------------------------------
+
+def test_status_counts_budgets_and_cooldowns_as_the_planner_does_and_lists_open_orders(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    start = cloud.now
+    alarm, counts, batch = sample_day(scaler(), cloud)
+    assert [r["status"] for r in (alarm, counts, batch)] == ["scaled"] * 3
+    code, shown = command(capsys, "status")
+    assert code == 0
+    regions = {r["region"]: r for r in shown["regions"]}
+    # hangzhou: 2 (alarm) + 2 (manual); the batch's +2 was all cooldown. shanghai: 1 + (2 - 1).
+    assert (regions[HANGZHOU]["added24h"], regions[HANGZHOU]["budget24h"]) == (4, 12)
+    assert regions[HANGZHOU]["cooldown"] == {"devices": 4, "until": start + 60 + COOLDOWN_S,
+                                             "remainingSeconds": COOLDOWN_S + 60 - 180}
+    assert (regions[SHANGHAI]["added24h"], regions[SHANGHAI]["cooldown"]["devices"]) == (2, 2)
+    assert regions[SHANGHAI]["cooldown"]["until"] == start + 120 + COOLDOWN_S
+    assert regions["cn-guangzhou-unicom"] == {"region": "cn-guangzhou-unicom", "added24h": 0, "budget24h": 12,
+                                              "cooldown": None}
+    assert shown["total"] == {"added24h": 6, "budget24h": 24}
+    # ENS lists devices late: every order is still on its way
+    assert [(o["invocationId"], o["phase"]) for o in shown["openOrders"]] == [
+        (r["invocationId"], "ordered") for r in (alarm, counts, batch)]
+    assert shown["outbox"] == []
+    # the decision log says the same of the batch's cooldown on its own
+    held = [json.loads(r.getMessage()) for r in caplog.records if '"event":"decision"' in r.getMessage()]
+    (line,) = [d for d in held if d["invocationId"] == batch["invocationId"] and d["region"] == HANGZHOU]
+    assert (line["reasons"], line["cooldownDevices"], line["cooldownUntil"]) == (["Coalesced", "Cooldown"], 4, start + 60 + COOLDOWN_S)
+    assert line["dryRun"] is False and line["outcome"] == "scaled" and line["DeviceIds"] == []
+
+
+def test_status_shows_a_message_mns_could_not_take_with_its_age_and_failed_attempts(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    cloud.inject("PublishMessage", "server_error", times=5)
+    with pytest.raises(TransientCloudError) as info:
+        scaler().handle(COUNTS)
+    assert info.value.code == "PublishDeferred"
+    cloud.advance(90)
+    _, shown = command(capsys, "status")
+    key = invocation_key(sources.decode(COUNTS), dry_run=False)
+    assert shown["outbox"] == [{"id": key, "tag": "scale-out", "createdAt": pytest.approx(shown["at"] - 90), "ageSeconds": 90,
+                                "attempts": 1}]
+
+
+def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    for failed in (0, 0, 1):  # the batch's one device will fail
+        cloud.queue_outcome(failed)
+    alarm, counts, batch = sample_day(one, cloud)
+    code, shown = command(capsys, "history")
+    assert code == 0
+    newest, middle, oldest = shown["orders"]
+    assert [o["invocationId"] for o in shown["orders"]] == [r["invocationId"] for r in (batch, counts, alarm)]
+    assert oldest["cause"] == (f"CloudMonitor alarm `cms:ens-cpu-hangzhou:1736391720000` at 91.5 → step 85 <= "
+                               f"value < 95: +2 → {HANGZHOU} +2 → ordered 2, OrderId {alarm['order']['OrderId']}")
+    assert middle["cause"] == (f"manual request `manual:launch-2025-01-09` \"launch-day pre-scale\" → manual → "
+                               f"{HANGZHOU} +2, {SHANGHAI} +1 → ordered 3, OrderId {counts['order']['OrderId']}")
+    assert newest["cause"] == (f"MNS message `mns:C6DB60D1574661357FA2272774453A05` at 95 → step 90 <= value: +2 "
+                               f"→ {SHANGHAI} +1 (asked 2: Cooldown) → ordered 1, "
+                               f"OrderId {batch['order']['OrderId']}")
+    assert [o["outcome"] for o in shown["orders"]] == ["pending"] * 3
+    assert oldest["DeviceIds"] == alarm["order"]["DeviceIds"]
+    cloud.advance(TIMEOUT_S)
+    one.handle(FOLLOW_UP)  # the readiness timer: every device Running (or failed) by now
+    _, later = command(capsys, "history")
+    assert [(o["outcome"], o["ready"], o["failed"]) for o in later["orders"]] == [
+        ("failed", 0, 1), ("ready", 3, 0), ("ready", 2, 0)]
+    _, since = command(capsys, "history", "--hours", "0.5")
+    assert since["orders"] == []  # all older than half an hour now
+
+
+# -- resolve by hand ---------------------------------------------------------------------------
+
+def lost_order(one: Autoscaler, cloud: LocalCloud, request_id: str) -> str:
+    """An order ENS took whose answer was lost, with another actor's device in its region: the
+    evidence can't say which devices are its. A device was there before it too."""
+    seed_service_devices(cloud, HANGZHOU, 1)
+    cloud.inject("RescaleDeviceService", "drop_after_commit")
+    with pytest.raises(TransientCloudError):
+        one.handle(manual(request_id, cn_hangzhou_telecom=2))
+    seed_service_devices(cloud, HANGZHOU, 1)  # someone else's, made meanwhile
+    cloud.advance(60)  # the order's devices are listed by now
+    with pytest.raises(TransientCloudError) as info:
+        one.handle(manual(request_id, cn_hangzhou_telecom=2))
+    assert info.value.code == "OrderUncertain"
+    return invocation_key(sources.decode(manual(request_id, cn_hangzhou_telecom=2)), dry_run=False)
+
+
+def test_an_uncertain_order_resolved_by_hand_announces_its_devices_and_answers_its_redelivery(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    key = lost_order(one, cloud, "lost-1")
+    _, shown = command(capsys, "status")
+    assert [(o["invocationId"], o["phase"]) for o in shown["openOrders"]] == [(key, "uncertain")]
+    (mine,) = [ids for order_id, ids in orders_taken(cloud).items() if order_id]
+    (old,) = one.store.get_order(key).baseline[HANGZHOU]
+    before = one.store.get_order(key)
+    code, refused = command(capsys, "resolve", key, "--devices", f"{mine[0]},{old},b-nosuch")
+    assert code == 1 and refused["status"] == "rejected"
+    assert refused["error"]["message"] == (
+        f"cannot resolve {key}: {old} was there before the order; b-nosuch is not listed by ENS in the "
+        f"order's regions ({HANGZHOU})")
+    code, refused = command(capsys, "resolve", key, "--devices", f"{mine[0]},{mine[0]}")
+    assert code == 1 and "name each device once" in refused["error"]["message"]
+    assert one.store.get_order(key) == before  # refused: nothing changed
+    code, done = command(capsys, "resolve", key, "--devices", ",".join(mine))
+    assert code == 0 and done["order"]["phase"] in ("ordered", "partly_ready", "ready")
+    assert "resolved by hand" in one.store.get_order(key).outcome
+    again = one.handle(manual("lost-1", cn_hangzhou_telecom=2))
+    assert again["status"] == "scaled" and sorted(again["order"]["DeviceIds"]) == sorted(mine)
+    assert sorted(scale_outs(cloud)[key]["DeviceIds"]) == sorted(mine)
+    assert len(cloud.calls_for("RescaleDeviceService")) == 1  # resolved, never re-ordered
+
+
+def test_an_order_resolved_as_never_placed_gives_its_budget_back(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    one = scaler()
+    key = lost_order(one, cloud, "lost-2")
+    _, before = command(capsys, "status")
+    assert next(r for r in before["regions"] if r["region"] == HANGZHOU)["added24h"] == 2
+    code, done = command(capsys, "resolve", key, "--not-ordered")
+    assert code == 0 and done["order"]["phase"] == "not_ordered"
+    _, after = command(capsys, "status")
+    assert next(r for r in after["regions"] if r["region"] == HANGZHOU)["added24h"] == 0
+    assert after["openOrders"] == []
+    assert one.handle(manual("lost-2", cn_hangzhou_telecom=2))["status"] == "not_ordered"
+    logged = [json.loads(r.getMessage()) for r in caplog.records if "order_resolved_by_hand" in r.getMessage()]
+    assert [(line["invocationId"], line["notOrdered"]) for line in logged] == [(key, True)]
+
+
+def test_only_an_uncertain_order_is_resolved_by_hand(cloud: LocalCloud, scaler,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    result = one.handle(COUNTS)
+    before = one.store.get_order(result["invocationId"])
+    for argv in (("resolve", result["invocationId"], "--not-ordered"), ("resolve", "inv-nope", "--not-ordered")):
+        code, refused = command(capsys, *argv)
+        assert code == 1 and argv[1] in refused["error"]["message"]
+    assert "is ordered: only an uncertain order" in refused_message(capsys, result["invocationId"])
+    assert one.store.get_order(result["invocationId"]) == before
+
+
+@pytest.mark.parametrize("argv, named", [
+    (("history", "--hours", "-1"), "--hours: expected a positive number of hours, got '-1'"),
+    (("history", "--hours", "nan"), "--hours: expected a positive number of hours, got 'nan'"),
+    (("resolve", "inv-1", "--devices", "b-1,,b-2"), "--devices: expected device ids separated by commas"),
+    (("resolve", "inv-1"), "one of the arguments --devices --not-ordered is required"),
+])
+def test_bad_arguments_are_named_before_any_state_is_read(argv: tuple[str, ...], named: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(list(argv))
+    assert info.value.code == 2 and named in capsys.readouterr().err
+
+
+def refused_message(capsys: pytest.CaptureFixture[str], key: str) -> str:
+    return command(capsys, "resolve", key, "--not-ordered")[1]["error"]["message"]
+
+
+# -- dry runs never block real runs ------------------------------------------------------------
+
+def test_a_dry_run_of_an_event_leaves_the_real_run_free_to_order(cloud: LocalCloud, scaler) -> None:
+    dry = scaler(dry_run=True).handle(ALARM)
+    assert dry["status"] == "dry_run" and not cloud.calls_for("RescaleDeviceService")
+    real = scaler().handle(ALARM)
+    assert real["status"] == "scaled" and real["replayed"] is False
+    assert real["invocationId"] != dry["invocationId"]
+    again = scaler().handle(ALARM)
+    assert again == {**real, "replayed": True}
+    assert len(cloud.calls_for("RescaleDeviceService")) == 1
+
+
+def test_a_manual_request_first_sent_as_a_dry_run_orders_when_sent_for_real(cloud: LocalCloud, scaler) -> None:
+    request = {"action": "scale-out", "regions": {SHANGHAI: 1}, "id": "try-first"}
+    one = scaler()
+    dry = one.handle(json.dumps({**request, "dryRun": True}).encode())
+    assert dry["status"] == "dry_run" and dry["replayed"] is False
+    real = one.handle(json.dumps(request).encode())
+    assert real["status"] == "scaled" and len(real["order"]["DeviceIds"]) == 1
+    assert one.handle(json.dumps({**request, "dryRun": True}).encode()) == {**dry, "replayed": True}
+    assert len(cloud.calls_for("RescaleDeviceService")) == 1
+
+
+def test_an_id_reused_for_another_request_is_refused_naming_the_id_and_how_to_ask_again(
+        cloud: LocalCloud, scaler) -> None:
+    one = scaler()
+    assert one.handle(json.dumps({"action": "scale-out", "regions": {SHANGHAI: 1}, "id": "r-7"}).encode())[
+        "status"] == "scaled"
+    other = one.handle(json.dumps({"action": "scale-out", "regions": {SHANGHAI: 2}, "id": "r-7"}).encode())
+    assert other["status"] == "rejected"
+    assert other["error"]["message"].startswith("manual:r-7 was first used with a different payload")
+    assert "send it with a new id" in other["error"]["message"]
+    assert len(cloud.calls_for("RescaleDeviceService")) == 1
+
+
+# -- checked before anything is written -------------------------------------------------------
+
+@pytest.mark.parametrize("setting", ["mns_topic", "mns_endpoint"])
+def test_no_mns_topic_is_a_configuration_error_with_nothing_recorded(cloud: LocalCloud, scaler,
+                                                                       setting: str) -> None:
+    built = scaler()
+    one = Autoscaler(replace(built.settings, **{setting: None}), store=built.store, actuator=built.actuator,
+                     clock=built.clock)
+    with pytest.raises(ConfigError, match="MNS_ENDPOINT and MNS_TOPIC"):
+        one.handle(COUNTS)
+    key = invocation_key(sources.decode(COUNTS), dry_run=False)
+    assert one.store.get(key) is None and one.store.ledger_since(0) == []
+    assert one.store.orders_since(0) == [] and one.store.outbox_pending() == 0
+    assert not cloud.calls_for("RescaleDeviceService") and not cloud.calls_for("DescribeDeviceService")
+
+
+def test_verbose_shows_the_decision_lines_with_the_cooldown(cloud: LocalCloud, scaler,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            logger_restored: None) -> None:
+    monkeypatch.setenv("CALLBACK_TOKEN", "example-callback-token")
+    scaler(clock=time.time).handle(COUNTS)  # the CLI runs on the wall clock: so does this
+    capsys.readouterr()
+    assert cli.main(["invoke", "-v", "--event", str(EVENTS / "cms-http-alarm.json")]) == 0
+    lines = [json.loads(line.split(" ", 1)[1]) for line in capsys.readouterr().err.splitlines()
+             if '"event":"decision"' in line]
+    assert [(d["region"], d["reasons"], d["cooldownDevices"]) for d in lines] == [(HANGZHOU, ["Cooldown"], 2)]
+
+
+# -- the README's session ----------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SESSION_START = 1736391725.0  # 2025-01-09T03:02:05Z, just after the sample alarm's timestamp
+RANDOM_IDS = re.compile(r"\b(b-[a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+
+
+def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """The sample events a minute apart on the README's clock, then `status` and `history` as printed."""
+    offset = SESSION_START - cloud.now
+    state_url = f"sqlite:///{tmp_path}/demo.db"
+    monkeypatch.setenv("STATE_URL", state_url)
+    monkeypatch.setenv("SCALING_POLICY", str(PACKAGE_ROOT / "policy.yaml"))
+    monkeypatch.setattr(status_module, "clock", lambda: cloud.now + offset)
+    for failed in (0, 0, 0):  # ENS's random failures would make the session differ from run to run
+        cloud.queue_outcome(failed)
+    sample_day(make_autoscaler(state_url=state_url, clock=lambda: cloud.now + offset, sleep=cloud.advance), cloud)
+    shown = []
+    for name in ("status", "history"):
+        capsys.readouterr()
+        assert cli.main([name]) == 0
+        shown.append(f"$ ens-autoscaler {name}\n{capsys.readouterr().out.rstrip()}")
+    return "\n".join(shown)
+
+
+def test_the_readme_shows_what_status_and_history_print_after_the_sample_events(
+        cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    printed = readme_session(cloud, make_autoscaler, tmp_path, monkeypatch, capsys)
+    shown = README.read_text(encoding="utf-8").split("a minute apart), then:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    # ENS makes new OrderIds and device ids each run: compare everything else
+    assert RANDOM_IDS.sub("<id>", shown) == RANDOM_IDS.sub("<id>", printed)
