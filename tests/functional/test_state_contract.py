@@ -263,6 +263,25 @@ def test_ledger_since_is_inclusive_and_oldest_first(store: StateStore) -> None:
     assert store.ledger_since(NOW + 20.001) == []
 
 
+def test_ledger_sums_add_up_per_region_since_each_instant(store: StateStore) -> None:
+    store.record_scale_out([LedgerEntry("cn-a", 1, NOW + 20, "inv-3"), LedgerEntry("cn-a", 2, NOW, "inv-1"),
+                            LedgerEntry("cn-b", 4, NOW + 10, "inv-2"), LedgerEntry("cn-c", 8, NOW - 1, "inv-0")])
+    assert store.ledger_sums([NOW + 10, NOW, NOW + 30]) == {
+        NOW: {"cn-a": 3, "cn-b": 4}, NOW + 10: {"cn-a": 1, "cn-b": 4}, NOW + 30: {}}
+    assert store.ledger_sums([]) == {}
+
+
+def test_ledger_sums_drop_what_unledger_removed(store: StateStore) -> None:
+    order = intent()
+    entries = LedgerEntry.for_order(order.selector, "inv-1", NOW)
+    store.record_intent(order, entries)
+    store.record_scale_out([LedgerEntry("cn-hangzhou-telecom", 1, NOW + 5, "inv-2")])
+    before = store.ledger_sums([NOW])[NOW]
+    store.save_order(replace(order, phase=Phase.NOT_ORDERED), unledger=entries)
+    assert store.ledger_sums([NOW]) == {NOW: {"cn-hangzhou-telecom": 1}}
+    assert before["cn-hangzhou-telecom"] > 1
+
+
 def test_an_identical_entry_counts_once_but_a_second_order_counts(store: StateStore) -> None:
     entry = LedgerEntry("cn-a", 2, NOW, "inv-1")
     store.record_scale_out([entry])

@@ -27,8 +27,8 @@ from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key, replay_identity
 from .orders import OrderRecord, Phase
 from .outbox import Outbox
-from .planner import History, Inventory, plan
-from .policy import BUDGET_WINDOW_SECONDS, Policy, PolicyCache
+from .planner import History, Inventory, lookbacks, plan
+from .policy import Policy, PolicyCache
 from .publisher import MnsPublisher
 from .result import Result, Status
 from .settings import Settings
@@ -132,7 +132,7 @@ class Autoscaler:
     def _scale_out(self, signals: list[Signal], policy: Policy, key: str, identity: str, dry_run: bool,
                    deadline: float) -> Result:
         store, now, ttl = self.store, self.clock(), self.settings.idempotency_ttl
-        history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
+        history = History(store.ledger_sums(lookbacks(policy, now)))
         try:
             listed = self.actuator.listing(policy.service)
         except PermanentCloudError:

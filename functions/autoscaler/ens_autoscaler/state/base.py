@@ -251,6 +251,14 @@ class StateStore(ABC):
         return sorted(self._ledger_since(since),
                       key=lambda e: (e.at, e.invocation, e.region, e.count))
 
+    def ledger_sums(self, since: Iterable[float]) -> dict[float, dict[str, int]]:
+        """Devices counted per region since each instant: what the planner's `History` holds.
+
+        Sums, not rows, so the read stays small however long the ledger grows.
+        """
+        instants = tuple(sorted(set(since)))
+        return _zero_filled(instants, self._ledger_sums(instants)) if instants else {}
+
     def outbox_put(self, item: OutboxItem) -> None:
         self._write(Write(items=(item,)))
 
@@ -289,6 +297,11 @@ class StateStore(ABC):
     def _ledger_since(self, since: float) -> Iterable[LedgerEntry]: ...
 
     @abstractmethod
+    def _ledger_sums(self, since: tuple[float, ...]) -> Iterable[tuple[float, str, int]]:
+        """(instant, region, devices counted at or after it) for every region with entries then;
+        `since` is sorted and not empty."""
+
+    @abstractmethod
     def get_order(self, order_id: str) -> OrderRecord | None: ...
 
     @abstractmethod
@@ -311,6 +324,24 @@ class StateStore(ABC):
     @abstractmethod
     def outbox_pending(self) -> int:
         """Items not yet acked, leased or not."""
+
+
+def sums_of(entries: Iterable[LedgerEntry], since: Iterable[float]) -> dict[float, dict[str, int]]:
+    """The sums of entries held in memory (the memory store's, the advisor's ledger)."""
+    sums: dict[float, dict[str, int]] = {t: {} for t in since}
+    for e in entries:
+        for t, per_region in sums.items():
+            if e.at >= t and e.count:
+                per_region[e.region] = per_region.get(e.region, 0) + e.count
+    return sums
+
+
+def _zero_filled(since: tuple[float, ...], rows: Iterable[tuple[float, str, int]]) -> dict[float, dict[str, int]]:
+    sums: dict[float, dict[str, int]] = {t: {} for t in since}
+    for t, region, n in rows:
+        if n:
+            sums[t][region] = n
+    return sums
 
 
 def _existing(live: IdempotencyRecord, payload_hash: str) -> Claim:

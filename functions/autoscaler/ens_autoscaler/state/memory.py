@@ -10,7 +10,7 @@ import threading
 from dataclasses import replace
 
 from ..orders import OrderRecord
-from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write
+from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write, sums_of
 
 
 class MemoryStore(StateStore):
@@ -58,6 +58,12 @@ class MemoryStore(StateStore):
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._lock:
             return [e for e in self._ledger if e.at >= since]
+
+    def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
+        with self._lock:
+            entries = list(self._ledger)
+        return [(t, region, n) for t, per_region in sums_of(entries, since).items()
+                for region, n in per_region.items()]
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         with self._lock:

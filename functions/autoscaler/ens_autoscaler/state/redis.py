@@ -64,6 +64,29 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 """
+# Per-region sums since each ARGV instant (ascending), added up inside Redis: one round trip and
+# a reply of one number per region and instant, however long the ledger is.
+SUMS = """
+local since, sums, out = {}, {}, {}
+for i, t in ipairs(ARGV) do since[i] = tonumber(t) end
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES')
+for i = 1, #rows, 2 do
+  local entry, at = cjson.decode(rows[i]), tonumber(rows[i + 1])
+  for j = 1, #since do
+    if at >= since[j] then
+      local key = j .. ' ' .. entry[1]
+      sums[key] = (sums[key] or 0) + entry[2]
+    end
+  end
+end
+for key, n in pairs(sums) do
+  local j, region = string.match(key, '^(%d+) (.*)$')
+  out[#out + 1] = j
+  out[#out + 1] = region
+  out[#out + 1] = n
+end
+return out
+"""
 # End the lease and count the attempt, unless the item was acked meanwhile.
 RELEASE = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -83,6 +106,7 @@ class RedisStore(StateStore):
         self._put_if_dead = self._r.register_script(PUT_IF_DEAD)
         self._lease_script = self._r.register_script(LEASE)
         self._release_script = self._r.register_script(RELEASE)
+        self._sums_script = self._r.register_script(SUMS)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -149,6 +173,12 @@ class RedisStore(StateStore):
         with self._errors("ledger read"):
             members = cast("list[str]", self._r.zrangebyscore(LEDGER, repr(since), "+inf"))
         return [LedgerEntry(*json.loads(m)) for m in members]
+
+    def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
+        with self._errors("ledger sums"):
+            flat = self._sums_script(keys=[LEDGER], args=[repr(t) for t in since])
+        return [(since[int(j) - 1], region, int(n))
+                for j, region, n in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)]
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         with self._errors("order read"):
