@@ -226,6 +226,69 @@ def test_commit_scale_out_makes_record_order_and_message_visible(backend: Backen
     assert reader.outbox_claim(NOW + 2, 30, 10) == [item("inv-1", body='{"id":"inv-1"}')]
 
 
+def claim_with_intent(store: StateStore, order: OrderRecord, at: float = NOW) -> ClaimStatus:
+    return store.claim_with_intent(order.id, "hash-a", at, TTL, EXPIRY, order,
+                                   LedgerEntry.for_order(order.selector, order.id, order.started_at)).status
+
+
+def test_a_claim_with_its_intent_owns_the_key_and_counts_the_order_in_one_write(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    order = intent()
+    assert claim_with_intent(writer, order) is ClaimStatus.NEW
+    assert reader.get("inv-1").status is RecordStatus.INPROGRESS  # type: ignore[union-attr]
+    assert reader.get_order("inv-1") == order
+    assert reader.ledger_sums([NOW]) == {NOW: {"cn-hangzhou-telecom": 3, "cn-shanghai-unicom": 1}}
+    with pytest.raises(InProgressError):  # a duplicate in flight still fails fast
+        claim_with_intent(reader, intent(at=NOW + 1), NOW + 1)
+    assert reader.get_order("inv-1") == order
+
+
+def test_a_claim_with_an_intent_never_replaces_an_order_that_may_be_placed(store: StateStore) -> None:
+    order = intent()
+    claim_with_intent(store, order)
+    late = NOW + TTL + 1  # the owner died: its claim no longer holds the key, its order still does
+    assert claim_with_intent(store, intent(at=late), late) is ClaimStatus.BOOKED
+    assert store.get_order("inv-1") == order and store.ledger_sums([NOW])[NOW]["cn-hangzhou-telecom"] == 3
+    assert claim(store, at=late) is ClaimStatus.NEW  # the plain claim, to resolve it, still takes the key
+
+
+def test_a_claim_with_an_intent_may_replace_a_refused_order(store: StateStore) -> None:
+    store.save_order(replace(intent(), phase=Phase.REFUSED))
+    again = intent(at=NOW + 5)
+    assert claim_with_intent(store, again, NOW + 5) is ClaimStatus.NEW
+    assert store.get_order("inv-1") == again
+
+
+def test_a_claim_whose_intent_cannot_be_written_writes_nothing(store: StateStore) -> None:
+    broken = replace(intent(), result={"status": object()})  # not JSON
+    with pytest.raises(TypeError):
+        claim_with_intent(store, broken)
+    assert store.get("inv-1") is None and store.get_order("inv-1") is None and store.ledger_sums([NOW]) == {NOW: {}}
+
+
+def test_a_claim_completed_at_once_replays_and_keeps_its_message_leased(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    result = {"status": "dry_run"}
+    assert writer.claim_completed("inv-1", "hash-a", result, [item("inv-1")], NOW, EXPIRY,
+                                  lease_until=NOW + 30).status is ClaimStatus.NEW
+    assert claim(reader, at=NOW + 1) is ClaimStatus.COMPLETED
+    assert reader.claim("inv-1", "hash-a", NOW + 1, TTL, EXPIRY).result == result
+    assert reader.outbox_claim(NOW + 29, 30, 10) == []  # leased to the writer, who publishes it
+    assert reader.outbox_claim(NOW + 30, 30, 10) == [item("inv-1")]  # the writer died: anyone may
+
+
+def test_a_commit_with_a_leased_message_then_one_write_acks_it_and_marks_it_published(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    order = intent()
+    claim_with_intent(writer, order)
+    writer.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, replace(order, phase=Phase.ORDERED),
+                            [item("inv-1")], NOW + 1, EXPIRY, lease_until=NOW + 31)
+    assert reader.outbox_claim(NOW + 2, 30, 10) == [] and reader.outbox_pending() == 1
+    writer.ack_published("inv-1", "hash-a", {"status": "scaled", "published": True}, NOW + 2, EXPIRY)
+    assert reader.outbox_pending() == 0 and reader.outbox_claim(NOW + 60, 30, 10) == []
+    assert reader.claim("inv-1", "hash-a", NOW + 3, TTL, EXPIRY).result == {"status": "scaled", "published": True}
+
+
 def test_a_commit_that_fails_leaves_the_intent_standing(store: StateStore) -> None:
     claim(store)
     order = intent()

@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any, Iterable
 
 from ..errors import InputError, TransientCloudError
-from ..orders import OrderRecord
+from ..orders import OrderRecord, Phase
 
 # The widest window that reads the ledger is the 24 h budget; twice that leaves room for
 # clock skew between instances and for a policy that widens the window later.
@@ -110,6 +110,7 @@ class IdempotencyRecord:
 class ClaimStatus(str, Enum):
     NEW = "NEW"  # the caller owns the key now and must complete or release it
     COMPLETED = "COMPLETED"  # an earlier invocation finished: replay its result
+    BOOKED = "BOOKED"  # a claim that brings an order lost to an order already in the book: resolve that
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ class Write:
     items: tuple[OutboxItem, ...] = ()
     orders: tuple[OrderRecord, ...] = ()
     unledger: tuple[LedgerEntry, ...] = ()
+    lease_until: float = 0.0  # new items start leased to the writer until then (0: free to claim)
+    acked: tuple[str, ...] = ()  # outbox items published: removed
 
     @property
     def ledger_cutoff(self) -> float | None:
@@ -185,18 +188,51 @@ class StateStore(ABC):
         Raises InProgressError while another live owner may be running, and
         PayloadMismatchError when the key's record was made for another payload.
         """
+        return self._claim(self._in_progress(key, payload_hash, now, in_progress_ttl, expiry), now, None)
+
+    def claim_with_intent(self, key: str, payload_hash: str, now: float, in_progress_ttl: float, expiry: float,
+                          order: OrderRecord, entries: Iterable[LedgerEntry]) -> Claim:
+        """`claim` and `record_intent` in one write: the order and its ledger entries are down, and
+        count, the moment the key is owned; no write in between for a crash to fall into.
+
+        Taken only while no order but a refused one holds the key in the book (BOOKED
+        otherwise): a key whose order may exist is resolved by evidence, never ordered again.
+        """
+        mine = self._in_progress(key, payload_hash, now, in_progress_ttl, expiry)
+        return self._claim(mine, now, Write(entries=tuple(entries), orders=(order,)))
+
+    def claim_completed(self, key: str, payload_hash: str, result: dict[str, Any], items: Iterable[OutboxItem],
+                        now: float, expiry: float, lease_until: float = 0.0) -> Claim:
+        """Own `key` and complete it at once, for a result that orders nothing (no action, a dry run):
+        one write, on the same conditions as `claim_with_intent`."""
+        return self._claim(_completed(key, payload_hash, result, now, expiry), now,
+                           Write(ttl=expiry, items=tuple(items), lease_until=lease_until))
+
+    def held(self, key: str, payload_hash: str, now: float) -> Claim | None:
+        """What a live record of `key` says to a duplicate, read without writing: COMPLETED to replay,
+        or it raises (in progress, another payload). None: no live record holds the key."""
+        live = self.get(key)
+        return _existing(live, payload_hash) if live is not None and live.dead_at > now else None
+
+    def _claim(self, mine: IdempotencyRecord, now: float, write: Write | None) -> Claim:
+        for _ in range(2):  # the live record we lost to may be released before we read it
+            if self._put_if_absent(mine, now) if write is None else self._put_if_absent(mine, now, write):
+                return Claim(ClaimStatus.NEW)
+            held = self.held(mine.key, mine.payload_hash, now)
+            if held is not None:
+                return held
+            if write is not None and order_holds_key(self.get_order(mine.key)):
+                return Claim(ClaimStatus.BOOKED)
+        raise TransientCloudError(f"idempotency key {mine.key} changed hands twice while being "
+                                  "claimed; retry later", code="IdempotencyContention")
+
+    @staticmethod
+    def _in_progress(key: str, payload_hash: str, now: float, in_progress_ttl: float,
+                     expiry: float) -> IdempotencyRecord:
         if not 0 < in_progress_ttl <= expiry:
             raise ValueError(f"need 0 < in_progress_ttl <= expiry, got {in_progress_ttl}, {expiry}")
-        mine = IdempotencyRecord(key, RecordStatus.INPROGRESS, payload_hash, None, now + expiry,
+        return IdempotencyRecord(key, RecordStatus.INPROGRESS, payload_hash, None, now + expiry,
                                  now + in_progress_ttl)
-        for _ in range(2):  # the live record we lost to may be released before we read it
-            if self._put_if_absent(mine, now):
-                return Claim(ClaimStatus.NEW)
-            live = self.get(key)
-            if live is not None and live.dead_at > now:
-                return _existing(live, payload_hash)
-        raise TransientCloudError(f"idempotency key {key} changed hands twice while being "
-                                  "claimed; retry later", code="IdempotencyContention")
 
     def complete(self, key: str, payload_hash: str, result: dict[str, Any], now: float,
                  expiry: float) -> None:
@@ -218,14 +254,22 @@ class StateStore(ABC):
 
     def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
                          order: OrderRecord | None, items: Iterable[OutboxItem], now: float,
-                         expiry: float) -> None:
+                         expiry: float, lease_until: float = 0.0) -> None:
         """Complete `key`, move its order on and queue its messages in one atomic write.
 
         One write, so that a crash can never leave a result stored whose order or
-        message was lost: either all of it lands, or the intent still stands.
+        message was lost: either all of it lands, or the intent still stands. The
+        messages may start leased to the committer (`lease_until`), which publishes
+        them without a lease write of its own; if it dies, the lease runs out.
         """
         self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry,
-                          items=tuple(items), orders=(order,) if order else ()))
+                          items=tuple(items), orders=(order,) if order else (), lease_until=lease_until))
+
+    def ack_published(self, item_id: str, payload_hash: str, result: dict[str, Any], now: float,
+                      expiry: float) -> None:
+        """Remove a published item and store its invocation's result as published, in one write: a
+        crash between the two can neither publish it again nor leave the result unpublished."""
+        self._write(Write(_completed(item_id, payload_hash, result, now, expiry), expiry, acked=(item_id,)))
 
     def save_order(self, order: OrderRecord, items: Iterable[OutboxItem] = (),
                    unledger: Iterable[LedgerEntry] = (), result: dict[str, Any] | None = None,
@@ -278,8 +322,13 @@ class StateStore(ABC):
     # -- primitives: all a backend implements -------------------------------------------
 
     @abstractmethod
-    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
-        """Atomically write `record` unless a record with `dead_at > now` holds its key."""
+    def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
+        """Atomically write `record` unless a record with `dead_at > now` holds its key.
+
+        With `write`, apply it too, in the same atomic step — and only while the order
+        book holds no order of the key that `order_holds_key`: a claim that carries an order
+        must not replace one that may have been placed.
+        """
 
     @abstractmethod
     def get(self, key: str) -> IdempotencyRecord | None:
@@ -342,6 +391,11 @@ def _zero_filled(since: tuple[float, ...], rows: Iterable[tuple[float, str, int]
         if n:
             sums[t][region] = n
     return sums
+
+
+def order_holds_key(order: OrderRecord | None) -> bool:
+    """An order that keeps its key from being ordered again: any but one ENS provably refused."""
+    return order is not None and order.phase is not Phase.REFUSED
 
 
 def _existing(live: IdempotencyRecord, payload_hash: str) -> Claim:

@@ -20,7 +20,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..orders import OrderRecord
-from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write, unavailable
+from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write, order_holds_key,
+                   unavailable)
 
 PREFIX = "ens-autoscaler:{state}:"
 RECORD = PREFIX + "idempotency:"
@@ -118,13 +119,40 @@ class RedisStore(StateStore):
     def close(self) -> None:
         self._r.close()
 
-    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+    def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
         key, value = RECORD + record.key, record.to_json()
         ttl_ms = _ttl_ms(record.expires_at - now)
+        if write is not None:
+            put = self._put_with(record, now, write)
+            if put and write.ledger_cutoff is not None:
+                self._prune_orders(write.ledger_cutoff)
+            return put
         with self._errors("claim"):
             if self._r.set(key, value, nx=True, px=ttl_ms):
                 return True
             return bool(self._put_if_dead(keys=[key], args=[value, ttl_ms, repr(now)]))
+
+    def _put_with(self, record: IdempotencyRecord, now: float, write: Write) -> bool:
+        """The conditional put and `write` in one MULTI/EXEC, under WATCH of the record and the order
+        book: if either changes between the check and EXEC, nothing is written (False; the base
+        reads again and retries once)."""
+        key = RECORD + record.key
+        with self._errors("claim"), self._r.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key, ORDERS)
+                held = pipe.get(key)
+                if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
+                    return False
+                booked = pipe.hget(ORDERS, record.key)
+                if booked is not None and order_holds_key(OrderRecord.from_json(booked)):
+                    return False
+                pipe.multi()
+                pipe.set(key, record.to_json(), px=_ttl_ms(record.expires_at - now))
+                _queue(pipe, write)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
 
     def get(self, key: str) -> IdempotencyRecord | None:
         with self._errors("get"):
@@ -137,22 +165,7 @@ class RedisStore(StateStore):
 
     def _write(self, write: Write) -> None:
         pipe = self._r.pipeline(transaction=True)
-        if write.record:
-            pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
-        if write.entries:
-            pipe.zadd(LEDGER, {_member(e): e.at for e in write.entries})
-            pipe.zremrangebyscore(LEDGER, "-inf", f"({write.ledger_cutoff!r}")
-        if write.unledger:
-            pipe.zrem(LEDGER, *[_member(e) for e in write.unledger])
-        for item in write.items:
-            pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
-                                                    "created_at": item.created_at}))
-            pipe.hsetnx(ATTEMPTS, item.id, item.attempts)
-            pipe.zadd(QUEUE, {item.id: item.created_at}, nx=True)
-        for order in write.orders:
-            pipe.hset(ORDERS, order.id, order.to_json())
-            pipe.zadd(ORDERS_BY_START, {order.id: order.started_at})
-            (pipe.sadd if order.phase.open else pipe.srem)(ORDERS_OPEN, order.id)
+        _queue(pipe, write)
         with self._errors("write"):
             pipe.execute()
         if write.ledger_cutoff is not None:
@@ -205,9 +218,7 @@ class RedisStore(StateStore):
 
     def outbox_ack(self, item_id: str) -> None:
         pipe = self._r.pipeline(transaction=True)
-        pipe.zrem(QUEUE, item_id)
-        for key in (ITEMS, LEASES, ATTEMPTS):
-            pipe.hdel(key, item_id)
+        _queue_ack(pipe, item_id)
         with self._errors("outbox ack"):
             pipe.execute()
 
@@ -218,6 +229,36 @@ class RedisStore(StateStore):
     def outbox_pending(self) -> int:
         with self._errors("outbox count"):
             return int(self._r.zcard(QUEUE))
+
+
+def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
+    """Every part of `write`, queued on the caller's MULTI/EXEC."""
+    if write.record:
+        pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
+    if write.entries:
+        pipe.zadd(LEDGER, {_member(e): e.at for e in write.entries})
+        pipe.zremrangebyscore(LEDGER, "-inf", f"({write.ledger_cutoff!r}")
+    if write.unledger:
+        pipe.zrem(LEDGER, *[_member(e) for e in write.unledger])
+    for item in write.items:
+        pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
+                                                "created_at": item.created_at}))
+        pipe.hsetnx(ATTEMPTS, item.id, item.attempts)
+        if write.lease_until:
+            pipe.hsetnx(LEASES, item.id, repr(write.lease_until))
+        pipe.zadd(QUEUE, {item.id: item.created_at}, nx=True)
+    for item_id in write.acked:
+        _queue_ack(pipe, item_id)
+    for order in write.orders:
+        pipe.hset(ORDERS, order.id, order.to_json())
+        pipe.zadd(ORDERS_BY_START, {order.id: order.started_at})
+        (pipe.sadd if order.phase.open else pipe.srem)(ORDERS_OPEN, order.id)
+
+
+def _queue_ack(pipe: redis.client.Pipeline, item_id: str) -> None:
+    pipe.zrem(QUEUE, item_id)
+    for key in (ITEMS, LEASES, ATTEMPTS):
+        pipe.hdel(key, item_id)
 
 
 def _member(entry: LedgerEntry) -> str:

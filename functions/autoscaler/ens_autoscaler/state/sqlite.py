@@ -20,7 +20,7 @@ from typing import Any, Iterator
 from ..errors import ConfigError
 from ..orders import OrderRecord
 from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, RecordStatus, StateStore, Write,
-                   unavailable)
+                   order_holds_key, unavailable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -109,11 +109,19 @@ class SqliteStore(StateStore):
         with self._lock:
             self._db.close()
 
-    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+    def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
         with self._transaction("claim") as db:
             # Expired records count as absent anyway; dropping them keeps the file small.
             db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
-            return db.execute(PUT_IF_ABSENT, (*_row(record), now)).rowcount == 1
+            if write is not None:
+                booked = db.execute("SELECT body FROM orders WHERE id = ?", (record.key,)).fetchall()
+                if booked and order_holds_key(OrderRecord.from_json(booked[0][0])):
+                    return False
+            if db.execute(PUT_IF_ABSENT, (*_row(record), now)).rowcount != 1:
+                return False
+            if write is not None:
+                _apply(db, write)
+            return True
 
     def get(self, key: str) -> IdempotencyRecord | None:
         rows = self._read("get", f"SELECT {COLUMNS} FROM idempotency WHERE key = ?", key)
@@ -130,21 +138,7 @@ class SqliteStore(StateStore):
 
     def _write(self, write: Write) -> None:
         with self._transaction("write") as db:
-            if write.record:
-                db.execute(UPSERT, _row(write.record))
-            db.executemany("INSERT OR IGNORE INTO ledger (region, count, at, invocation) "
-                           "VALUES (?, ?, ?, ?)",
-                           [(e.region, e.count, e.at, e.invocation) for e in write.entries])
-            db.executemany("DELETE FROM ledger WHERE region = ? AND count = ? AND at = ? AND invocation = ?",
-                           [(e.region, e.count, e.at, e.invocation) for e in write.unledger])
-            if write.ledger_cutoff is not None:
-                db.execute("DELETE FROM ledger WHERE at < ?", (write.ledger_cutoff,))
-                db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
-            db.executemany("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts) "
-                           "VALUES (?, ?, ?, ?, ?)",
-                           [(i.id, i.body, i.tag, i.created_at, i.attempts) for i in write.items])
-            db.executemany("INSERT OR REPLACE INTO orders (id, started_at, open, body) VALUES (?, ?, ?, ?)",
-                           [(o.id, o.started_at, int(o.phase.open), o.to_json()) for o in write.orders])
+            _apply(db, write)
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         rows = self._read("ledger read", "SELECT region, count, at, invocation FROM ledger "
@@ -191,6 +185,26 @@ class SqliteStore(StateStore):
 
     def outbox_pending(self) -> int:
         return int(self._read("outbox count", "SELECT COUNT(*) FROM outbox")[0][0])
+
+
+def _apply(db: sqlite3.Connection, write: Write) -> None:
+    """Every part of `write`, inside the caller's transaction."""
+    if write.record:
+        db.execute(UPSERT, _row(write.record))
+    db.executemany("INSERT OR IGNORE INTO ledger (region, count, at, invocation) "
+                   "VALUES (?, ?, ?, ?)",
+                   [(e.region, e.count, e.at, e.invocation) for e in write.entries])
+    db.executemany("DELETE FROM ledger WHERE region = ? AND count = ? AND at = ? AND invocation = ?",
+                   [(e.region, e.count, e.at, e.invocation) for e in write.unledger])
+    if write.ledger_cutoff is not None:
+        db.execute("DELETE FROM ledger WHERE at < ?", (write.ledger_cutoff,))
+        db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
+    db.executemany("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts, lease_until) "
+                   "VALUES (?, ?, ?, ?, ?, ?)",
+                   [(i.id, i.body, i.tag, i.created_at, i.attempts, write.lease_until) for i in write.items])
+    db.executemany("DELETE FROM outbox WHERE id = ?", [(item_id,) for item_id in write.acked])
+    db.executemany("INSERT OR REPLACE INTO orders (id, started_at, open, body) VALUES (?, ?, ?, ?)",
+                   [(o.id, o.started_at, int(o.phase.open), o.to_json()) for o in write.orders])
 
 
 def _row(record: IdempotencyRecord) -> tuple[Any, ...]:
