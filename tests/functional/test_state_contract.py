@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from ens_autoscaler.errors import InputError, TransientCloudError
 from ens_autoscaler.orders import OrderRecord, Phase
-from ens_autoscaler.state import (ClaimStatus, InProgressError, LedgerEntry, OutboxItem,
+from ens_autoscaler.state import (ClaimStatus, InProgressError, LedgerEntry, OutboxItem, ParkedItem,
                                   PayloadMismatchError, RecordStatus, StateStore)
 from ens_autoscaler.state.base import LEDGER_RETENTION_S
 from tests.state_backends import Backend, claim_in_threads, claim_outcome, redis_url, wipe_redis
@@ -369,6 +369,18 @@ def test_putting_the_same_id_twice_keeps_the_first(store: StateStore) -> None:
     store.outbox_put(item("m-1", body="second"))
     assert store.outbox_pending() == 1
     assert [i.body for i in store.outbox_claim(NOW, 30, 10)] == ["first"]
+
+
+def test_a_parked_item_leaves_the_rotation_and_is_listed_with_why(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    writer.outbox_put(item("inv-2", NOW + 1))
+    writer.outbox_put(item("inv-1", body='{"id":"inv-1"}'))
+    (leased,) = writer.outbox_claim(NOW, 30, 1)
+    writer.outbox_park(leased.id, "InvalidArgument: too large", NOW + 5)
+    writer.outbox_park("gone", "nothing to park", NOW + 6)  # a no-op
+    assert reader.outbox_parked() == [ParkedItem(OutboxItem("inv-1", '{"id":"inv-1"}', "scale-out", NOW, 1),
+                                                 "InvalidArgument: too large", NOW + 5)]
+    assert reader.outbox_pending() == 1 and reader.outbox_claim(NOW + 100, 30, 10) == [item("inv-2", NOW + 1)]
 
 
 def test_claim_leases_the_oldest_items_up_to_the_limit(store: StateStore) -> None:

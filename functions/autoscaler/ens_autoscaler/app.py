@@ -29,7 +29,7 @@ from .followup import FollowUp, settled
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key, replay_identity
 from .orders import OrderRecord, Phase
-from .outbox import Outbox
+from .outbox import Outbox, queued
 from .planner import History, Inventory, lookbacks, plan
 from .policy import Policy, PolicyCache
 from .publisher import MnsPublisher
@@ -180,7 +180,7 @@ class Autoscaler:
                                           "evidence an order needs can't be read", code="InventoryUnavailable")
             return result
         if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: claimed and completed in one write
-            items = (OutboxItem(key, encode(message), TAG_DRY_RUN, now),) if dry_run else ()
+            items = queued(key, encode(message), TAG_DRY_RUN, now) if dry_run else ()
             claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,
                                           self.outbox.lease_until(now))
             return self._lost(claim, key, deadline) or self._finish(self._logged(result, the_plan), deadline, items)
@@ -206,8 +206,7 @@ class Autoscaler:
                           device_ids=answer.device_ids, outcome="ENS answered")
         result = replace(Result.of_plan(Status.SCALED, key, the_plan, state_scope=self.scope),
                          order={k: v for k, v in answer.as_dict().items() if k != "ResourceDetailInfos"})
-        items = (OutboxItem(key, encode(build_message(key, the_plan, signals, answer, False, now)), TAG_SCALE_OUT,
-                            now),)
+        items = queued(key, encode(build_message(key, the_plan, signals, answer, False, now)), TAG_SCALE_OUT, now)
         store.commit_scale_out(key, identity, result.as_dict(), ordered, items, now, ttl, self.outbox.lease_until(now))
         return self._finish(self._logged(result, the_plan), deadline, items)
 

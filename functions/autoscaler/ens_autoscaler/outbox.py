@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
-from .errors import ConfigError, PermanentCloudError, TransientCloudError
+from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT
-from .publisher import MnsPublisher
+from .publisher import REFUSED_MESSAGE_CODES, MnsPublisher
 from .result import Result
 from .state import OutboxItem, StateStore
 
@@ -27,6 +27,13 @@ ANSWERED = (TAG_SCALE_OUT, TAG_DRY_RUN)  # messages whose publication an invocat
 class Drained:
     published: Mapping[str, Result] = field(default_factory=dict)  # invocation id → its result, now out
     failed: frozenset[str] = frozenset()  # item ids whose publish failed this time
+
+
+def queued(message_id: str, parts: Sequence[str], tag: str, now: float) -> tuple[OutboxItem, ...]:
+    """The outbox items of one message (`message.encode`'s parts). The last part keeps the message's
+    own id, so the invocation's result counts as published with it; earlier parts are queued first."""
+    return tuple(OutboxItem(message_id if i == len(parts) else f"{message_id}.part-{i}", text, tag, now)
+                 for i, text in enumerate(parts, start=1))
 
 
 class Outbox:
@@ -55,16 +62,26 @@ class Outbox:
             try:
                 message_id = self._publisher().publish(item.body, item.tag)
             except (TransientCloudError, PermanentCloudError, ConfigError) as exc:
-                store.outbox_release(item.id)
                 failed.add(item.id)
-                log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
-                    errorType=exc.kind, error=str(exc))
+                self._failed(store, item, exc)
                 continue
             result = self._ack(store, item, message_id)
             log("published", invocationId=item.id, mnsMessageId=message_id, tag=item.tag)
             if result is not None:
                 published[item.id] = result
         return Drained(published, frozenset(failed))
+
+    def _failed(self, store: StateStore, item: OutboxItem, exc: AutoscalerError) -> None:
+        """MNS refusing this very message is final: park it (logged once, here) where `status` shows it.
+        Anything else may pass later: end the lease, and the next invocation tries again."""
+        if exc.code in REFUSED_MESSAGE_CODES:
+            store.outbox_park(item.id, f"{exc.code}: {exc}", self.clock())
+            log("publish_parked", logging.ERROR, invocationId=item.id, attempts=item.attempts + 1,
+                errorType=exc.kind, error=str(exc))
+        else:
+            store.outbox_release(item.id)
+            log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
+                errorType=exc.kind, error=str(exc))
 
     def _ack(self, store: StateStore, item: OutboxItem, message_id: str) -> Result | None:
         """Ack the item; where it announces an invocation's result, record that result published in

@@ -150,6 +150,15 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class ParkedItem:
+    """An outbox item MNS refused for good: out of the publishing rotation, kept for a person."""
+
+    item: OutboxItem
+    reason: str
+    parked_at: float
+
+
+@dataclass(frozen=True)
 class Write:
     """What one atomic backend write puts down: all of it lands, or none of it.
 
@@ -372,7 +381,16 @@ class StateStore(ABC):
 
     @abstractmethod
     def outbox_pending(self) -> int:
-        """Items not yet acked, leased or not."""
+        """Items not yet acked, leased or not (parked ones are not pending)."""
+
+    @abstractmethod
+    def outbox_park(self, item_id: str, reason: str, now: float) -> None:
+        """Publishing failed for good: move the item out of the rotation, keeping it and why
+        (a no-op if it is gone)."""
+
+    @abstractmethod
+    def outbox_parked(self) -> list[ParkedItem]:
+        """Every parked item, oldest first: what `status` shows."""
 
 
 def sums_of(entries: Iterable[LedgerEntry], since: Iterable[float]) -> dict[float, dict[str, int]]:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write, order_holds_key,
+from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, order_holds_key,
                    sums_of)
 
 
@@ -21,6 +21,7 @@ class MemoryStore(StateStore):
         self._ledger: set[LedgerEntry] = set()
         self._outbox: dict[str, tuple[OutboxItem, float]] = {}  # id → (item, lease_until)
         self._orders_by_id: dict[str, str] = {}  # id → the order as JSON
+        self._parked: dict[str, ParkedItem] = {}
 
     def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
         mine, encoded = record.to_json(), _Encoded.of(write or Write())
@@ -109,6 +110,16 @@ class MemoryStore(StateStore):
     def outbox_pending(self) -> int:
         with self._lock:
             return len(self._outbox)
+
+    def outbox_park(self, item_id: str, reason: str, now: float) -> None:
+        with self._lock:
+            if item_id in self._outbox:
+                item, _ = self._outbox.pop(item_id)
+                self._parked[item_id] = ParkedItem(replace(item, attempts=item.attempts + 1), reason, now)
+
+    def outbox_parked(self) -> list[ParkedItem]:
+        with self._lock:
+            return sorted(self._parked.values(), key=lambda p: (p.parked_at, p.item.id))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write, order_holds_key,
+from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, order_holds_key,
                    unavailable)
 
 PREFIX = "ens-autoscaler:{state}:"
@@ -30,6 +30,7 @@ QUEUE = PREFIX + "outbox:queue"  # sorted set: score `created_at`, member the id
 ITEMS = PREFIX + "outbox:items"  # hash: id → {"body", "tag", "created_at"}
 LEASES = PREFIX + "outbox:leases"  # hash: id → lease_until (absent or 0: not leased)
 ATTEMPTS = PREFIX + "outbox:attempts"  # hash: id → failed publishes
+PARKED = PREFIX + "outbox:parked"  # hash: id → {"item", "reason", "parked_at"} as JSON
 ORDERS = PREFIX + "orders"  # hash: id → the order as JSON
 ORDERS_BY_START = PREFIX + "orders:started"  # sorted set: score `started_at`, member the id
 ORDERS_OPEN = PREFIX + "orders:open"  # set of the ids of open orders
@@ -88,6 +89,19 @@ for key, n in pairs(sums) do
 end
 return out
 """
+# Move a queued item to the parked hash (its attempts counted), out of the rotation.
+PARK = """
+local item = redis.call('HGET', KEYS[2], ARGV[1])
+if not item then return 0 end
+local attempts = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0') + 1
+redis.call('HSET', KEYS[5], ARGV[1], cjson.encode({item = cjson.decode(item), attempts = attempts,
+                                                   reason = ARGV[2], parked_at = tonumber(ARGV[3])}))
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+"""
 # End the lease and count the attempt, unless the item was acked meanwhile.
 RELEASE = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -108,6 +122,7 @@ class RedisStore(StateStore):
         self._lease_script = self._r.register_script(LEASE)
         self._release_script = self._r.register_script(RELEASE)
         self._sums_script = self._r.register_script(SUMS)
+        self._park_script = self._r.register_script(PARK)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -229,6 +244,22 @@ class RedisStore(StateStore):
     def outbox_pending(self) -> int:
         with self._errors("outbox count"):
             return int(self._r.zcard(QUEUE))
+
+    def outbox_park(self, item_id: str, reason: str, now: float) -> None:
+        with self._errors("outbox park"):
+            self._park_script(keys=[QUEUE, ITEMS, LEASES, ATTEMPTS, PARKED],
+                              args=[item_id, reason, repr(now)])
+
+    def outbox_parked(self) -> list[ParkedItem]:
+        with self._errors("parked read"):
+            held = cast("dict[str, str]", self._r.hgetall(PARKED))
+        parked = []
+        for item_id, text in held.items():
+            raw = json.loads(text)
+            item = raw["item"]
+            parked.append(ParkedItem(OutboxItem(item_id, item["body"], item["tag"], item["created_at"],
+                                                int(raw["attempts"])), raw["reason"], raw["parked_at"]))
+        return sorted(parked, key=lambda p: (p.parked_at, p.item.id))
 
 
 def _queue(pipe: redis.client.Pipeline, write: Write) -> None:

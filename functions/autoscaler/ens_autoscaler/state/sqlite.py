@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from ..errors import ConfigError
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, RecordStatus, StateStore, Write,
+from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore, Write,
                    order_holds_key, unavailable)
 
 SCHEMA = """
@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY, body TEXT NOT NULL, tag TEXT NOT NULL, created_at REAL NOT NULL,
     attempts INTEGER NOT NULL, lease_until REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (created_at, id);
+CREATE TABLE IF NOT EXISTS outbox_parked (
+    id TEXT PRIMARY KEY, body TEXT NOT NULL, tag TEXT NOT NULL, created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL, reason TEXT NOT NULL, parked_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, started_at REAL NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_open ON orders (open, started_at);
@@ -185,6 +188,18 @@ class SqliteStore(StateStore):
 
     def outbox_pending(self) -> int:
         return int(self._read("outbox count", "SELECT COUNT(*) FROM outbox")[0][0])
+
+    def outbox_park(self, item_id: str, reason: str, now: float) -> None:
+        with self._transaction("outbox park") as db:
+            db.execute("INSERT OR REPLACE INTO outbox_parked (id, body, tag, created_at, attempts, reason, parked_at) "
+                       "SELECT id, body, tag, created_at, attempts + 1, ?, ? FROM outbox WHERE id = ?",
+                       (reason, now, item_id))
+            db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def outbox_parked(self) -> list[ParkedItem]:
+        rows = self._read("parked read", "SELECT id, body, tag, created_at, attempts, reason, parked_at "
+                                         "FROM outbox_parked ORDER BY parked_at, id")
+        return [ParkedItem(OutboxItem(*row[:5]), row[5], row[6]) for row in rows]
 
 
 def _apply(db: sqlite3.Connection, write: Write) -> None:

@@ -1,0 +1,43 @@
+"""A message MNS refuses for good is parked where `status` can list it, logged once, never retried;
+a message MNS refuses for now stays in the rotation (issue 14)."""
+from __future__ import annotations
+
+import json
+import logging
+
+from ens_autoscaler.state import OutboxItem
+from localcloud import DEFAULT_TOPIC as TOPIC
+from localcloud import LocalCloud
+
+NOW = 1_000_000.0
+
+
+def events(caplog, name: str) -> list[dict]:
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ens_autoscaler"]
+    return [line for line in lines if line.get("event") == name]
+
+
+def test_a_message_too_large_for_mns_is_parked_once_and_the_rest_goes_out(
+        cloud: LocalCloud, make_autoscaler, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    scaler = make_autoscaler(clock=lambda: NOW)
+    scaler.store.outbox_put(OutboxItem("inv-big", "x" * (64 * 1024 + 1), "scale-out", NOW))
+    scaler.store.outbox_put(OutboxItem("inv-small", '{"id":"inv-small"}', "scale-out", NOW + 1))
+    scaler.outbox.drain(NOW + 60)
+    scaler.outbox.drain(NOW + 60)  # a second pass: the parked item is not tried again
+    assert len(cloud.calls_for("PublishMessage")) == 2  # the big one once (refused), the small one once
+    assert [json.loads(m["body"])["id"] for m in cloud.messages(TOPIC)] == ["inv-small"]
+    (parked,) = scaler.store.outbox_parked()
+    assert parked.item.id == "inv-big" and parked.reason.startswith("InvalidArgument")
+    assert parked.item.attempts == 1 and scaler.store.outbox_pending() == 0
+    assert len(events(caplog, "publish_parked")) == 1
+
+
+def test_an_mns_outage_is_not_parked(cloud: LocalCloud, make_autoscaler) -> None:
+    scaler = make_autoscaler(clock=lambda: NOW)
+    scaler.store.outbox_put(OutboxItem("inv-1", '{"id":"inv-1"}', "scale-out", NOW))
+    cloud.inject("PublishMessage", "throttle")
+    scaler.outbox.drain(NOW + 60)
+    assert scaler.store.outbox_parked() == [] and scaler.store.outbox_pending() == 1
+    scaler.outbox.drain(NOW + 60)
+    assert [json.loads(m["body"])["id"] for m in cloud.messages(TOPIC)] == ["inv-1"]
