@@ -21,7 +21,7 @@ from ens_autoscaler.errors import InputError, TransientCloudError
 from ens_autoscaler.orders import OrderRecord, Phase
 from ens_autoscaler.state import (ClaimStatus, InProgressError, LedgerEntry, OutboxItem, ParkedItem,
                                   PayloadMismatchError, RecordStatus, StateStore)
-from ens_autoscaler.state.base import LEDGER_RETENTION_S
+from ens_autoscaler.state.base import LEDGER_RETENTION_S, sums_of
 from tests.state_backends import Backend, claim_in_threads, claim_outcome, redis_url, wipe_redis
 
 NOW = 1_000_000.0
@@ -332,6 +332,18 @@ def test_ledger_sums_add_up_per_region_since_each_instant(store: StateStore) -> 
     assert store.ledger_sums([NOW + 10, NOW, NOW + 30]) == {
         NOW: {"cn-a": 3, "cn-b": 4}, NOW + 10: {"cn-a": 1, "cn-b": 4}, NOW + 30: {}}
     assert store.ledger_sums([]) == {}
+
+
+def test_ledger_sums_match_the_entries_across_hours_prunes_and_removals(store: StateStore) -> None:
+    entries = [LedgerEntry(f"cn-{i % 3}", 1 + i % 4, NOW + i * 1234.5, f"inv-{i}") for i in range(200)]
+    store.record_scale_out(entries[:150])
+    removed = entries[100:104]  # inside the window that is kept, across an hour boundary
+    store.save_order(replace(intent(), phase=Phase.NOT_ORDERED), unledger=removed)
+    store.record_scale_out(entries[150:])  # its cutoff prunes the oldest, mid-hour
+    kept = store.ledger_since(0)
+    assert kept and kept[0].at > NOW + 14 * 1234.5  # the prune did cut into the early entries
+    since = [NOW + 150 * 1234.5 + k * 977.0 for k in range(-40, 40, 7)] + [0.0, kept[0].at]
+    assert store.ledger_sums(since) == sums_of(kept, since)
 
 
 def test_ledger_sums_drop_what_unledger_removed(store: StateStore) -> None:
