@@ -202,9 +202,8 @@ def intent(key: str = "inv-1", at: float = NOW, selector: tuple[tuple[str, int],
 
 def test_the_intent_counts_its_devices_and_holds_the_order_before_it_is_sent(backend: Backend) -> None:
     writer, reader = backend.open(), backend.open()
-    claim(writer)
     order = intent()
-    writer.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    claim_with_intent(writer, order)
     assert reader.ledger_since(NOW) == [LedgerEntry("cn-hangzhou-telecom", 3, NOW, "inv-1"),
                                         LedgerEntry("cn-shanghai-unicom", 1, NOW, "inv-1")]
     assert reader.get_order("inv-1") == order and reader.open_orders() == [order]
@@ -213,9 +212,8 @@ def test_the_intent_counts_its_devices_and_holds_the_order_before_it_is_sent(bac
 
 def test_commit_scale_out_makes_record_order_and_message_visible(backend: Backend) -> None:
     writer, reader = backend.open(), backend.open()
-    claim(writer)
     order = intent()
-    writer.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    claim_with_intent(writer, order)
     ordered = replace(order, phase=Phase.ORDERED, order_id="o-1", device_ids=("b-1", "b-2", "b-3", "b-4"))
     writer.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, ordered,
                             [item("inv-1", body='{"id":"inv-1"}')], NOW + 1, EXPIRY)
@@ -290,9 +288,8 @@ def test_a_commit_with_a_leased_message_then_one_write_acks_it_and_marks_it_publ
 
 
 def test_a_commit_that_fails_leaves_the_intent_standing(store: StateStore) -> None:
-    claim(store)
     order = intent()
-    store.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    claim_with_intent(store, order)
     with pytest.raises(TypeError):  # the result is not JSON: found before anything is written
         store.commit_scale_out("inv-1", "hash-a", {"order": object()},
                                replace(order, phase=Phase.ORDERED), [item("inv-1")], NOW, EXPIRY)
@@ -302,8 +299,8 @@ def test_a_commit_that_fails_leaves_the_intent_standing(store: StateStore) -> No
 
 def test_an_order_never_placed_gives_its_ledger_entries_back_and_closes(store: StateStore) -> None:
     order, other = intent(), intent("inv-2", NOW + 5, (("cn-hangzhou-telecom", 1),))
-    store.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
-    store.record_intent(other, LedgerEntry.for_order(other.selector, "inv-2", NOW + 5))
+    claim_with_intent(store, order)
+    claim_with_intent(store, other, NOW + 5)
     closed = replace(order, phase=Phase.NOT_ORDERED)
     store.save_order(closed, unledger=LedgerEntry.for_order(order.selector, "inv-1", NOW),
                      result={"status": "not_ordered"}, now=NOW + 400, expiry=EXPIRY)
@@ -349,7 +346,7 @@ def test_ledger_sums_match_the_entries_across_hours_prunes_and_removals(store: S
 def test_ledger_sums_drop_what_unledger_removed(store: StateStore) -> None:
     order = intent()
     entries = LedgerEntry.for_order(order.selector, "inv-1", NOW)
-    store.record_intent(order, entries)
+    claim_with_intent(store, order)
     store.record_scale_out([LedgerEntry("cn-hangzhou-telecom", 1, NOW + 5, "inv-2")])
     before = store.ledger_sums([NOW])[NOW]
     store.save_order(replace(order, phase=Phase.NOT_ORDERED), unledger=entries)

@@ -201,8 +201,10 @@ class StateStore(ABC):
 
     def claim_with_intent(self, key: str, payload_hash: str, now: float, in_progress_ttl: float, expiry: float,
                           order: OrderRecord, entries: Iterable[LedgerEntry]) -> Claim:
-        """`claim` and `record_intent` in one write: the order and its ledger entries are down, and
-        count, the moment the key is owned; no write in between for a crash to fall into.
+        """Own `key` and write down its order and ledger entries *before* the order is sent, in one
+        write: from the moment the key is owned, whatever fails — the call, the next write, the
+        process — every later delivery finds the order to resolve, never a key free to order
+        again; and cooldowns and budgets already count it.
 
         Taken only while no order but a refused one holds the key in the book (BOOKED
         otherwise): a key whose order may exist is resolved by evidence, never ordered again.
@@ -251,15 +253,6 @@ class StateStore(ABC):
         order went through, its record must land even if the claim's record is gone.
         """
         self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry))
-
-    def record_intent(self, order: OrderRecord, entries: Iterable[LedgerEntry]) -> None:
-        """Write down an order and count its devices *before* it is sent, in one write.
-
-        From here on, whatever fails — the call, the next write, the process — every
-        later delivery of the key finds the order to resolve, never a key free to
-        order again; and cooldowns and budgets already count it.
-        """
-        self._write(Write(entries=tuple(entries), orders=(order,)))
 
     def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
                          order: OrderRecord | None, items: Iterable[OutboxItem], now: float,
