@@ -16,6 +16,7 @@ stays alone in the parent, so client and server never share a GIL):
   warm N WARMUP       bench.warm.child_main
   batch EVENT         bench.batch.child_main
   planner N           bench.plan_micro.child_main
+  policy-size DIR     bench.policy_size.child_main
 
 All modes read the function's configuration from the environment, as FC gives it.
 """
@@ -100,6 +101,8 @@ def main(argv: list) -> None:
             from bench.batch import child_main
         elif mode == "planner":
             from bench.plan_micro import child_main
+        elif mode == "policy-size":
+            from bench.policy_size import child_main
         else:
             raise SystemExit(f"unknown mode {mode!r}")
         report(**child_main(*args))

@@ -35,6 +35,20 @@ class Bench:
     python: str = sys.executable
     function_dir: Path = FUNCTION_DIR  # the code under test: the repository's, or a scratch copy
     _runs: int = 0
+    _deployed: dict[Path, Path] = field(default_factory=dict)
+
+    def deployed(self, policy: Path | None) -> Path:
+        """The policy as s.yaml's pre-deploy leaves it: a copy in scratch, compiled beside it
+        (`ens_autoscaler.compiled_policy`, run with the code under test)."""
+        source = policy or self.function_dir / "policy.yaml"
+        if source not in self._deployed:
+            target = self.scratch / "policies" / f"{len(self._deployed)}-{source.name}"
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(source.read_bytes())
+            subprocess.run([self.python, "-m", "ens_autoscaler.compiled_policy", str(target)], check=True,
+                           cwd=str(self.function_dir), capture_output=True, timeout=CHILD_TIMEOUT_S)
+            self._deployed[source] = target
+        return self._deployed[source]
 
     def env(self, policy: Path | None = None) -> dict[str, str]:
         """FC's environment variables, pointing at the emulator, with state no other run has seen."""
@@ -50,9 +64,7 @@ class Bench:
             NO_PROXY="127.0.0.1,localhost", BENCH_FUNCTION_DIR=str(self.function_dir),
         )
         env.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
-        env.pop("SCALING_POLICY", None)
-        if policy is not None:
-            env["SCALING_POLICY"] = str(policy)
+        env["SCALING_POLICY"] = str(self.deployed(policy))
         # Bytecode: the same for every side. Cached: a private pycache tree, filled by the
         # warm-up runs (nothing is written into the repository). Not cached: an empty tree that
         # is never written, so every import compiles from source, as on FC when the code

@@ -21,9 +21,10 @@ def child_main(calls: str) -> dict[str, Any]:
     from dataclasses import dataclass
 
     from ens_autoscaler import sources
-    from ens_autoscaler.planner import History, plan
+    from ens_autoscaler.planner import History, lookbacks, plan
     from ens_autoscaler.policy import read_policy
     from ens_autoscaler.settings import PACKAGE_ROOT
+    from ens_autoscaler.state.base import sums_of
 
     @dataclass(frozen=True)
     class Entry:
@@ -38,8 +39,8 @@ def child_main(calls: str) -> dict[str, Any]:
         if len(signals) == 1:
             singles.append(signals)
     now = 1_736_400_000.0
-    history = History((Entry("cn-hangzhou-telecom", 1, now - 300), Entry("cn-shanghai-cmcc", 2, now - 4000),
-                       Entry("cn-hangzhou-telecom", 2, now - 50_000)))
+    history = History(sums_of((Entry("cn-hangzhou-telecom", 1, now - 300), Entry("cn-shanghai-cmcc", 2, now - 4000),
+                               Entry("cn-hangzhou-telecom", 2, now - 50_000)), lookbacks(policy, now)))
     for signals in singles:  # warm-up
         plan(signals, policy, history, now)
     timings = []

@@ -60,38 +60,54 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         for kind, label in (("noop_ok_alarm", "cold start → no-op: OK-state alarm (HTTP)"),
                             ("noop_below_threshold", "cold start → no-op: below-threshold MNS msg")):
             ours = median(wall[kind])
-            row(label, _ms(ours), f"{_ms(base)} (import ENS client)", _ratio(ours / base), "≤ 0.25×",
-                ours / base <= 0.25, ours_s=ours, baseline_s=base, ratio_value=ours / base,
+            row(label, _ms(ours), f"{_ms(base)} (import ENS client)", _ratio(ours / base), "≤ 0.20×",
+                ours / base <= 0.20, ours_s=ours, baseline_s=base, ratio_value=ours / base,
                 ours_range_s=spread(wall[kind]), baseline_range_s=spread(wall["baseline_import"]))
         ours, naive = median(wall["scale_out"]), median(wall["naive_scale_out"])
-        row("cold start → scale-out (1 order + 1 publish)", _ms(ours), f"{_ms(naive)} (naive handler)",
-            _ratio(ours / naive), "≤ 1.10×", ours / naive <= 1.10, ours_s=ours, baseline_s=naive,
+        row("cold start → scale-out (1 listing + 1 order + 1 publish)", _ms(ours), f"{_ms(naive)} (naive handler)",
+            _ratio(ours / naive), "≤ 0.85×", ours / naive <= 0.85, ours_s=ours, baseline_s=naive,
             ratio_value=ours / naive, ours_range_s=spread(wall["scale_out"]),
             baseline_range_s=spread(wall["naive_scale_out"]))
     warm = results.get("warm")
     if warm:
-        ratio = warm["ours_ms"] / warm["naive_ms"]
-        row(f"warm scale-out, per event (median of {warm['events']}, ledger "
-            f"{'≤ ' + str(warm['ledger_cap']) if warm['ledger_cap'] else 'growing'})", f"{warm['ours_ms']:.2f} ms",
-            f"{warm['naive_ms']:.2f} ms (naive handler)", _ratio(ratio), "≤ 1.10×", ratio <= 1.10,
+        ledger = f"ledger {'≤ ' + str(warm['ledger_cap']) if warm['ledger_cap'] else 'growing'}"
+        ratio = warm["ours_ms"] / warm["naive_fresh_ms"]
+        row(f"warm scale-out, per event, SQLite (median of {warm['events']}, {ledger})", f"{warm['ours_ms']:.2f} ms",
+            f"{warm['naive_fresh_ms']:.2f} ms (naive, clients per event)", _ratio(ratio), "≤ 1.10×", ratio <= 1.10,
             ratio_value=ratio, **warm)
+        ratio = warm["ours_ms"] / warm["naive_ms"]
+        row("warm scale-out, the same", f"{warm['ours_ms']:.2f} ms", f"{warm['naive_ms']:.2f} ms (naive, clients kept)",
+            _ratio(ratio), "≤ 1.25×", ratio <= 1.25, ratio_value=ratio)
+        empty = warm["ledger_ms"]["0"]
+        for size, ms in warm["ledger_ms"].items():
+            if size != "0":
+                row(f"warm scale-out, {int(size):,} ledger entries in 24 h (median of {warm['ledger_events']})",
+                    f"{ms:.2f} ms", f"{empty:.2f} ms (empty ledger)", _ratio(ms / empty), "≤ 1.10×",
+                    ms / empty <= 1.10, ratio_value=ms / empty)
     planner = results.get("planner")
     if planner:
         row(f"planner alone, p50 per event ({planner['calls']:,} calls)", f"{planner['p50_us']:.0f} µs",
             "—", "—", "—", None, **planner)
         row("planner alone, p99 per event", f"{planner['p99_us']:.0f} µs", "—", "—", "—", None)
+    policy = results.get("policy")
+    if policy:
+        row(f"policy load, {policy['regions']:,} regions (compiled at deploy)", f"{policy['load_ms']:.1f} ms",
+            f"{policy['yaml_ms']:.1f} ms (the YAML parsed)", _ratio(policy["load_ms"] / policy["yaml_ms"]), "≤ 50 ms",
+            policy["load_ms"] <= 50, **policy)
+        row(f"plan, one signal per region, {policy['regions']:,} regions", f"{policy['plan_ms']:.1f} ms", "—", "—",
+            "≤ 20 ms", policy["plan_ms"] <= 20)
     batch = results.get("batch")
     if batch:
         n = f"{batch['messages']:,}"
         row(f"batch {n} msgs / {batch['regions']} regions: RescaleDeviceService calls",
             str(batch["rescale_calls"]), f"{n} (naive: one per message)", "—", "= 1",
             batch["rescale_calls"] == 1, **batch)
-        row("batch: messages published", str(batch["publishes"]), f"{n} (naive)", "—", "= 1",
-            batch["publishes"] == 1)
+        row("batch: messages published (MNS messages: its parts)", f"{batch['publishes']} ({batch['parts']})",
+            f"{n} (naive)", "—", "= 1", batch["publishes"] == 1)
         row("batch: decode + plan (median)", f"{batch['decode_plan_ms']:.1f} ms",
             f"{batch['naive_ms'] / 1e3:,.1f} s (naive: {n} calls, extrapolated)",
-            f"{batch['decode_plan_ms'] / batch['naive_ms']:.4f}×", "≤ 50 ms", batch["decode_plan_ms"] <= 50)
-        row("batch: size of the one published message", f"{batch['message_kb']:.0f} KB", "—", "—",
+            f"{batch['decode_plan_ms'] / batch['naive_ms']:.4f}×", "≤ 30 ms", batch["decode_plan_ms"] <= 30)
+        row("batch: size of its largest part", f"{batch['message_kb']:.0f} KB", "—", "—",
             f"≤ {batch['mns_max_message_kb']} KB (MNS max)", batch["message_kb"] <= batch["mns_max_message_kb"])
         row("batch: whole handler, warm (1 order + 1 publish)", f"{batch['handler_ms']:.0f} ms", "—", "—", "—",
             None)

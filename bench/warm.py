@@ -10,8 +10,14 @@ would grow by one entry per event (to 210), ten times what the default budget le
 in production; the function reads the whole window on every scale-out, so by default the
 state file is swapped for a fresh one every LEDGER_CAP events (`--warm-ledger 0`: never).
 Ours therefore does all its per-event work: decode, plan,
-SQLite claim, ledger read, RescaleDeviceService, the commit with the outbox item, the
-publish, the ack. The naive handler orders the same selector and publishes.
+ledger sums, DescribeDeviceService, the claim with the intent, RescaleDeviceService, the
+commit with its message leased, the publish, the ack. The naive handler lists, orders the
+same selector and publishes, once keeping its clients and once building them per event
+(the three sides rotate event by event).
+
+Then the ledger's size: the same instance answers events against state files that hold
+an empty ledger, LEDGER_SIZES entries in the 24 h window, rotating file by file per
+event, so each size sees the same drift.
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ from .common import BENCH, Bench, expect, median, percentile
 
 POLICY = BENCH / "policy-warm.yaml"
 LEDGER_CAP = 20  # events per state file: the ledger stays at production size (see child_main)
+LEDGER_SIZES = (0, 10_000, 100_000)  # entries in the 24 h window for the ledger-size figure
+LEDGER_EVENTS = 40  # events per ledger size
 
 
 def event(i: int) -> bytes:
@@ -47,8 +55,7 @@ def child_main(n: str, warmup: str, ledger_cap: str = "0") -> dict[str, Any]:
     state_dir = os.path.dirname(os.environ["STATE_URL"].removeprefix("sqlite://"))
     events = [event(i) for i in range(count + skip)]
     context = Context("bench-warm")
-    ours: list[float] = []
-    naive: list[float] = []
+    sides: dict[str, list[float]] = {"ours": [], "naive": [], "naive_fresh": []}
 
     def ours_once(ev: bytes) -> float:
         started = time.perf_counter()
@@ -58,28 +65,54 @@ def child_main(n: str, warmup: str, ledger_cap: str = "0") -> dict[str, Any]:
             raise RuntimeError(f"warm event ended {status!r}, not 'scaled'")
         return took
 
-    def naive_once(ev: bytes) -> float:
-        started = time.perf_counter()
-        naive_handler.handler(ev, context)
-        return time.perf_counter() - started
+    def timed(handler: Callable[[bytes, Any], str]) -> Callable[[bytes], float]:
+        def once(ev: bytes) -> float:
+            started = time.perf_counter()
+            handler(ev, context)
+            return time.perf_counter() - started
+        return once
 
+    runners = {"ours": ours_once, "naive": timed(naive_handler.handler),
+               "naive_fresh": timed(naive_handler.handler_fresh)}
+    order = list(runners)
     index.initialize(context)
+    instance = index._autoscaler()
+    assert hasattr(instance, "_store"), "app.Autoscaler changed: update bench/warm.py"
     for i, ev in enumerate(events):
         if cap and i >= skip and (i - skip) % cap == 0:
             # A fresh state file: the 24 h ledger never holds more than `cap` entries, as in
             # production, where budget24h bounds it (24 with the default policy). The instance,
             # its SDK clients and connections stay warm: only the store is swapped.
-            instance = index._autoscaler()
-            assert hasattr(instance, "_store"), "app.Autoscaler changed: update bench/warm.py"
             instance._store = open_store(f"sqlite:///{state_dir}/ledger-{i}.db")
-        if i % 2 == 0:
-            a, b = ours_once(ev), naive_once(ev)
-        else:
-            b, a = naive_once(ev), ours_once(ev)
+        rotation = order[i % 3:] + order[:i % 3]  # each side goes first, second and third in turn
+        took = {side: runners[side](ev) for side in rotation}
         if i >= skip:
-            ours.append(a)
-            naive.append(b)
-    return {"status": "done", "ours_s": ours, "naive_s": naive}
+            for side, seconds in took.items():
+                sides[side].append(seconds)
+    by_size = _ledger_sizes(instance, ours_once, state_dir, open_store, len(events))
+    return {"status": "done", "ours_s": sides["ours"], "naive_s": sides["naive"],
+            "naive_fresh_s": sides["naive_fresh"], "ledger_s": by_size}
+
+
+def _ledger_sizes(instance: Any, ours_once: Callable[[bytes], float], state_dir: str, open_store: Any,
+                  first: int) -> dict[str, list[float]]:
+    """Ours per event against state files whose 24 h ledger holds each of LEDGER_SIZES entries."""
+    from ens_autoscaler.state import LedgerEntry
+
+    now = time.time()
+    stores = {}
+    for size in LEDGER_SIZES:
+        store = open_store(f"sqlite:///{state_dir}/ledger-size-{size}.db")
+        for start in range(0, size, 10_000):  # spread over the window and over 50 other regions
+            store.record_scale_out(LedgerEntry(f"cn-bench-{j % 50}", 1, now - 3600 - (j % 80_000), f"old-{j}")
+                                   for j in range(start, min(size, start + 10_000)))
+        stores[size] = store
+    timings: dict[str, list[float]] = {str(size): [] for size in LEDGER_SIZES}
+    for i in range(LEDGER_EVENTS * len(LEDGER_SIZES)):
+        size = LEDGER_SIZES[i % len(LEDGER_SIZES)]
+        instance._store = stores[size]
+        timings[str(size)].append(ours_once(event(first + i)))
+    return timings
 
 
 def run(bench: Bench, events: int, warmup: int = 10, ledger_cap: int = LEDGER_CAP,
@@ -88,14 +121,19 @@ def run(bench: Bench, events: int, warmup: int = 10, ledger_cap: int = LEDGER_CA
              f" (ledger {'<= ' + str(ledger_cap) + ' entries' if ledger_cap else 'growing'})")
     bench.cloud.reset()
     report = bench.child("warm", str(events), str(warmup), str(ledger_cap), policy=POLICY)
-    total = events + warmup
+    total = 3 * (events + warmup) + LEDGER_EVENTS * len(LEDGER_SIZES)
     rescales = bench.cloud.calls_for("RescaleDeviceService")
-    expect(len(rescales) == 2 * total, f"warm: {len(rescales)} RescaleDeviceService calls, expected {2 * total}")
+    expect(len(rescales) == total, f"warm: {len(rescales)} RescaleDeviceService calls, expected {total}")
+    expect(len(bench.cloud.calls_for("DescribeDeviceService")) == total,
+           "warm: not one DescribeDeviceService (the evidence baseline) per order on every side")
     expect(all(c["status"] == 200 for c in rescales), "warm: a RescaleDeviceService call failed")
-    expect(len(bench.cloud.messages(bench.topic)) == 2 * total, "warm: not one message per event")
-    ours, naive = report["ours_s"], report["naive_s"]
+    expect(len(bench.cloud.messages(bench.topic)) == total, "warm: not one message per event")
+    ours, naive, fresh = report["ours_s"], report["naive_s"], report["naive_fresh_s"]
     quarter = max(1, len(ours) // 4)
+    ledger = {size: median(times) * 1e3 for size, times in report["ledger_s"].items()}
     return {
+        "naive_fresh_ms": median(fresh) * 1e3, "ratio_vs_fresh": median(ours) / median(fresh),
+        "ledger_ms": ledger, "ledger_events": LEDGER_EVENTS,
         "events": events, "warmup": warmup, "ledger_cap": ledger_cap,
         "ours_first_quarter_ms": median(ours[:quarter]) * 1e3,
         "ours_last_quarter_ms": median(ours[-quarter:]) * 1e3,

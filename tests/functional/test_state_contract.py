@@ -19,9 +19,9 @@ from dataclasses import replace
 
 from ens_autoscaler.errors import InputError, TransientCloudError
 from ens_autoscaler.orders import OrderRecord, Phase
-from ens_autoscaler.state import (ClaimStatus, InProgressError, LedgerEntry, OutboxItem,
+from ens_autoscaler.state import (ClaimStatus, InProgressError, LedgerEntry, OutboxItem, ParkedItem,
                                   PayloadMismatchError, RecordStatus, StateStore)
-from ens_autoscaler.state.base import LEDGER_RETENTION_S
+from ens_autoscaler.state.base import LEDGER_RETENTION_S, sums_of
 from tests.state_backends import Backend, claim_in_threads, claim_outcome, redis_url, wipe_redis
 
 NOW = 1_000_000.0
@@ -202,9 +202,8 @@ def intent(key: str = "inv-1", at: float = NOW, selector: tuple[tuple[str, int],
 
 def test_the_intent_counts_its_devices_and_holds_the_order_before_it_is_sent(backend: Backend) -> None:
     writer, reader = backend.open(), backend.open()
-    claim(writer)
     order = intent()
-    writer.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    claim_with_intent(writer, order)
     assert reader.ledger_since(NOW) == [LedgerEntry("cn-hangzhou-telecom", 3, NOW, "inv-1"),
                                         LedgerEntry("cn-shanghai-unicom", 1, NOW, "inv-1")]
     assert reader.get_order("inv-1") == order and reader.open_orders() == [order]
@@ -213,9 +212,8 @@ def test_the_intent_counts_its_devices_and_holds_the_order_before_it_is_sent(bac
 
 def test_commit_scale_out_makes_record_order_and_message_visible(backend: Backend) -> None:
     writer, reader = backend.open(), backend.open()
-    claim(writer)
     order = intent()
-    writer.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    claim_with_intent(writer, order)
     ordered = replace(order, phase=Phase.ORDERED, order_id="o-1", device_ids=("b-1", "b-2", "b-3", "b-4"))
     writer.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, ordered,
                             [item("inv-1", body='{"id":"inv-1"}')], NOW + 1, EXPIRY)
@@ -226,10 +224,72 @@ def test_commit_scale_out_makes_record_order_and_message_visible(backend: Backen
     assert reader.outbox_claim(NOW + 2, 30, 10) == [item("inv-1", body='{"id":"inv-1"}')]
 
 
-def test_a_commit_that_fails_leaves_the_intent_standing(store: StateStore) -> None:
-    claim(store)
+def claim_with_intent(store: StateStore, order: OrderRecord, at: float = NOW) -> ClaimStatus:
+    return store.claim_with_intent(order.id, "hash-a", at, TTL, EXPIRY, order,
+                                   LedgerEntry.for_order(order.selector, order.id, order.started_at)).status
+
+
+def test_a_claim_with_its_intent_owns_the_key_and_counts_the_order_in_one_write(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
     order = intent()
-    store.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
+    assert claim_with_intent(writer, order) is ClaimStatus.NEW
+    assert reader.get("inv-1").status is RecordStatus.INPROGRESS  # type: ignore[union-attr]
+    assert reader.get_order("inv-1") == order
+    assert reader.ledger_sums([NOW]) == {NOW: {"cn-hangzhou-telecom": 3, "cn-shanghai-unicom": 1}}
+    with pytest.raises(InProgressError):  # a duplicate in flight still fails fast
+        claim_with_intent(reader, intent(at=NOW + 1), NOW + 1)
+    assert reader.get_order("inv-1") == order
+
+
+def test_a_claim_with_an_intent_never_replaces_an_order_that_may_be_placed(store: StateStore) -> None:
+    order = intent()
+    claim_with_intent(store, order)
+    late = NOW + TTL + 1  # the owner died: its claim no longer holds the key, its order still does
+    assert claim_with_intent(store, intent(at=late), late) is ClaimStatus.BOOKED
+    assert store.get_order("inv-1") == order and store.ledger_sums([NOW])[NOW]["cn-hangzhou-telecom"] == 3
+    assert claim(store, at=late) is ClaimStatus.NEW  # the plain claim, to resolve it, still takes the key
+
+
+def test_a_claim_with_an_intent_may_replace_a_refused_order(store: StateStore) -> None:
+    store.save_order(replace(intent(), phase=Phase.REFUSED))
+    again = intent(at=NOW + 5)
+    assert claim_with_intent(store, again, NOW + 5) is ClaimStatus.NEW
+    assert store.get_order("inv-1") == again
+
+
+def test_a_claim_whose_intent_cannot_be_written_writes_nothing(store: StateStore) -> None:
+    broken = replace(intent(), result={"status": object()})  # not JSON
+    with pytest.raises(TypeError):
+        claim_with_intent(store, broken)
+    assert store.get("inv-1") is None and store.get_order("inv-1") is None and store.ledger_sums([NOW]) == {NOW: {}}
+
+
+def test_a_claim_completed_at_once_replays_and_keeps_its_message_leased(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    result = {"status": "dry_run"}
+    assert writer.claim_completed("inv-1", "hash-a", result, [item("inv-1")], NOW, EXPIRY,
+                                  lease_until=NOW + 30).status is ClaimStatus.NEW
+    assert claim(reader, at=NOW + 1) is ClaimStatus.COMPLETED
+    assert reader.claim("inv-1", "hash-a", NOW + 1, TTL, EXPIRY).result == result
+    assert reader.outbox_claim(NOW + 29, 30, 10) == []  # leased to the writer, who publishes it
+    assert reader.outbox_claim(NOW + 30, 30, 10) == [item("inv-1")]  # the writer died: anyone may
+
+
+def test_a_commit_with_a_leased_message_then_one_write_acks_it_and_marks_it_published(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    order = intent()
+    claim_with_intent(writer, order)
+    writer.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, replace(order, phase=Phase.ORDERED),
+                            [item("inv-1")], NOW + 1, EXPIRY, lease_until=NOW + 31)
+    assert reader.outbox_claim(NOW + 2, 30, 10) == [] and reader.outbox_pending() == 1
+    writer.ack_published("inv-1", "hash-a", {"status": "scaled", "published": True}, NOW + 2, EXPIRY)
+    assert reader.outbox_pending() == 0 and reader.outbox_claim(NOW + 60, 30, 10) == []
+    assert reader.claim("inv-1", "hash-a", NOW + 3, TTL, EXPIRY).result == {"status": "scaled", "published": True}
+
+
+def test_a_commit_that_fails_leaves_the_intent_standing(store: StateStore) -> None:
+    order = intent()
+    claim_with_intent(store, order)
     with pytest.raises(TypeError):  # the result is not JSON: found before anything is written
         store.commit_scale_out("inv-1", "hash-a", {"order": object()},
                                replace(order, phase=Phase.ORDERED), [item("inv-1")], NOW, EXPIRY)
@@ -239,8 +299,8 @@ def test_a_commit_that_fails_leaves_the_intent_standing(store: StateStore) -> No
 
 def test_an_order_never_placed_gives_its_ledger_entries_back_and_closes(store: StateStore) -> None:
     order, other = intent(), intent("inv-2", NOW + 5, (("cn-hangzhou-telecom", 1),))
-    store.record_intent(order, LedgerEntry.for_order(order.selector, "inv-1", NOW))
-    store.record_intent(other, LedgerEntry.for_order(other.selector, "inv-2", NOW + 5))
+    claim_with_intent(store, order)
+    claim_with_intent(store, other, NOW + 5)
     closed = replace(order, phase=Phase.NOT_ORDERED)
     store.save_order(closed, unledger=LedgerEntry.for_order(order.selector, "inv-1", NOW),
                      result={"status": "not_ordered"}, now=NOW + 400, expiry=EXPIRY)
@@ -261,6 +321,37 @@ def test_ledger_since_is_inclusive_and_oldest_first(store: StateStore) -> None:
     assert store.ledger_since(NOW) == [early, middle, late]
     assert store.ledger_since(NOW + 10) == [middle, late]
     assert store.ledger_since(NOW + 20.001) == []
+
+
+def test_ledger_sums_add_up_per_region_since_each_instant(store: StateStore) -> None:
+    store.record_scale_out([LedgerEntry("cn-a", 1, NOW + 20, "inv-3"), LedgerEntry("cn-a", 2, NOW, "inv-1"),
+                            LedgerEntry("cn-b", 4, NOW + 10, "inv-2"), LedgerEntry("cn-c", 8, NOW - 1, "inv-0")])
+    assert store.ledger_sums([NOW + 10, NOW, NOW + 30]) == {
+        NOW: {"cn-a": 3, "cn-b": 4}, NOW + 10: {"cn-a": 1, "cn-b": 4}, NOW + 30: {}}
+    assert store.ledger_sums([]) == {}
+
+
+def test_ledger_sums_match_the_entries_across_hours_prunes_and_removals(store: StateStore) -> None:
+    entries = [LedgerEntry(f"cn-{i % 3}", 1 + i % 4, NOW + i * 1234.5, f"inv-{i}") for i in range(200)]
+    store.record_scale_out(entries[:150])
+    removed = entries[100:104]  # inside the window that is kept, across an hour boundary
+    store.save_order(replace(intent(), phase=Phase.NOT_ORDERED), unledger=removed)
+    store.record_scale_out(entries[150:])  # its cutoff prunes the oldest, mid-hour
+    kept = store.ledger_since(0)
+    assert kept and kept[0].at > NOW + 14 * 1234.5  # the prune did cut into the early entries
+    since = [NOW + 150 * 1234.5 + k * 977.0 for k in range(-40, 40, 7)] + [0.0, kept[0].at]
+    assert store.ledger_sums(since) == sums_of(kept, since)
+
+
+def test_ledger_sums_drop_what_unledger_removed(store: StateStore) -> None:
+    order = intent()
+    entries = LedgerEntry.for_order(order.selector, "inv-1", NOW)
+    claim_with_intent(store, order)
+    store.record_scale_out([LedgerEntry("cn-hangzhou-telecom", 1, NOW + 5, "inv-2")])
+    before = store.ledger_sums([NOW])[NOW]
+    store.save_order(replace(order, phase=Phase.NOT_ORDERED), unledger=entries)
+    assert store.ledger_sums([NOW]) == {NOW: {"cn-hangzhou-telecom": 1}}
+    assert before["cn-hangzhou-telecom"] > 1
 
 
 def test_an_identical_entry_counts_once_but_a_second_order_counts(store: StateStore) -> None:
@@ -287,6 +378,18 @@ def test_putting_the_same_id_twice_keeps_the_first(store: StateStore) -> None:
     store.outbox_put(item("m-1", body="second"))
     assert store.outbox_pending() == 1
     assert [i.body for i in store.outbox_claim(NOW, 30, 10)] == ["first"]
+
+
+def test_a_parked_item_leaves_the_rotation_and_is_listed_with_why(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    writer.outbox_put(item("inv-2", NOW + 1))
+    writer.outbox_put(item("inv-1", body='{"id":"inv-1"}'))
+    (leased,) = writer.outbox_claim(NOW, 30, 1)
+    writer.outbox_park(leased.id, "InvalidArgument: too large", NOW + 5)
+    writer.outbox_park("gone", "nothing to park", NOW + 6)  # a no-op
+    assert reader.outbox_parked() == [ParkedItem(OutboxItem("inv-1", '{"id":"inv-1"}', "scale-out", NOW, 1),
+                                                 "InvalidArgument: too large", NOW + 5)]
+    assert reader.outbox_pending() == 1 and reader.outbox_claim(NOW + 100, 30, 10) == [item("inv-2", NOW + 1)]
 
 
 def test_claim_leases_the_oldest_items_up_to_the_limit(store: StateStore) -> None:

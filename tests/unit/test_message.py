@@ -1,4 +1,4 @@
-"""The published message: fits MNS's 64 KB limit however big the batch, and says what it cut."""
+"""The published message: fits MNS's 64 KB limit however big the batch, split into parts, nothing cut."""
 from __future__ import annotations
 
 import json
@@ -31,18 +31,28 @@ def order(n: int) -> Order:
 def test_a_small_message_is_whole() -> None:
     signals = batch(3)
     the_plan = plan(signals, POLICY)
-    message = json.loads(encode(build_message("inv-1", the_plan, signals, order(3), False, 1.0)))
-    assert len(message["signals"]) == 3 and "signalsTruncated" not in message and len(message["devices"]) == 3
+    (text,) = encode(build_message("inv-1", the_plan, signals, order(3), False, 1.0))
+    message = json.loads(text)
+    assert len(message["signals"]) == 3 and "part" not in message and len(message["devices"]) == 3
 
 
-def test_a_thousand_message_batch_is_shortened_to_fit_and_flagged() -> None:
+def test_a_thousand_message_batch_is_split_into_parts_that_fit_and_lose_nothing() -> None:
     signals = batch(1000)
     the_plan = plan(signals, POLICY)
     whole = build_message(invocation_key(signals, dry_run=False), the_plan, signals, order(1000), False, 1.0)
-    text = encode(whole)
-    assert len(text.encode()) <= MAX_BYTES < len(json.dumps(whole).encode())
-    message = json.loads(text)
-    assert message["signalsTruncated"] and message["signalCount"] == 1000 and len(message["signals"]) == 20
-    assert all(d["signalCount"] == 50 and len(d["signals"]) == 20 for d in message["decisions"])
-    assert message["devicesTruncated"] and len(message["DeviceIds"]) == 1000  # ids are never cut
-    assert message["id"] == whole["id"] and message["resourceSelector"] == whole["resourceSelector"]
+    texts = encode(whole)
+    assert len(json.dumps(whole).encode()) > MAX_BYTES and len(texts) > 1
+    parts = [json.loads(t) for t in texts]
+    assert all(len(t.encode()) <= MAX_BYTES for t in texts)
+    assert [(p["part"], p["parts"]) for p in parts] == [(i, len(texts)) for i in range(1, len(texts) + 1)]
+    rebuilt = {k: v for k, v in parts[0].items() if k not in ("part", "parts")}
+    for name in ("signals", "decisions", "devices", "DeviceIds", "resourceSelector"):
+        rebuilt[name] = [x for p in parts for x in p[name]]
+    assert rebuilt == json.loads(json.dumps(whole))  # every field, every item, in order
+    assert {p["id"] for p in parts} == {whole["id"]}
+
+
+def test_an_item_too_big_for_any_part_gets_a_part_of_its_own() -> None:
+    message = {"id": "inv-1", "signals": ["s" * 100, "x" * (MAX_BYTES + 1), "t" * 100]}
+    parts = [json.loads(t) for t in encode(message)]
+    assert [p["signals"] for p in parts] == [["s" * 100], ["x" * (MAX_BYTES + 1)], ["t" * 100]]

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ens_autoscaler.planner import Capacity, History, Inventory, Reason, plan
+from ens_autoscaler.planner import Capacity, History, Inventory, Reason, lookbacks, plan
 from ens_autoscaler.policy import parse_policy, read_policy
 from ens_autoscaler.signals import Family, Signal, SignalKind
+from ens_autoscaler.state.base import latest_of, sums_of
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = read_policy(ROOT / "functions" / "autoscaler" / "policy.yaml")
@@ -35,6 +36,19 @@ def counts(key: str, regions: dict[str, int], dry_run: bool = False) -> Signal:
 class Entry:
     def __init__(self, region: str, count: int, at: float) -> None:
         self.region, self.count, self.at = region, count, at
+
+
+def summed(ledger: list, now: float) -> History:
+    """What the state store hands the planner for `ledger` at `now`."""
+    recent = [e for e in ledger if e.at >= now - POLICY.limits.cooldown_seconds]
+    return History(sums_of(ledger, lookbacks(POLICY, now)), latest_of(recent))
+
+
+def test_history_refuses_a_window_it_did_not_sum() -> None:
+    history = summed([Entry("cn-a", 2, 10.0)], 100.0)
+    assert history.added(100.0 - 24 * 3600, "cn-a") == 2
+    with pytest.raises(ValueError, match="not since 50"):
+        history.added(50.0, "cn-a")
 
 
 def by_region(p) -> dict:
@@ -150,7 +164,7 @@ ledgers = st.lists(st.builds(lambda r, c, at: Entry(r, c, at), st.sampled_from(R
 @given(st.lists(signal_strategy, max_size=25), ledgers, st.randoms(use_true_random=False))
 def test_selector_invariants_hold_for_any_batch(signals: list[Signal], ledger: list, rnd) -> None:
     now = 100_000.0
-    history = History(tuple(ledger))
+    history = summed(ledger, now)
     p = plan(signals, POLICY, history, now)
     day_ago = now - 24 * 3600
     pairs = [(e["regionCode"], e.get("ispCode")) for e in p.selector]
@@ -174,7 +188,7 @@ def test_an_alarm_that_stays_in_alert_adds_its_step_once_per_cooldown() -> None:
     finals = []
     for minute in range(10):
         now = 1_000_000.0 + 60 * minute
-        p = plan([alarm(f"a{minute}", "cn-hangzhou-telecom", 91)], POLICY, History(tuple(ledger)), now)
+        p = plan([alarm(f"a{minute}", "cn-hangzhou-telecom", 91)], POLICY, summed(ledger, now), now)
         (d,) = p.decisions
         finals.append(d.final)
         if minute:
@@ -184,11 +198,11 @@ def test_an_alarm_that_stays_in_alert_adds_its_step_once_per_cooldown() -> None:
 
 
 def test_escalation_during_cooldown_adds_only_the_difference() -> None:
-    history = History((Entry("cn-hangzhou-telecom", 1, 1000.0),))
-    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, 1300.0).decisions
+    ledger = [Entry("cn-hangzhou-telecom", 1, 1000.0)]
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(ledger, 1300.0), 1300.0).decisions
     assert (d.raw, d.final, d.reasons) == (3, 2, (Reason.COOLDOWN,))
-    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history,
-                1000.0 + POLICY.limits.cooldown_seconds + 1).decisions
+    later = 1000.0 + POLICY.limits.cooldown_seconds + 1
+    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(ledger, later), later).decisions
     assert (d.final, d.reasons) == (3, ())  # the window has passed
 
 
@@ -196,8 +210,8 @@ def test_a_cooldown_decision_says_what_it_counted_and_until_when() -> None:
     """The latest counted entry decides when the cooldown ends (one cooldown after it); other
     regions' devices and entries older than the window are not counted."""
     cooldown, now = POLICY.limits.cooldown_seconds, 10_000.0
-    history = History((Entry("cn-hangzhou-telecom", 1, now - 300), Entry("cn-hangzhou-telecom", 1, now - 100),
-                       Entry("cn-hangzhou-telecom", 5, now - cooldown - 1), Entry("cn-shanghai-cmcc", 4, now - 50)))
+    history = summed([Entry("cn-hangzhou-telecom", 1, now - 300), Entry("cn-hangzhou-telecom", 1, now - 100),
+                      Entry("cn-hangzhou-telecom", 5, now - cooldown - 1), Entry("cn-shanghai-cmcc", 4, now - 50)], now)
     (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, now).decisions
     assert (d.raw, d.final, d.reasons) == (3, 1, (Reason.COOLDOWN,))
     assert (d.as_dict()["cooldownDevices"], d.as_dict()["cooldownUntil"]) == (2, now - 100 + cooldown)
@@ -207,12 +221,13 @@ def test_a_cooldown_decision_says_what_it_counted_and_until_when() -> None:
 
 def test_budget_per_region_and_total_hold_with_reason() -> None:
     day = 24 * 3600.0
-    spent = History((Entry("cn-hangzhou-telecom", 12, 10_000.0),))
-    p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, spent, 10_000.0 + 3600)
+    spent = [Entry("cn-hangzhou-telecom", 12, 10_000.0)]
+    p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(spent, 13_600.0), 13_600.0)
     assert p.selector == [] and p.decisions[0].reasons == (Reason.BUDGET_EXHAUSTED,)
-    assert plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, spent, 10_000.0 + day + 1).selector
-    total_spent = History((Entry("cn-shanghai-cmcc", 11, 0.0), Entry("cn-wuxi-telecom_unicom_cmcc-3", 11, 0.0)))
-    p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, total_spent, 7200.0)
+    later = 10_000.0 + day + 1
+    assert plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(spent, later), later).selector
+    total_spent = [Entry("cn-shanghai-cmcc", 11, 0.0), Entry("cn-wuxi-telecom_unicom_cmcc-3", 11, 0.0)]
+    p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(total_spent, 7200.0), 7200.0)
     (d,) = p.decisions
     assert (d.raw, d.final, d.reasons) == (3, 2, (Reason.BUDGET_EXHAUSTED,))  # 24 - 22 = 2 left in all
 
@@ -265,7 +280,7 @@ def test_max_devices_caps_target_and_manual_rules() -> None:
 
 
 def test_cooldown_does_not_apply_to_level_triggered_or_manual_rules() -> None:
-    recent = History((Entry(GZ, 2, 1000.0), Entry("cn-hangzhou-telecom", 2, 1000.0)))
+    recent = summed([Entry(GZ, 2, 1000.0), Entry("cn-hangzhou-telecom", 2, 1000.0)], 1060.0)
     (d,) = plan([reading(90)], POLICY, recent, 1060.0, stock(4)).decisions
     assert d.final == 2 and Reason.COOLDOWN not in d.reasons
     (d,) = plan([counts("c", {"cn-hangzhou-telecom": 2})], POLICY, recent, 1060.0).decisions

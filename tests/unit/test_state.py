@@ -227,3 +227,13 @@ def test_redis_cases_skip_on_a_laptop_but_fail_in_ci(monkeypatch: pytest.MonkeyP
         redis_url()
     monkeypatch.setenv("TEST_REDIS_URL", "redis://127.0.0.1:6390/15")
     assert redis_url() == "redis://127.0.0.1:6390/15"
+
+
+def test_a_sqlite_file_from_before_the_hour_sums_gets_them_on_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    store = open_store(url)
+    store.record_scale_out([LedgerEntry("cn-a", 2, NOW, "inv-1"), LedgerEntry("cn-a", 3, NOW + 7200, "inv-2")])
+    store.close()
+    with sqlite3.connect(tmp_path / "state.db") as db:  # as an older release left it
+        db.execute("DROP TABLE ledger_hours")
+    assert open_store(url).ledger_sums([NOW - 1, NOW + 1]) == {NOW - 1: {"cn-a": 5}, NOW + 1: {"cn-a": 3}}

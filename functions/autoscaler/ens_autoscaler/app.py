@@ -1,14 +1,17 @@
-"""One invocation, top to bottom: decode → claim → plan → write the intent → order → commit → publish.
+"""One invocation, top to bottom: decode → plan (reads only) → claim with the intent → order → commit → publish.
 
 One `Autoscaler` lives per warm FC instance, so the parsed policy, the state
 store and the SDK clients are built once. Errors map to FC behaviour here and
 only here: bad input is *returned* as a `rejected` result (FC must not retry
 garbage); cloud and configuration failures are *raised* (FC retries, then the
-dead-letter destination takes the event). Exactly once rests on three writes:
-the claim (a duplicate in progress fails fast and retryably), the intent (the
-order and its ledger entries, written before ENS is called: from then on the key
-is resolved by evidence, never ordered again — see `orders`), and the commit
-(the result, the order's answer and its message, in one write).
+dead-letter destination takes the event). Exactly once rests on two writes: the
+claim that carries the intent (the key's record, the order and its ledger
+entries, written before ENS is called, and never over an order that may be
+placed: from then on the key is resolved by evidence, never ordered again — see
+`orders`; a duplicate in progress fails fast and retryably), and the commit (the
+result, the order's answer and its message, leased to this invocation, in one
+write). A third, after the publish, acks the message and marks the result
+published together.
 """
 from __future__ import annotations
 
@@ -26,14 +29,14 @@ from .followup import FollowUp, settled
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key, replay_identity
 from .orders import OrderRecord, Phase, in_flight
-from .outbox import Outbox
+from .outbox import Outbox, queued
 from .planner import History, Inventory, plan
-from .policy import BUDGET_WINDOW_SECONDS, Policy, PolicyCache
+from .policy import Policy, PolicyCache
 from .publisher import MnsPublisher
 from .result import Result, Status
 from .settings import Settings
 from .signals import Signal, SignalKind
-from .state import ClaimStatus, LedgerEntry, OutboxItem, StateStore, open_store
+from .state import Claim, ClaimStatus, LedgerEntry, OutboxItem, StateStore, open_store
 from .vocab import iso_epoch
 
 ENS_DEFAULT_TIMEOUT_S = 300  # RescaleDeviceService `Timeout` when the policy sets none (API reference)
@@ -103,7 +106,7 @@ class Autoscaler:
                       state_scope=self.settings.state_scope)
 
     def run(self, signals: list[Signal], deadline: float) -> Result:
-        policy, now, ttl = self.policy, self.clock(), self.settings.idempotency_ttl
+        policy, now = self.policy, self.clock()
         dry_run = self.settings.dry_run or any(s.dry_run for s in signals)
         key = invocation_key(signals, dry_run)
         logs.bind(invocationId=key)
@@ -117,30 +120,53 @@ class Autoscaler:
         if not dry_run:  # what the order needs after ENS answers is checked before anything is written
             self.actuator.check_credentials()
         self.publisher  # noqa: B018 — the MNS settings, likewise
-        identity = replay_identity(signals)
-        claim = self.store.claim(key, identity, now, min(ttl, max(1.0, deadline - now)), ttl,
-                                 caller=", ".join(sorted(s.dedupe_key for s in signals)))
-        if claim.status is ClaimStatus.COMPLETED:
-            log("replayed")
-            return self._finish(replace(Result.from_dict(claim.result or {}), replayed=True), deadline)
+        identity, caller = replay_identity(signals), ", ".join(sorted(s.dedupe_key for s in signals))
+        held = self.store.held(key, identity, now, caller)  # a read: a duplicate replays or fails fast, no ENS call
+        if held is not None:
+            return self._replayed(held, deadline)
         existing = self.store.get_order(key)  # a crashed or uncertain attempt: resolve it, never re-order
         if existing is not None and existing.phase is not Phase.REFUSED:
-            return self._settle(existing, deadline)
-        return self._scale_out(signals, policy, key, identity, dry_run, deadline)
+            return self._resolve(existing, deadline)
+        return self._scale_out(signals, policy, key, identity, caller, dry_run, deadline)
+
+    def _replayed(self, claim: Claim, deadline: float) -> Result:
+        log("replayed")
+        return self._finish(replace(Result.from_dict(claim.result or {}), replayed=True), deadline)
+
+    def _resolve(self, order: OrderRecord, deadline: float) -> Result:
+        """Own the key of an order in the book (a plain claim: the order is there already), then settle it."""
+        now, ttl = self.clock(), self.settings.idempotency_ttl
+        claim = self.store.claim(order.id, order.identity, now, self._in_progress_ttl(now, deadline), ttl)
+        return self._replayed(claim, deadline) if claim.status is ClaimStatus.COMPLETED else \
+            self._settle(order, deadline)
+
+    def _lost(self, claim: Claim, key: str, deadline: float) -> Result | None:
+        """What to answer when the claim that carried our write was not ours to take."""
+        if claim.status is ClaimStatus.COMPLETED:
+            return self._replayed(claim, deadline)
+        if claim.status is ClaimStatus.BOOKED:  # an order appeared under the key while we planned
+            order = self.store.get_order(key)
+            if order is not None:
+                return self._resolve(order, deadline)
+            raise TransientCloudError(f"scale-out {key}: the order book changed while claiming; retry",
+                                      code="IdempotencyContention")
+        return None
+
+    def _in_progress_ttl(self, now: float, deadline: float) -> float:
+        return min(self.settings.idempotency_ttl, max(1.0, deadline - now))
 
     @property
     def scope(self) -> str:
         return self.settings.state_scope
 
-    def _scale_out(self, signals: list[Signal], policy: Policy, key: str, identity: str, dry_run: bool,
-                   deadline: float) -> Result:
+    def _scale_out(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
+                   dry_run: bool, deadline: float) -> Result:
+        """Plan from reads (the ledger's sums, the listing), then own the key in the write that records
+        the intent: the claim and the commit are the only state transactions before the publish."""
         store, now, ttl = self.store, self.clock(), self.settings.idempotency_ttl
-        history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
+        history = store.history(policy, now)
         try:
             listed = self.actuator.listing(policy.service)
-        except PermanentCloudError:
-            store.release(key)  # refused for good (credentials, permission): nothing happened
-            raise
         except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
             listed = None
             log("inventory_unavailable", logging.WARNING, error=str(exc))
@@ -150,22 +176,26 @@ class Autoscaler:
         message = build_message(key, the_plan, signals, None, dry_run, now)
         status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not the_plan.selector else Status.UNCERTAIN
         result = Result.of_plan(status, key, the_plan, dry_run, state_scope=self.scope)
-        if listed is None and not dry_run:
+        if listed is None and not dry_run:  # decided blind, and nothing claimed: a redelivery looks again
             self._logged(result if status is Status.NO_ACTION else replace(result, status=Status.NO_ACTION), the_plan)
-            store.release(key)  # decided blind: a redelivery must look again, not replay this
             if the_plan.selector or any(s.kind in ONE_SHOT for s in signals):
                 raise TransientCloudError(f"scale-out {key}: DescribeDeviceService failed, so the caps and the "
                                           "evidence an order needs can't be read", code="InventoryUnavailable")
             return result
-        if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: no intent, one write
-            items = [OutboxItem(key, encode(message), TAG_DRY_RUN, now)] if dry_run else []
-            store.commit_scale_out(key, identity, result.as_dict(), None, items, now, ttl)
-            return self._finish(self._logged(result, the_plan), deadline)
+        if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: claimed and completed in one write
+            items = queued(key, encode(message), TAG_DRY_RUN, now) if dry_run else ()
+            claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,
+                                          self.outbox.lease_until(now), caller)
+            return self._lost(claim, key, deadline) or self._finish(self._logged(result, the_plan), deadline, items)
         intent = OrderRecord.intent(key, the_plan.selector, listed or (), now,
                                     policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
                                     result.as_dict())
         entries = LedgerEntry.for_order(intent.selector, key, now)
-        store.record_intent(intent, entries)
+        claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
+                                        entries, caller)
+        lost = self._lost(claim, key, deadline)
+        if lost is not None:
+            return lost
         try:
             answer = self.actuator.rescale(policy.service, the_plan.selector, deadline)
         except (TransientCloudError, PermanentCloudError) as exc:
@@ -180,10 +210,9 @@ class Autoscaler:
                           device_ids=answer.device_ids, outcome="ENS answered")
         result = replace(Result.of_plan(Status.SCALED, key, the_plan, state_scope=self.scope),
                          order={k: v for k, v in answer.as_dict().items() if k != "ResourceDetailInfos"})
-        message = build_message(key, the_plan, signals, answer, False, now)
-        store.commit_scale_out(key, identity, result.as_dict(), ordered,
-                               [OutboxItem(key, encode(message), TAG_SCALE_OUT, now)], now, ttl)
-        return self._finish(self._logged(result, the_plan), deadline)
+        items = queued(key, encode(build_message(key, the_plan, signals, answer, False, now)), TAG_SCALE_OUT, now)
+        store.commit_scale_out(key, identity, result.as_dict(), ordered, items, now, ttl, self.outbox.lease_until(now))
+        return self._finish(self._logged(result, the_plan), deadline, items)
 
     def _settle(self, order: OrderRecord, deadline: float) -> Result:
         """A key whose order is in the book: let the evidence speak, then answer from it."""
@@ -203,12 +232,14 @@ class Autoscaler:
         self.store.complete(order.id, order.identity, result.as_dict(), self.clock(), self.settings.idempotency_ttl)
         return self._finish(result, deadline)
 
-    def _finish(self, result: Result, deadline: float) -> Result:
+    def _finish(self, result: Result, deadline: float, leased: tuple[OutboxItem, ...] = ()) -> Result:
         """The result once its message is out; until then the invocation fails retryably, and the
-        outbox keeps the message for whichever invocation comes next."""
+        outbox keeps the message for whichever invocation comes next. `leased`: the messages this
+        invocation's own commit leased to it, published without another lease."""
         key = result.invocation_id or ""
         if not result.published:
-            out = self.outbox.drain(deadline).published.get(key)
+            drained = self.outbox.publish(leased) if leased else self.outbox.drain(deadline)
+            out = drained.published.get(key)
             if out is None:  # another instance may hold the item's lease, or have published it
                 record = self.store.get(key)
                 out = Result.from_dict(record.result) if record is not None and record.result else None

@@ -7,7 +7,8 @@ ends the attempt at once: the order book (`orders`) then resolves it from
 `DescribeDeviceService` evidence; nothing here guesses which devices it made.
 
 The ENS SDK is imported on first use, never at module import: it costs ~0.45 s
-of cold start and most invocations end without calling ENS.
+of cold start and most invocations end without calling ENS; and only the models
+the two calls use are loaded (`ens_models`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from . import ens_models
 from .credentials import default_source
 from .endpoints import split_endpoint
 from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
@@ -68,6 +70,7 @@ class EnsActuator:
 
     def _ens(self) -> Any:
         if self._client is None:
+            ens_models.install()  # before the client, which binds the models package on import
             from alibabacloud_ens20171110.client import Client
             from alibabacloud_tea_openapi.utils_models import Config
 
@@ -108,9 +111,7 @@ class EnsActuator:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _rescale_once(self, service: ServiceParams, selector: Sequence[dict[str, Any]]) -> Order:
-        from alibabacloud_ens20171110 import models
-
-        request = models.RescaleDeviceServiceRequest(
+        request = ens_models.install().RescaleDeviceServiceRequest(
             rescale_type="Add", rescale_level="RegionId",
             resource_selector=json.dumps(list(selector), separators=(",", ":")),
             app_id=service.app_id, service_id=service.service_id, resource_spec=service.resource_spec,
@@ -124,10 +125,8 @@ class EnsActuator:
     def listing(self, service: ServiceParams, order_id: str | None = None) -> list[Listed]:
         """The service's devices (`ResourceDetailInfos`; never `ResourceInfos`, whose `InstanceId`s
         name application instances, another namespace), optionally one order's (`OrderId`)."""
-        from alibabacloud_ens20171110 import models
-
         body = self._call("DescribeDeviceService", "describe_device_service",
-                          models.DescribeDeviceServiceRequest(app_id=service.app_id,
+                          ens_models.install().DescribeDeviceServiceRequest(app_id=service.app_id,
                                                               service_id=service.service_id,
                                                               order_id=order_id))
         return [Listed(d.id, d.region_id, d.status or "", _detail(d.to_map()))

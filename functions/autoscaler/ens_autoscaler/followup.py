@@ -21,6 +21,7 @@ from .message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_m
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict, attribute, progress
 from .policy import Policy, ServiceParams
 from .result import Announcement, Result, Status
+from .outbox import queued
 from .state import LedgerEntry, OutboxItem, StateStore
 
 # How far back another order may have started and still overlap one being resolved: longer than
@@ -70,8 +71,8 @@ class FollowUp:
                                                                     list(others.values()), now), now)
             after.append(order)
         if only is None:
-            store.outbox_put(*(OutboxItem(m["id"], encode(m), TAG_FLEET, now)
-                               for m in fleet_messages(listed, policy.regions, now)))
+            store.outbox_put(*(item for m in fleet_messages(listed, policy.regions, now)
+                               for item in queued(m["id"], encode(m), TAG_FLEET, now)))
         return after
 
     def settle(self, order: OrderRecord, found: Attribution, listed: list[Listed]) -> OrderRecord:
@@ -119,11 +120,11 @@ class FollowUp:
                         result=replace(planned, status=Status.UNCERTAIN, message=None))
         ids = tuple(d.id for d in found.devices)
         resolved = replace(order, phase=Phase.ORDERED, device_ids=ids, outcome=found.why)
-        message = OutboxItem(order.id, encode(with_devices(order.message, found.devices)), TAG_SCALE_OUT, now)
+        messages = queued(order.id, encode(with_devices(order.message, found.devices)), TAG_SCALE_OUT, now)
         result = replace(planned, status=Status.SCALED, message=Announcement(order.id),
                          order={"OrderId": None, "RequestId": None, "DeviceIds": list(ids), "Reconciled": True})
         ready = self._readiness(resolved, None, listed, now)
-        return Step(ready.order or resolved, (message,) + ready.items, result=result)
+        return Step(ready.order or resolved, messages + ready.items, result=result)
 
     def _readiness(self, order: OrderRecord, service: ServiceParams | None, listed: list[Listed],
                    now: float) -> Step:
@@ -134,11 +135,11 @@ class FollowUp:
             order = replace(order, device_ids=order.device_ids + tuple(
                 d.id for d in sorted(named, key=lambda d: d.id) if d.id not in order.device_ids))
         moved = progress(order, by_id, now)
-        items = []
+        items: list[OutboxItem] = []
         if moved.ready:
-            items.append(_item(order, TAG_READY, [ready_device(d, order, now) for d in moved.ready], now))
+            items.extend(_item(order, TAG_READY, [ready_device(d, order, now) for d in moved.ready], now))
         if moved.failed:
-            items.append(_item(order, TAG_FAILED, [failed_device(i, by_id.get(i)) for i in moved.failed], now))
+            items.extend(_item(order, TAG_FAILED, [failed_device(i, by_id.get(i)) for i in moved.failed], now))
         if moved.order == original and not items:
             return Step()
         return Step(moved.order, tuple(items))
@@ -157,6 +158,6 @@ def settled(order: OrderRecord) -> Result:
                           "DeviceIds": list(order.device_ids)})
 
 
-def _item(order: OrderRecord, tag: str, devices: list[dict[str, Any]], now: float) -> OutboxItem:
+def _item(order: OrderRecord, tag: str, devices: list[dict[str, Any]], now: float) -> tuple[OutboxItem, ...]:
     message_id, message = devices_message(order, tag, devices, now)
-    return OutboxItem(message_id, encode(message), tag, now)
+    return queued(message_id, encode(message), tag, now)

@@ -114,40 +114,38 @@ def fleet_messages(listed: Sequence[Listed], regions: Iterable[str], at: float) 
 
 
 MAX_BYTES = 60 * 1024  # MNS refuses topic messages over 64 KB; leave room for the XML around it
-KEEP = 20  # how many signals (and signal keys per decision) a shortened message keeps
+# The lists a big batch or a big order makes long: split across parts, never cut.
+SPLIT = ("signals", "decisions", "devices", "DeviceIds", "resourceSelector")
+PART_FIELDS_BYTES = len(',"part":999999,"parts":999999')
 
 
-def encode(message: dict[str, Any]) -> str:
-    """The message as JSON, shortened to fit MNS when a big batch makes it too long.
+def encode(message: dict[str, Any]) -> tuple[str, ...]:
+    """The message as JSON: one text when it fits MNS, else as few parts as fit, nothing dropped.
 
-    What goes first is what a consumer can do without: the list of triggering
-    signals, then each decision's list of signal keys (their counts stay), then the
-    device details (the DeviceIds stay). Each cut is flagged, never silent.
+    Every part carries the message's other fields (the same `id` among them), `part`
+    (1-based) and `parts`, and a run of each long list; concatenating each list over
+    parts 1..`parts` gives the whole message back. An item too big to fit even alone
+    gets a part of its own: MNS refuses that part, and the outbox parks it where
+    `status` shows it.
     """
     text = _json(message)
-    cuts = (_fewer_signals, _fewer_decision_keys, _without_device_details)
-    for cut in cuts:
-        if len(text.encode()) <= MAX_BYTES:
-            break
-        message = cut(message)
-        text = _json(message)
-    return text
+    if len(text.encode()) <= MAX_BYTES:
+        return (text,)
+    head = {k: v for k, v in message.items() if k not in SPLIT}
+    room = MAX_BYTES - len(_json({**head, **{k: [] for k in SPLIT if k in message}}).encode()) - PART_FIELDS_BYTES
+    parts: list[dict[str, list[Any]]] = [{}]
+    used = 0
+    for name in (k for k in SPLIT if k in message):
+        for item in message[name]:
+            size = len(_json(item).encode()) + 1  # the comma before it
+            if used + size > room and used:
+                parts.append({})
+                used = 0
+            parts[-1].setdefault(name, []).append(item)
+            used += size
+    return tuple(_json({**head, **{k: [] for k in SPLIT if k in message}, **lists, "part": i, "parts": len(parts)})
+                 for i, lists in enumerate(parts, start=1))
 
 
-def _json(message: dict[str, Any]) -> str:
+def _json(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
-def _fewer_signals(message: dict[str, Any]) -> dict[str, Any]:
-    return {**message, "signals": message["signals"][:KEEP], "signalCount": len(message["signals"]),
-            "signalsTruncated": True}
-
-
-def _fewer_decision_keys(message: dict[str, Any]) -> dict[str, Any]:
-    decisions = [{**d, "signals": d["signals"][:KEEP], "signalCount": len(d["signals"])}
-                 for d in message["decisions"]]
-    return {**message, "decisions": decisions}
-
-
-def _without_device_details(message: dict[str, Any]) -> dict[str, Any]:
-    return {**message, "devices": [], "devicesTruncated": True}

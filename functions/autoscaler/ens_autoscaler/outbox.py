@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
-from .errors import ConfigError, PermanentCloudError, TransientCloudError
+from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT
-from .publisher import MnsPublisher
+from .publisher import REFUSED_MESSAGE_CODES, MnsPublisher
 from .result import Result
 from .state import OutboxItem, StateStore
 
@@ -29,6 +29,13 @@ class Drained:
     failed: frozenset[str] = frozenset()  # item ids whose publish failed this time
 
 
+def queued(message_id: str, parts: Sequence[str], tag: str, now: float) -> tuple[OutboxItem, ...]:
+    """The outbox items of one message (`message.encode`'s parts). The last part keeps the message's
+    own id, so the invocation's result counts as published with it; earlier parts are queued first."""
+    return tuple(OutboxItem(message_id if i == len(parts) else f"{message_id}.part-{i}", text, tag, now)
+                 for i, text in enumerate(parts, start=1))
+
+
 class Outbox:
     def __init__(self, store: Callable[[], StateStore], publisher: Callable[[], MnsPublisher],
                  clock: Callable[[], float]) -> None:
@@ -37,38 +44,54 @@ class Outbox:
     def drain(self, deadline: float) -> Drained:
         """Publish what is queued, oldest first. A failed publish leaves the item for the next
         invocation and is not raised here (a state store that fails is)."""
-        store = self._store()
         if self.clock() >= deadline:
             return Drained()
+        return self.publish(self._store().outbox_claim(self.clock(), LEASE_S, BATCH))
+
+    def lease_until(self, now: float) -> float:
+        """How long a commit leases its own messages to the committer (`publish` needs no lease write)."""
+        return now + LEASE_S
+
+    def publish(self, leased: Iterable[OutboxItem]) -> Drained:
+        """Publish items this invocation holds the lease of, each then acked in one write (with its
+        invocation's result marked published where it has one)."""
+        store = self._store()
         published: dict[str, Result] = {}
         failed: set[str] = set()
-        for item in store.outbox_claim(self.clock(), LEASE_S, BATCH):
+        for item in leased:
             try:
                 message_id = self._publisher().publish(item.body, item.tag)
             except (TransientCloudError, PermanentCloudError, ConfigError) as exc:
-                store.outbox_release(item.id)
                 failed.add(item.id)
-                log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
-                    errorType=exc.kind, error=str(exc))
+                self._failed(store, item, exc)
                 continue
-            store.outbox_ack(item.id)
+            result = self._ack(store, item, message_id)
             log("published", invocationId=item.id, mnsMessageId=message_id, tag=item.tag)
-            result = self._answered(store, item, message_id)
             if result is not None:
                 published[item.id] = result
         return Drained(published, frozenset(failed))
 
-    def _answered(self, store: StateStore, item: OutboxItem, message_id: str) -> Result | None:
-        """Record in the invocation's stored result that its message is out."""
-        if item.tag not in ANSWERED:
-            return None
-        record = store.get(item.id)
-        if record is None or record.result is None:
-            return None
-        result = Result.from_dict(record.result)
-        if result.message is None:
+    def _failed(self, store: StateStore, item: OutboxItem, exc: AutoscalerError) -> None:
+        """MNS refusing this very message is final: park it (logged once, here) where `status` shows it.
+        Anything else may pass later: end the lease, and the next invocation tries again."""
+        if exc.code in REFUSED_MESSAGE_CODES:
+            store.outbox_park(item.id, f"{exc.code}: {exc}", self.clock())
+            log("publish_parked", logging.ERROR, invocationId=item.id, attempts=item.attempts + 1,
+                errorType=exc.kind, error=str(exc))
+        else:
+            store.outbox_release(item.id)
+            log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
+                errorType=exc.kind, error=str(exc))
+
+    def _ack(self, store: StateStore, item: OutboxItem, message_id: str) -> Result | None:
+        """Ack the item; where it announces an invocation's result, record that result published in
+        the same write."""
+        record = store.get(item.id) if item.tag in ANSWERED else None
+        result = Result.from_dict(record.result) if record is not None and record.result is not None else None
+        if record is None or result is None or result.message is None:
+            store.outbox_ack(item.id)
             return None
         result = result.announced(message_id)
         now = self.clock()
-        store.complete(item.id, record.payload_hash, result.as_dict(), now, max(1.0, record.expires_at - now))
+        store.ack_published(item.id, record.payload_hash, result.as_dict(), now, max(1.0, record.expires_at - now))
         return result

@@ -49,18 +49,38 @@ class LedgerEntry(Protocol):
 
 @dataclass(frozen=True)
 class History:
-    """What was added recently, as the state store's ledger says: the planner's only memory."""
+    """Devices added per region since each instant a guard looks back to: the planner's only memory.
 
-    entries: tuple[LedgerEntry, ...] = ()
+    Sums, not entries: the state store adds them up (`StateStore.ledger_sums`), so a
+    ledger of 100k entries costs the planner no more than an empty one. The instants
+    are `lookbacks(policy, now)`; asking for another one is a bug that would count the
+    wrong window, so it raises. `History()` is the plan made without reading the ledger.
+    """
+
+    sums: Mapping[float, Mapping[str, int]] = field(default_factory=dict)
+    latest: Mapping[str, float] = field(default_factory=dict)  # last addition per region in the cooldown
 
     def added(self, since: float, region: str | None = None) -> int:
-        return sum(e.count for e in self.entries if e.at >= since and region in (None, e.region))
+        if not self.sums:
+            return 0
+        if since not in self.sums:
+            raise ValueError(f"the history holds sums since {sorted(self.sums)}, not since {since}")
+        per_region = self.sums[since]
+        return sum(per_region.values()) if region is None else per_region.get(region, 0)
 
     def cooldown(self, region: str, now: float, seconds: float) -> Cooldown | None:
-        """What a region's cooldown counts now, for the guard and for `status` alike (None: nothing)."""
-        recent = [e for e in self.entries if e.at >= now - seconds and e.region == region] if seconds else []
-        devices = sum(e.count for e in recent)
-        return Cooldown(devices, max(e.at for e in recent) + seconds) if devices else None
+        """What a region's cooldown counts now, for the guard and for `status` alike (None: nothing).
+        It ends when the last counted addition leaves the window (`now + seconds` if not known)."""
+        devices = self.added(now - seconds, region) if seconds else 0
+        if not devices:
+            return None
+        return Cooldown(devices, self.latest.get(region, now) + seconds)
+
+
+def lookbacks(policy: Policy, now: float) -> tuple[float, ...]:
+    """The instants the guards count additions from: the cooldown's and the 24 h budget's."""
+    cooldown = policy.limits.cooldown_seconds
+    return (now - BUDGET_WINDOW_SECONDS,) + ((now - cooldown,) if cooldown else ())
 
 
 @dataclass(frozen=True)

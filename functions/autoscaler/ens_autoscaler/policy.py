@@ -141,6 +141,16 @@ class FieldPath:
     def of(cls, compiled: Any) -> "FieldPath":
         return cls(compiled, _field_chain(compiled.parsed))
 
+    def __eq__(self, other: object) -> bool:
+        """Same path, same lookup: a policy read from its compiled form equals the one parsed from YAML."""
+        return isinstance(other, FieldPath) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[Any, ...]:
+        return self._fields, getattr(self._compiled, "expression", None)
+
     def search(self, value: Any) -> Any:
         if self._fields is None:
             return self._compiled.search(value)
@@ -495,7 +505,11 @@ def check_file(path: str | os.PathLike[str]) -> PolicyCheck:
 
 
 def read_policy(path: str | os.PathLike[str]) -> Policy:
-    return check_file(path).require()
+    """The policy at `path`: compiled at deploy time when that matches the file (`compiled_policy`),
+    else parsed from the YAML."""
+    from .compiled_policy import load
+
+    return load(path) or check_file(path).require()
 
 
 def _duplicate_keys(node: Any, path: str) -> Iterator[Problem]:

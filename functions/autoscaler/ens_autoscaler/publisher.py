@@ -14,9 +14,11 @@ from .credentials import CredentialSource, default_source
 from .errors import PermanentCloudError, TransientCloudError
 
 TIMEOUT_S = 10
+# Codes that refuse this one message (too large, malformed) for good: another message may pass.
+REFUSED_MESSAGE_CODES = {"InvalidArgument", "MessageBodyInvalid", "MessageTagInvalid"}
 # Codes that no retry can fix; anything else from MNS (5xx, throttling, network) may pass later.
-PERMANENT_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "TopicNotExist",
-                   "InvalidArgument", "MessageBodyInvalid", "MessageTagInvalid"}
+PERMANENT_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "TopicNotExist"} | \
+    REFUSED_MESSAGE_CODES
 
 
 class _SourceProvider:

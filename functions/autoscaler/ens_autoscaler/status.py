@@ -19,7 +19,7 @@ from .errors import InputError
 from .followup import LOOKBACK_S
 from .logs import log
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
-from .planner import Cooldown, History
+from .planner import Cooldown
 from .policy import BUDGET_WINDOW_SECONDS, Policy
 from .state import OutboxItem, StateStore
 from .vocab import epoch_iso
@@ -80,7 +80,7 @@ class Status:
 
 def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
     limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
-    ledger = History(tuple(store.ledger_since(since)))
+    ledger = store.history(policy, now)
     regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region),
                                  ledger.cooldown(code, now, limits.cooldown_seconds))
                     for code in sorted(policy.regions))

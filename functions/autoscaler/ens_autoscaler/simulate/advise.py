@@ -24,11 +24,12 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Iterable, Sequence
 
-from ..planner import Decision, History, Reason, plan
+from ..planner import Decision, History, Reason, lookbacks, plan
 from ..policy import Policy
 from ..signals import Family, Signal, SignalKind
 from ..sources import timer
 from ..state import LedgerEntry
+from ..state.base import sums_of
 from .fleet import Fleet
 from .history import Reading, format_time
 from .recurrence import windows
@@ -173,7 +174,7 @@ def _size(bursts: list[Burst], policy: Policy, fleet: Fleet) -> list[Burst]:
         now = group[0].schedule.minute_of_day * 60.0
         ask = Signal(source="advise", dedupe_key=f"advise:{name}", kind=SignalKind.COUNTS, family=Family.MANUAL,
                      counts={b.region: b.count for b in group})
-        granted = {d.region: d.final for d in plan([ask], policy, History(tuple(ledger)), now,
+        granted = {d.region: d.final for d in plan([ask], policy, History(sums_of(ledger, lookbacks(policy, now))), now,
                                                    fleet.inventory(0.0)).decisions}
         for b in group:
             if granted.get(b.region, 0) > 0:

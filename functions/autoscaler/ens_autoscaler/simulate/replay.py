@@ -15,8 +15,8 @@ from itertools import groupby
 from typing import Callable, Iterable
 
 from ..message import invocation_key
-from ..planner import History, Inventory, Plan, plan
-from ..policy import BUDGET_WINDOW_SECONDS, Policy
+from ..planner import Inventory, Plan, plan
+from ..policy import Policy
 from ..signals import Family, Signal, SignalKind
 from ..state import LedgerEntry
 from ..state.memory import MemoryStore
@@ -52,7 +52,7 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
     start, store, ticks = fleet, MemoryStore(), []
     total = len(batches) if progress else 0
     for now in sorted(batches):
-        history = History(tuple(store.ledger_since(now - BUDGET_WINDOW_SECONDS)))
+        history = store.history(policy, now)
         signals = batches[now]
         the_plan = plan(signals, policy, history, now, fleet.inventory(now))
         if the_plan.selector:

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from .base import (Claim, ClaimStatus, IdempotencyRecord, InProgressError, LedgerEntry,
-                   OutboxItem, PayloadMismatchError, RecordStatus, StateStore)
+                   OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StateStore)
 
 __all__ = ["Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "LedgerEntry",
-           "OutboxItem", "PayloadMismatchError", "RecordStatus", "StateStore",
+           "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StateStore",
            "open_store"]
 
 FORMS = "sqlite:///abs/path.db, redis://[:password@]host:port/db, rediss://... or memory://"

@@ -20,7 +20,9 @@ from enum import Enum
 from typing import Any, Iterable
 
 from ..errors import InputError, TransientCloudError
-from ..orders import OrderRecord
+from ..orders import OrderRecord, Phase
+from ..planner import History, lookbacks
+from ..policy import Policy
 
 # The widest window that reads the ledger is the 24 h budget; twice that leaves room for
 # clock skew between instances and for a policy that widens the window later.
@@ -111,6 +113,7 @@ class IdempotencyRecord:
 class ClaimStatus(str, Enum):
     NEW = "NEW"  # the caller owns the key now and must complete or release it
     COMPLETED = "COMPLETED"  # an earlier invocation finished: replay its result
+    BOOKED = "BOOKED"  # a claim that brings an order lost to an order already in the book: resolve that
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,15 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class ParkedItem:
+    """An outbox item MNS refused for good: out of the publishing rotation, kept for a person."""
+
+    item: OutboxItem
+    reason: str
+    parked_at: float
+
+
+@dataclass(frozen=True)
 class Write:
     """What one atomic backend write puts down: all of it lands, or none of it.
 
@@ -166,6 +178,8 @@ class Write:
     items: tuple[OutboxItem, ...] = ()
     orders: tuple[OrderRecord, ...] = ()
     unledger: tuple[LedgerEntry, ...] = ()
+    lease_until: float = 0.0  # new items start leased to the writer until then (0: free to claim)
+    acked: tuple[str, ...] = ()  # outbox items published: removed
 
     @property
     def ledger_cutoff(self) -> float | None:
@@ -187,18 +201,53 @@ class StateStore(ABC):
         PayloadMismatchError when the key's record was made for another payload; `caller` names
         the key as its sender knows it (the signals' ids), for that error to say.
         """
+        return self._claim(self._in_progress(key, payload_hash, now, in_progress_ttl, expiry), now, None, caller)
+
+    def claim_with_intent(self, key: str, payload_hash: str, now: float, in_progress_ttl: float, expiry: float,
+                          order: OrderRecord, entries: Iterable[LedgerEntry], caller: str = "") -> Claim:
+        """Own `key` and write down its order and ledger entries *before* the order is sent, in one
+        write: from the moment the key is owned, whatever fails — the call, the next write, the
+        process — every later delivery finds the order to resolve, never a key free to order
+        again; and cooldowns and budgets already count it.
+
+        Taken only while no order but a refused one holds the key in the book (BOOKED
+        otherwise): a key whose order may exist is resolved by evidence, never ordered again.
+        """
+        mine = self._in_progress(key, payload_hash, now, in_progress_ttl, expiry)
+        return self._claim(mine, now, Write(entries=tuple(entries), orders=(order,)), caller)
+
+    def claim_completed(self, key: str, payload_hash: str, result: dict[str, Any], items: Iterable[OutboxItem],
+                        now: float, expiry: float, lease_until: float = 0.0, caller: str = "") -> Claim:
+        """Own `key` and complete it at once, for a result that orders nothing (no action, a dry run):
+        one write, on the same conditions as `claim_with_intent`."""
+        return self._claim(_completed(key, payload_hash, result, now, expiry), now,
+                           Write(ttl=expiry, items=tuple(items), lease_until=lease_until), caller)
+
+    def held(self, key: str, payload_hash: str, now: float, caller: str = "") -> Claim | None:
+        """What a live record of `key` says to a duplicate, read without writing: COMPLETED to replay,
+        or it raises (in progress, another payload). None: no live record holds the key."""
+        live = self.get(key)
+        return _existing(live, payload_hash, caller) if live is not None and live.dead_at > now else None
+
+    def _claim(self, mine: IdempotencyRecord, now: float, write: Write | None, caller: str = "") -> Claim:
+        for _ in range(2):  # the live record we lost to may be released before we read it
+            if self._put_if_absent(mine, now) if write is None else self._put_if_absent(mine, now, write):
+                return Claim(ClaimStatus.NEW)
+            held = self.held(mine.key, mine.payload_hash, now, caller)
+            if held is not None:
+                return held
+            if write is not None and order_holds_key(self.get_order(mine.key)):
+                return Claim(ClaimStatus.BOOKED)
+        raise TransientCloudError(f"idempotency key {mine.key} changed hands twice while being "
+                                  "claimed; retry later", code="IdempotencyContention")
+
+    @staticmethod
+    def _in_progress(key: str, payload_hash: str, now: float, in_progress_ttl: float,
+                     expiry: float) -> IdempotencyRecord:
         if not 0 < in_progress_ttl <= expiry:
             raise ValueError(f"need 0 < in_progress_ttl <= expiry, got {in_progress_ttl}, {expiry}")
-        mine = IdempotencyRecord(key, RecordStatus.INPROGRESS, payload_hash, None, now + expiry,
+        return IdempotencyRecord(key, RecordStatus.INPROGRESS, payload_hash, None, now + expiry,
                                  now + in_progress_ttl)
-        for _ in range(2):  # the live record we lost to may be released before we read it
-            if self._put_if_absent(mine, now):
-                return Claim(ClaimStatus.NEW)
-            live = self.get(key)
-            if live is not None and live.dead_at > now:
-                return _existing(live, payload_hash, caller)
-        raise TransientCloudError(f"idempotency key {key} changed hands twice while being "
-                                  "claimed; retry later", code="IdempotencyContention")
 
     def complete(self, key: str, payload_hash: str, result: dict[str, Any], now: float,
                  expiry: float) -> None:
@@ -209,25 +258,24 @@ class StateStore(ABC):
         """
         self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry))
 
-    def record_intent(self, order: OrderRecord, entries: Iterable[LedgerEntry]) -> None:
-        """Write down an order and count its devices *before* it is sent, in one write.
-
-        From here on, whatever fails — the call, the next write, the process — every
-        later delivery of the key finds the order to resolve, never a key free to
-        order again; and cooldowns and budgets already count it.
-        """
-        self._write(Write(entries=tuple(entries), orders=(order,)))
-
     def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
                          order: OrderRecord | None, items: Iterable[OutboxItem], now: float,
-                         expiry: float) -> None:
+                         expiry: float, lease_until: float = 0.0) -> None:
         """Complete `key`, move its order on and queue its messages in one atomic write.
 
         One write, so that a crash can never leave a result stored whose order or
-        message was lost: either all of it lands, or the intent still stands.
+        message was lost: either all of it lands, or the intent still stands. The
+        messages may start leased to the committer (`lease_until`), which publishes
+        them without a lease write of its own; if it dies, the lease runs out.
         """
         self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry,
-                          items=tuple(items), orders=(order,) if order else ()))
+                          items=tuple(items), orders=(order,) if order else (), lease_until=lease_until))
+
+    def ack_published(self, item_id: str, payload_hash: str, result: dict[str, Any], now: float,
+                      expiry: float) -> None:
+        """Remove a published item and store its invocation's result as published, in one write: a
+        crash between the two can neither publish it again nor leave the result unpublished."""
+        self._write(Write(_completed(item_id, payload_hash, result, now, expiry), expiry, acked=(item_id,)))
 
     def save_order(self, order: OrderRecord, items: Iterable[OutboxItem] = (),
                    unledger: Iterable[LedgerEntry] = (), result: dict[str, Any] | None = None,
@@ -253,6 +301,21 @@ class StateStore(ABC):
         return sorted(self._ledger_since(since),
                       key=lambda e: (e.at, e.invocation, e.region, e.count))
 
+    def history(self, policy: Policy, now: float) -> History:
+        """The ledger as the planner's guards read it: sums since each look-back, and the last
+        addition per region within the cooldown (rows, but only the cooldown's few)."""
+        cooldown = policy.limits.cooldown_seconds
+        recent = self.ledger_since(now - cooldown) if cooldown else ()
+        return History(self.ledger_sums(lookbacks(policy, now)), latest_of(recent))
+
+    def ledger_sums(self, since: Iterable[float]) -> dict[float, dict[str, int]]:
+        """Devices counted per region since each instant: what the planner's `History` holds.
+
+        Sums, not rows, so the read stays small however long the ledger grows.
+        """
+        instants = tuple(sorted(set(since)))
+        return _zero_filled(instants, self._ledger_sums(instants)) if instants else {}
+
     def outbox_put(self, *items: OutboxItem) -> None:
         """Queue messages, in one write (each only if its id is absent)."""
         self._write(Write(items=items))
@@ -273,8 +336,13 @@ class StateStore(ABC):
     # -- primitives: all a backend implements -------------------------------------------
 
     @abstractmethod
-    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
-        """Atomically write `record` unless a record with `dead_at > now` holds its key."""
+    def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
+        """Atomically write `record` unless a record with `dead_at > now` holds its key.
+
+        With `write`, apply it too, in the same atomic step — and only while the order
+        book holds no order of the key that `order_holds_key`: a claim that carries an order
+        must not replace one that may have been placed.
+        """
 
     @abstractmethod
     def get(self, key: str) -> IdempotencyRecord | None:
@@ -290,6 +358,11 @@ class StateStore(ABC):
 
     @abstractmethod
     def _ledger_since(self, since: float) -> Iterable[LedgerEntry]: ...
+
+    @abstractmethod
+    def _ledger_sums(self, since: tuple[float, ...]) -> Iterable[tuple[float, str, int]]:
+        """(instant, region, devices counted at or after it) for every region with entries then;
+        `since` is sorted and not empty."""
 
     @abstractmethod
     def get_order(self, order_id: str) -> OrderRecord | None: ...
@@ -313,7 +386,47 @@ class StateStore(ABC):
 
     @abstractmethod
     def outbox_pending(self) -> int:
-        """Items not yet acked, leased or not."""
+        """Items not yet acked, leased or not (parked ones are not pending)."""
+
+    @abstractmethod
+    def outbox_park(self, item_id: str, reason: str, now: float) -> None:
+        """Publishing failed for good: move the item out of the rotation, keeping it and why
+        (a no-op if it is gone)."""
+
+    @abstractmethod
+    def outbox_parked(self) -> list[ParkedItem]:
+        """Every parked item, oldest first: what `status` shows."""
+
+
+def latest_of(entries: Iterable[LedgerEntry]) -> dict[str, float]:
+    """The last addition per region: when a cooldown that counts these entries ends."""
+    latest: dict[str, float] = {}
+    for e in entries:
+        latest[e.region] = max(e.at, latest.get(e.region, e.at))
+    return latest
+
+
+def sums_of(entries: Iterable[LedgerEntry], since: Iterable[float]) -> dict[float, dict[str, int]]:
+    """The sums of entries held in memory (the memory store's, the advisor's ledger)."""
+    sums: dict[float, dict[str, int]] = {t: {} for t in since}
+    for e in entries:
+        for t, per_region in sums.items():
+            if e.at >= t and e.count:
+                per_region[e.region] = per_region.get(e.region, 0) + e.count
+    return sums
+
+
+def _zero_filled(since: tuple[float, ...], rows: Iterable[tuple[float, str, int]]) -> dict[float, dict[str, int]]:
+    sums: dict[float, dict[str, int]] = {t: {} for t in since}
+    for t, region, n in rows:
+        if n:
+            sums[t][region] = n
+    return sums
+
+
+def order_holds_key(order: OrderRecord | None) -> bool:
+    """An order that keeps its key from being ordered again: any but one ENS provably refused."""
+    return order is not None and order.phase is not Phase.REFUSED
 
     @abstractmethod
     def outbox_items(self) -> list[OutboxItem]:

@@ -7,10 +7,11 @@ result through the dict they were handed.
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..orders import OrderRecord
-from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write
+from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, order_holds_key,
+                   sums_of)
 
 
 class MemoryStore(StateStore):
@@ -20,13 +21,20 @@ class MemoryStore(StateStore):
         self._ledger: set[LedgerEntry] = set()
         self._outbox: dict[str, tuple[OutboxItem, float]] = {}  # id → (item, lease_until)
         self._orders_by_id: dict[str, str] = {}  # id → the order as JSON
+        self._parked: dict[str, ParkedItem] = {}
 
-    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+    def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
+        mine, encoded = record.to_json(), _Encoded.of(write or Write())
         with self._lock:
             held = self._records.get(record.key)
             if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
                 return False
-            self._records[record.key] = record.to_json()
+            booked = self._orders_by_id.get(record.key)
+            if write is not None and booked is not None and order_holds_key(OrderRecord.from_json(booked)):
+                return False
+            self._records[record.key] = mine
+            if write is not None:
+                self._apply(write, encoded)
             return True
 
     def get(self, key: str) -> IdempotencyRecord | None:
@@ -39,25 +47,35 @@ class MemoryStore(StateStore):
             self._records.pop(key, None)
 
     def _write(self, write: Write) -> None:
-        # Encoded before taking the lock: a result that is not JSON fails with nothing changed.
-        record = {write.record.key: write.record.to_json()} if write.record else {}
-        orders = {o.id: o.to_json() for o in write.orders}
+        encoded = _Encoded.of(write)
         with self._lock:
-            self._records.update(record)
-            self._ledger.update(write.entries)
-            self._ledger.difference_update(write.unledger)
-            cutoff = write.ledger_cutoff
-            if cutoff is not None:
-                self._ledger = {e for e in self._ledger if e.at >= cutoff}
-                self._orders_by_id = {k: v for k, v in self._orders_by_id.items()
-                                      if _keep(OrderRecord.from_json(v), cutoff)}
-            for item in write.items:
-                self._outbox.setdefault(item.id, (item, 0.0))
-            self._orders_by_id.update(orders)
+            self._apply(write, encoded)
+
+    def _apply(self, write: Write, encoded: _Encoded) -> None:
+        """Every part of `write`; the caller holds the lock."""
+        self._records.update(encoded.record)
+        self._ledger.update(write.entries)
+        self._ledger.difference_update(write.unledger)
+        cutoff = write.ledger_cutoff
+        if cutoff is not None:
+            self._ledger = {e for e in self._ledger if e.at >= cutoff}
+            self._orders_by_id = {k: v for k, v in self._orders_by_id.items()
+                                  if _keep(OrderRecord.from_json(v), cutoff)}
+        for item in write.items:
+            self._outbox.setdefault(item.id, (item, write.lease_until))
+        for item_id in write.acked:
+            self._outbox.pop(item_id, None)
+        self._orders_by_id.update(encoded.orders)
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._lock:
             return [e for e in self._ledger if e.at >= since]
+
+    def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
+        with self._lock:
+            entries = list(self._ledger)
+        return [(t, region, n) for t, per_region in sums_of(entries, since).items()
+                for region, n in per_region.items()]
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         with self._lock:
@@ -96,6 +114,29 @@ class MemoryStore(StateStore):
     def outbox_items(self) -> list[OutboxItem]:
         with self._lock:
             return sorted((item for item, _ in self._outbox.values()), key=lambda i: (i.created_at, i.id))
+
+    def outbox_park(self, item_id: str, reason: str, now: float) -> None:
+        with self._lock:
+            if item_id in self._outbox:
+                item, _ = self._outbox.pop(item_id)
+                self._parked[item_id] = ParkedItem(replace(item, attempts=item.attempts + 1), reason, now)
+
+    def outbox_parked(self) -> list[ParkedItem]:
+        with self._lock:
+            return sorted(self._parked.values(), key=lambda p: (p.parked_at, p.item.id))
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A write's JSON, made before taking the lock: a result that is not JSON fails with nothing changed."""
+
+    record: dict[str, str]
+    orders: dict[str, str]
+
+    @classmethod
+    def of(cls, write: Write) -> _Encoded:
+        return cls({write.record.key: write.record.to_json()} if write.record else {},
+                   {o.id: o.to_json() for o in write.orders})
 
 
 def _keep(order: OrderRecord, cutoff: float) -> bool:

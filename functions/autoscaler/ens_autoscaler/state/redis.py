@@ -20,7 +20,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..orders import OrderRecord
-from .base import IdempotencyRecord, LedgerEntry, OutboxItem, StateStore, Write, unavailable
+from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, order_holds_key,
+                   unavailable)
 
 PREFIX = "ens-autoscaler:{state}:"
 RECORD = PREFIX + "idempotency:"
@@ -29,6 +30,7 @@ QUEUE = PREFIX + "outbox:queue"  # sorted set: score `created_at`, member the id
 ITEMS = PREFIX + "outbox:items"  # hash: id → {"body", "tag", "created_at"}
 LEASES = PREFIX + "outbox:leases"  # hash: id → lease_until (absent or 0: not leased)
 ATTEMPTS = PREFIX + "outbox:attempts"  # hash: id → failed publishes
+PARKED = PREFIX + "outbox:parked"  # hash: id → {"item", "reason", "parked_at"} as JSON
 ORDERS = PREFIX + "orders"  # hash: id → the order as JSON
 ORDERS_BY_START = PREFIX + "orders:started"  # sorted set: score `started_at`, member the id
 ORDERS_OPEN = PREFIX + "orders:open"  # set of the ids of open orders
@@ -64,6 +66,42 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 """
+# Per-region sums since each ARGV instant (ascending), added up inside Redis: one round trip and
+# a reply of one number per region and instant, however long the ledger is.
+SUMS = """
+local since, sums, out = {}, {}, {}
+for i, t in ipairs(ARGV) do since[i] = tonumber(t) end
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES')
+for i = 1, #rows, 2 do
+  local entry, at = cjson.decode(rows[i]), tonumber(rows[i + 1])
+  for j = 1, #since do
+    if at >= since[j] then
+      local key = j .. ' ' .. entry[1]
+      sums[key] = (sums[key] or 0) + entry[2]
+    end
+  end
+end
+for key, n in pairs(sums) do
+  local j, region = string.match(key, '^(%d+) (.*)$')
+  out[#out + 1] = j
+  out[#out + 1] = region
+  out[#out + 1] = n
+end
+return out
+"""
+# Move a queued item to the parked hash (its attempts counted), out of the rotation.
+PARK = """
+local item = redis.call('HGET', KEYS[2], ARGV[1])
+if not item then return 0 end
+local attempts = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0') + 1
+redis.call('HSET', KEYS[5], ARGV[1], cjson.encode({item = cjson.decode(item), attempts = attempts,
+                                                   reason = ARGV[2], parked_at = tonumber(ARGV[3])}))
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+"""
 # End the lease and count the attempt, unless the item was acked meanwhile.
 RELEASE = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -83,6 +121,8 @@ class RedisStore(StateStore):
         self._put_if_dead = self._r.register_script(PUT_IF_DEAD)
         self._lease_script = self._r.register_script(LEASE)
         self._release_script = self._r.register_script(RELEASE)
+        self._sums_script = self._r.register_script(SUMS)
+        self._park_script = self._r.register_script(PARK)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -94,13 +134,40 @@ class RedisStore(StateStore):
     def close(self) -> None:
         self._r.close()
 
-    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+    def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
         key, value = RECORD + record.key, record.to_json()
         ttl_ms = _ttl_ms(record.expires_at - now)
+        if write is not None:
+            put = self._put_with(record, now, write)
+            if put and write.ledger_cutoff is not None:
+                self._prune_orders(write.ledger_cutoff)
+            return put
         with self._errors("claim"):
             if self._r.set(key, value, nx=True, px=ttl_ms):
                 return True
             return bool(self._put_if_dead(keys=[key], args=[value, ttl_ms, repr(now)]))
+
+    def _put_with(self, record: IdempotencyRecord, now: float, write: Write) -> bool:
+        """The conditional put and `write` in one MULTI/EXEC, under WATCH of the record and the order
+        book: if either changes between the check and EXEC, nothing is written (False; the base
+        reads again and retries once)."""
+        key = RECORD + record.key
+        with self._errors("claim"), self._r.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key, ORDERS)
+                held = pipe.get(key)
+                if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
+                    return False
+                booked = pipe.hget(ORDERS, record.key)
+                if booked is not None and order_holds_key(OrderRecord.from_json(booked)):
+                    return False
+                pipe.multi()
+                pipe.set(key, record.to_json(), px=_ttl_ms(record.expires_at - now))
+                _queue(pipe, write)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
 
     def get(self, key: str) -> IdempotencyRecord | None:
         with self._errors("get"):
@@ -113,22 +180,7 @@ class RedisStore(StateStore):
 
     def _write(self, write: Write) -> None:
         pipe = self._r.pipeline(transaction=True)
-        if write.record:
-            pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
-        if write.entries:
-            pipe.zadd(LEDGER, {_member(e): e.at for e in write.entries})
-            pipe.zremrangebyscore(LEDGER, "-inf", f"({write.ledger_cutoff!r}")
-        if write.unledger:
-            pipe.zrem(LEDGER, *[_member(e) for e in write.unledger])
-        for item in write.items:
-            pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
-                                                    "created_at": item.created_at}))
-            pipe.hsetnx(ATTEMPTS, item.id, item.attempts)
-            pipe.zadd(QUEUE, {item.id: item.created_at}, nx=True)
-        for order in write.orders:
-            pipe.hset(ORDERS, order.id, order.to_json())
-            pipe.zadd(ORDERS_BY_START, {order.id: order.started_at})
-            (pipe.sadd if order.phase.open else pipe.srem)(ORDERS_OPEN, order.id)
+        _queue(pipe, write)
         with self._errors("write"):
             pipe.execute()
         if write.ledger_cutoff is not None:
@@ -149,6 +201,12 @@ class RedisStore(StateStore):
         with self._errors("ledger read"):
             members = cast("list[str]", self._r.zrangebyscore(LEDGER, repr(since), "+inf"))
         return [LedgerEntry(*json.loads(m)) for m in members]
+
+    def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
+        with self._errors("ledger sums"):
+            flat = self._sums_script(keys=[LEDGER], args=[repr(t) for t in since])
+        return [(since[int(j) - 1], region, int(n))
+                for j, region, n in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)]
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         with self._errors("order read"):
@@ -175,9 +233,7 @@ class RedisStore(StateStore):
 
     def outbox_ack(self, item_id: str) -> None:
         pipe = self._r.pipeline(transaction=True)
-        pipe.zrem(QUEUE, item_id)
-        for key in (ITEMS, LEASES, ATTEMPTS):
-            pipe.hdel(key, item_id)
+        _queue_ack(pipe, item_id)
         with self._errors("outbox ack"):
             pipe.execute()
 
@@ -203,6 +259,52 @@ class RedisStore(StateStore):
                 out.append(OutboxItem(item_id, fields["body"], fields["tag"], fields["created_at"],
                                       int(tries or 0)))
         return sorted(out, key=lambda i: (i.created_at, i.id))
+
+    def outbox_park(self, item_id: str, reason: str, now: float) -> None:
+        with self._errors("outbox park"):
+            self._park_script(keys=[QUEUE, ITEMS, LEASES, ATTEMPTS, PARKED],
+                              args=[item_id, reason, repr(now)])
+
+    def outbox_parked(self) -> list[ParkedItem]:
+        with self._errors("parked read"):
+            held = cast("dict[str, str]", self._r.hgetall(PARKED))
+        parked = []
+        for item_id, text in held.items():
+            raw = json.loads(text)
+            item = raw["item"]
+            parked.append(ParkedItem(OutboxItem(item_id, item["body"], item["tag"], item["created_at"],
+                                                int(raw["attempts"])), raw["reason"], raw["parked_at"]))
+        return sorted(parked, key=lambda p: (p.parked_at, p.item.id))
+
+
+def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
+    """Every part of `write`, queued on the caller's MULTI/EXEC."""
+    if write.record:
+        pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
+    if write.entries:
+        pipe.zadd(LEDGER, {_member(e): e.at for e in write.entries})
+        pipe.zremrangebyscore(LEDGER, "-inf", f"({write.ledger_cutoff!r}")
+    if write.unledger:
+        pipe.zrem(LEDGER, *[_member(e) for e in write.unledger])
+    for item in write.items:
+        pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
+                                                "created_at": item.created_at}))
+        pipe.hsetnx(ATTEMPTS, item.id, item.attempts)
+        if write.lease_until:
+            pipe.hsetnx(LEASES, item.id, repr(write.lease_until))
+        pipe.zadd(QUEUE, {item.id: item.created_at}, nx=True)
+    for item_id in write.acked:
+        _queue_ack(pipe, item_id)
+    for order in write.orders:
+        pipe.hset(ORDERS, order.id, order.to_json())
+        pipe.zadd(ORDERS_BY_START, {order.id: order.started_at})
+        (pipe.sadd if order.phase.open else pipe.srem)(ORDERS_OPEN, order.id)
+
+
+def _queue_ack(pipe: redis.client.Pipeline, item_id: str) -> None:
+    pipe.zrem(QUEUE, item_id)
+    for key in (ITEMS, LEASES, ATTEMPTS):
+        pipe.hdel(key, item_id)
 
 
 def _member(entry: LedgerEntry) -> str:

@@ -19,8 +19,8 @@ from typing import Any, Iterator
 
 from ..errors import ConfigError
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, RecordStatus, StateStore, Write,
-                   unavailable)
+from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore, Write,
+                   order_holds_key, unavailable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -31,10 +31,17 @@ CREATE TABLE IF NOT EXISTS ledger (
     region TEXT NOT NULL, count INTEGER NOT NULL, at REAL NOT NULL, invocation TEXT NOT NULL,
     PRIMARY KEY (invocation, region, at, count));
 CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
+CREATE INDEX IF NOT EXISTS ledger_sums ON ledger (at, region, count);
+CREATE TABLE IF NOT EXISTS ledger_hours (
+    region TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (region, hour));
+CREATE INDEX IF NOT EXISTS ledger_hours_sums ON ledger_hours (hour, region, count);
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY, body TEXT NOT NULL, tag TEXT NOT NULL, created_at REAL NOT NULL,
     attempts INTEGER NOT NULL, lease_until REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (created_at, id);
+CREATE TABLE IF NOT EXISTS outbox_parked (
+    id TEXT PRIMARY KEY, body TEXT NOT NULL, tag TEXT NOT NULL, created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL, reason TEXT NOT NULL, parked_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, started_at REAL NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_open ON orders (open, started_at);
@@ -48,6 +55,21 @@ ON CONFLICT (key) DO UPDATE SET status = excluded.status, payload_hash = exclude
     result = excluded.result, expires_at = excluded.expires_at,
     in_progress_until = excluded.in_progress_until, dead_at = excluded.dead_at
 WHERE idempotency.dead_at <= ?"""
+# The ledger's per-region sums by whole hour, kept in step with its rows by every write, so that
+# a window's sum reads ~24 rows per region and the rows of one partial hour, however many
+# entries the window holds.
+HOUR_S = 3600
+ADD_TO_HOUR = """INSERT INTO ledger_hours (region, hour, count) VALUES (?, ?, ?)
+ON CONFLICT (region, hour) DO UPDATE SET count = count + excluded.count"""
+# Before rows of the hour `cutoff` falls in are pruned, take them out of that hour's sum.
+PRUNE_HOUR = """UPDATE ledger_hours SET count = count - (SELECT COALESCE(SUM(l.count), 0) FROM ledger l
+    WHERE l.region = ledger_hours.region AND l.at >= ? AND l.at < ?) WHERE hour = ?"""
+SUM_SINCE = """SELECT region, SUM(count) FROM (
+    SELECT region, count FROM ledger_hours WHERE hour > ?
+    UNION ALL SELECT region, count FROM ledger WHERE at >= ? AND at < ?) GROUP BY region"""
+# A file written before ledger_hours existed: sum its rows once.
+FILL_HOURS = f"""INSERT INTO ledger_hours (region, hour, count)
+    SELECT region, CAST(at / {HOUR_S} AS INTEGER), SUM(count) FROM ledger GROUP BY 1, 2"""
 
 
 class SqliteStore(StateStore):
@@ -64,6 +86,8 @@ class SqliteStore(StateStore):
         with self._transaction("create schema") as db:
             for statement in SCHEMA.split(";"):
                 db.execute(statement)
+            if not db.execute("SELECT 1 FROM ledger_hours LIMIT 1").fetchall():
+                db.execute(FILL_HOURS)
 
     def _wal(self, deadline: float) -> None:
         """Switch to WAL, waiting for the lock it needs until `deadline`.
@@ -108,11 +132,19 @@ class SqliteStore(StateStore):
         with self._lock:
             self._db.close()
 
-    def _put_if_absent(self, record: IdempotencyRecord, now: float) -> bool:
+    def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
         with self._transaction("claim") as db:
             # Expired records count as absent anyway; dropping them keeps the file small.
             db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
-            return db.execute(PUT_IF_ABSENT, (*_row(record), now)).rowcount == 1
+            if write is not None:
+                booked = db.execute("SELECT body FROM orders WHERE id = ?", (record.key,)).fetchall()
+                if booked and order_holds_key(OrderRecord.from_json(booked[0][0])):
+                    return False
+            if db.execute(PUT_IF_ABSENT, (*_row(record), now)).rowcount != 1:
+                return False
+            if write is not None:
+                _apply(db, write)
+            return True
 
     def get(self, key: str) -> IdempotencyRecord | None:
         rows = self._read("get", f"SELECT {COLUMNS} FROM idempotency WHERE key = ?", key)
@@ -129,26 +161,18 @@ class SqliteStore(StateStore):
 
     def _write(self, write: Write) -> None:
         with self._transaction("write") as db:
-            if write.record:
-                db.execute(UPSERT, _row(write.record))
-            db.executemany("INSERT OR IGNORE INTO ledger (region, count, at, invocation) "
-                           "VALUES (?, ?, ?, ?)",
-                           [(e.region, e.count, e.at, e.invocation) for e in write.entries])
-            db.executemany("DELETE FROM ledger WHERE region = ? AND count = ? AND at = ? AND invocation = ?",
-                           [(e.region, e.count, e.at, e.invocation) for e in write.unledger])
-            if write.ledger_cutoff is not None:
-                db.execute("DELETE FROM ledger WHERE at < ?", (write.ledger_cutoff,))
-                db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
-            db.executemany("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts) "
-                           "VALUES (?, ?, ?, ?, ?)",
-                           [(i.id, i.body, i.tag, i.created_at, i.attempts) for i in write.items])
-            db.executemany("INSERT OR REPLACE INTO orders (id, started_at, open, body) VALUES (?, ?, ?, ?)",
-                           [(o.id, o.started_at, int(o.phase.open), o.to_json()) for o in write.orders])
+            _apply(db, write)
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         rows = self._read("ledger read", "SELECT region, count, at, invocation FROM ledger "
                                          "WHERE at >= ?", since)
         return [LedgerEntry(*row) for row in rows]
+
+    def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
+        """Whole hours from ledger_hours, the partial first hour from the rows: summed in SQLite."""
+        with self._lock, self._errors("ledger sums"):
+            return [(t, region, n) for t in since
+                    for region, n in self._db.execute(SUM_SINCE, (_hour(t), t, (_hour(t) + 1) * HOUR_S))]
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         rows = self._read("order read", "SELECT body FROM orders WHERE id = ?", order_id)
@@ -187,6 +211,48 @@ class SqliteStore(StateStore):
     def outbox_items(self) -> list[OutboxItem]:
         return [OutboxItem(*row) for row in self._read(
             "outbox read", "SELECT id, body, tag, created_at, attempts FROM outbox ORDER BY created_at, id")]
+
+    def outbox_park(self, item_id: str, reason: str, now: float) -> None:
+        with self._transaction("outbox park") as db:
+            db.execute("INSERT OR REPLACE INTO outbox_parked (id, body, tag, created_at, attempts, reason, parked_at) "
+                       "SELECT id, body, tag, created_at, attempts + 1, ?, ? FROM outbox WHERE id = ?",
+                       (reason, now, item_id))
+            db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def outbox_parked(self) -> list[ParkedItem]:
+        rows = self._read("parked read", "SELECT id, body, tag, created_at, attempts, reason, parked_at "
+                                         "FROM outbox_parked ORDER BY parked_at, id")
+        return [ParkedItem(OutboxItem(*row[:5]), row[5], row[6]) for row in rows]
+
+
+def _apply(db: sqlite3.Connection, write: Write) -> None:
+    """Every part of `write`, inside the caller's transaction."""
+    if write.record:
+        db.execute(UPSERT, _row(write.record))
+    for e in write.entries:  # an entry already there is not counted again
+        if db.execute("INSERT OR IGNORE INTO ledger (region, count, at, invocation) VALUES (?, ?, ?, ?)",
+                      (e.region, e.count, e.at, e.invocation)).rowcount:
+            db.execute(ADD_TO_HOUR, (e.region, _hour(e.at), e.count))
+    for e in write.unledger:
+        if db.execute("DELETE FROM ledger WHERE region = ? AND count = ? AND at = ? AND invocation = ?",
+                      (e.region, e.count, e.at, e.invocation)).rowcount:
+            db.execute(ADD_TO_HOUR, (e.region, _hour(e.at), -e.count))
+    if write.ledger_cutoff is not None:
+        cutoff = write.ledger_cutoff
+        db.execute(PRUNE_HOUR, (_hour(cutoff) * HOUR_S, cutoff, _hour(cutoff)))
+        db.execute("DELETE FROM ledger_hours WHERE hour < ?", (_hour(cutoff),))
+        db.execute("DELETE FROM ledger WHERE at < ?", (cutoff,))
+        db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
+    db.executemany("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts, lease_until) "
+                   "VALUES (?, ?, ?, ?, ?, ?)",
+                   [(i.id, i.body, i.tag, i.created_at, i.attempts, write.lease_until) for i in write.items])
+    db.executemany("DELETE FROM outbox WHERE id = ?", [(item_id,) for item_id in write.acked])
+    db.executemany("INSERT OR REPLACE INTO orders (id, started_at, open, body) VALUES (?, ?, ?, ?)",
+                   [(o.id, o.started_at, int(o.phase.open), o.to_json()) for o in write.orders])
+
+
+def _hour(at: float) -> int:
+    return int(at // HOUR_S)
 
 
 def _row(record: IdempotencyRecord) -> tuple[Any, ...]:
