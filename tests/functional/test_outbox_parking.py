@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ens_autoscaler.state import OutboxItem
+from ens_autoscaler.status import status, text
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 
@@ -34,6 +35,9 @@ def test_a_message_too_large_for_mns_is_parked_once_and_the_rest_goes_out(
     assert parked.item.id == "inv-big" and parked.reason.startswith("InvalidArgument")
     assert parked.item.attempts == 1 and scaler.store.outbox_pending() == 0
     assert len(events(caplog, "publish_parked")) == 1
+    shown = status(scaler.store, scaler.policy, NOW + 60, "instance").as_dict()
+    assert [(p["id"], p["reason"][:15]) for p in shown["parked"]] == [("inv-big", "InvalidArgument")]
+    assert "parked (MNS refused them for good" in text(shown)
 
 
 def test_an_mns_outage_is_not_parked(cloud: LocalCloud, make_autoscaler) -> None:

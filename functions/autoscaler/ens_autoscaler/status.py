@@ -21,7 +21,7 @@ from .logs import log
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
 from .planner import Cooldown
 from .policy import BUDGET_WINDOW_SECONDS, Policy
-from .state import OutboxItem, StateStore
+from .state import OutboxItem, ParkedItem, StateStore
 from .vocab import epoch_iso
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class Status:
     total: Used
     orders: tuple[OrderRecord, ...]  # open ones
     outbox: tuple[OutboxItem, ...]
+    parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": "status", "at": self.now, "stateScope": self.scope,
@@ -75,7 +76,9 @@ class Status:
                 "openOrders": [o.as_dict() for o in self.orders],
                 "outbox": [{"id": i.id, "tag": i.tag, "createdAt": i.created_at,
                             "ageSeconds": round(self.now - i.created_at, 1), "attempts": i.attempts}
-                           for i in self.outbox]}
+                           for i in self.outbox],
+                "parked": [{"id": p.item.id, "tag": p.item.tag, "reason": p.reason, "parkedAt": p.parked_at}
+                           for p in self.parked]}
 
 
 def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
@@ -85,7 +88,7 @@ def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
                                  ledger.cooldown(code, now, limits.cooldown_seconds))
                     for code in sorted(policy.regions))
     return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total),
-                  tuple(store.open_orders()), tuple(store.outbox_items()))
+                  tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()))
 
 
 def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
@@ -248,6 +251,9 @@ def _status_text(result: Mapping[str, Any]) -> str:
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
     lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]
+    if result["parked"]:
+        lines.append(f"parked (MNS refused them for good; see the reason): {len(result['parked'])}")
+        lines += [f"  {p['id']} ({p['tag']}) since {_when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
     return "\n".join(lines)
 
 
