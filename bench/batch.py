@@ -7,7 +7,7 @@ call whose ResourceSelector lists each region once, and one published message: t
 counts both on the emulator.
 
 Timed in the child, with the imports already done:
-- decode + plan: `sources.decode(event_bytes)` then `planner.plan(signals, policy, History(), now)`,
+- decode + plan: `sources.decode(event_bytes)` then `planner.make_plan(signals, policy, History(), now)`,
   repeated; the median is the figure (target <= 50 ms);
 - the whole handler on the batch, once (fresh state; the SDK modules imported beforehand,
   so this is the warm cost: 1 order + 1 publish + the state writes).
@@ -66,7 +66,7 @@ def child_main(event_path: str) -> dict[str, Any]:
     import mns.account  # noqa: F401
     from bench.child import Context, status_of
     from ens_autoscaler import sources
-    from ens_autoscaler.planner import History, plan
+    from ens_autoscaler.planner import History, make_plan
     from ens_autoscaler.policy import read_policy
 
     event = Path(event_path).read_bytes()
@@ -77,12 +77,12 @@ def child_main(event_path: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         signals = sources.decode(event)
         t1 = time.perf_counter()
-        the_plan = plan(signals, policy, History(), time.time())
+        plan = make_plan(signals, policy, History(), time.time())
         t2 = time.perf_counter()
         decode_s.append(t1 - t0)
         plan_s.append(t2 - t1)
         total_s.append(t2 - t0)
-        selector = the_plan.selector
+        selector = plan.selector
     context = Context("bench-batch")
     index.initialize(context)
     started = time.perf_counter()

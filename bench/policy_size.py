@@ -3,7 +3,7 @@
 - policy load: `policy.read_policy` on a 1,000-region YAML compiled as s.yaml's
   pre-deploy compiles it (`ens_autoscaler.compiled_policy`), median of REPEATS; the
   same YAML parsed without the compiled form is printed beside it.
-- plan: one metric signal per region, every region firing, `planner.plan` with an
+- plan: one metric signal per region, every region firing, `planner.make_plan` with an
   empty ledger, median of REPEATS.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def child_main(scratch: str) -> dict[str, Any]:
     import yaml
 
     from ens_autoscaler import compiled_policy
-    from ens_autoscaler.planner import History, plan
+    from ens_autoscaler.planner import History, make_plan
     from ens_autoscaler.policy import check_file, read_policy
     from ens_autoscaler.signals import Family, Signal, SignalKind
 
@@ -56,9 +56,9 @@ def child_main(scratch: str) -> dict[str, Any]:
     plan_s = []
     for _ in range(REPEATS):
         started = time.perf_counter()
-        the_plan = plan(signals, policy, History(), 1_736_400_000.0)
+        plan = make_plan(signals, policy, History(), 1_736_400_000.0)
         plan_s.append(time.perf_counter() - started)
-    assert len(the_plan.selector) == REGIONS, f"{len(the_plan.selector)} regions planned, not {REGIONS}"
+    assert len(plan.selector) == REGIONS, f"{len(plan.selector)} regions planned, not {REGIONS}"
     return {"status": "done", "regions": REGIONS, "load_ms": median(load_s) * 1e3,
             "yaml_ms": median(yaml_s) * 1e3, "plan_ms": median(plan_s) * 1e3}
 

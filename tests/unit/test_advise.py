@@ -21,7 +21,7 @@ import yaml
 from ens_autoscaler import sources
 from ens_autoscaler.cli import main
 from ens_autoscaler.errors import InputError
-from ens_autoscaler.planner import Inventory, Reason, plan
+from ens_autoscaler.planner import Inventory, Reason, make_plan
 from ens_autoscaler.policy import Policy, parse_policy
 from ens_autoscaler.simulate.advise import Advice, Verdict, advise
 from ens_autoscaler.simulate.advise_cli import as_dict, text
@@ -179,8 +179,8 @@ def test_the_fragments_validate_and_the_timers_fire_their_profiles(applied: Path
         assert t["triggerType"] == "timer" and config["cronExpression"].startswith("CRON_TZ=Asia/Shanghai ")
         assert len(config["cronExpression"].split()) == 7, "CRON_TZ= and six fields, seconds first"
         event = {"triggerTime": "2025-05-05T10:00:00Z", "triggerName": t["triggerName"], "payload": config["payload"]}
-        the_plan = plan(sources.decode(json.dumps(event).encode()), merged_policy, now=0.0, inventory=Inventory())
-        assert {e["regionCode"]: e["count"] for e in the_plan.selector} == profiles[config["payload"]]
+        plan = make_plan(sources.decode(json.dumps(event).encode()), merged_policy, now=0.0, inventory=Inventory())
+        assert {e["regionCode"]: e["count"] for e in plan.selector} == profiles[config["payload"]]
 
 
 def test_the_chart_is_a_png(applied: Path) -> None:

@@ -5,7 +5,7 @@ import json
 
 from ens_autoscaler.ens import Order
 from ens_autoscaler.message import MAX_BYTES, build_message, encode, invocation_key
-from ens_autoscaler.planner import plan
+from ens_autoscaler.planner import make_plan
 from ens_autoscaler.policy import parse_policy
 from ens_autoscaler.signals import Family, Signal, SignalKind
 
@@ -30,16 +30,16 @@ def order(n: int) -> Order:
 
 def test_a_small_message_is_whole() -> None:
     signals = batch(3)
-    the_plan = plan(signals, POLICY)
-    (text,) = encode(build_message("inv-1", the_plan, signals, order(3), False, 1.0))
+    plan = make_plan(signals, POLICY)
+    (text,) = encode(build_message("inv-1", plan, signals, order(3), False, 1.0))
     message = json.loads(text)
     assert len(message["signals"]) == 3 and "part" not in message and len(message["devices"]) == 3
 
 
 def test_a_thousand_message_batch_is_split_into_parts_that_fit_and_lose_nothing() -> None:
     signals = batch(1000)
-    the_plan = plan(signals, POLICY)
-    whole = build_message(invocation_key(signals, dry_run=False), the_plan, signals, order(1000), False, 1.0)
+    plan = make_plan(signals, POLICY)
+    whole = build_message(invocation_key(signals, dry_run=False), plan, signals, order(1000), False, 1.0)
     texts = encode(whole)
     assert len(json.dumps(whole).encode()) > MAX_BYTES and len(texts) > 1
     parts = [json.loads(t) for t in texts]

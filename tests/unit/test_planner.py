@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ens_autoscaler.planner import Capacity, History, Inventory, Reason, lookbacks, plan
+from ens_autoscaler.planner import Capacity, History, Inventory, Reason, lookbacks, make_plan
 from ens_autoscaler.policy import parse_policy, read_policy
 from ens_autoscaler.signals import Family, Signal, SignalKind
 from ens_autoscaler.state.base import latest_of, sums_of
@@ -56,7 +56,7 @@ def by_region(p) -> dict:
 
 
 def test_step_table_fires_the_matching_step() -> None:
-    p = plan([alarm("a", "cn-hangzhou-telecom", 91.5)], POLICY)
+    p = make_plan([alarm("a", "cn-hangzhou-telecom", 91.5)], POLICY)
     (d,) = p.decisions
     assert (d.raw, d.final, d.reasons, d.value) == (2, 2, (), 91.5)
     assert d.rule == "step 85 <= value < 95: +2"
@@ -64,7 +64,7 @@ def test_step_table_fires_the_matching_step() -> None:
 
 
 def test_region_from_static_binding_when_dimensions_lack_it() -> None:
-    p = plan([alarm("a", None, 81, rule="ens-cpu-wuxi")], POLICY)
+    p = make_plan([alarm("a", None, 81, rule="ens-cpu-wuxi")], POLICY)
     assert p.selector == [{"regionCode": "cn-wuxi-telecom_unicom_cmcc-3", "count": 2, "ispCode": "telecom"}]
 
 
@@ -74,19 +74,19 @@ def test_region_from_static_binding_when_dimensions_lack_it() -> None:
     (alarm("a", "cn-hangzhou-telecom", 99, kind=SignalKind.RESOLVED), Reason.ALARM_RESOLVED),
 ])
 def test_holds_leave_a_reason_and_no_selector(signal: Signal, reason: Reason) -> None:
-    p = plan([signal], POLICY)
+    p = make_plan([signal], POLICY)
     assert p.selector == [] and p.decisions[0].final == 0 and p.decisions[0].reasons == (reason,)
 
 
 def test_region_without_steps_holds_metric_signals() -> None:
     doc = {"service": {"appId": "app-1"}, "limits": {"perRegion": 2, "total": 2}, "regions": {"cn-a-1": {"ispCode": "telecom"}},
            "signals": {"alarm": {"region": "dimensions.ensRegionId"}}}
-    p = plan([alarm("a", "cn-a-1", 99)], parse_policy(doc))
+    p = make_plan([alarm("a", "cn-a-1", 99)], parse_policy(doc))
     assert p.decisions[0].reasons == (Reason.NO_RULE,)
 
 
 def test_operator_message_fields_come_from_jmespath() -> None:
-    p = plan([message("m", {"region": "cn-shanghai-cmcc", "metric": "CPUUtilization", "value": "92"})], POLICY)
+    p = make_plan([message("m", {"region": "cn-shanghai-cmcc", "metric": "CPUUtilization", "value": "92"})], POLICY)
     assert p.selector == [{"regionCode": "cn-shanghai-cmcc", "count": 2, "ispCode": "cmcc"}]
 
 
@@ -98,25 +98,25 @@ def test_operator_message_fields_come_from_jmespath() -> None:
     ({"region": ["cn-shanghai-cmcc"], "metric": "CPUUtilization", "value": 99}, "not in the policy's regions"),
 ])
 def test_unusable_messages_are_rejected_not_guessed(body: dict, fragment: str) -> None:
-    p = plan([message("m", body)], POLICY)
+    p = make_plan([message("m", body)], POLICY)
     assert p.selector == [] and p.decisions == ()
     assert fragment in p.rejections[0].error
 
 
 def test_manual_counts_naming_an_unknown_region_reject_the_whole_signal() -> None:
-    p = plan([counts("c", {"cn-hangzhou-telecom": 1, "cn-unknown-x": 1})], POLICY)
+    p = make_plan([counts("c", {"cn-hangzhou-telecom": 1, "cn-unknown-x": 1})], POLICY)
     assert p.selector == [] and "cn-unknown-x" in p.rejections[0].error
 
 
 def test_unknown_profile_is_rejected_and_known_profile_expands() -> None:
     bad = Signal("timer", "t", SignalKind.PROFILE, Family.TIMER, profile="nope")
-    assert "unknown burst profile 'nope'" in plan([bad], POLICY).rejections[0].error
+    assert "unknown burst profile 'nope'" in make_plan([bad], POLICY).rejections[0].error
     good = Signal("timer", "t", SignalKind.PROFILE, Family.TIMER, profile="evening-peak")
-    assert {e["regionCode"]: e["count"] for e in plan([good], POLICY).selector} == POLICY.profiles["evening-peak"]
+    assert {e["regionCode"]: e["count"] for e in make_plan([good], POLICY).selector} == POLICY.profiles["evening-peak"]
 
 
 def test_repeated_alarms_coalesce_to_the_largest_step_not_the_sum() -> None:
-    p = plan([alarm("a1", "cn-hangzhou-telecom", 72), alarm("a2", "cn-hangzhou-telecom", 90),
+    p = make_plan([alarm("a1", "cn-hangzhou-telecom", 72), alarm("a2", "cn-hangzhou-telecom", 90),
               alarm("a3", "cn-hangzhou-telecom", 88)], POLICY)
     (d,) = p.decisions
     assert (d.raw, d.final, d.value, d.signals) == (2, 2, 90, ("a1", "a2", "a3"))
@@ -124,7 +124,7 @@ def test_repeated_alarms_coalesce_to_the_largest_step_not_the_sum() -> None:
 
 
 def test_region_cap_then_invocation_cap_trims_largest_first() -> None:
-    p = plan([counts("c", {"cn-hangzhou-telecom": 9, "cn-shanghai-cmcc": 4, "cn-wuxi-telecom_unicom_cmcc-3": 1})],
+    p = make_plan([counts("c", {"cn-hangzhou-telecom": 9, "cn-shanghai-cmcc": 4, "cn-wuxi-telecom_unicom_cmcc-3": 1})],
              POLICY)
     d = by_region(p)
     assert d["cn-hangzhou-telecom"].raw == 9
@@ -137,7 +137,7 @@ def test_region_cap_then_invocation_cap_trims_largest_first() -> None:
 
 
 def test_dry_run_request_is_carried_not_enforced() -> None:
-    p = plan([counts("c", {"cn-hangzhou-telecom": 1}, dry_run=True)], POLICY)
+    p = make_plan([counts("c", {"cn-hangzhou-telecom": 1}, dry_run=True)], POLICY)
     assert p.dry_run_requested and p.selector  # the actuator enforces it, not the planner
 
 
@@ -165,7 +165,7 @@ ledgers = st.lists(st.builds(lambda r, c, at: Entry(r, c, at), st.sampled_from(R
 def test_selector_invariants_hold_for_any_batch(signals: list[Signal], ledger: list, rnd) -> None:
     now = 100_000.0
     history = summed(ledger, now)
-    p = plan(signals, POLICY, history, now)
+    p = make_plan(signals, POLICY, history, now)
     day_ago = now - 24 * 3600
     pairs = [(e["regionCode"], e.get("ispCode")) for e in p.selector]
     assert len(pairs) == len(set(pairs))
@@ -180,7 +180,7 @@ def test_selector_invariants_hold_for_any_batch(signals: list[Signal], ledger: l
     assert history.added(day_ago) + p.total <= max(POLICY.limits.budget_total, history.added(day_ago))
     shuffled = list(signals)
     rnd.shuffle(shuffled)
-    assert plan(shuffled, POLICY, history, now) == p  # same input, same plan, whatever the batch order
+    assert make_plan(shuffled, POLICY, history, now) == p  # same input, same plan, whatever the batch order
 
 
 def test_an_alarm_that_stays_in_alert_adds_its_step_once_per_cooldown() -> None:
@@ -188,7 +188,7 @@ def test_an_alarm_that_stays_in_alert_adds_its_step_once_per_cooldown() -> None:
     finals = []
     for minute in range(10):
         now = 1_000_000.0 + 60 * minute
-        p = plan([alarm(f"a{minute}", "cn-hangzhou-telecom", 91)], POLICY, summed(ledger, now), now)
+        p = make_plan([alarm(f"a{minute}", "cn-hangzhou-telecom", 91)], POLICY, summed(ledger, now), now)
         (d,) = p.decisions
         finals.append(d.final)
         if minute:
@@ -199,10 +199,10 @@ def test_an_alarm_that_stays_in_alert_adds_its_step_once_per_cooldown() -> None:
 
 def test_escalation_during_cooldown_adds_only_the_difference() -> None:
     ledger = [Entry("cn-hangzhou-telecom", 1, 1000.0)]
-    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(ledger, 1300.0), 1300.0).decisions
+    (d,) = make_plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(ledger, 1300.0), 1300.0).decisions
     assert (d.raw, d.final, d.reasons) == (3, 2, (Reason.COOLDOWN,))
     later = 1000.0 + POLICY.limits.cooldown_seconds + 1
-    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(ledger, later), later).decisions
+    (d,) = make_plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(ledger, later), later).decisions
     assert (d.final, d.reasons) == (3, ())  # the window has passed
 
 
@@ -212,22 +212,22 @@ def test_a_cooldown_decision_says_what_it_counted_and_until_when() -> None:
     cooldown, now = POLICY.limits.cooldown_seconds, 10_000.0
     history = summed([Entry("cn-hangzhou-telecom", 1, now - 300), Entry("cn-hangzhou-telecom", 1, now - 100),
                       Entry("cn-hangzhou-telecom", 5, now - cooldown - 1), Entry("cn-shanghai-cmcc", 4, now - 50)], now)
-    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, now).decisions
+    (d,) = make_plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, history, now).decisions
     assert (d.raw, d.final, d.reasons) == (3, 1, (Reason.COOLDOWN,))
     assert (d.as_dict()["cooldownDevices"], d.as_dict()["cooldownUntil"]) == (2, now - 100 + cooldown)
-    (d,) = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, History(), 1300.0).decisions
+    (d,) = make_plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, History(), 1300.0).decisions
     assert "cooldownDevices" not in d.as_dict()  # said only where the cooldown cut
 
 
 def test_budget_per_region_and_total_hold_with_reason() -> None:
     day = 24 * 3600.0
     spent = [Entry("cn-hangzhou-telecom", 12, 10_000.0)]
-    p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(spent, 13_600.0), 13_600.0)
+    p = make_plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(spent, 13_600.0), 13_600.0)
     assert p.selector == [] and p.decisions[0].reasons == (Reason.BUDGET_EXHAUSTED,)
     later = 10_000.0 + day + 1
-    assert plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(spent, later), later).selector
+    assert make_plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(spent, later), later).selector
     total_spent = [Entry("cn-shanghai-cmcc", 11, 0.0), Entry("cn-wuxi-telecom_unicom_cmcc-3", 11, 0.0)]
-    p = plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(total_spent, 7200.0), 7200.0)
+    p = make_plan([alarm("a", "cn-hangzhou-telecom", 96)], POLICY, summed(total_spent, 7200.0), 7200.0)
     (d,) = p.decisions
     assert (d.raw, d.final, d.reasons) == (3, 2, (Reason.BUDGET_EXHAUSTED,))  # 24 - 22 = 2 left in all
 
@@ -244,7 +244,7 @@ def stock(running: int, pending: int = 0) -> Inventory:
 
 
 def test_target_tracking_adds_what_the_load_needs() -> None:
-    (d,) = plan([reading(90)], POLICY, inventory=stock(4)).decisions
+    (d,) = make_plan([reading(90)], POLICY, inventory=stock(4)).decisions
     assert (d.raw, d.final, d.reasons) == (2, 2, ())
     assert d.rule == "target 60 ±10%: desired ceil(4 × 90/60) = 6, have 4 running + 0 pending"
     assert d.as_dict()["running"] == 4 and d.as_dict()["pending"] == 0
@@ -257,33 +257,33 @@ def test_target_tracking_adds_what_the_load_needs() -> None:
     (90, Inventory(available=False), Reason.INVENTORY_UNAVAILABLE),
 ])
 def test_target_tracking_holds(value: float, inventory: Inventory, reason: Reason) -> None:
-    p = plan([reading(value)], POLICY, inventory=inventory)
+    p = make_plan([reading(value)], POLICY, inventory=inventory)
     assert p.selector == [] and p.decisions[0].reasons == (reason,) and not p.needs_inventory
 
 
 def test_an_unread_inventory_is_asked_for_not_guessed() -> None:
-    p = plan([reading(90)], POLICY)
+    p = make_plan([reading(90)], POLICY)
     assert p.selector == [] and p.needs_inventory
     assert p.decisions[0].reasons == (Reason.INVENTORY_UNAVAILABLE,)
-    assert not plan([reading(63)], POLICY).needs_inventory  # within tolerance whatever exists
+    assert not make_plan([reading(63)], POLICY).needs_inventory  # within tolerance whatever exists
 
 
 def test_max_devices_caps_target_and_manual_rules() -> None:
-    (d,) = plan([reading(99)], POLICY, inventory=stock(18)).decisions
+    (d,) = make_plan([reading(99)], POLICY, inventory=stock(18)).decisions
     assert (d.raw, d.final, d.reasons) == (12, 2, (Reason.MAX_DEVICES,))  # ceil(18 × 1.65) = 30 > 20
-    (d,) = plan([counts("c", {GZ: 3})], POLICY, inventory=stock(10, 9)).decisions
+    (d,) = make_plan([counts("c", {GZ: 3})], POLICY, inventory=stock(10, 9)).decisions
     assert (d.final, d.reasons) == (1, (Reason.MAX_DEVICES,))
-    (d,) = plan([counts("c", {GZ: 3})], POLICY, inventory=Inventory(available=False)).decisions
+    (d,) = make_plan([counts("c", {GZ: 3})], POLICY, inventory=Inventory(available=False)).decisions
     assert (d.final, d.reasons) == (0, (Reason.INVENTORY_UNAVAILABLE,))
-    p = plan([counts("c", {GZ: 3})], POLICY)
+    p = make_plan([counts("c", {GZ: 3})], POLICY)
     assert p.needs_inventory and p.selector  # unread: an upper bound that asks for the inventory
 
 
 def test_cooldown_does_not_apply_to_level_triggered_or_manual_rules() -> None:
     recent = summed([Entry(GZ, 2, 1000.0), Entry("cn-hangzhou-telecom", 2, 1000.0)], 1060.0)
-    (d,) = plan([reading(90)], POLICY, recent, 1060.0, stock(4)).decisions
+    (d,) = make_plan([reading(90)], POLICY, recent, 1060.0, stock(4)).decisions
     assert d.final == 2 and Reason.COOLDOWN not in d.reasons
-    (d,) = plan([counts("c", {"cn-hangzhou-telecom": 2})], POLICY, recent, 1060.0).decisions
+    (d,) = make_plan([counts("c", {"cn-hangzhou-telecom": 2})], POLICY, recent, 1060.0).decisions
     assert d.final == 2 and d.reasons == ()
 
 
@@ -292,7 +292,7 @@ def test_cooldown_does_not_apply_to_level_triggered_or_manual_rules() -> None:
        st.integers(0, 30), st.integers(0, 30))
 def test_target_tracking_never_overfills_the_region(signals: list[Signal], running: int, pending: int) -> None:
     inventory = stock(running, pending)
-    p = plan(signals, POLICY, inventory=inventory)
+    p = make_plan(signals, POLICY, inventory=inventory)
     added = sum(e["count"] for e in p.selector)
     assert added + running + pending <= max(POLICY.regions[GZ].max_devices, running + pending)
     value = max(s.document["value"] for s in signals)
@@ -310,7 +310,7 @@ def test_target_tracking_tolerance_includes_its_boundary() -> None:
 
     def decide(value: float):
         body = {"region": "cn-a-1", "metric": "CPUUtilization", "value": value}
-        (d,) = plan([message("m", body)], policy, inventory=inventory).decisions
+        (d,) = make_plan([message("m", body)], policy, inventory=inventory).decisions
         return d
 
     for edge in (80, 48):
@@ -322,7 +322,7 @@ def test_target_tracking_tolerance_includes_its_boundary() -> None:
 def test_a_message_repeated_inside_one_batch_counts_once() -> None:
     """A redelivery inside one batch is the same signal: not a second one to coalesce."""
     body = {"region": "cn-shanghai-cmcc", "metric": "CPUUtilization", "value": 92}
-    once, twice = plan([message("mns:1", body)], POLICY), plan([message("mns:1", body)] * 2, POLICY)
+    once, twice = make_plan([message("mns:1", body)], POLICY), make_plan([message("mns:1", body)] * 2, POLICY)
     assert twice.decisions == once.decisions and twice.selector == once.selector
     (d,) = twice.decisions
     assert d.signals == ("mns:1",) and Reason.COALESCED not in d.reasons

@@ -30,7 +30,7 @@ from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key, replay_identity
 from .orders import OrderRecord, Phase, in_flight
 from .outbox import Outbox, queued
-from .planner import History, Inventory, plan
+from .planner import History, Inventory, make_plan
 from .policy import Policy, PolicyCache
 from .publisher import MnsPublisher
 from .result import Result, Status
@@ -111,7 +111,7 @@ class Autoscaler:
         key = invocation_key(signals, dry_run)
         logs.bind(invocationId=key)
         self._drain(deadline)
-        preview = plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
+        preview = make_plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
         if not preview.selector and not preview.needs_inventory:
             if preview.rejections and not preview.decisions:
                 logs.decisions({}, preview)
@@ -170,15 +170,15 @@ class Autoscaler:
         except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
             listed = None
             log("inventory_unavailable", logging.WARNING, error=str(exc))
-        the_plan = plan(signals, policy, history, now,
+        plan = make_plan(signals, policy, history, now,
                         Inventory.from_listing(listed, in_flight(store.open_orders(), listed))
                         if listed is not None else Inventory(available=False))
-        message = build_message(key, the_plan, signals, None, dry_run, now)
-        status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not the_plan.selector else Status.UNCERTAIN
-        result = Result.of_plan(status, key, the_plan, dry_run, state_scope=self.scope)
+        message = build_message(key, plan, signals, None, dry_run, now)
+        status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
+        result = Result.of_plan(status, key, plan, dry_run, state_scope=self.scope)
         if listed is None and not dry_run:  # decided blind, and nothing claimed: a redelivery looks again
-            self._logged(result if status is Status.NO_ACTION else replace(result, status=Status.NO_ACTION), the_plan)
-            if the_plan.selector or any(s.kind in ONE_SHOT for s in signals):
+            self._logged(result if status is Status.NO_ACTION else replace(result, status=Status.NO_ACTION), plan)
+            if plan.selector or any(s.kind in ONE_SHOT for s in signals):
                 raise TransientCloudError(f"scale-out {key}: DescribeDeviceService failed, so the caps and the "
                                           "evidence an order needs can't be read", code="InventoryUnavailable")
             return result
@@ -186,8 +186,8 @@ class Autoscaler:
             items = queued(key, encode(message), TAG_DRY_RUN, now) if dry_run else ()
             claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,
                                           self.outbox.lease_until(now), caller)
-            return self._lost(claim, key, deadline) or self._finish(self._logged(result, the_plan), deadline, items)
-        intent = OrderRecord.intent(key, the_plan.selector, listed or (), now,
+            return self._lost(claim, key, deadline) or self._finish(self._logged(result, plan), deadline, items)
+        intent = OrderRecord.intent(key, plan.selector, listed or (), now,
                                     policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
                                     result.as_dict())
         entries = LedgerEntry.for_order(intent.selector, key, now)
@@ -197,22 +197,22 @@ class Autoscaler:
         if lost is not None:
             return lost
         try:
-            answer = self.actuator.rescale(policy.service, the_plan.selector, deadline)
+            answer = self.actuator.rescale(policy.service, plan.selector, deadline)
         except (TransientCloudError, PermanentCloudError) as exc:
             if isinstance(exc, TransientCloudError) and exc.ambiguous:
                 store.save_order(replace(intent, phase=Phase.UNCERTAIN, outcome=f"{exc.code}: {exc}"))
-                log("order_uncertain", logging.ERROR, error=str(exc), selector=the_plan.selector)
+                log("order_uncertain", logging.ERROR, error=str(exc), selector=plan.selector)
                 return self._settle(intent, deadline)
             store.save_order(replace(intent, phase=Phase.REFUSED, outcome=str(exc)), unledger=entries)
             store.release(key)  # ENS provably took nothing: the key is free again
             raise
         ordered = replace(intent, phase=Phase.ORDERED, order_id=answer.order_id, request_id=answer.request_id,
                           device_ids=answer.device_ids, outcome="ENS answered")
-        result = replace(Result.of_plan(Status.SCALED, key, the_plan, state_scope=self.scope),
+        result = replace(Result.of_plan(Status.SCALED, key, plan, state_scope=self.scope),
                          order={k: v for k, v in answer.as_dict().items() if k != "ResourceDetailInfos"})
-        items = queued(key, encode(build_message(key, the_plan, signals, answer, False, now)), TAG_SCALE_OUT, now)
+        items = queued(key, encode(build_message(key, plan, signals, answer, False, now)), TAG_SCALE_OUT, now)
         store.commit_scale_out(key, identity, result.as_dict(), ordered, items, now, ttl, self.outbox.lease_until(now))
-        return self._finish(self._logged(result, the_plan), deadline, items)
+        return self._finish(self._logged(result, plan), deadline, items)
 
     def _settle(self, order: OrderRecord, deadline: float) -> Result:
         """A key whose order is in the book: let the evidence speak, then answer from it."""
@@ -257,6 +257,6 @@ class Autoscaler:
             log("outbox_unavailable", logging.WARNING, errorType=exc.kind, error=str(exc))
 
     @staticmethod
-    def _logged(result: Result, the_plan: Any) -> Result:
-        logs.decisions(result.as_dict(), the_plan)
+    def _logged(result: Result, plan: Any) -> Result:
+        logs.decisions(result.as_dict(), plan)
         return result

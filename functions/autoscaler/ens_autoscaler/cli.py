@@ -33,7 +33,7 @@ def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     from . import sources
     from .message import invocation_key
-    from .planner import plan
+    from .planner import make_plan
     from .policy import read_policy
     from .result import Result, Status
     from .settings import Settings
@@ -44,9 +44,9 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
         return {"status": "follow_up", "note": "the readiness timer plans nothing: it follows open orders "
                                                "up (`status` shows them)"}
     signals = event.signals()
-    the_plan = plan(signals, policy, now=time.time())
-    result = Result.of_plan(Status.PLAN, invocation_key(signals, dry_run=True), the_plan, dry_run=True).as_dict()
-    if the_plan.needs_inventory:
+    plan = make_plan(signals, policy, now=time.time())
+    result = Result.of_plan(Status.PLAN, invocation_key(signals, dry_run=True), plan, dry_run=True).as_dict()
+    if plan.needs_inventory:
         result["note"] = ("some rules need the live inventory (DescribeDeviceService), which `plan` never "
                           "reads: `invoke` with DRY_RUN=true shows them")
     return result

@@ -211,7 +211,7 @@ class Plan:
         return sum(d.final for d in self.decisions)
 
 
-def plan(signals: Iterable[Signal], policy: Policy, history: History = History(), now: float = 0.0,
+def make_plan(signals: Iterable[Signal], policy: Policy, history: History = History(), now: float = 0.0,
          inventory: Inventory | None = None) -> Plan:
     """`now` is passed in, never read: the same signals, ledger, inventory and time give the same plan.
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Iterable, Sequence
 
-from ..planner import Decision, History, Reason, lookbacks, plan
+from ..planner import Decision, History, Reason, lookbacks, make_plan
 from ..policy import Policy
 from ..signals import Family, Signal, SignalKind
 from ..sources import timer
@@ -174,7 +174,7 @@ def _size(bursts: list[Burst], policy: Policy, fleet: Fleet) -> list[Burst]:
         now = group[0].schedule.minute_of_day * 60.0
         ask = Signal(source="advise", dedupe_key=f"advise:{name}", kind=SignalKind.COUNTS, family=Family.MANUAL,
                      counts={b.region: b.count for b in group})
-        granted = {d.region: d.final for d in plan([ask], policy, History(sums_of(ledger, lookbacks(policy, now))), now,
+        granted = {d.region: d.final for d in make_plan([ask], policy, History(sums_of(ledger, lookbacks(policy, now))), now,
                                                    fleet.inventory(0.0)).decisions}
         for b in group:
             if granted.get(b.region, 0) > 0:

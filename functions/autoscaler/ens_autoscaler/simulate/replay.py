@@ -15,7 +15,7 @@ from itertools import groupby
 from typing import Callable, Iterable
 
 from ..message import invocation_key
-from ..planner import Inventory, Plan, plan
+from ..planner import Inventory, Plan, make_plan
 from ..policy import Policy
 from ..signals import Family, Signal, SignalKind
 from ..state import LedgerEntry
@@ -54,13 +54,13 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
     for now in sorted(batches):
         history = store.history(policy, now)
         signals = batches[now]
-        the_plan = plan(signals, policy, history, now, fleet.inventory(now))
-        if the_plan.selector:
+        plan = make_plan(signals, policy, history, now, fleet.inventory(now))
+        if plan.selector:
             store.record_scale_out(LedgerEntry.for_order(
-                ((e["regionCode"], e["count"]) for e in the_plan.selector),
+                ((e["regionCode"], e["count"]) for e in plan.selector),
                 invocation_key(signals, dry_run=False), now))
-            fleet = fleet.ordered(the_plan.selector, now)
-        ticks.append(Tick(now, the_plan, fleet.inventory(now)))
+            fleet = fleet.ordered(plan.selector, now)
+        ticks.append(Tick(now, plan, fleet.inventory(now)))
         if progress:
             progress(len(ticks), total)
     return Replay(policy, readings, start, tuple(ticks))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..planner import Capacity, History, Inventory, plan
+from ..planner import Capacity, History, Inventory, make_plan
 from ..policy import BUDGET_WINDOW_SECONDS, Policy
 from .history import Reading
 from .replay import Replay, signal_of
@@ -30,7 +30,7 @@ def need(policy: Policy, reading: Reading, running: int) -> int:
     in the ledger: step tables, target tracking and the static limits read exactly as the function
     reads them."""
     inventory = Inventory({reading.region: Capacity(running, 0)})
-    decisions = plan([signal_of(reading)], policy, History(), reading.time, inventory).decisions
+    decisions = make_plan([signal_of(reading)], policy, History(), reading.time, inventory).decisions
     return sum(d.final for d in decisions if d.region == reading.region)
 
 
