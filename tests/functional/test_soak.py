@@ -24,6 +24,7 @@ appeared while that request's event was being handled (events run one at a time)
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import time as wall
@@ -49,7 +50,7 @@ REGIONS = ("cn-hangzhou-telecom", "cn-shanghai-cmcc", "cn-wuxi-telecom_unicom_cm
 RULES = {"cn-hangzhou-telecom": "ens-cpu-hangzhou", "cn-shanghai-cmcc": "ens-cpu-shanghai",
          "cn-wuxi-telecom_unicom_cmcc-3": "ens-cpu-wuxi"}
 PER_REGION, TOTAL = 3, 5  # per invocation
-REGION_CAPS = {"cn-hangzhou-telecom": 8, "cn-shanghai-cmcc": 40, "cn-wuxi-telecom_unicom_cmcc-3": 40}  # live
+REGION_CAPS = {"cn-hangzhou-telecom": 6, "cn-shanghai-cmcc": 40, "cn-wuxi-telecom_unicom_cmcc-3": 40}  # live
 FLEET_CAP = 70  # live devices on ENS; hangzhou meets its cap early, the others keep ordering all run
 BUDGET_REGION, BUDGET_TOTAL = 45, 90  # devices ordered in 24 h: the whole run is shorter
 TIMEOUT_S, COOLDOWN_S = 600, 120
@@ -145,6 +146,12 @@ class Request:
     key: str
     routes: tuple[bytes, ...]
 
+    @classmethod
+    def of(cls, *routes: bytes) -> Request:
+        key = invocation_key(sources.decode(routes[0]), dry_run=False)
+        assert all(invocation_key(sources.decode(r), dry_run=False) == key for r in routes[1:])
+        return cls(key, routes)
+
 
 def new_request(rng: random.Random, n: int, now: float) -> Request:
     region = rng.choice(REGIONS)
@@ -153,13 +160,12 @@ def new_request(rng: random.Random, n: int, now: float) -> Request:
         counts = {r: rng.randint(1, 4) for r in rng.sample(REGIONS, rng.randint(1, 2))}
         routes: tuple[bytes, ...] = (manual(f"soak-{n}", counts),)
     elif kind == "alarm":  # the same alarm by either route is one request
-        fields = alarm_fields(region, rng.choice((72.0, 88.5, 91.0, 97.5)), int(now * 1000))
+        at_ms = int(now * 1000) + n  # one rule's alarms at one instant are one alarm: never two readings
+        fields = alarm_fields(region, rng.choice((72.0, 88.5, 91.0, 97.5)), at_ms)
         routes = (alarm_by_callback(fields), alarm_by_eventbridge(fields, f"soak-event-{n}"))
     else:
         routes = (mns_message(f"SOAK-{n:06d}", region, rng.choice((82.0, 92.0, 99.0))),)
-    key = invocation_key(sources.decode(routes[0]), dry_run=False)
-    assert all(invocation_key(sources.decode(r), dry_run=False) == key for r in routes[1:])
-    return Request(key, routes)
+    return Request.of(*routes)
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -172,7 +178,8 @@ class Soak:
     build: Callable[[], Any]
     rng: random.Random
     instances: list[Any] = field(default_factory=list)
-    due: list[tuple[float, int, Request]] = field(default_factory=list)  # (at, tie-break, request)
+    due: list[tuple[float, int, Request]] = field(default_factory=list)  # (at, ticket, request)
+    tickets: Iterator[int] = field(default_factory=itertools.count)  # ties at one instant: first come first
     ordered: dict[str, set[str]] = field(default_factory=dict)  # request key → OrderIds made for it
     deaths: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -191,7 +198,9 @@ class Soak:
         dying = self._maybe_arm_store(scaler)
         before, done = self.order_ids(), False
         try:
-            outcome, done = scaler.handle(self.rng.choice(request.routes))["status"], True
+            result = scaler.handle(self.rng.choice(request.routes))
+            outcome, done = result["status"], True
+            assert outcome != "rejected", f"a valid event rejected: {result['error']}"
         except (TransientCloudError, PermanentCloudError) as exc:  # FC retries both, then dead-letters
             outcome = exc.code or type(exc).__name__
         finally:
@@ -206,6 +215,14 @@ class Soak:
         elif dying:
             self._disarm(scaler)
         return done
+
+    def offer(self, request: Request) -> None:
+        """A delivery as FC and MNS make it: retried later after a failure, sometimes redelivered
+        later after a success, now and then duplicated at once on another instance."""
+        if not self.deliver(request) or self.rng.random() < 0.15:
+            self.due.append((self.cloud.now + self.rng.uniform(5, 300), next(self.tickets), request))
+        if self.rng.random() < 0.05:
+            self.deliver(request)
 
     def follow_up(self) -> None:
         try:
@@ -256,29 +273,27 @@ class Soak:
 
 def run_soak(cloud: LocalCloud, build: Callable[[], Any], seed: int) -> Soak:
     rng = random.Random(seed)
+    service = yaml.safe_load((PACKAGE_ROOT / "policy.yaml").read_text())["service"]
     for region in REGIONS:  # devices there before: never any order's
-        policy = yaml.safe_load((PACKAGE_ROOT / "policy.yaml").read_text())["service"]
-        cloud.seed_devices(region, 2, app_id=policy["appId"], service_id=policy["serviceId"])
+        cloud.seed_devices(region, 2, app_id=service["appId"], service_id=service["serviceId"])
     soak = Soak(cloud, build, rng)
-    next_tick, tie = cloud.now + 60, 0
+    next_tick = cloud.now + 60
     for n in range(EVENTS_PER_RUN):
-        cloud.advance(rng.uniform(0, 25))
+        cloud.advance(0.0 if rng.random() < 0.3 else rng.uniform(0, 25))  # some at once: inside ENS's list lag
         while cloud.now >= next_tick:  # the readiness timer, every minute
             soak.follow_up()
             next_tick += 60
         soak.arm_fault()
-        ready = [d for d in soak.due if d[0] <= cloud.now]
+        ready = [d for d in sorted(soak.due) if d[0] <= cloud.now]
         if ready and rng.random() < 0.5:
             soak.due.remove(ready[0])
-            request = ready[0][2]
+            soak.offer(ready[0][2])
         else:
-            request = new_request(rng, n, cloud.now)
-        settled = soak.deliver(request)
-        if not settled or rng.random() < 0.15:  # FC retries a failure; MNS redelivers even a success
-            tie += 1
-            soak.due.append((cloud.now + rng.uniform(5, 300), tie, request))
-        if rng.random() < 0.05:  # a duplicate at once, on another instance
-            soak.deliver(request)
+            soak.offer(new_request(rng, n, cloud.now))
+        if rng.random() < 0.1:  # two operators scale one region at the same instant
+            region = rng.choice(REGIONS)
+            for burst in ("a", "b"):
+                soak.offer(Request.of(manual(f"soak-{n}-{burst}", {region: rng.randint(1, 3)})))
     settle(soak)
     return soak
 
