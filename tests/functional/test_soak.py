@@ -20,6 +20,12 @@ settles, and what ENS made is held against what was published:
 
 The order a request made is known from ENS, not from the function: the OrderIds that
 appeared while that request's event was being handled (events run one at a time).
+
+One invariant does not hold, and the soak says so with strict xfails that fail on any
+other broken invariant: two orders whose answers were both lost, in one region within
+each other's Timeout, close `ambiguous` and their devices reach no scale-out message
+(DescribeDeviceService names no OrderId, so evidence cannot split them). The last test
+reduces it to two events.
 """
 from __future__ import annotations
 
@@ -27,10 +33,10 @@ import hashlib
 import itertools
 import json
 import random
-import time as wall
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import gmtime, strftime
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -54,7 +60,7 @@ REGION_CAPS = {"cn-hangzhou-telecom": 6, "cn-shanghai-cmcc": 40, "cn-wuxi-teleco
 FLEET_CAP = 70  # live devices on ENS; hangzhou meets its cap early, the others keep ordering all run
 BUDGET_REGION, BUDGET_TOTAL = 45, 90  # devices ordered in 24 h: the whole run is shorter
 TIMEOUT_S, COOLDOWN_S = 600, 120
-INSTANCES, EVENTS_PER_RUN = 3, 220
+INSTANCES, EVENTS_PER_RUN = 3, 250
 READ_TIMEOUT_MS, SLOW_S = 400, 0.6  # a `timeout_*` fault answers after SLOW_S: the client gave up
 FAILED_STATUS = "CREATE_FAILED"
 
@@ -135,7 +141,7 @@ def mns_message(message_id: str, region: str, value: float) -> bytes:
 
 def readiness(now: float) -> bytes:
     event = json.loads((EVENTS / "timer-readiness.json").read_text())
-    event["triggerTime"] = wall.strftime("%Y-%m-%dT%H:%M:00Z", wall.gmtime(now))
+    event["triggerTime"] = strftime("%Y-%m-%dT%H:%M:00Z", gmtime(now))
     return json.dumps(event).encode()
 
 
@@ -181,6 +187,7 @@ class Soak:
     due: list[tuple[float, int, Request]] = field(default_factory=list)  # (at, ticket, request)
     tickets: Iterator[int] = field(default_factory=itertools.count)  # ties at one instant: first come first
     ordered: dict[str, set[str]] = field(default_factory=dict)  # request key → OrderIds made for it
+    armed: dict[str, int] = field(default_factory=dict)  # faults injected per API
     deaths: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -190,10 +197,10 @@ class Soak:
     def order_ids(self) -> set[str]:
         return {d["OrderId"] for d in self.cloud.devices() if d["OrderId"]}
 
-    def deliver(self, request: Request, at: int | None = None) -> bool:
+    def deliver(self, request: Request, slot: int | None = None) -> bool:
         """One delivery on one instance; True once it needs no retry. A store write armed to fail
         kills the instance, and a fresh one (same state, nothing in memory) takes its place."""
-        slot = self.rng.randrange(INSTANCES) if at is None else at
+        slot = self.rng.randrange(INSTANCES) if slot is None else slot
         scaler = self.instances[slot]
         dying = self._maybe_arm_store(scaler)
         before, done = self.order_ids(), False
@@ -210,6 +217,7 @@ class Soak:
             self.check_caps()
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         if dying and dying():
+            scaler.store.close()
             self.instances[slot] = self.build()
             self.deaths += 1
         elif dying:
@@ -252,16 +260,21 @@ class Soak:
             scaler.store.__dict__.pop(name, None)
 
     def arm_fault(self) -> None:
+        """Maybe a fault for the next call of one API — unless one armed earlier still waits for a
+        call: faults queue, and an API that is seldom called would otherwise fail every time."""
+        if self.rng.random() < 0.1:
+            self.cloud.queue_outcome(failed=self.rng.randint(1, 2))
         choices = [(api, fault) for api, fault, _ in FAULTS] + [None]
         weights = [w for _, _, w in FAULTS] + [NO_FAULT_WEIGHT]
         picked = self.rng.choices(choices, weights)[0]
         if picked is None:
             return
         api, fault = picked
+        if self.armed.get(api, 0) > sum(1 for c in self.cloud.calls_for(api) if c["fault"]):
+            return
         delay = SLOW_S if fault.startswith("timeout") else self.rng.choice((0.5, 2.0)) if fault == "throttle" else 0.0
         self.cloud.inject(api, fault, delay=delay)
-        if self.rng.random() < 0.1:
-            self.cloud.queue_outcome(failed=self.rng.randint(1, 2))
+        self.armed[api] = self.armed.get(api, 0) + 1
 
     def check_caps(self) -> None:
         live = [d for d in self.cloud.devices() if d["Status"] != FAILED_STATUS]
@@ -303,11 +316,11 @@ def settle(soak: Soak) -> None:
     cloud = soak.cloud
     for _ in range(3):
         cloud.advance(TIMEOUT_S + 61)
-        for slot in range(INSTANCES):
+        for _ in range(INSTANCES):
             soak.follow_up()
         for _, _, request in sorted(soak.due):
             for attempt in range(6):
-                if soak.deliver(request, at=attempt % INSTANCES):
+                if soak.deliver(request, slot=attempt % INSTANCES):
                     break
                 cloud.advance(61)
         soak.due.clear()
