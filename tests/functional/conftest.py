@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from localcloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_TOPIC, INSTANT, LocalCloud
+from tests.state_backends import redis_url, wipe_redis
 
 ACCESS_KEY_ID = DEFAULT_ACCESS_KEY_ID
 ACCESS_KEY_SECRET = DEFAULT_ACCESS_KEY_SECRET
@@ -34,6 +35,16 @@ def cloud(_running_cloud: LocalCloud) -> Iterator[LocalCloud]:
     _running_cloud.reset()
     yield _running_cloud
     _running_cloud.reset()
+
+
+@pytest.fixture
+def redis_state() -> Iterator[str]:
+    """The URL of the test Redis (`tests/state_backends.redis_url`), emptied of the store's keys
+    before and after: instances given it share one deployment's state."""
+    url = redis_url()
+    wipe_redis(url)
+    yield url
+    wipe_redis(url)
 
 
 @pytest.fixture

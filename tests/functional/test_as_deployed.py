@@ -28,7 +28,6 @@ from ens_autoscaler.settings import PACKAGE_ROOT
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import REAL_ENS, LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-from tests.state_backends import redis_url, wipe_redis
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FLEET_CAP, REGION_CAP = 10, 6
@@ -104,14 +103,6 @@ def test_two_instances_and_a_recycled_one_never_pass_the_caps_and_announce_every
         if body["type"] == "fleet":
             fleet[body["region"]] = {d["id"] for d in body["devices"]}
     assert set().union(*fleet.values()) == {d["ID"] for d in cloud.devices()}
-
-
-@pytest.fixture
-def redis_state() -> Iterator[str]:
-    url = redis_url()
-    wipe_redis(url)
-    yield url
-    wipe_redis(url)
 
 
 def test_two_instances_sharing_redis_order_once_per_distinct_signal(

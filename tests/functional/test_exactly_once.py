@@ -15,7 +15,6 @@ from ens_autoscaler.errors import PermanentCloudError, TransientCloudError
 from ens_autoscaler.state import InProgressError, LedgerEntry, open_store
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
-from tests.state_backends import redis_url, wipe_redis
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 COUNTS = (EVENTS / "manual-counts.json").read_bytes()
@@ -44,14 +43,6 @@ def rescales(cloud: LocalCloud) -> list[dict[str, Any]]:
 
 def scale_outs(cloud: LocalCloud) -> list[dict[str, Any]]:
     return [m for m in cloud.messages(TOPIC) if m["tag"] == "scale-out"]
-
-
-@pytest.fixture
-def redis_state() -> str:
-    url = redis_url()
-    wipe_redis(url)
-    yield url
-    wipe_redis(url)
 
 
 def test_fifty_concurrent_deliveries_make_one_order(cloud: LocalCloud, make_autoscaler, redis_state: str) -> None:
