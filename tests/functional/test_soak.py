@@ -74,7 +74,7 @@ FAULTS = (
     ("PublishMessage", "server_error", 4), ("PublishMessage", "drop_after_commit", 2),
 )
 NO_FAULT_WEIGHT = 60
-STORE_WRITES = ("record_intent", "commit_scale_out", "save_order")  # the writes a dying process may lose
+STORE_WRITES = ("claim_with_intent", "commit_scale_out", "save_order")  # the writes a dying process may lose
 
 
 @pytest.fixture(scope="module")
@@ -381,14 +381,14 @@ def assert_exactly_once(soak: Soak) -> None:
         store = soak.instances[0].store
         book = {key: store.get_order(key) for key in missing}
         report = "\n".join(f"{key}: ENS made {sum(len(by_order[o]) for o in soak.ordered[key])} devices; book: "
-                           f"{book[key].summary() if book[key] else None}" for key in sorted(missing))
+                           f"{book[key].as_dict() if book[key] else None}" for key in sorted(missing))
         gap = all(b is not None and b.phase.value == "ambiguous" for b in book.values())
         raise (AmbiguousUnannounced if gap else AssertionError)(f"orders never announced:\n{report}")
 
 
 def assert_settled(soak: Soak) -> None:
     store = soak.instances[0].store
-    assert store.open_orders() == [], [o.summary() for o in store.open_orders()]
+    assert store.open_orders() == [], [o.as_dict() for o in store.open_orders()]
     assert store.outbox_pending() == 0, f"{store.outbox_pending()} messages never published"
 
 
