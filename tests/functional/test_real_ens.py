@@ -164,10 +164,14 @@ def test_two_orders_in_one_region_each_announce_their_own_devices(cloud: LocalCl
     cloud.inject("RescaleDeviceService", fault)
     with pytest.raises(TransientCloudError):
         first.handle(manual("busy-a", cn_hangzhou_telecom=2))
-    cloud.advance(2)  # part of the first order is listed by now: the second's baseline holds it
-    assert second.handle(manual("busy-b", cn_hangzhou_telecom=3))["status"] == "scaled"
+    cloud.advance(2)  # part of the first order is listed by now
+    with pytest.raises(TransientCloudError) as info:  # a second order now would blur the evidence: it waits
+        second.handle(manual("busy-b", cn_hangzhou_telecom=3))
+    assert info.value.code == "OrderUnresolved" and len(cloud.calls_for("RescaleDeviceService")) == 1
     cloud.advance(10)
     assert second.handle(FOLLOW_UP)["status"] == "follow_up"  # the readiness timer resolves the first
+    assert second.handle(manual("busy-b", cn_hangzhou_telecom=3))["status"] == "scaled"  # FC's retry
+    cloud.advance(10)
     assert_exactly_once(cloud, 2)
     a = deliver_until_settled(first, cloud, manual("busy-a", cn_hangzhou_telecom=2))
     assert len(a["order"]["DeviceIds"]) == 2 and a["replayed"]

@@ -28,9 +28,9 @@ from .errors import ConfigError, InputError, PermanentCloudError, TransientCloud
 from .followup import FollowUp, settled
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode, invocation_key, replay_identity
-from .orders import OrderRecord, Phase, in_flight
+from .orders import OrderRecord, Phase, in_flight, unresolved_regions
 from .outbox import Outbox, queued
-from .planner import History, Inventory, make_plan
+from .planner import History, Inventory, Reason, make_plan
 from .policy import Policy, PolicyCache
 from .publisher import MnsPublisher
 from .result import Result, Status
@@ -170,9 +170,11 @@ class Autoscaler:
         except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
             listed = None
             log("inventory_unavailable", logging.WARNING, error=str(exc))
+        # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
+        open_orders = [o for o in store.open_orders() if o.id != key] if listed is not None else []
         plan = make_plan(signals, policy, history, now,
-                        Inventory.from_listing(listed, in_flight(store.open_orders(), listed))
-                        if listed is not None else Inventory(available=False))
+                         Inventory.from_listing(listed, in_flight(open_orders, listed), unresolved_regions(open_orders))
+                         if listed is not None else Inventory(available=False))
         message = build_message(key, plan, signals, None, dry_run, now)
         status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
         result = Result.of_plan(status, key, plan, dry_run, state_scope=self.scope)
@@ -182,6 +184,10 @@ class Autoscaler:
                 raise TransientCloudError(f"scale-out {key}: DescribeDeviceService failed, so the caps and the "
                                           "evidence an order needs can't be read", code="InventoryUnavailable")
             return result
+        if any(s.kind in ONE_SHOT for s in signals) and any(Reason.ORDER_UNRESOLVED in d.reasons for d in plan.decisions):
+            raise TransientCloudError(f"scale-out {key}: an earlier order in {', '.join(sorted(d.region for d in plan.decisions if Reason.ORDER_UNRESOLVED in d.reasons))} "
+                                      "is unresolved; asked once, this request waits for it (retry later)",
+                                      code="OrderUnresolved")
         if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: claimed and completed in one write
             items = queued(key, encode(message), TAG_DRY_RUN, now) if dry_run else ()
             claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,

@@ -256,3 +256,13 @@ def in_flight(orders: Iterable[OrderRecord], listed: Iterable[Listed]) -> dict[s
                 out[region] = out.get(region, 0) + take
             unlisted -= take
     return out
+
+
+def unresolved_regions(orders: Iterable[OrderRecord]) -> frozenset[str]:
+    """Regions with an order whose devices are not known yet (in flight, or its answer lost).
+
+    A second order there would make the evidence ambiguous: two unresolved orders'
+    new devices can't be told apart (DescribeDeviceService names no OrderId), so the
+    planner holds such a region until the first is resolved (`OrderUnresolved`).
+    """
+    return frozenset(region for order in orders if order.phase.unresolved for region in order.regions)

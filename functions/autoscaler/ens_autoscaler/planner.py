@@ -34,6 +34,7 @@ class Reason(str, Enum):
     COOLDOWN = "Cooldown"  # devices added within the cooldown window count toward this scale-out
     MAX_DEVICES = "MaxDevices"  # the region would hold more than its maxDevices
     FLEET_CAP = "FleetCap"  # the service would hold more than limits.maxDevices in all
+    ORDER_UNRESOLVED = "OrderUnresolved"  # an earlier order here is unresolved: a second would blur the evidence
     REGION_CAP = "RegionCap"  # per-region per-invocation cap
     BUDGET_EXHAUSTED = "BudgetExhausted"  # the rolling 24 h budget (region or total) is spent
     INVOCATION_CAP = "InvocationCap"  # per-invocation total cap
@@ -108,6 +109,7 @@ class Inventory:
 
     regions: Mapping[str, Capacity] = field(default_factory=dict)
     available: bool = True
+    unresolved: frozenset[str] = frozenset()  # regions with an order whose devices are not known yet
 
     def of(self, region: str) -> Capacity:
         return self.regions.get(region, Capacity(0, 0))
@@ -117,15 +119,17 @@ class Inventory:
         return sum(c.total for c in self.regions.values())
 
     @classmethod
-    def from_listing(cls, listed: Iterable[Listed], unlisted: Mapping[str, int] | None = None) -> Inventory:
+    def from_listing(cls, listed: Iterable[Listed], unlisted: Mapping[str, int] | None = None,
+                     unresolved: frozenset[str] = frozenset()) -> Inventory:
         """Running and on-the-way devices per region; failed ones are not capacity. `unlisted`:
-        devices ordered that the listing does not show yet (`orders.in_flight`), on the way too."""
+        devices ordered that the listing does not show yet (`orders.in_flight`), on the way too;
+        `unresolved`: `orders.unresolved_regions`."""
         counts: dict[str, list[int]] = {r: [0, n] for r, n in (unlisted or {}).items()}
         for device in listed:
             if not device.failed:
                 slot = counts.setdefault(device.region, [0, 0])
                 slot[0 if device.running else 1] += 1
-        return cls({region: Capacity(r, p) for region, (r, p) in counts.items()})
+        return cls({region: Capacity(r, p) for region, (r, p) in counts.items()}, unresolved=unresolved)
 
 
 class RuleKind(str, Enum):
@@ -393,6 +397,13 @@ def _cooldown(count: int, ask: Ask) -> Limit | None:
     return (max(0, count - held.devices), Reason.COOLDOWN) if held else None
 
 
+def _unresolved_order(count: int, ask: Ask) -> Limit | None:
+    """Never a second order into a region whose last one is unresolved: evidence could not split them."""
+    if ask.inventory is not None and ask.region.code in ask.inventory.unresolved:
+        return 0, Reason.ORDER_UNRESOLVED
+    return None
+
+
 def _max_devices(count: int, ask: Ask) -> Limit | None:
     """Read from ENS, not from our state: it holds when every record we keep is lost."""
     cap = ask.region.max_devices
@@ -438,6 +449,7 @@ def _fleet_cap(count: int, ask: Ask) -> Limit | None:
 
 # Applied in order to each region's count; a guard runs only while the count is above zero.
 REGION_GUARDS: tuple[Guard, ...] = (
+    Guard("unresolvedOrder", (Reason.ORDER_UNRESOLVED,), _unresolved_order),
     Guard("cooldown", (Reason.COOLDOWN,), _cooldown),
     Guard("maxDevices", (Reason.MAX_DEVICES, Reason.INVENTORY_UNAVAILABLE), _max_devices),
     Guard("regionCap", (Reason.REGION_CAP,), _region_cap),
