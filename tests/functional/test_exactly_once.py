@@ -12,7 +12,7 @@ import yaml
 
 from ens_autoscaler.settings import PACKAGE_ROOT
 from ens_autoscaler.errors import PermanentCloudError, TransientCloudError
-from ens_autoscaler.state import InProgressError, LedgerEntry, open_store
+from ens_autoscaler.state import InProgressError, LedgerEntry
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 

@@ -20,11 +20,10 @@ import pytest
 from ens_autoscaler import cli, sources
 from ens_autoscaler import status as status_module
 from ens_autoscaler.app import Autoscaler
-from ens_autoscaler.errors import ConfigError, InputError, TransientCloudError
+from ens_autoscaler.errors import ConfigError, TransientCloudError
 from ens_autoscaler.message import invocation_key
 from ens_autoscaler.policy import read_policy
 from ens_autoscaler.settings import PACKAGE_ROOT
-from ens_autoscaler.status import resolve
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from contextvars import ContextVar
-from typing import Any, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from .result import Result
 
 SERVICE = "ens-autoscaler"
 logger = logging.getLogger("ens_autoscaler")
@@ -43,6 +46,12 @@ def invocation(request_id: str) -> Iterator[None]:
 def bind(**fields: Any) -> None:
     """Add fields (the invocation id, once known) to every later line of this request."""
     _context.set({**_context.get(), **fields})
+
+
+def decided(result: Result, plan: Any) -> Result:
+    """`result`, once its decisions are logged: where an invocation's outcome is known."""
+    decisions(result.as_dict(), plan)
+    return result
 
 
 def decisions(result: dict[str, Any], plan: Any) -> None:

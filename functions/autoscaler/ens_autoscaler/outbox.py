@@ -8,7 +8,7 @@ mid-lease leaves it to the next invocation once the lease runs out.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping, Sequence
 
 from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
@@ -95,3 +95,28 @@ class Outbox:
         now = self.clock()
         store.ack_published(item.id, record.payload_hash, result.as_dict(), now, max(1.0, record.expires_at - now))
         return result
+
+    def deliver(self, result: Result, deadline: float, leased: tuple[OutboxItem, ...] = ()) -> Result:
+        """The result once its message is out; until then the invocation fails retryably, and the
+        outbox keeps the message for whichever invocation comes next. `leased`: the messages this
+        invocation's own commit leased to it, published without another lease."""
+        key = result.invocation_id or ""
+        if not result.published:
+            drained = self.publish(leased) if leased else self.drain(deadline)
+            out = drained.published.get(key)
+            if out is None:  # another instance may hold the item's lease, or have published it
+                record = self._store().get(key)
+                out = Result.from_dict(record.result) if record is not None and record.result else None
+            result = replace(out, replayed=result.replayed) if out is not None else result
+        if not result.published:
+            raise TransientCloudError(f"scale-out {result.invocation_id} committed but its message is still in "
+                                      "the outbox; a retry or the next invocation publishes it", code="PublishDeferred")
+        return result
+
+    def drain_quietly(self, deadline: float) -> None:
+        """Best effort: a state store that is down must not fail an event that needs no state."""
+        try:
+            self.drain(deadline)
+        except TransientCloudError as exc:
+            log("outbox_unavailable", logging.WARNING, errorType=exc.kind, error=str(exc))
+

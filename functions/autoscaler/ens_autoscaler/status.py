@@ -217,7 +217,7 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
 
     scaler = Autoscaler(Settings.from_env(), clock=clock)
     if args.command == "status":
-        return status(scaler.store, scaler.policy, scaler.clock(), scaler.scope).as_dict()
+        return status(scaler.store, scaler.policy, scaler.clock(), scaler.settings.state_scope).as_dict()
     if args.command == "history":
         return {"status": "history", "hours": args.hours,
                 "orders": [told(o) for o in history(scaler.store, scaler.clock(), args.hours)]}
