@@ -23,6 +23,7 @@ KINDS: dict[str, tuple[tuple[str, ...], str, int]] = {
     "baseline_import": (("baseline",), "imported", 0),
     "noop_ok_alarm": (("ours", str(EVENTS / "cms-http-alarm-ok.json")), "no_action", 0),
     "noop_below_threshold": (("ours", str(BENCH / "events" / "mns-below-threshold.json")), "no_action", 0),
+    "followup_idle": (("ours", str(EVENTS / "timer-readiness.json")), "follow_up", 0),
     "scale_out": (("ours", str(EVENTS / "cms-http-alarm.json")), "scaled", 1),
     "naive_scale_out": (("naive", str(EVENTS / "cms-http-alarm.json")), "scaled", 1),
 }
