@@ -467,23 +467,32 @@ GUARDS = REGION_GUARDS + TOTAL_GUARDS
 def _decide(region: str, cands: Sequence[Candidate], policy: Policy, history: History,
             now: float, inventory: Inventory | None) -> Decision:
     spec = policy.regions[region]
+    best, reasons = _coalesce(cands)
+    final, cuts = _guarded(best.raw, Ask(spec, policy.limits, best.kind, history, now, inventory))
+    cooldown = history.cooldown(region, now, policy.limits.cooldown_seconds) if Reason.COOLDOWN in cuts else None
     capacity = inventory.of(region) if inventory is not None and inventory.available else None
-    best = max(cands, key=lambda c: c.raw)  # first of the largest: signals are sorted
-    holds = dict.fromkeys(c.hold for c in cands if c.hold is not None)
-    reasons: list[Reason] = list(holds) if best.raw == 0 else []
-    if sum(1 for c in cands if c.raw > 0) > 1:
-        reasons.append(Reason.COALESCED)
-    ask = Ask(spec, policy.limits, best.kind, history, now, inventory)
-    final = best.raw
-    for guard in REGION_GUARDS:
-        limit = guard.limit(final, ask) if final else None
-        if limit is not None and final > limit[0]:
-            final = limit[0]
-            reasons.append(limit[1])
-    cooldown = (history.cooldown(region, now, policy.limits.cooldown_seconds) if Reason.COOLDOWN in reasons
-                else None)
     return Decision(region, spec.isp, tuple(dict.fromkeys(c.dedupe_key for c in cands)),
-                    best.metric, best.value, best.rule, best.raw, final, tuple(reasons), capacity, cooldown)
+                    best.metric, best.value, best.rule, best.raw, final, reasons + cuts, capacity, cooldown)
+
+
+def _coalesce(cands: Sequence[Candidate]) -> tuple[Candidate, tuple[Reason, ...]]:
+    """Several signals for one region: the largest ask wins (the first of equals: signals are
+    sorted), they never add up; a region asked nothing says why each signal held."""
+    best = max(cands, key=lambda c: c.raw)
+    reasons = tuple(dict.fromkeys(c.hold for c in cands if c.hold is not None)) if best.raw == 0 else ()
+    asking = sum(1 for c in cands if c.raw > 0)
+    return best, reasons + ((Reason.COALESCED,) if asking > 1 else ())
+
+
+def _guarded(count: int, ask: Ask) -> tuple[int, tuple[Reason, ...]]:
+    """The region guards in their order; each runs only while the count is above zero."""
+    cuts: list[Reason] = []
+    for guard in REGION_GUARDS:
+        limit = guard.limit(count, ask) if count else None
+        if limit is not None and count > limit[0]:
+            count, cut = limit
+            cuts.append(cut)
+    return count, tuple(cuts)
 
 
 def _total_limit(limits: Limits, history: History, now: float, inventory: Inventory | None) -> Limit:
