@@ -15,8 +15,10 @@ Sources, and where they are silent the hostile reading this emulator takes:
   status enumeration the DescribeDeviceService response documents is
   ``AppStatus.Phase``: intermediate ``CREATING``, final ``RUNNING`` /
   ``CREATE_FAILED`` (SDK model ``_describe_device_service_response_body.py``).
-  So a device is ``CREATING`` for ``provisioning_s`` and then ``Running`` or
-  ``CREATE_FAILED``.
+  So a device is ``CREATING`` at first and then ``Running`` or ``CREATE_FAILED``.
+* Nothing says an order's devices finish together. Hostile: one by one, the k-th
+  of n (from 0) at ``(1 + k/n) × provisioning_s``, so a look in between sees an
+  order partly ready.
 * Nothing promises that every device of an order comes up. Hostile: a fraction
   of each order (rounded up) fails, and a test can dictate one order's outcome.
 """
@@ -86,8 +88,8 @@ class Timeline:
 
 def plan_order(lifecycle: Lifecycle, count: int, ordered_at: float, failed: int) -> list[Timeline]:
     """The timelines of an order's ``count`` devices; the last ``failed`` of them fail."""
-    ready_at = ordered_at + lifecycle.provisioning_s
-    return [Timeline(listed_at=ordered_at + lifecycle.list_lag_s * (k + 1) / count, ready_at=ready_at,
+    return [Timeline(listed_at=ordered_at + lifecycle.list_lag_s * (k + 1) / count,
+                     ready_at=ordered_at + lifecycle.provisioning_s * (1 + k / count),
                      final_status=lifecycle.failed_status if k >= count - failed else RUNNING,
                      pending_status=lifecycle.provisioning_status)
             for k in range(count)]

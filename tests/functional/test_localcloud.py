@@ -96,7 +96,7 @@ def test_rescale_creates_devices_that_describe_returns(cloud: LocalCloud, ens_cl
     assert {d.status for d in details} == {"CREATING"}  # asynchronous: not running yet
     assert all(d.ip and d.mac and d.server for d in details)
 
-    cloud.advance(6)  # past the default list lag and provisioning time
+    cloud.advance(12)  # past the default list lag, and the last device's provisioning (2 × 6 s at most)
     described = describe(ens_client, app_id="app-1")
     assert sorted(d.id for d in described.resource_detail_infos) == sorted(body.device_ids)
     assert {d.status for d in described.resource_detail_infos} == {"Running"}
@@ -162,13 +162,22 @@ def test_new_devices_are_creating_then_running(cloud: LocalCloud, ens_client: An
     assert [i.instance_status for i in listed.resource_infos] == ["Running"]
 
 
+def test_an_orders_devices_come_up_one_by_one(cloud: LocalCloud, ens_client: Any) -> None:
+    order = ens_client.rescale_device_service(rescale_request()).body  # 3 devices: ready at 6, 8 and 10 s
+    seen = []
+    for step in (6, 2, 2):
+        cloud.advance(step)
+        seen.append(sorted(d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos))
+    assert seen == [["CREATING", "CREATING", "Running"], ["CREATING", "Running", "Running"], ["Running"] * 3]
+
+
 def test_a_fraction_of_each_order_fails_and_a_test_can_dictate_one(cloud: LocalCloud, ens_client: Any) -> None:
     cloud.lifecycle = Lifecycle(failed_fraction=0.5)
     cloud.queue_outcome(failed=0)
     dictated = ens_client.rescale_device_service(rescale_request()).body
     by_fraction = ens_client.rescale_device_service(rescale_request()).body
     assert {d.status for d in by_fraction.resource_detail_infos} == {"CREATING"}
-    cloud.advance(6)
+    cloud.advance(12)
 
     def statuses(order: Any) -> list[str]:
         return [d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos]
@@ -180,7 +189,7 @@ def test_a_fraction_of_each_order_fails_and_a_test_can_dictate_one(cloud: LocalC
 
     cloud.queue_outcome(failed=99)  # capped at the order's size
     everything = ens_client.rescale_device_service(rescale_request()).body
-    cloud.advance(6)
+    cloud.advance(12)
     assert statuses(everything) == ["CREATE_FAILED"] * 3
 
 
