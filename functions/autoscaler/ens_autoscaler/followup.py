@@ -103,25 +103,24 @@ class FollowUp:
         return self._settle(order, attribute(order, listed, others, now), listed, now)
 
     def _settle(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> Step:
-        planned = Result.from_dict(order.result)
         if found.verdict is Verdict.WAIT:
             if order.phase is Phase.INTENT:  # orphaned: say so, so status shows it
                 return Step(replace(order, phase=Phase.UNCERTAIN, outcome=found.why))
             return Step()
         if found.verdict is Verdict.NOT_ORDERED:
             log("order_not_placed", logging.WARNING, invocationId=order.id, why=found.why)
-            return Step(replace(order, phase=Phase.NOT_ORDERED, outcome=found.why),
-                        unledger=LedgerEntry.for_order(order.selector, order.id, order.started_at),
-                        result=replace(planned, status=Status.NOT_ORDERED, message=None))
+            closed = replace(order, phase=Phase.NOT_ORDERED, outcome=found.why)
+            return Step(closed, unledger=LedgerEntry.for_order(order.selector, order.id, order.started_at),
+                        result=settled(closed))
         if found.verdict is Verdict.AMBIGUOUS:
             log("order_ambiguous", logging.ERROR, invocationId=order.id, why=found.why,
                 candidates=[d.id for d in found.devices])
-            return Step(replace(order, phase=Phase.AMBIGUOUS, outcome=found.why),
-                        result=replace(planned, status=Status.UNCERTAIN, message=None))
+            closed = replace(order, phase=Phase.AMBIGUOUS, outcome=found.why)
+            return Step(closed, result=settled(closed))
         ids = tuple(d.id for d in found.devices)
         resolved = replace(order, phase=Phase.ORDERED, device_ids=ids, outcome=found.why)
         messages = queued(order.id, encode(with_devices(order.message, found.devices)), TAG_SCALE_OUT, now)
-        result = replace(planned, status=Status.SCALED, message=Announcement(order.id),
+        result = replace(Result.from_dict(order.result), status=Status.SCALED, message=Announcement(order.id),
                          order={"OrderId": None, "RequestId": None, "DeviceIds": list(ids), "Reconciled": True})
         ready = self._readiness(resolved, None, listed, now)
         return Step(ready.order or resolved, messages + ready.items, result=result)
@@ -146,8 +145,8 @@ class FollowUp:
 
 
 def settled(order: OrderRecord) -> Result:
-    """The result of a resolved order whose stored result is gone (it outlived the idempotency
-    expiry): its message went out when it was resolved."""
+    """The result of a closed or resolved order, from its phase: stored when evidence closes it, and
+    rebuilt when the stored one outlived the idempotency expiry (its message went out long before)."""
     planned = Result.from_dict(order.result)
     if order.phase in (Phase.NOT_ORDERED, Phase.REFUSED):
         return replace(planned, status=Status.NOT_ORDERED, message=None)

@@ -139,8 +139,8 @@ class OrderRecord:
         return cls(raw["id"], tuple((r, c) for r, c in raw["selector"]), raw["started_at"],
                    raw["timeout_at"], raw["owner_until"],
                    {r: tuple(ids) for r, ids in raw["baseline"].items()}, Phase(raw["phase"]),
-                   raw["message"], raw["identity"], raw["result"], raw["order_id"], raw["request_id"], tuple(raw["device_ids"]),
-                   tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"])
+                   raw["message"], raw["identity"], raw["result"], raw["order_id"], raw["request_id"],
+                   tuple(raw["device_ids"]), tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"])
 
 
 class Verdict(str, Enum):

@@ -8,8 +8,8 @@ mid-lease leaves it to the next invocation once the lease runs out.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Callable, Iterable, Sequence
 
 from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
 from .logs import log
@@ -21,12 +21,6 @@ from .state import OutboxItem, StateStore
 LEASE_S = 30.0
 BATCH = 10
 ANSWERED = (TAG_SCALE_OUT, TAG_DRY_RUN)  # messages whose publication an invocation's result records
-
-
-@dataclass(frozen=True)
-class Drained:
-    published: Mapping[str, Result] = field(default_factory=dict)  # invocation id → its result, now out
-    failed: frozenset[str] = frozenset()  # item ids whose publish failed this time
 
 
 def queued(message_id: str, parts: Sequence[str], tag: str, now: float) -> tuple[OutboxItem, ...]:
@@ -41,35 +35,33 @@ class Outbox:
                  clock: Callable[[], float]) -> None:
         self._store, self._publisher, self.clock = store, publisher, clock
 
-    def drain(self, deadline: float) -> Drained:
+    def drain(self, deadline: float) -> dict[str, Result]:
         """Publish what is queued, oldest first. A failed publish leaves the item for the next
         invocation and is not raised here (a state store that fails is)."""
         if self.clock() >= deadline:
-            return Drained()
+            return {}
         return self.publish(self._store().outbox_claim(self.clock(), LEASE_S, BATCH))
 
     def lease_until(self, now: float) -> float:
         """How long a commit leases its own messages to the committer (`publish` needs no lease write)."""
         return now + LEASE_S
 
-    def publish(self, leased: Iterable[OutboxItem]) -> Drained:
+    def publish(self, leased: Iterable[OutboxItem]) -> dict[str, Result]:
         """Publish items this invocation holds the lease of, each then acked in one write (with its
-        invocation's result marked published where it has one)."""
+        invocation's result marked published where it has one). Returns those results by id."""
         store = self._store()
         published: dict[str, Result] = {}
-        failed: set[str] = set()
         for item in leased:
             try:
                 message_id = self._publisher().publish(item.body, item.tag)
             except (TransientCloudError, PermanentCloudError, ConfigError) as exc:
-                failed.add(item.id)
                 self._failed(store, item, exc)
                 continue
             result = self._ack(store, item, message_id)
             log("published", invocationId=item.id, mnsMessageId=message_id, tag=item.tag)
             if result is not None:
                 published[item.id] = result
-        return Drained(published, frozenset(failed))
+        return published
 
     def _failed(self, store: StateStore, item: OutboxItem, exc: AutoscalerError) -> None:
         """MNS refusing this very message is final: park it (logged once, here) where `status` shows it.
@@ -102,16 +94,19 @@ class Outbox:
         invocation's own commit leased to it, published without another lease."""
         key = result.invocation_id or ""
         if not result.published:
-            drained = self.publish(leased) if leased else self.drain(deadline)
-            out = drained.published.get(key)
-            if out is None:  # another instance may hold the item's lease, or have published it
-                record = self._store().get(key)
-                out = Result.from_dict(record.result) if record is not None and record.result else None
+            published = self.publish(leased) if leased else self.drain(deadline)
+            # else another instance may hold the item's lease, or have published it
+            out = published.get(key) or self.stored(key)
             result = replace(out, replayed=result.replayed) if out is not None else result
         if not result.published:
             raise TransientCloudError(f"scale-out {result.invocation_id} committed but its message is still in "
                                       "the outbox; a retry or the next invocation publishes it", code="PublishDeferred")
         return result
+
+    def stored(self, key: str) -> Result | None:
+        """The result stored under `key`, if any."""
+        record = self._store().get(key)
+        return Result.from_dict(record.result) if record is not None and record.result is not None else None
 
     def drain_quietly(self, deadline: float) -> None:
         """Best effort: a state store that is down must not fail an event that needs no state."""

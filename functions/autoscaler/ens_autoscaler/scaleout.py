@@ -133,9 +133,9 @@ class ScaleOut:
             raise TransientCloudError(f"scale-out {order.id}: ENS may have ordered devices it does not list yet; "
                                       "the readiness follow-up keeps looking (nothing is re-ordered)",
                                       code="OrderUncertain", ambiguous=True)
-        record = store.get(order.id)
-        if record is not None and record.result is not None:
-            return self.outbox.deliver(Result.from_dict(record.result), deadline)
+        stored = self.outbox.stored(order.id)
+        if stored is not None:
+            return self.outbox.deliver(stored, deadline)
         result = settled(order)
         store.complete(order.id, order.identity, result.as_dict(), self.clock(), self.settings.idempotency_ttl)
         return self.outbox.deliver(result, deadline)
