@@ -176,3 +176,19 @@ def test_a_state_store_outage_fails_a_scale_out_retryably_but_not_a_no_op(cloud:
         down.handle(COUNTS)
     assert info.value.code == "StateUnavailable"
     assert not rescales(cloud)  # no claim, no order
+
+
+def test_a_result_another_instance_published_is_not_reported_deferred(cloud: LocalCloud, make_autoscaler) -> None:
+    from dataclasses import replace
+
+    from ens_autoscaler.result import Announcement, Result
+
+    scaler = make_autoscaler()
+    first = scaler.handle(COUNTS)
+    assert first["message"]["published"]
+    # what a duplicate read before the other instance's ack landed: the same result, not yet out
+    stale = replace(Result.from_dict(first), message=Announcement(first["invocationId"]))
+    assert not stale.published
+    delivered = scaler.outbox.deliver(stale, deadline=time.time() + 60)  # the outbox is empty by now
+    assert delivered.published and delivered.message == Result.from_dict(first).message
+    assert len(scale_outs(cloud)) == 1
