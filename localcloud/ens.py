@@ -32,6 +32,8 @@ REGION_CODE = re.compile(r"^[a-z]{2}-[a-z0-9_-]+$")
 # Not a documented cloud limit: it keeps a typo (count: 1e9) from exhausting
 # the emulator's memory instead of failing like a refused order.
 MAX_DEVICES_PER_CALL = 1000
+# Seeded devices "already exist before the test": created this long before it unless told otherwise.
+SEEDED_AGE_S = 30 * 24 * 3600.0
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_ALPHABET = string.ascii_letters + string.digits
@@ -186,9 +188,11 @@ class EnsService:
                 "ResourceInfos": _resource_infos(found, now)}
 
     def seed(self, region: str, count: int, status: str = RUNNING, isp: str = DEFAULT_ISP,
-             app_id: str | None = None, service_id: str | None = None) -> list[dict[str, Any]]:
+             app_id: str | None = None, service_id: str | None = None,
+             age_s: float = SEEDED_AGE_S) -> list[dict[str, Any]]:
         """Put pre-existing devices in the inventory (no order, no call recorded), listed at once
-        in ``status``, as one application instance."""
+        in ``status``, as one application instance created ``age_s`` ago (its ``CreateTime``):
+        by default long before any rolling window; 0 for devices a person adds by hand now."""
         if not REGION_CODE.match(region or ""):
             raise ValueError(f"region {region!r} does not look like an ENS region code")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -197,7 +201,7 @@ class EnsService:
             raise ValueError(f"status must be a non-empty string, got {status!r}")
         now = self.clock.now()
         shape = _Shape(spec=DEFAULT_SPEC, image_id="", internal=False, app_id=app_id,
-                       service_id=service_id, order_id=None, created=now)
+                       service_id=service_id, order_id=None, created=now - age_s)
         settled = Timeline(listed_at=now, ready_at=now, final_status=status, pending_status=status)
         instance_id = _new_id("i-")
         devices = [_new_device(shape, region, isp, instance_id, settled) for _ in range(count)]
@@ -222,7 +226,9 @@ def _resource_infos(devices: list[Device], now: float) -> list[dict[str, str]]:
 
     ``CreateTime`` is "the time when the resource was created" (SDK model) at minute
     precision (example ``2019-10-02T08:26Z``). The instance is ``provisioning`` while any of
-    its devices is, then the failed status if any failed, else Running.
+    its devices is, then the failed status if any failed, else Running. ``DeviceInfos`` is
+    "the list of device information" (SDK model ``ResourceInfosDeviceInfos``: ``Name``, "the
+    device name", and ``Status``): the instance's devices listed by now, by ``DeviceName``.
     """
     grouped: dict[str, list[Device]] = {}
     for device in devices:
@@ -234,7 +240,8 @@ def _resource_infos(devices: list[Device], now: float) -> list[dict[str, str]]:
         failed = [s for s in statuses if s != RUNNING]
         infos.append({"InstanceId": instance_id, "RegionId": members[0].region,
                       "InstanceStatus": (pending or failed or [RUNNING])[0],
-                      "CreateTime": minute_iso(members[0].created)})
+                      "CreateTime": minute_iso(members[0].created),
+                      "DeviceInfos": [{"Name": d.name, "Status": d.timeline.status(now)} for d in members]})
     return infos
 
 

@@ -22,6 +22,7 @@ import yaml
 from ens_autoscaler.errors import ConfigError, TransientCloudError
 from ens_autoscaler import sources
 from ens_autoscaler.message import invocation_key
+from ens_autoscaler.orders import LATE_GRACE_S
 from ens_autoscaler.settings import PACKAGE_ROOT
 from ens_autoscaler.state import InProgressError
 from localcloud import DEFAULT_TOPIC as TOPIC
@@ -109,18 +110,20 @@ def test_an_order_taken_whose_answer_is_lost_is_resolved_not_reordered(cloud: Lo
 
 
 @pytest.mark.parametrize("fault", ["drop_before_commit", "timeout_before_commit"])
-def test_an_order_not_taken_is_not_reordered_until_its_timeout_then_released(
+def test_an_order_not_taken_is_not_reordered_until_its_timeout_and_grace_then_released(
         cloud: LocalCloud, scaler, fault: str, tmp_path: Path) -> None:
     cloud.inject("RescaleDeviceService", fault, delay=0.8 if fault.startswith("timeout") else 0.0)
     one = scaler(read_timeout_ms=300)
     with pytest.raises(TransientCloudError):
         one.handle(manual("never-1"))
     assert len(one.store.ledger_since(0)) == 2  # counted while it may exist
-    for _ in range(5):  # retries before the Timeout: evidence can't tell yet, nothing re-ordered
-        cloud.advance(TIMEOUT_S / 6)
+    wait = TIMEOUT_S + LATE_GRACE_S  # absence of evidence proves nothing while the listing may lag
+    for _ in range(5):  # retries before then: evidence can't tell yet, nothing re-ordered or released
+        cloud.advance(wait / 6)
         with pytest.raises(TransientCloudError):
             one.handle(manual("never-1"))
-    cloud.advance(TIMEOUT_S / 6 + 1)
+        assert len(one.store.ledger_since(0)) == 2
+    cloud.advance(wait / 6 + 1)
     assert one.handle(manual("never-1"))["status"] == "not_ordered"
     assert len(cloud.calls_for("RescaleDeviceService")) == 1 and not cloud.devices()
     assert one.store.ledger_since(0) == []  # released: a later signal may order
@@ -165,12 +168,15 @@ def test_two_orders_in_one_region_each_announce_their_own_devices(cloud: LocalCl
     with pytest.raises(TransientCloudError):
         first.handle(manual("busy-a", cn_hangzhou_telecom=2))
     cloud.advance(2)  # part of the first order is listed by now
-    with pytest.raises(TransientCloudError) as info:  # a second order now would blur the evidence: it waits
-        second.handle(manual("busy-b", cn_hangzhou_telecom=3))
-    assert info.value.code == "OrderUnresolved" and len(cloud.calls_for("RescaleDeviceService")) == 1
+    held = second.handle(manual("busy-b", cn_hangzhou_telecom=3))  # a second order now would blur the evidence
+    assert held["status"] == "held" and held["decisions"][0]["reasons"] == ["OrderUnresolved"]
+    assert len(cloud.calls_for("RescaleDeviceService")) == 1
     cloud.advance(10)
-    assert second.handle(FOLLOW_UP)["status"] == "follow_up"  # the readiness timer resolves the first
-    assert second.handle(manual("busy-b", cn_hangzhou_telecom=3))["status"] == "scaled"  # FC's retry
+    # the readiness timer resolves the first, then carries out the held request
+    assert second.handle(FOLLOW_UP)["status"] == "follow_up"
+    assert len(cloud.calls_for("RescaleDeviceService")) == 2
+    again = second.handle(manual("busy-b", cn_hangzhou_telecom=3))  # FC's retry replays what it did
+    assert again["status"] == "scaled" and again["replayed"]
     cloud.advance(10)
     assert_exactly_once(cloud, 2)
     a = deliver_until_settled(first, cloud, manual("busy-a", cn_hangzhou_telecom=2))

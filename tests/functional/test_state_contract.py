@@ -19,8 +19,8 @@ from dataclasses import replace
 
 from ens_autoscaler.errors import InputError, TransientCloudError
 from ens_autoscaler.orders import OrderRecord, Phase
-from ens_autoscaler.state import (ClaimStatus, InProgressError, LedgerEntry, OutboxItem, ParkedItem,
-                                  PayloadMismatchError, RecordStatus, StateStore)
+from ens_autoscaler.state import (FLEET, ClaimStatus, InProgressError, LedgerEntry, OutboxItem, ParkedItem,
+                                  PayloadMismatchError, RecordStatus, StaleWrite, StateStore)
 from ens_autoscaler.state.base import LEDGER_RETENTION_S, sums_of
 from tests.state_backends import Backend, claim_in_threads, claim_outcome, redis_url, wipe_redis
 
@@ -197,7 +197,12 @@ def test_sqlite_claims_from_several_processes_make_exactly_one_owner(tmp_path: P
 def intent(key: str = "inv-1", at: float = NOW, selector: tuple[tuple[str, int], ...] = (
         ("cn-hangzhou-telecom", 3), ("cn-shanghai-unicom", 1))) -> OrderRecord:
     return OrderRecord(key, selector, at, at + 300, at + 60, {r: ("b-old",) for r, _ in selector},
-                       Phase.INTENT, {"id": key}, "hash-a", {"status": "uncertain", "invocationId": key})
+                       Phase.INTENT, {"id": key}, "hash-a", {"status": "uncertain", "invocationId": key}, version=1)
+
+
+def stored(order: OrderRecord) -> OrderRecord:
+    """`order` as the write that takes it stores it: one version on."""
+    return replace(order, version=order.version + 1)
 
 
 def test_the_intent_counts_its_devices_and_holds_the_order_before_it_is_sent(backend: Backend) -> None:
@@ -219,7 +224,7 @@ def test_commit_scale_out_makes_record_order_and_message_visible(backend: Backen
                             [item("inv-1", body='{"id":"inv-1"}')], NOW + 1, EXPIRY)
     replay = reader.claim("inv-1", "hash-a", NOW + 2, TTL, EXPIRY)
     assert (replay.status, replay.result) == (ClaimStatus.COMPLETED, {"status": "scaled"})
-    assert reader.get_order("inv-1") == ordered and reader.open_orders() == [ordered]
+    assert reader.get_order("inv-1") == stored(ordered) and reader.open_orders() == [stored(ordered)]
     assert len(reader.ledger_since(NOW)) == 2  # counted once, at the intent
     assert reader.outbox_claim(NOW + 2, 30, 10) == [item("inv-1", body='{"id":"inv-1"}')]
 
@@ -251,8 +256,8 @@ def test_a_claim_with_an_intent_never_replaces_an_order_that_may_be_placed(store
 
 
 def test_a_claim_with_an_intent_may_replace_a_refused_order(store: StateStore) -> None:
-    store.save_order(replace(intent(), phase=Phase.REFUSED))
-    again = intent(at=NOW + 5)
+    store.save_order(replace(intent(), phase=Phase.REFUSED, version=0))
+    again = replace(intent(at=NOW + 5), version=2)
     assert claim_with_intent(store, again, NOW + 5) is ClaimStatus.NEW
     assert store.get_order("inv-1") == again
 
@@ -301,13 +306,83 @@ def test_an_order_never_placed_gives_its_ledger_entries_back_and_closes(store: S
     order, other = intent(), intent("inv-2", NOW + 5, (("cn-hangzhou-telecom", 1),))
     claim_with_intent(store, order)
     claim_with_intent(store, other, NOW + 5)
-    closed = replace(order, phase=Phase.NOT_ORDERED)
-    store.save_order(closed, unledger=LedgerEntry.for_order(order.selector, "inv-1", NOW),
+    closed = stored(replace(order, phase=Phase.NOT_ORDERED))
+    store.save_order(replace(closed, version=order.version), unledger=LedgerEntry.for_order(order.selector, "inv-1", NOW),
                      result={"status": "not_ordered"}, now=NOW + 400, expiry=EXPIRY)
     assert store.ledger_since(0) == [LedgerEntry("cn-hangzhou-telecom", 1, NOW + 5, "inv-2")]
     assert store.open_orders() == [other]
     assert store.orders_since(NOW) == [closed, other] and store.orders_since(NOW + 1) == [other]
     assert store.claim("inv-1", "hash-a", NOW + 401, TTL, EXPIRY).result == {"status": "not_ordered"}
+
+
+# -- side by side: versions and compare-and-set ------------------------------------------------
+
+def test_a_claim_whose_plan_was_outdated_raises_stale_and_writes_nothing(backend: Backend) -> None:
+    writer, other = backend.open(), backend.open()
+    read = writer.versions(["cn-hangzhou-telecom", FLEET])
+    assert read == {"cn-hangzhou-telecom": 0, FLEET: 0}
+    first = intent("inv-2", selector=(("cn-hangzhou-telecom", 1),))
+    assert other.claim_with_intent("inv-2", "hash-a", NOW, TTL, EXPIRY, first,
+                                   LedgerEntry.for_order(first.selector, "inv-2", NOW), read=read).status \
+        is ClaimStatus.NEW
+    assert writer.versions(["cn-hangzhou-telecom", "cn-shanghai-unicom", FLEET]) == {
+        "cn-hangzhou-telecom": 1, "cn-shanghai-unicom": 0, FLEET: 1}
+    with pytest.raises(StaleWrite):  # planned before inv-2's order: its caps and budgets are outdated
+        writer.claim_with_intent("inv-1", "hash-a", NOW, TTL, EXPIRY, intent(),
+                                 LedgerEntry.for_order(intent().selector, "inv-1", NOW), read=read)
+    assert writer.get("inv-1") is None and writer.get_order("inv-1") is None
+    assert writer.ledger_sums([NOW]) == {NOW: {"cn-hangzhou-telecom": 1}}
+
+
+def test_a_claim_on_a_region_nobody_changed_goes_through(store: StateStore) -> None:
+    read = store.versions(["cn-shanghai-unicom"])
+    first = intent("inv-2", selector=(("cn-hangzhou-telecom", 1),))
+    store.claim_with_intent("inv-2", "hash-a", NOW, TTL, EXPIRY, first, (), read=store.versions([]))
+    mine = intent(selector=(("cn-shanghai-unicom", 1),))
+    assert store.claim_with_intent("inv-1", "hash-a", NOW, TTL, EXPIRY, mine, (), read=read).status \
+        is ClaimStatus.NEW
+
+
+def test_distinct_plans_on_the_same_reads_place_exactly_one_order(backend: Backend) -> None:
+    stores, planned = [backend.open() for _ in range(6)], threading.Barrier(6)
+
+    def place(round_: int, i: int) -> str:
+        store, key = stores[i], f"inv-{round_}-{i}"
+        read = store.versions(["cn-hangzhou-telecom", FLEET])
+        planned.wait()  # every plan is made on the same reads before any claim is written
+        order = intent(key, NOW + round_, (("cn-hangzhou-telecom", 1),))
+        try:
+            store.claim_with_intent(key, "hash-a", NOW + round_, TTL, EXPIRY, order,
+                                    LedgerEntry.for_order(order.selector, key, NOW + round_), read=read)
+        except StaleWrite:
+            return "stale"
+        return "placed"
+
+    for outcomes in race(6, 5, place):  # each round: at most one of six may place; another then re-plans
+        assert outcomes.count("placed") == 1, outcomes
+
+
+def test_an_order_is_written_only_over_the_version_it_was_computed_from(backend: Backend) -> None:
+    a, b = backend.open(), backend.open()
+    order = intent()
+    claim_with_intent(a, order)
+    seen_by_a, seen_by_b = a.get_order("inv-1"), b.get_order("inv-1")
+    assert seen_by_a == seen_by_b == order
+    ready = a.save_order(replace(seen_by_a, phase=Phase.READY, device_ids=("b-1",), ready=("b-1",)))
+    with pytest.raises(StaleWrite):  # b computed its step from the record a has since moved on
+        b.save_order(replace(seen_by_b, phase=Phase.PARTLY_READY, device_ids=("b-1",), ready=("b-1",)))
+    assert b.get_order("inv-1") == ready and ready.version == order.version + 1
+
+
+def test_a_record_never_moves_back(store: StateStore) -> None:
+    order = intent()
+    claim_with_intent(store, order)
+    ready = store.save_order(replace(order, phase=Phase.READY, device_ids=("b-1",), ready=("b-1",)))
+    with pytest.raises(StaleWrite):  # the right version, but a phase that moves back
+        store.save_order(replace(ready, phase=Phase.PARTLY_READY))
+    with pytest.raises(StaleWrite):  # or a ready set that shrinks
+        store.save_order(replace(ready, ready=()))
+    assert store.get_order("inv-1") == ready
 
 
 # -- ledger --------------------------------------------------------------------------------
@@ -335,7 +410,7 @@ def test_ledger_sums_match_the_entries_across_hours_prunes_and_removals(store: S
     entries = [LedgerEntry(f"cn-{i % 3}", 1 + i % 4, NOW + i * 1234.5, f"inv-{i}") for i in range(200)]
     store.record_scale_out(entries[:150])
     removed = entries[100:104]  # inside the window that is kept, across an hour boundary
-    store.save_order(replace(intent(), phase=Phase.NOT_ORDERED), unledger=removed)
+    store.save_order(replace(intent(), phase=Phase.NOT_ORDERED, version=0), unledger=removed)
     store.record_scale_out(entries[150:])  # its cutoff prunes the oldest, mid-hour
     kept = store.ledger_since(0)
     assert kept and kept[0].at > NOW + 14 * 1234.5  # the prune did cut into the early entries

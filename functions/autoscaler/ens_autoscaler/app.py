@@ -17,11 +17,11 @@ from typing import Any, Callable
 from . import logs, sources
 from .auth import check_callback_token
 from .ens import EnsActuator
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
 from .followup import FollowUp
 from .logs import log
 from .message import invocation_key, replay_identity
-from .orders import Phase
+from .orders import Phase, unresolved_regions
 from .outbox import Outbox
 from .planner import History, make_plan
 from .policy import Policy, PolicyCache
@@ -92,8 +92,15 @@ class Autoscaler:
                 return Result.rejected(exc), via_http
 
     def follow(self, deadline: float, trigger_time: str) -> Result:
-        """The readiness timer: move open orders on, announce the fleet when due, publish."""
+        """The readiness timer: move open orders on, announce the fleet when due, carry out held
+        requests whose regions are free, publish."""
         orders = self.follow_up.run(fleet_due=int(iso_epoch(trigger_time) // 60) % FLEET_EVERY_MIN == 0)
+        busy = unresolved_regions(orders)
+        for held in (o for o in orders if o.phase is Phase.HELD and not o.regions & busy):
+            try:
+                self.scale_out.redrive(held, self.policy, deadline)
+            except (TransientCloudError, PermanentCloudError, InputError) as exc:  # the next tick tries again
+                log("held_request_failed", logging.WARNING, invocationId=held.id, errorType=exc.kind, error=str(exc))
         self.outbox.drain(deadline)
         return Result(Status.FOLLOW_UP, orders=tuple(o.as_dict() for o in orders if o.phase.open),
                       state_scope=self.settings.state_scope)
@@ -119,6 +126,7 @@ class Autoscaler:
         if held is not None:
             return self.scale_out.replayed(held, deadline)
         existing = self.store.get_order(key)  # a crashed or uncertain attempt: resolve it, never re-order
-        if existing is not None and existing.phase is not Phase.REFUSED:
+        if existing is not None and existing.phase.holds_key:
             return self.scale_out.resolve(existing, deadline)
-        return self.scale_out.run(signals, policy, key, identity, caller, dry_run, deadline)
+        return self.scale_out.run(signals, policy, key, identity, caller, dry_run, deadline,
+                                  frozenset(d.region for d in preview.decisions), existing)

@@ -16,15 +16,16 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import ens_models
 from .credentials import default_source
 from .endpoints import split_endpoint
 from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
-from .orders import Listed
+from .orders import Listed, ServiceRef
 from .policy import ServiceParams
 from .sdk_errors import classify
+from .vocab import iso_epoch
 
 CONNECT_TIMEOUT_MS = 3_000
 
@@ -122,15 +123,59 @@ class EnsActuator:
         return Order(body.order_id, body.request_id, tuple(body.device_ids or ()),
                      tuple(d.to_map() for d in body.resource_detail_infos or ()))
 
-    def listing(self, service: ServiceParams, order_id: str | None = None) -> list[Listed]:
-        """The service's devices (`ResourceDetailInfos`; never `ResourceInfos`, whose `InstanceId`s
-        name application instances, another namespace), optionally one order's (`OrderId`)."""
+    def listing(self, service: ServiceParams | ServiceRef, order_id: str | None = None) -> list[Listed]:
+        """The service's devices, optionally one order's (`OrderId`)."""
+        return list(self.inventory(service, order_id).devices)
+
+    def inventory(self, service: ServiceParams | ServiceRef, order_id: str | None = None) -> Listing:
+        """One DescribeDeviceService answer, parsed once: the devices (`ResourceDetailInfos`) and,
+        apart, the application instances (`ResourceInfos`), whose `InstanceId`s are another
+        namespace: never joined to devices by id."""
         body = self._call("DescribeDeviceService", "describe_device_service",
                           ens_models.install().DescribeDeviceServiceRequest(app_id=service.app_id,
                                                               service_id=service.service_id,
                                                               order_id=order_id))
-        return [Listed(d.id, d.region_id, d.status or "", _detail(d.to_map()))
-                for d in body.resource_detail_infos or () if d.id and d.region_id]
+        devices = tuple(Listed(d.id, d.region_id, d.status or "", _detail(d.to_map()))
+                        for d in body.resource_detail_infos or () if d.id and d.region_id)
+        instances = tuple(Instance(i.region_id, _minute(i.create_time), len(i.device_infos or ()))
+                          for i in body.resource_infos or () if i.region_id)
+        return Listing(devices, instances)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One application instance as DescribeDeviceService lists it (`ResourceInfos[]`): where, when
+    it was created (`CreateTime`, "the time when the resource was created", at minute precision;
+    None when absent or unreadable), and how many devices it lists (`DeviceInfos`)."""
+
+    region: str
+    created: float | None
+    devices: int
+
+
+@dataclass(frozen=True)
+class Listing:
+    devices: tuple[Listed, ...]
+    instances: tuple[Instance, ...]
+
+    def created_within(self, since: float, unlisted: Mapping[str, int]) -> dict[str, int]:
+        """Devices per region created at or after `since`, by their instance's `CreateTime`, plus
+        `unlisted` (ordered, not listed yet): what the rolling budget counts from ENS itself, so
+        it holds whatever became of our state. A minute-precision time counts when any moment
+        of its minute could fall in the window; an instance with no readable time counts (the
+        safe side)."""
+        out = dict(unlisted)
+        for instance in self.instances:
+            if instance.created is None or instance.created + 60 > since:
+                out[instance.region] = out.get(instance.region, 0) + instance.devices
+        return out
+
+
+def _minute(text: str | None) -> float | None:
+    try:
+        return iso_epoch(text) if text else None
+    except ValueError:
+        return None
 
 
 def _detail(raw: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 Runs from the readiness timer (`events/timer-readiness.json`), right after an
 order, and when a delivery finds its key's order still open. With no open order
-it costs one state read and imports no SDK. With open orders it asks ENS once
-(`DescribeDeviceService`, plus one `OrderId`-filtered call for an order whose
-answer named fewer devices than it asked) and moves each order on by the rules
-of `orders`; each change is one atomic write with the messages that announce it,
-so a follow-up that is lost or cut short is simply caught up by the next one.
+it costs one state read and imports no SDK. With open orders it asks ENS once per
+device service the orders were placed in (`DescribeDeviceService`, plus one
+`OrderId`-filtered call for an order whose answer named fewer devices than it
+asked) and moves each order on by the rules of `orders`; each change is one
+atomic write with the messages that announce it, taken only over the version it
+was computed from, so a follow-up that is lost, cut short or raced by another is
+simply caught up by the next one.
 """
 from __future__ import annotations
 
@@ -17,16 +19,18 @@ from typing import Any, Callable
 from .ens import EnsActuator
 from .logs import log
 from .message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode,
-                      failed_device, fleet_messages, ready_device, with_devices)
-from .orders import Attribution, Listed, OrderRecord, Phase, Verdict, attribute, progress
-from .policy import Policy, ServiceParams
-from .result import Announcement, Result, Status
+                      failed_device, fleet_messages, late_devices_message, ready_device, with_devices)
+from .orders import Attribution, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute, progress
 from .outbox import queued
-from .state import LedgerEntry, OutboxItem, StateStore
+from .policy import Policy
+from .result import Announcement, Result, Status
+from .state import LedgerEntry, OutboxItem, StaleWrite, StateStore
 
 # How far back another order may have started and still overlap one being resolved: longer than
 # any order's Timeout (ENS caps the asynchronous scale-out well under a day).
 LOOKBACK_S = 24 * 3600.0
+# How often a step is taken again from a fresher record when another invocation moved the order on.
+WRITE_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class FollowUp:
         The timer's run (`only` None) also announces the fleet whenever it asked ENS —
         every tick while orders are open, so a change is out within a tick — and when
         `fleet_due` says the bounded interval has come round, open orders or not.
+        Orders whose devices are known go first, so that every device an order of the
+        book owns is known before an unresolved one is attributed by set difference.
         """
         store, now = self._store(), self.clock()
         if only is None:
@@ -58,49 +64,62 @@ class FollowUp:
         else:
             found = store.get_order(only)
             orders = [found] if found is not None and found.phase.open else []
-        due = [o for o in orders if o.phase is not Phase.INTENT or o.orphaned(now) or o.id == only]
+        due = [o for o in orders if o.phase.placed and (o.phase is not Phase.INTENT or o.orphaned(now)
+                                                         or o.id == only)]
         if not due and not fleet_due:
             return orders
         policy = self._policy()
-        service = policy.service
-        listed = self.actuator.listing(service)
+        current = ServiceRef(policy.service.app_id, policy.service.service_id)
+        wanted = {o.service or current for o in due} | ({current} if only is None else set())
+        listings = {ref: self.actuator.listing(ref) for ref in sorted(wanted, key=repr)}
         others = {o.id: o for o in store.orders_since(min(o.started_at for o in due) - LOOKBACK_S)} if due else {}
-        after = []
-        for order in due:
-            order = others[order.id] = self._save(order, self._step(order, service, listed,
-                                                                    list(others.values()), now), now)
-            after.append(order)
+        moved = {}
+        for order in sorted(due, key=lambda o: (o.phase.unresolved, o.started_at, o.id)):
+            listed = listings[order.service or current]
+            moved[order.id] = others[order.id] = self.advance(
+                order, lambda o: self._step(o, listed, list(others.values()), now), now)
         if only is None:
-            store.outbox_put(*(item for m in fleet_messages(listed, policy.regions, now)
+            store.outbox_put(*(item for m in fleet_messages(listings[current], policy.regions, now)
                                for item in queued(m["id"], encode(m), TAG_FLEET, now)))
-        return after
+        return [moved.get(o.id, o) for o in orders]
 
     def settle(self, order: OrderRecord, found: Attribution, listed: list[Listed]) -> OrderRecord:
         """Settle an unresolved order on evidence found elsewhere (an operator's word, `resolve`):
         the same step and the same atomic write as evidence the follow-up found itself."""
         now = self.clock()
-        return self._save(order, self._settle(order, found, listed, now), now)
+        return self.advance(order, lambda o: self._settle(o, found, listed, now)
+                             if o.phase.unresolved or o.phase is Phase.AMBIGUOUS else Step(), now)
 
-    def _save(self, order: OrderRecord, step: Step, now: float) -> OrderRecord:
-        if step.order is None:
+    def advance(self, order: OrderRecord, step: Callable[[OrderRecord], Step], now: float | None = None) -> OrderRecord:
+        """Take one step and write it over the version it was computed from. When another
+        invocation moved the order on meanwhile, the step is taken again from what it wrote:
+        records only move forward, and a device is announced once."""
+        store, now = self._store(), self.clock() if now is None else now
+        for _ in range(WRITE_ATTEMPTS):
+            taken = step(order)
+            if taken.order is None:
+                return order
+            try:
+                order = store.save_order(taken.order, taken.items, taken.unledger,
+                                         taken.result.as_dict() if taken.result else None, now, self.expiry)
+            except StaleWrite:
+                fresh = store.get_order(order.id)
+                if fresh is None:
+                    raise
+                order = fresh
+                continue
+            log("order_followed_up", invocationId=order.id, phase=order.phase.value,
+                outcome=order.outcome, OrderId=order.order_id, DeviceIds=list(order.device_ids),
+                ready=len(order.ready), failed=len(order.failed), asked=order.asked)
             return order
-        self._store().save_order(step.order, step.items, step.unledger,
-                                 step.result.as_dict() if step.result else None, now, self.expiry)
-        order = step.order
-        log("order_followed_up", invocationId=order.id, phase=order.phase.value,
-            outcome=order.outcome, OrderId=order.order_id, DeviceIds=list(order.device_ids),
-            ready=len(order.ready), failed=len(order.failed), asked=order.asked)
-        return order
+        raise StaleWrite(f"order {order.id} kept moving under {WRITE_ATTEMPTS} follow-ups")
 
-    def _step(self, order: OrderRecord, service: ServiceParams, listed: list[Listed],
-              others: list[OrderRecord], now: float) -> Step:
+    def _step(self, order: OrderRecord, listed: list[Listed], others: list[OrderRecord], now: float) -> Step:
         if order.phase.unresolved:
-            return self._resolve(order, listed, others, now)
-        return self._readiness(order, service, listed, now)
-
-    def _resolve(self, order: OrderRecord, listed: list[Listed], others: list[OrderRecord],
-                 now: float) -> Step:
-        return self._settle(order, attribute(order, listed, others, now), listed, now)
+            return self._settle(order, attribute(order, listed, others, now), listed, now)
+        if not order.phase.placed:
+            return Step()
+        return self._readiness(order, listed, now)
 
     def _settle(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> Step:
         if found.verdict is Verdict.WAIT:
@@ -122,19 +141,23 @@ class FollowUp:
         messages = queued(order.id, encode(with_devices(order.message, found.devices)), TAG_SCALE_OUT, now)
         result = replace(Result.from_dict(order.result), status=Status.SCALED, message=Announcement(order.id),
                          order={"OrderId": None, "RequestId": None, "DeviceIds": list(ids), "Reconciled": True})
-        ready = self._readiness(resolved, None, listed, now)
+        ready = self._readiness(resolved, listed, now)
         return Step(ready.order or resolved, messages + ready.items, result=result)
 
-    def _readiness(self, order: OrderRecord, service: ServiceParams | None, listed: list[Listed],
-                   now: float) -> Step:
+    def _readiness(self, order: OrderRecord, listed: list[Listed], now: float) -> Step:
+        """Devices named late (ENS's answer named fewer than it asked) are looked up by the order's
+        own OrderId, and go out in a scale-out message of their own order; then readiness."""
         original, by_id = order, {d.id: d for d in listed}
-        if service is not None and order.order_id and len(order.device_ids) < order.asked:
-            named = self.actuator.listing(service, order.order_id)  # ENS named devices late
-            by_id.update((d.id, d) for d in named)
-            order = replace(order, device_ids=order.device_ids + tuple(
-                d.id for d in sorted(named, key=lambda d: d.id) if d.id not in order.device_ids))
-        moved = progress(order, by_id, now)
         items: list[OutboxItem] = []
+        if order.order_id and len(order.device_ids) < order.asked:
+            named = [d for d in self.actuator.listing(order.service or self._current(), order.order_id)
+                     if d.id not in order.device_ids]
+            if named:
+                by_id.update((d.id, d) for d in named)
+                order = replace(order, device_ids=order.device_ids + tuple(sorted(d.id for d in named)))
+                late_id, late = late_devices_message(order, named, now)
+                items.extend(queued(late_id, encode(late), TAG_SCALE_OUT, now))
+        moved = progress(order, by_id, now)
         if moved.ready:
             items.extend(_item(order, TAG_READY, [ready_device(d, order, now) for d in moved.ready], now))
         if moved.failed:
@@ -142,6 +165,10 @@ class FollowUp:
         if moved.order == original and not items:
             return Step()
         return Step(moved.order, tuple(items))
+
+    def _current(self) -> ServiceRef:
+        service = self._policy().service
+        return ServiceRef(service.app_id, service.service_id)
 
 
 def settled(order: OrderRecord) -> Result:

@@ -65,6 +65,16 @@ def with_devices(message: Mapping[str, Any], devices: Sequence[Listed]) -> dict[
             "reconciled": True}
 
 
+def late_devices_message(order: OrderRecord, devices: Sequence[Listed], at: float) -> tuple[str, dict[str, Any]]:
+    """The scale-out message for devices ENS named only after its answer (found by the order's
+    OrderId): the order's own message with just those devices, under an id that names them."""
+    ids = sorted(d.id for d in devices)
+    message_id = f"{order.id}:late:{digest(ids)[:16]}"
+    return message_id, {**with_devices(order.message, sorted(devices, key=lambda d: d.id)), "id": message_id,
+                        "OrderId": order.order_id, "RequestId": order.request_id, "reconciled": False,
+                        "createdAt": round(at, 3), "namedLate": True}
+
+
 def devices_message(order: OrderRecord, tag: str, devices: Sequence[Mapping[str, Any]],
                     at: float) -> tuple[str, dict[str, Any]]:
     """A `devices-ready` or `devices-failed` message: its id names the order and the devices, so

@@ -9,10 +9,22 @@ region had just before), and only evidence moves it on:
 - ENS answered: `ORDERED`, with its `DeviceIds` and `OrderId`;
 - the answer was lost or ambiguous: `UNCERTAIN`; the devices that appeared in its
   regions since the baseline, net of every other order this book knows, are its
-  devices once they number exactly what was asked; if nothing appeared by the
-  order's `Timeout`, it was `NOT_ORDERED` and its ledger entries are released;
+  devices once they number exactly what was asked; only if nothing appeared by the
+  order's `Timeout` *plus a grace period well past any listing lag* was it
+  `NOT_ORDERED`, and only then are its ledger entries released (absence of evidence
+  is not proof: until then it counts against caps and budgets);
 - then readiness: `PARTLY_READY` while some devices run, `READY` or `FAILED` once
-  every device is accounted for (Running, failed, or not Running by `Timeout`).
+  every device is accounted for (Running, failed, or not Running by `Timeout`). An
+  order whose answer named fewer devices than it asked stays open through the same
+  grace, so devices ENS names late are still announced under it.
+
+A request held because its region has an unresolved order is `HELD`: nothing was
+sent, nothing is counted; the readiness follow-up carries it out once the region is
+resolved.
+
+Records only move forward: every write of an order carries its `version`, and the
+store takes it only over the version it was computed from (compare-and-set), so two
+invocations settling one order can't regress it or announce a device twice.
 
 An order is never attributed by region and time alone, and never re-sent: a key
 whose order is in the book is resolved, not ordered again.
@@ -30,6 +42,13 @@ from typing import Any, Iterable, Mapping, Sequence
 FAILED_STATUSES = frozenset({"failed", "createfailed", "startfailed", "stopped", "stopping", "released",
                              "releasing", "deleted", "deleting", "expired"})
 RUNNING = "running"
+# How long past its Timeout an order's devices may still appear: DescribeDeviceService lists new
+# devices late, and no page bounds the lag, so "nothing appeared by Timeout" proves nothing until
+# this has passed too.
+LATE_GRACE_S = 1800.0
+# FC instances' clocks differ by seconds: an INTENT is taken as orphaned only this long after its
+# owner's deadline, so an instance whose clock runs ahead never settles an order still being placed.
+CLOCK_SKEW_S = 30.0
 
 
 def _spelled(status: str) -> str:
@@ -46,10 +65,23 @@ class Phase(str, Enum):
     NOT_ORDERED = "not_ordered"  # closed: nothing appeared by Timeout; the ledger forgot it
     REFUSED = "refused"  # closed: ENS provably took nothing (a documented rejection): the key is free
     AMBIGUOUS = "ambiguous"  # closed: devices appeared that evidence cannot split between orders
+    HELD = "held"  # nothing sent: a one-shot request waiting for its regions' unresolved orders
 
     @property
     def open(self) -> bool:
+        """The readiness follow-up still has work with it."""
         return self in OPEN
+
+    @property
+    def holds_key(self) -> bool:
+        """An order that may have been placed keeps its key from being ordered again: any but one
+        ENS provably refused, or a request that was held and never sent."""
+        return self not in (Phase.REFUSED, Phase.HELD)
+
+    @property
+    def placed(self) -> bool:
+        """ENS may have devices on the way for it: capacity, counted against the caps."""
+        return self in OPEN and self is not Phase.HELD
 
     @property
     def unresolved(self) -> bool:
@@ -57,7 +89,20 @@ class Phase(str, Enum):
         return self in (Phase.INTENT, Phase.UNCERTAIN)
 
 
-OPEN = frozenset({Phase.INTENT, Phase.UNCERTAIN, Phase.ORDERED, Phase.PARTLY_READY})
+OPEN = frozenset({Phase.INTENT, Phase.UNCERTAIN, Phase.ORDERED, Phase.PARTLY_READY, Phase.HELD})
+# The order of phases: a record never moves back along it (READY is not followed by PARTLY_READY).
+# AMBIGUOUS ranks with UNCERTAIN: closed to the follow-up, but an operator's `resolve` settles it.
+RANK = {Phase.HELD: 0, Phase.INTENT: 1, Phase.UNCERTAIN: 2, Phase.AMBIGUOUS: 2, Phase.ORDERED: 3,
+        Phase.PARTLY_READY: 4, Phase.READY: 5, Phase.FAILED: 5, Phase.NOT_ORDERED: 5, Phase.REFUSED: 5}
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    """The device service an order was placed in: its follow-ups list this one, whatever the
+    policy names now."""
+
+    app_id: str | None
+    service_id: str | None
 
 
 @dataclass(frozen=True)
@@ -96,17 +141,49 @@ class OrderRecord:
     ready: tuple[str, ...] = ()  # announced Running
     failed: tuple[str, ...] = ()  # announced failed
     outcome: str | None = None  # how it was resolved or closed, for status and the logs
+    service: ServiceRef | None = None  # where it was placed (None: written before orders carried it)
+    version: int = 0  # writes so far: the store takes a write only over the version it follows
+    request: tuple[Mapping[str, Any], ...] = ()  # a HELD request's signals (`Signal.to_record`)
 
     @classmethod
     def intent(cls, key: str, selector: Sequence[Mapping[str, Any]], listed: Iterable[Listed], now: float,
                timeout_s: float, owner_until: float, message: Mapping[str, Any], identity: str,
-               result: Mapping[str, Any]) -> OrderRecord:
-        """An order about to be sent, with the device ids its regions have just before it."""
+               result: Mapping[str, Any], service: ServiceRef, previous: OrderRecord | None) -> OrderRecord:
+        """An order about to be sent, with the device ids its regions have just before it; it
+        follows `previous`, the key's refused or held record, if there is one."""
         pairs = tuple((e["regionCode"], e["count"]) for e in selector)
         listed = list(listed)
         baseline = {r: tuple(sorted(d.id for d in listed if d.region == r)) for r, _ in pairs}
         return cls(key, pairs, now, now + timeout_s, owner_until, baseline, Phase.INTENT, message, identity,
-                   result)
+                   result, service=service, version=previous.version + 1 if previous else 1)
+
+    @classmethod
+    def held(cls, key: str, decisions: Iterable[tuple[str, int]], request: Sequence[Mapping[str, Any]], now: float,
+             until: float, message: Mapping[str, Any], identity: str, result: Mapping[str, Any],
+             service: ServiceRef, previous: OrderRecord | None) -> OrderRecord:
+        """A one-shot request kept until its regions are free (or `until`): what it asked per region,
+        and its signals to plan again from."""
+        return cls(key, tuple(decisions), now, until, now, {}, Phase.HELD, message, identity, result,
+                   service=service, version=previous.version if previous else 0, request=tuple(request))
+
+    def answered(self, order_id: str | None, request_id: str | None, device_ids: Sequence[str]) -> OrderRecord:
+        """ENS's answer applied to the record as it stands now: evidence may have resolved it first
+        (an instance whose clock runs ahead took the intent for orphaned), and moves on from there."""
+        fresh = tuple(i for i in device_ids if i not in self.device_ids)
+        if not self.phase.unresolved:
+            return replace(self, order_id=order_id, request_id=request_id, device_ids=self.device_ids + fresh)
+        return replace(self, phase=Phase.ORDERED, order_id=order_id, request_id=request_id,
+                       device_ids=self.device_ids + fresh, outcome="ENS answered")
+
+    def follows(self, stored: OrderRecord | None) -> bool:
+        """Whether this record may replace `stored`: it was computed from that very version, its
+        phase does not move back, and its device sets only grow."""
+        if stored is None:
+            return self.version == 1
+        fresh = self.phase is Phase.INTENT and not stored.phase.holds_key  # a new order under a freed key
+        return self.version == stored.version + 1 and (fresh or (
+            RANK[self.phase] >= RANK[stored.phase] and set(stored.device_ids) <= set(self.device_ids)
+            and set(stored.ready) <= set(self.ready) and set(stored.failed) <= set(self.failed)))
 
     @property
     def regions(self) -> frozenset[str]:
@@ -118,7 +195,11 @@ class OrderRecord:
 
     def orphaned(self, now: float) -> bool:
         """An INTENT whose invocation is past its deadline: it may or may not have sent the order."""
-        return self.phase is Phase.INTENT and now >= self.owner_until
+        return self.phase is Phase.INTENT and now >= self.owner_until + CLOCK_SKEW_S
+
+    def given_up(self, now: float) -> bool:
+        """Past its Timeout and the grace after it: what has not appeared by now never will."""
+        return now >= self.timeout_at + LATE_GRACE_S
 
     def as_dict(self) -> dict[str, Any]:
         """What `status` and a follow-up show of an order."""
@@ -131,16 +212,21 @@ class OrderRecord:
         raw = {k: getattr(self, k) for k in self.__dataclass_fields__}
         raw["phase"] = self.phase.value
         raw["baseline"] = {r: list(ids) for r, ids in self.baseline.items()}
+        raw["service"] = [self.service.app_id, self.service.service_id] if self.service else None
         return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> OrderRecord:
+        """Records written before `service`, `version` and `request` existed read as None, 0, ()."""
         raw = json.loads(text)
+        service = raw.get("service")
         return cls(raw["id"], tuple((r, c) for r, c in raw["selector"]), raw["started_at"],
                    raw["timeout_at"], raw["owner_until"],
                    {r: tuple(ids) for r, ids in raw["baseline"].items()}, Phase(raw["phase"]),
                    raw["message"], raw["identity"], raw["result"], raw["order_id"], raw["request_id"],
-                   tuple(raw["device_ids"]), tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"])
+                   tuple(raw["device_ids"]), tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"],
+                   ServiceRef(*service) if service else None, raw.get("version", 0),
+                   tuple(raw.get("request") or ()))
 
 
 class Verdict(str, Enum):
@@ -162,27 +248,37 @@ def attribute(order: OrderRecord, listed: Iterable[Listed], others: Iterable[Ord
     """Which listed devices an unresolved order made, by set difference — or that it can't say yet.
 
     Candidates in a region are the devices listed now, minus the region's baseline,
-    minus every device another order of this book owns. They are the order's only
-    when they number exactly what it asked in every region; an excess means some
-    other actor ordered too, so nothing is attributed. Another unresolved order in
-    a shared region, overlapping in time, makes the difference ambiguous: wait for
-    it. At the order's Timeout, what is still short is taken as ENS made it (fewer
-    devices), nothing at all as never ordered.
+    minus every device another order of this book owns (the caller brings those up to
+    date first). They are the order's only when they number exactly what it asked in
+    every region; an excess means some other actor ordered too, so nothing is
+    attributed. Another unresolved order in a shared region, overlapping in time, makes
+    the difference ambiguous: wait for it. Only once the order has `given_up` (Timeout
+    plus the listing's grace) is what is still short taken as ENS made it (fewer
+    devices), and nothing at all as never ordered.
     """
     others = [o for o in others if o.id != order.id and o.regions & order.regions
-              and o.started_at < order.timeout_at and order.started_at < o.timeout_at]
-    known = {d for o in others for d in o.device_ids}
-    blocking = [o.id for o in others if o.phase.unresolved]
+              and o.started_at < order.timeout_at + LATE_GRACE_S and order.started_at < o.timeout_at + LATE_GRACE_S]
+    found = _candidates(order, listed, {d for o in others for d in o.device_ids})
+    blocking = sorted(o.id for o in others if o.phase.unresolved)
+    return _verdict(order, found, blocking, order.given_up(now))
+
+
+def _candidates(order: OrderRecord, listed: Iterable[Listed], known: set[str]) -> dict[str, list[Listed]]:
+    """Per region: devices listed now, not in the order's baseline, owned by no other order."""
     candidates: dict[str, list[Listed]] = {r: [] for r in order.regions}
     for device in listed:
         if (device.region in candidates and device.id not in known
                 and device.id not in order.baseline.get(device.region, ())):
             candidates[device.region].append(device)
+    return candidates
+
+
+def _verdict(order: OrderRecord, candidates: Mapping[str, list[Listed]], blocking: list[str],
+             expired: bool) -> Attribution:
     asked = dict(order.selector)
     found = tuple(d for r in sorted(candidates) for d in sorted(candidates[r], key=lambda d: d.id))
-    expired = now >= order.timeout_at
     if blocking or any(len(candidates[r]) > asked[r] for r in asked):
-        why = (f"unresolved orders share its regions: {', '.join(sorted(blocking))}" if blocking
+        why = (f"unresolved orders share its regions: {', '.join(blocking)}" if blocking
                else "more devices appeared than it asked for: another actor ordered too")
         return Attribution(Verdict.AMBIGUOUS if expired else Verdict.WAIT, found, why)
     if all(len(candidates[r]) == asked[r] for r in asked):
@@ -190,8 +286,10 @@ def attribute(order: OrderRecord, listed: Iterable[Listed], others: Iterable[Ord
     if not expired:
         return Attribution(Verdict.WAIT, found, f"{len(found)} of {order.asked} devices listed so far")
     if found:
-        return Attribution(Verdict.MINE, found, f"only {len(found)} of {order.asked} devices by its Timeout")
-    return Attribution(Verdict.NOT_ORDERED, (), "no new device appeared by its Timeout")
+        return Attribution(Verdict.MINE, found, f"only {len(found)} of {order.asked} devices by its Timeout "
+                                                f"and {LATE_GRACE_S:.0f} s of grace")
+    return Attribution(Verdict.NOT_ORDERED, (), f"no new device appeared by its Timeout and {LATE_GRACE_S:.0f} s "
+                                                "of grace for the listing's lag")
 
 
 @dataclass(frozen=True)
@@ -206,11 +304,11 @@ class Progress:
 def progress(order: OrderRecord, listed: Mapping[str, Listed], now: float) -> Progress:
     """Move an order's devices towards ready or failed; each device is announced once.
 
-    `listed` maps device id to its listing; a device not listed yet is on its way
-    until the order's Timeout, then failed.
+    `listed` maps device id to its listing; a device not Running yet is on its way
+    until the order has `given_up` (Timeout plus the listing's grace), then failed.
     """
     announced = set(order.ready) | set(order.failed)
-    expired = now >= order.timeout_at
+    expired = order.given_up(now)
     ready, failed = [], []
     for device_id in order.device_ids:
         if device_id in announced:
@@ -242,7 +340,7 @@ def in_flight(orders: Iterable[OrderRecord], listed: Iterable[Listed]) -> dict[s
     seen = {d.id for d in listed}
     out: dict[str, int] = {}
     for order in orders:
-        if not order.phase.open:
+        if not order.phase.placed:
             continue
         if order.phase.unresolved:
             for region, count in order.selector:

@@ -110,6 +110,7 @@ class Inventory:
     regions: Mapping[str, Capacity] = field(default_factory=dict)
     available: bool = True
     unresolved: frozenset[str] = frozenset()  # regions with an order whose devices are not known yet
+    created: Mapping[str, int] = field(default_factory=dict)  # devices ENS created in the budget window
 
     def of(self, region: str) -> Capacity:
         return self.regions.get(region, Capacity(0, 0))
@@ -120,16 +121,18 @@ class Inventory:
 
     @classmethod
     def from_listing(cls, listed: Iterable[Listed], unlisted: Mapping[str, int] | None = None,
-                     unresolved: frozenset[str] = frozenset()) -> Inventory:
+                     unresolved: frozenset[str] = frozenset(), created: Mapping[str, int] | None = None) -> Inventory:
         """Running and on-the-way devices per region; failed ones are not capacity. `unlisted`:
         devices ordered that the listing does not show yet (`orders.in_flight`), on the way too;
-        `unresolved`: `orders.unresolved_regions`."""
+        `unresolved`: `orders.unresolved_regions`; `created`: `ens.Listing.created_within` the
+        budget window."""
         counts: dict[str, list[int]] = {r: [0, n] for r, n in (unlisted or {}).items()}
         for device in listed:
             if not device.failed:
                 slot = counts.setdefault(device.region, [0, 0])
                 slot[0 if device.running else 1] += 1
-        return cls({region: Capacity(r, p) for region, (r, p) in counts.items()}, unresolved=unresolved)
+        return cls({region: Capacity(r, p) for region, (r, p) in counts.items()}, unresolved=unresolved,
+                   created=dict(created or {}))
 
 
 class RuleKind(str, Enum):
@@ -418,12 +421,20 @@ def _region_cap(count: int, ask: Ask) -> Limit | None:
     return ask.region.max_per_invocation or ask.limits.per_region, Reason.REGION_CAP
 
 
+def _spent(ask: Ask, region: str | None = None) -> int:
+    """Devices added in the rolling window: what our ledger counts, or what ENS lists as created
+    in it, whichever is more — the ledger knows orders ENS does not list yet, the listing knows
+    what a lost state or a person added (so the budget survives the instance)."""
+    ours = ask.history.added(ask.now - BUDGET_WINDOW_SECONDS, region)
+    created = ask.inventory.created if ask.inventory is not None else {}
+    return max(ours, created.get(region, 0) if region is not None else sum(created.values()))
+
+
 def _region_budget(count: int, ask: Ask) -> Limit | None:
     budget = ask.limits.budget_per_region
     if budget is None:
         return None
-    return max(0, budget - ask.history.added(ask.now - BUDGET_WINDOW_SECONDS, ask.region.code)), \
-        Reason.BUDGET_EXHAUSTED
+    return max(0, budget - _spent(ask, ask.region.code)), Reason.BUDGET_EXHAUSTED
 
 
 def _invocation_cap(count: int, ask: Ask) -> Limit | None:
@@ -434,7 +445,7 @@ def _total_budget(count: int, ask: Ask) -> Limit | None:
     budget = ask.limits.budget_total
     if budget is None:
         return None
-    return max(0, budget - ask.history.added(ask.now - BUDGET_WINDOW_SECONDS)), Reason.BUDGET_EXHAUSTED
+    return max(0, budget - _spent(ask)), Reason.BUDGET_EXHAUSTED
 
 
 def _fleet_cap(count: int, ask: Ask) -> Limit | None:

@@ -21,6 +21,7 @@ class Status(str, Enum):
     NOT_ORDERED = "not_ordered"  # an uncertain order that evidence showed was never placed
     UNCERTAIN = "uncertain"  # devices appeared that evidence cannot tell apart from another order's
     REJECTED = "rejected"  # bad input: nothing changed
+    HELD = "held"  # a one-shot request waiting for an unresolved order in its regions: the follow-up carries it out
     PLAN = "plan"  # the CLI's preview: nothing stored, nothing ordered
     FOLLOW_UP = "follow_up"  # the readiness timer: open orders moved on, queued messages published
 

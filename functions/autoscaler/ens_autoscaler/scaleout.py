@@ -11,25 +11,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Callable
+from typing import Any, Callable
 
 from . import logs
 from .ens import EnsActuator
 from .errors import PermanentCloudError, TransientCloudError
-from .followup import FollowUp, settled
+from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode
-from .orders import OrderRecord, Phase, in_flight, unresolved_regions
+from .orders import OrderRecord, Phase, ServiceRef, in_flight, unresolved_regions
 from .outbox import Outbox, queued
-from .planner import Inventory, Plan, Reason, make_plan
-from .policy import Policy
+from .planner import History, Inventory, Plan, Reason, make_plan
+from .policy import BUDGET_WINDOW_SECONDS, Policy
 from .result import Result, Status
 from .settings import Settings
 from .signals import Signal, SignalKind
-from .state import Claim, ClaimStatus, LedgerEntry, StateStore
+from .state import FLEET, Claim, ClaimStatus, LedgerEntry, StaleWrite, StateStore
+from .vocab import epoch_iso
 
 ENS_DEFAULT_TIMEOUT_S = 300  # RescaleDeviceService `Timeout` when the policy sets none (API reference)
 ONE_SHOT = (SignalKind.COUNTS, SignalKind.PROFILE)  # asked once: never dropped for a hold that will lift
+# How often a plan is made again from fresh reads when other invocations' orders outdate it.
+PLAN_ATTEMPTS = 5
 
 
 class ScaleOut:
@@ -50,41 +53,95 @@ class ScaleOut:
             self._settle(order, deadline)
 
     def run(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
-            dry_run: bool, deadline: float) -> Result:
-        """Plan from reads (the ledger's sums, the listing), then own the key in the write that records
-        the intent: the claim and the commit are the only state transactions before the publish."""
+            dry_run: bool, deadline: float, regions: frozenset[str],
+            previous: OrderRecord | None = None) -> Result:
+        """Plan from reads, then own the key in the write that records the intent. That write is
+        taken only while nothing the plan read for `regions` (the regions its signals name) has
+        changed — another invocation's order there bumps their versions — so a plan made on a
+        snapshot another one has since outdated is made again from fresh reads (bounded)."""
+        for attempt in range(1, PLAN_ATTEMPTS + 1):
+            try:
+                return self._attempt(signals, policy, key, identity, caller, dry_run, deadline, regions, previous)
+            except StaleWrite as exc:
+                log("replanned", attempt=attempt, error=str(exc))
+                if self.clock() >= deadline:
+                    raise
+                previous = self._store().get_order(key)
+        raise TransientCloudError(f"scale-out {key}: other invocations kept ordering in its regions "
+                                  f"({PLAN_ATTEMPTS} plans outdated); retry later", code="StateContention")
+
+    def _attempt(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
+                 dry_run: bool, deadline: float, regions: frozenset[str], previous: OrderRecord | None) -> Result:
+        """One plan and the write it rests on. The store is read before ENS, versions first: an order
+        placed after these reads bumps a version and the claim fails; one closed after them shows in
+        the listing, read last."""
         store, now, ttl, scope = self._store(), self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
-        try:
-            listed = self.actuator.listing(policy.service)
-        except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
-            listed = None
-            log("inventory_unavailable", logging.WARNING, error=str(exc))
+        read = store.versions(regions | ({FLEET} if _fleet_wide(policy) else set()))
         # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
-        open_orders = [o for o in store.open_orders() if o.id != key] if listed is not None else []
-        plan = make_plan(signals, policy, store.history(policy, now), now,
-                         Inventory.from_listing(listed, in_flight(open_orders, listed), unresolved_regions(open_orders))
-                         if listed is not None else Inventory(available=False))
+        open_orders = [o for o in store.open_orders() if o.id != key]
+        history = store.history(policy, now)
+        try:
+            listing = self.actuator.inventory(policy.service)
+        except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
+            listing = None
+            log("inventory_unavailable", logging.WARNING, error=str(exc))
+        inventory = Inventory(available=False) if listing is None else Inventory.from_listing(
+            listing.devices, in_flight(open_orders, listing.devices), unresolved_regions(open_orders),
+            listing.created_within(now - BUDGET_WINDOW_SECONDS, in_flight(open_orders, listing.devices)))
+        plan = make_plan(signals, policy, history, now, inventory)
         message = build_message(key, plan, signals, None, dry_run, now)
         status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
         result = Result.of_plan(status, key, plan, dry_run, state_scope=scope)
-        blind = listed is None and not dry_run  # decided blind, and nothing claimed: a redelivery looks again
-        if blind:
-            result = logs.decided(replace(result, status=Status.NO_ACTION), plan)
-        _hold_one_shot(signals, plan, key, blind)
-        if blind:
-            return result
+        if listing is None and not dry_run:  # decided blind, and nothing claimed: a redelivery looks again
+            _refuse_blind(signals, plan, key)
+            return logs.decided(replace(result, status=Status.NO_ACTION), plan)
+        service = ServiceRef(policy.service.app_id, policy.service.service_id)
+        if not dry_run and _waits(signals, plan):
+            return self._hold(signals, plan, key, identity, message, service, previous, now)
         if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: claimed and completed in one write
             items = queued(key, encode(message), TAG_DRY_RUN, now) if dry_run else ()
+            if previous is not None and previous.phase is Phase.HELD:  # carried out, and nothing to order now
+                self._close_held(previous, result, "carried out: nothing to order by then", now)
             claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,
                                           self.outbox.lease_until(now), caller)
             return self._lost(claim, key, deadline) or self.outbox.deliver(logs.decided(result, plan), deadline, items)
-        intent = OrderRecord.intent(key, plan.selector, listed or (), now,
+        intent = OrderRecord.intent(key, plan.selector, listing.devices if listing else (), now,
                                     policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
-                                    result.as_dict())
+                                    result.as_dict(), service, previous)
         entries = LedgerEntry.for_order(intent.selector, key, now)
         claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
-                                        entries, caller)
+                                        entries, caller, read)
         return self._lost(claim, key, deadline) or self._order(intent, entries, plan, signals, policy, deadline)
+
+    def redrive(self, held: OrderRecord, policy: Policy, deadline: float) -> Result:
+        """Carry out a held request now that its regions are free: planned and guarded as of now,
+        under its own key. One held past its time is closed, never carried out late."""
+        now = self.clock()
+        signals = [Signal.from_record(raw) for raw in held.request]
+        if now >= held.timeout_at:
+            result = replace(Result.from_dict(held.result), status=Status.NOT_ORDERED)
+            self._close_held(held, result, "held until its time ran out: never carried out", now)
+            return result
+        regions = frozenset(d.region for d in make_plan(signals, policy, History(), now).decisions)
+        caller = ", ".join(sorted(s.dedupe_key for s in signals))
+        return self.run(signals, policy, held.id, held.identity, caller, False, deadline, regions, held)
+
+    def _hold(self, signals: list[Signal], plan: Plan, key: str, identity: str, message: dict[str, Any],
+              service: ServiceRef, previous: OrderRecord | None, now: float) -> Result:
+        """Keep a one-shot request whose regions wait for an unresolved order: the readiness
+        follow-up carries it out once they are free, instead of FC's retries giving up on it."""
+        result = Result.of_plan(Status.HELD, key, plan, state_scope=self.settings.state_scope)
+        held = OrderRecord.held(key, ((d.region, d.raw) for d in plan.decisions if d.raw), [
+            s.to_record() for s in signals], now, now + self.settings.idempotency_ttl, message, identity,
+            result.as_dict(), service, previous)
+        self._store().save_order(held)
+        waiting = sorted(d.region for d in plan.decisions if Reason.ORDER_UNRESOLVED in d.reasons)
+        log("request_held", logging.WARNING, regions=waiting, heldUntil=epoch_iso(held.timeout_at))
+        return logs.decided(result, plan)
+
+    def _close_held(self, held: OrderRecord, result: Result, why: str, now: float) -> None:
+        self._store().save_order(replace(held, phase=Phase.NOT_ORDERED, outcome=why), result=result.as_dict(),
+                                 now=now, expiry=self.settings.idempotency_ttl)
 
     def _order(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], plan: Plan, signals: list[Signal],
                policy: Policy, deadline: float) -> Result:
@@ -94,19 +151,29 @@ class ScaleOut:
             answer = self.actuator.rescale(policy.service, plan.selector, deadline)
         except (TransientCloudError, PermanentCloudError) as exc:
             if isinstance(exc, TransientCloudError) and exc.ambiguous:
-                store.save_order(replace(intent, phase=Phase.UNCERTAIN, outcome=f"{exc.code}: {exc}"))
+                self.follow_up.advance(intent, lambda o: Step(replace(
+                    o, phase=Phase.UNCERTAIN, outcome=f"{exc.code}: {exc}")) if o.phase is Phase.INTENT else Step())
                 log("order_uncertain", logging.ERROR, error=str(exc), selector=plan.selector)
                 return self._settle(intent, deadline)
-            store.save_order(replace(intent, phase=Phase.REFUSED, outcome=str(exc)), unledger=entries)
+            self.follow_up.advance(intent, lambda o: Step(replace(o, phase=Phase.REFUSED, outcome=str(exc)),
+                                                          unledger=entries) if o.phase.unresolved else Step())
             store.release(key)  # ENS provably took nothing: the key is free again
             raise
-        ordered = replace(intent, phase=Phase.ORDERED, order_id=answer.order_id, request_id=answer.request_id,
-                          device_ids=answer.device_ids, outcome="ENS answered")
         result = replace(Result.of_plan(Status.SCALED, key, plan, state_scope=self.settings.state_scope),
                          order={k: v for k, v in answer.as_dict().items() if k != "ResourceDetailInfos"})
         items = queued(key, encode(build_message(key, plan, signals, answer, False, now)), TAG_SCALE_OUT, now)
-        store.commit_scale_out(key, intent.identity, result.as_dict(), ordered, items, self.clock(),
-                               self.settings.idempotency_ttl, self.outbox.lease_until(now))
+        order = intent
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                store.commit_scale_out(key, intent.identity, result.as_dict(),
+                                       order.answered(answer.order_id, answer.request_id, answer.device_ids),
+                                       items, self.clock(), self.settings.idempotency_ttl,
+                                       self.outbox.lease_until(now))
+                break
+            except StaleWrite:  # evidence moved the order on meanwhile: apply the answer to what it wrote
+                order = store.get_order(key) or order
+        else:
+            raise StaleWrite(f"scale-out {key}: its order kept moving while ENS's answer was committed")
         return self.outbox.deliver(logs.decided(result, plan), deadline, items)
 
     def _lost(self, claim: Claim, key: str, deadline: float) -> Result | None:
@@ -144,13 +211,21 @@ class ScaleOut:
         return min(self.settings.idempotency_ttl, max(1.0, deadline - now))
 
 
-def _hold_one_shot(signals: list[Signal], plan: Plan, key: str, blind: bool) -> None:
-    """A request asked once must not end as `no_action` for a hold that will lift: it fails retryably,
-    and FC's retry asks again. Alarms need not: the next one looks again."""
-    waiting = sorted(d.region for d in plan.decisions if Reason.ORDER_UNRESOLVED in d.reasons)
-    if blind and (plan.selector or any(s.kind in ONE_SHOT for s in signals)):
+def _fleet_wide(policy: Policy) -> bool:
+    """Whether a plan reads every region's state: a guard that counts across regions is set."""
+    return policy.limits.max_devices is not None or policy.limits.budget_total is not None
+
+
+def _waits(signals: list[Signal], plan: Plan) -> bool:
+    """A request asked once that an unresolved order holds back: it is kept, not dropped (alarms
+    need not be: the next one looks again)."""
+    return any(s.kind in ONE_SHOT for s in signals) and any(
+        Reason.ORDER_UNRESOLVED in d.reasons for d in plan.decisions)
+
+
+def _refuse_blind(signals: list[Signal], plan: Plan, key: str) -> None:
+    """A request that would order, or was asked once, fails retryably when the inventory can't be
+    read: FC's retry asks again. Alarms need not: the next one looks again."""
+    if plan.selector or any(s.kind in ONE_SHOT for s in signals):
         raise TransientCloudError(f"scale-out {key}: DescribeDeviceService failed, so the caps and the "
                                   "evidence an order needs can't be read", code="InventoryUnavailable")
-    if waiting and any(s.kind in ONE_SHOT for s in signals):
-        raise TransientCloudError(f"scale-out {key}: an earlier order in {', '.join(waiting)} is unresolved; "
-                                  "asked once, this request waits for it (retry later)", code="OrderUnresolved")

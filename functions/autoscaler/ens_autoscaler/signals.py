@@ -45,6 +45,21 @@ class Signal:
     dry_run: bool = False
     time: float | None = None  # epoch seconds the signal was raised, when the format says
 
+    def to_record(self) -> dict[str, Any]:
+        """Everything, as JSON-ready values: a held request is kept in the order book as these
+        and planned again from them (`from_record`) when its region is free."""
+        return {"source": self.source, "dedupeKey": self.dedupe_key, "kind": self.kind.value,
+                "family": self.family.value, "document": dict(self.document), "region": self.region,
+                "metric": self.metric, "value": self.value, "counts": dict(self.counts), "profile": self.profile,
+                "bindingKeys": list(self.binding_keys), "reason": self.reason, "dryRun": self.dry_run,
+                "time": self.time}
+
+    @classmethod
+    def from_record(cls, raw: Mapping[str, Any]) -> Signal:
+        return cls(raw["source"], raw["dedupeKey"], SignalKind(raw["kind"]), Family(raw["family"]),
+                   raw["document"], raw["region"], raw["metric"], raw["value"], raw["counts"], raw["profile"],
+                   tuple(raw["bindingKeys"]), raw["reason"], raw["dryRun"], raw["time"])
+
     def as_dict(self) -> dict[str, Any]:
         """What the result and the published message say about the signal (never the raw body)."""
         out: dict[str, Any] = {"source": self.source, "dedupeKey": self.dedupe_key, "kind": self.kind.value}

@@ -8,11 +8,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .base import (Claim, ClaimStatus, IdempotencyRecord, InProgressError, LedgerEntry,
-                   OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StateStore)
+from .base import (FLEET, Claim, ClaimStatus, IdempotencyRecord, InProgressError, LedgerEntry,
+                   OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StaleWrite, StateStore)
 
-__all__ = ["Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "LedgerEntry",
-           "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StateStore",
+__all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "LedgerEntry",
+           "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StaleWrite", "StateStore",
            "open_store"]
 
 FORMS = "sqlite:///abs/path.db, redis://[:password@]host:port/db, rediss://... or memory://"

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..errors import InputError, TransientCloudError
-from ..orders import OrderRecord, Phase
+from ..orders import OrderRecord
 from ..planner import History, lookbacks
 from ..policy import Policy
 
@@ -41,6 +41,22 @@ class InProgressError(TransientCloudError):
         super().__init__(f"idempotency key {key} is in progress in another invocation "
                          f"(until {until}); retry later", code="IdempotencyInProgress")
         self.key = key
+
+
+class StaleWrite(TransientCloudError):
+    """A conditional write found that what it was computed from has changed since it was read:
+    another invocation placed an order in a region the plan read, or moved an order on.
+    Nothing was written. The caller reads again and recomputes (bounded); escaping the
+    handler, it is transient: FC's retry does the same."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"state changed while this invocation was deciding ({why}); read again and "
+                         "retry", code="StateConflict")
+
+
+# The scope of every version a plan reads besides its regions': the whole service, for the guards
+# that count across regions (the fleet cap, the total budget).
+FLEET = "*"
 
 
 class PayloadMismatchError(InputError):
@@ -168,8 +184,11 @@ class Write:
     `ttl` is how long the backend may keep the record (Redis hands it to PX; the
     SQL and memory stores compare `expires_at` instead). Outbox items are put only
     if their id is absent, so a replayed write never resets a lease or a count.
-    Orders replace the book's entry of the same id; `unledger` removes entries of
-    an order that evidence says was never placed.
+    Orders replace the book's entry of the same id, each only over the version it
+    follows (`OrderRecord.follows`); `unledger` removes entries of an order that
+    evidence says was never placed. `expect` holds the versions a plan read (scope →
+    version): the write lands only while they are unchanged, and bumps `bump`'s. A
+    write that can't be taken raises StaleWrite and changes nothing.
     """
 
     record: IdempotencyRecord | None = None
@@ -180,6 +199,19 @@ class Write:
     unledger: tuple[LedgerEntry, ...] = ()
     lease_until: float = 0.0  # new items start leased to the writer until then (0: free to claim)
     acked: tuple[str, ...] = ()  # outbox items published: removed
+    expect: Mapping[str, int] = field(default_factory=dict)
+    bump: tuple[str, ...] = ()
+
+    def check(self, versions: Mapping[str, int], stored: Mapping[str, OrderRecord | None]) -> None:
+        """Raise StaleWrite unless this write may be taken over what the backend holds now: the
+        versions it expects (`versions`, read in the backend's atomic step) and each order's
+        stored record (`stored`, by id)."""
+        moved = sorted(scope for scope, seen in self.expect.items() if versions.get(scope, 0) != seen)
+        if moved:
+            raise StaleWrite(f"new orders in {', '.join(moved)}")
+        for order in self.orders:
+            if not order.follows(stored.get(order.id)):
+                raise StaleWrite(f"order {order.id} was moved on by another invocation")
 
     @property
     def ledger_cutoff(self) -> float | None:
@@ -204,17 +236,23 @@ class StateStore(ABC):
         return self._claim(self._in_progress(key, payload_hash, now, in_progress_ttl, expiry), now, None, caller)
 
     def claim_with_intent(self, key: str, payload_hash: str, now: float, in_progress_ttl: float, expiry: float,
-                          order: OrderRecord, entries: Iterable[LedgerEntry], caller: str = "") -> Claim:
+                          order: OrderRecord, entries: Iterable[LedgerEntry], caller: str = "",
+                          read: Mapping[str, int] | None = None) -> Claim:
         """Own `key` and write down its order and ledger entries *before* the order is sent, in one
         write: from the moment the key is owned, whatever fails — the call, the next write, the
         process — every later delivery finds the order to resolve, never a key free to order
         again; and cooldowns and budgets already count it.
 
-        Taken only while no order but a refused one holds the key in the book (BOOKED
+        Taken only while no order but a refused or held one holds the key in the book (BOOKED
         otherwise): a key whose order may exist is resolved by evidence, never ordered again.
+        And only while the versions the plan `read` (`versions`) are unchanged: the write
+        bumps the version of each region it orders in and the fleet's, so of plans made on
+        the same reads one places its order and the others raise StaleWrite and plan again.
         """
         mine = self._in_progress(key, payload_hash, now, in_progress_ttl, expiry)
-        return self._claim(mine, now, Write(entries=tuple(entries), orders=(order,)), caller)
+        bump = tuple(sorted(order.regions | {FLEET}))
+        return self._claim(mine, now, Write(entries=tuple(entries), orders=(order,), expect=dict(read or {}),
+                                            bump=bump), caller)
 
     def claim_completed(self, key: str, payload_hash: str, result: dict[str, Any], items: Iterable[OutboxItem],
                         now: float, expiry: float, lease_until: float = 0.0, caller: str = "") -> Claim:
@@ -236,7 +274,8 @@ class StateStore(ABC):
             held = self.held(mine.key, mine.payload_hash, now, caller)
             if held is not None:
                 return held
-            if write is not None and order_holds_key(self.get_order(mine.key)):
+            booked = self.get_order(mine.key) if write is not None else None
+            if booked is not None and booked.phase.holds_key:
                 return Claim(ClaimStatus.BOOKED)
         raise TransientCloudError(f"idempotency key {mine.key} changed hands twice while being "
                                   "claimed; retry later", code="IdempotencyContention")
@@ -261,7 +300,8 @@ class StateStore(ABC):
     def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
                          order: OrderRecord | None, items: Iterable[OutboxItem], now: float,
                          expiry: float, lease_until: float = 0.0) -> None:
-        """Complete `key`, move its order on and queue its messages in one atomic write.
+        """Complete `key`, move its order on (over the version it was computed from) and queue its
+        messages in one atomic write.
 
         One write, so that a crash can never leave a result stored whose order or
         message was lost: either all of it lands, or the intent still stands. The
@@ -269,7 +309,7 @@ class StateStore(ABC):
         them without a lease write of its own; if it dies, the lease runs out.
         """
         self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry,
-                          items=tuple(items), orders=(order,) if order else (), lease_until=lease_until))
+                          items=tuple(items), orders=(_next(order),) if order else (), lease_until=lease_until))
 
     def ack_published(self, item_id: str, payload_hash: str, result: dict[str, Any], now: float,
                       expiry: float) -> None:
@@ -279,14 +319,24 @@ class StateStore(ABC):
 
     def save_order(self, order: OrderRecord, items: Iterable[OutboxItem] = (),
                    unledger: Iterable[LedgerEntry] = (), result: dict[str, Any] | None = None,
-                   now: float = 0.0, expiry: float = 0.0) -> None:
+                   now: float = 0.0, expiry: float = 0.0) -> OrderRecord:
         """Record what evidence said of an order, with the messages that announce it and, once
-        it is settled, the invocation's result for its duplicates to replay: atomically."""
+        it is settled, the invocation's result for its duplicates to replay: atomically, and
+        only over the version `order` was computed from (StaleWrite otherwise: read it again).
+        Returns the order as stored."""
         record = _completed(order.id, order.identity, result, now, expiry) if result is not None else None
-        self._write(Write(record, expiry, items=tuple(items), orders=(order,), unledger=tuple(unledger)))
+        stored = _next(order)
+        self._write(Write(record, expiry, items=tuple(items), orders=(stored,), unledger=tuple(unledger)))
+        return stored
 
     def record_scale_out(self, entries: Iterable[LedgerEntry]) -> None:
         self._write(Write(entries=tuple(entries)))
+
+    def versions(self, scopes: Iterable[str]) -> dict[str, int]:
+        """The current version of each scope (a region, or FLEET): read before everything a plan
+        reads, and handed back to `claim_with_intent`. A scope never written is at 0."""
+        scopes = tuple(sorted(set(scopes)))
+        return {**dict.fromkeys(scopes, 0), **self._versions(scopes)} if scopes else {}
 
     def open_orders(self) -> list[OrderRecord]:
         """Orders not yet closed (unresolved, or devices not all ready or failed), oldest first."""
@@ -357,6 +407,10 @@ class StateStore(ABC):
         """Apply `write` atomically; prune ledger entries older than its cutoff."""
 
     @abstractmethod
+    def _versions(self, scopes: tuple[str, ...]) -> Mapping[str, int]:
+        """The stored versions of those of `scopes` that were ever bumped."""
+
+    @abstractmethod
     def _ledger_since(self, since: float) -> Iterable[LedgerEntry]: ...
 
     @abstractmethod
@@ -397,6 +451,11 @@ class StateStore(ABC):
     def outbox_parked(self) -> list[ParkedItem]:
         """Every parked item, oldest first: what `status` shows."""
 
+    @abstractmethod
+    def outbox_items(self) -> list[OutboxItem]:
+        """Items not yet acked, leased or not, ordered by (created_at, id): a read that leases
+        nothing, so `status` can show the backlog without racing a publisher."""
+
 
 def latest_of(entries: Iterable[LedgerEntry]) -> dict[str, float]:
     """The last addition per region: when a cooldown that counts these entries ends."""
@@ -424,14 +483,9 @@ def _zero_filled(since: tuple[float, ...], rows: Iterable[tuple[float, str, int]
     return sums
 
 
-def order_holds_key(order: OrderRecord | None) -> bool:
-    """An order that keeps its key from being ordered again: any but one ENS provably refused."""
-    return order is not None and order.phase is not Phase.REFUSED
-
-    @abstractmethod
-    def outbox_items(self) -> list[OutboxItem]:
-        """Items not yet acked, leased or not, ordered by (created_at, id): a read that leases
-        nothing, so `status` can show the backlog without racing a publisher."""
+def _next(order: OrderRecord) -> OrderRecord:
+    """The record as the next write stores it: one version on from the one it was computed from."""
+    return replace(order, version=order.version + 1)
 
 
 def _existing(live: IdempotencyRecord, payload_hash: str, caller: str) -> Claim:

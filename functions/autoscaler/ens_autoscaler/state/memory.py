@@ -10,8 +10,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, order_holds_key,
-                   sums_of)
+from .base import IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, sums_of
 
 
 class MemoryStore(StateStore):
@@ -22,6 +21,7 @@ class MemoryStore(StateStore):
         self._outbox: dict[str, tuple[OutboxItem, float]] = {}  # id → (item, lease_until)
         self._orders_by_id: dict[str, str] = {}  # id → the order as JSON
         self._parked: dict[str, ParkedItem] = {}
+        self._versions_by_scope: dict[str, int] = {}
 
     def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
         mine, encoded = record.to_json(), _Encoded.of(write or Write())
@@ -30,11 +30,11 @@ class MemoryStore(StateStore):
             if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
                 return False
             booked = self._orders_by_id.get(record.key)
-            if write is not None and booked is not None and order_holds_key(OrderRecord.from_json(booked)):
+            if write is not None and booked is not None and OrderRecord.from_json(booked).phase.holds_key:
                 return False
-            self._records[record.key] = mine
             if write is not None:
-                self._apply(write, encoded)
+                self._apply(write, encoded)  # raises before changing anything when stale
+            self._records[record.key] = mine
             return True
 
     def get(self, key: str) -> IdempotencyRecord | None:
@@ -52,7 +52,11 @@ class MemoryStore(StateStore):
             self._apply(write, encoded)
 
     def _apply(self, write: Write, encoded: _Encoded) -> None:
-        """Every part of `write`; the caller holds the lock."""
+        """Every part of `write`, once its conditions hold; the caller holds the lock."""
+        held = (self._orders_by_id.get(o.id) for o in write.orders)
+        write.check(self._versions_by_scope, {o.id: OrderRecord.from_json(h) for o, h in zip(write.orders, held) if h})
+        for scope in write.bump:
+            self._versions_by_scope[scope] = self._versions_by_scope.get(scope, 0) + 1
         self._records.update(encoded.record)
         self._ledger.update(write.entries)
         self._ledger.difference_update(write.unledger)
@@ -66,6 +70,10 @@ class MemoryStore(StateStore):
         for item_id in write.acked:
             self._outbox.pop(item_id, None)
         self._orders_by_id.update(encoded.orders)
+
+    def _versions(self, scopes: tuple[str, ...]) -> dict[str, int]:
+        with self._lock:
+            return {s: self._versions_by_scope[s] for s in scopes if s in self._versions_by_scope}
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._lock:

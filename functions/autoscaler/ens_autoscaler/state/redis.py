@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from contextlib import contextmanager
-from typing import Iterator, cast
+from typing import Callable, Iterator, cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, order_holds_key,
-                   unavailable)
+from .base import IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StaleWrite, StateStore, Write, unavailable
 
 PREFIX = "ens-autoscaler:{state}:"
 RECORD = PREFIX + "idempotency:"
@@ -34,6 +34,10 @@ PARKED = PREFIX + "outbox:parked"  # hash: id → {"item", "reason", "parked_at"
 ORDERS = PREFIX + "orders"  # hash: id → the order as JSON
 ORDERS_BY_START = PREFIX + "orders:started"  # sorted set: score `started_at`, member the id
 ORDERS_OPEN = PREFIX + "orders:open"  # set of the ids of open orders
+VERSIONS = PREFIX + "versions"  # hash: scope (a region, or "*") → orders placed in it
+# A conditional write is retried this often when another client changes what it WATCHes between
+# its check and its EXEC, before it gives up with StaleWrite (FC's retry takes it from there).
+WATCH_RETRIES = 20
 # Tair answers in well under a millisecond inside the VPC: anything slower is an outage, and
 # FC's retry is a better place to wait than a socket.
 CONNECT_TIMEOUT_S = 2.0
@@ -138,7 +142,8 @@ class RedisStore(StateStore):
         key, value = RECORD + record.key, record.to_json()
         ttl_ms = _ttl_ms(record.expires_at - now)
         if write is not None:
-            put = self._put_with(record, now, write)
+            put = self._conditional("claim", replace(write, record=record, ttl=record.expires_at - now),
+                                    lambda pipe: self._claimable(pipe, record, now), (key,))
             if put and write.ledger_cutoff is not None:
                 self._prune_orders(write.ledger_cutoff)
             return put
@@ -147,27 +152,41 @@ class RedisStore(StateStore):
                 return True
             return bool(self._put_if_dead(keys=[key], args=[value, ttl_ms, repr(now)]))
 
-    def _put_with(self, record: IdempotencyRecord, now: float, write: Write) -> bool:
-        """The conditional put and `write` in one MULTI/EXEC, under WATCH of the record and the order
-        book: if either changes between the check and EXEC, nothing is written (False; the base
-        reads again and retries once)."""
-        key = RECORD + record.key
-        with self._errors("claim"), self._r.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(key, ORDERS)
-                held = pipe.get(key)
-                if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
-                    return False
-                booked = pipe.hget(ORDERS, record.key)
-                if booked is not None and order_holds_key(OrderRecord.from_json(booked)):
-                    return False
-                pipe.multi()
-                pipe.set(key, record.to_json(), px=_ttl_ms(record.expires_at - now))
-                _queue(pipe, write)
-                pipe.execute()
-                return True
-            except redis.WatchError:
-                return False
+    @staticmethod
+    def _claimable(pipe: redis.client.Pipeline, record: IdempotencyRecord, now: float) -> bool:
+        """Whether a claim that brings an order may be taken: no live record holds the key, and the
+        book holds no order of it that may have been placed."""
+        held = pipe.get(RECORD + record.key)
+        if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
+            return False
+        booked = pipe.hget(ORDERS, record.key)
+        return booked is None or not OrderRecord.from_json(booked).phase.holds_key
+
+    def _conditional(self, action: str, write: Write, claimable: Callable[[redis.client.Pipeline], bool] | None,
+                     watched: tuple[str, ...] = ()) -> bool:
+        """`write` in one MULTI/EXEC under WATCH of everything its conditions read (the versions it
+        expects, the orders it replaces, and `watched`): if any of them changes between the check
+        and EXEC, nothing is written and the check runs again on what is there now."""
+        ids = [o.id for o in write.orders]
+        scopes = list(write.expect)
+        with self._errors(action):
+            for _ in range(WATCH_RETRIES):
+                with self._r.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(ORDERS, VERSIONS, *watched)
+                        if claimable is not None and not claimable(pipe):
+                            return False
+                        versions = dict(zip(scopes, (int(v or 0) for v in pipe.hmget(VERSIONS, scopes)))) \
+                            if scopes else {}
+                        bodies = pipe.hmget(ORDERS, ids) if ids else []
+                        write.check(versions, {i: OrderRecord.from_json(b) for i, b in zip(ids, bodies) if b})
+                        pipe.multi()
+                        _queue(pipe, write)
+                        pipe.execute()
+                        return True
+                    except redis.WatchError:
+                        continue
+        raise StaleWrite(f"{action}: the state kept changing under {WATCH_RETRIES} attempts")
 
     def get(self, key: str) -> IdempotencyRecord | None:
         with self._errors("get"):
@@ -179,10 +198,13 @@ class RedisStore(StateStore):
             self._r.delete(RECORD + key)
 
     def _write(self, write: Write) -> None:
-        pipe = self._r.pipeline(transaction=True)
-        _queue(pipe, write)
-        with self._errors("write"):
-            pipe.execute()
+        if write.orders or write.expect:
+            self._conditional("write", write, None)
+        else:
+            pipe = self._r.pipeline(transaction=True)
+            _queue(pipe, write)
+            with self._errors("write"):
+                pipe.execute()
         if write.ledger_cutoff is not None:
             self._prune_orders(write.ledger_cutoff)
 
@@ -196,6 +218,11 @@ class RedisStore(StateStore):
             if closed:
                 self._r.hdel(ORDERS, *closed)
                 self._r.zrem(ORDERS_BY_START, *closed)
+
+    def _versions(self, scopes: tuple[str, ...]) -> dict[str, int]:
+        with self._errors("versions read"):
+            found = self._r.hmget(VERSIONS, list(scopes))
+        return {scope: int(v) for scope, v in zip(scopes, found) if v is not None}
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._errors("ledger read"):
@@ -279,6 +306,8 @@ class RedisStore(StateStore):
 
 def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
     """Every part of `write`, queued on the caller's MULTI/EXEC."""
+    for scope in write.bump:
+        pipe.hincrby(VERSIONS, scope, 1)
     if write.record:
         pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
     if write.entries:

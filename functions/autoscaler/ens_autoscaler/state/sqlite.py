@@ -15,12 +15,12 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
 from ..orders import OrderRecord
 from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore, Write,
-                   order_holds_key, unavailable)
+                   unavailable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, started_at REAL NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_open ON orders (open, started_at);
 CREATE INDEX IF NOT EXISTS orders_started_at ON orders (started_at);
+CREATE TABLE IF NOT EXISTS versions (scope TEXT PRIMARY KEY, version INTEGER NOT NULL);
 """
+BUMP = "INSERT INTO versions (scope, version) VALUES (?, 1) ON CONFLICT (scope) DO UPDATE SET version = version + 1"
 COLUMNS = "key, status, payload_hash, result, expires_at, in_progress_until, dead_at"
 UPSERT = f"INSERT OR REPLACE INTO idempotency ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 # The claim: insert, or take over a record that is dead at `now` (the last parameter).
@@ -137,8 +139,8 @@ class SqliteStore(StateStore):
             # Expired records count as absent anyway; dropping them keeps the file small.
             db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
             if write is not None:
-                booked = db.execute("SELECT body FROM orders WHERE id = ?", (record.key,)).fetchall()
-                if booked and order_holds_key(OrderRecord.from_json(booked[0][0])):
+                booked = _stored_orders(db, (record.key,)).get(record.key)
+                if booked is not None and booked.phase.holds_key:
                     return False
             if db.execute(PUT_IF_ABSENT, (*_row(record), now)).rowcount != 1:
                 return False
@@ -162,6 +164,10 @@ class SqliteStore(StateStore):
     def _write(self, write: Write) -> None:
         with self._transaction("write") as db:
             _apply(db, write)
+
+    def _versions(self, scopes: tuple[str, ...]) -> dict[str, int]:
+        with self._lock, self._errors("versions read"):
+            return _versions(self._db, scopes)
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         rows = self._read("ledger read", "SELECT region, count, at, invocation FROM ledger "
@@ -226,7 +232,10 @@ class SqliteStore(StateStore):
 
 
 def _apply(db: sqlite3.Connection, write: Write) -> None:
-    """Every part of `write`, inside the caller's transaction."""
+    """Every part of `write`, inside the caller's transaction, once its conditions hold
+    (StaleWrite otherwise, and the transaction rolls back)."""
+    write.check(_versions(db, tuple(write.expect)), _stored_orders(db, tuple(o.id for o in write.orders)))
+    db.executemany(BUMP, [(scope,) for scope in write.bump])
     if write.record:
         db.execute(UPSERT, _row(write.record))
     for e in write.entries:  # an entry already there is not counted again
@@ -249,6 +258,21 @@ def _apply(db: sqlite3.Connection, write: Write) -> None:
     db.executemany("DELETE FROM outbox WHERE id = ?", [(item_id,) for item_id in write.acked])
     db.executemany("INSERT OR REPLACE INTO orders (id, started_at, open, body) VALUES (?, ?, ?, ?)",
                    [(o.id, o.started_at, int(o.phase.open), o.to_json()) for o in write.orders])
+
+
+def _versions(db: sqlite3.Connection, scopes: tuple[str, ...]) -> dict[str, int]:
+    if not scopes:
+        return {}
+    marks = ", ".join("?" * len(scopes))
+    return dict(db.execute(f"SELECT scope, version FROM versions WHERE scope IN ({marks})", scopes).fetchall())
+
+
+def _stored_orders(db: sqlite3.Connection, ids: tuple[str, ...]) -> Mapping[str, OrderRecord]:
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    rows = db.execute(f"SELECT body FROM orders WHERE id IN ({marks})", ids).fetchall()
+    return {o.id: o for o in (OrderRecord.from_json(row[0]) for row in rows)}
 
 
 def _hour(at: float) -> int:
