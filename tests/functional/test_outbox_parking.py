@@ -72,3 +72,23 @@ def test_a_scale_out_whose_message_outgrows_mns_goes_out_whole_in_parts(cloud: L
     assert sorted(s["dedupeKey"] for p in parts for s in p["signals"]) == sorted(
         f"mns:C6DB60D1574661357FA2272774{i:06d}" for i in range(1000))
     assert scaler.store.outbox_pending() == 0 and scaler.store.outbox_parked() == []
+
+
+def test_a_result_is_published_only_when_every_part_of_its_message_is(cloud: LocalCloud, make_autoscaler) -> None:
+    """Issue 19: one part MNS refuses for good (parked) leaves the result unpublished, whichever
+    part goes out last; once every part is out, the result says published."""
+    from ens_autoscaler.outbox import queued
+    from ens_autoscaler.result import Announcement, Result, Status
+
+    scaler = make_autoscaler(clock=lambda: NOW)
+    store = scaler.store
+    for key, first in (("inv-refused", "x" * (64 * 1024 + 1)), ("inv-whole", '{"part":1,"parts":2}')):
+        result = Result(Status.SCALED, key, message=Announcement(key))
+        parts = queued(key, (first, '{"id":"%s","part":2,"parts":2}' % key), "scale-out", NOW)
+        store.claim_completed(key, "hash", result.as_dict(), parts, NOW, 3600)
+    scaler.outbox.drain(NOW + 60)
+    scaler.outbox.drain(NOW + 60)
+    assert [p.item.id for p in store.outbox_parked()] == ["inv-refused.part-1"]
+    assert scaler.outbox.stored("inv-refused").published is False  # type: ignore[union-attr]
+    assert scaler.outbox.stored("inv-whole").published is True  # type: ignore[union-attr]
+    assert store.outbox_pending() == 0

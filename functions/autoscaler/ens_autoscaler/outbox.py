@@ -21,12 +21,22 @@ from .state import OutboxItem, StateStore
 LEASE_S = 30.0
 BATCH = 10
 ANSWERED = (TAG_SCALE_OUT, TAG_DRY_RUN)  # messages whose publication an invocation's result records
+PART = ".part-"  # an earlier part's item id: the message id, this, and the part's number
+
+
+def _other_parts(store: StateStore, item: OutboxItem, key: str) -> bool:
+    """Whether another part of `item`'s message is still queued or was parked (read only for a
+    message sent in parts)."""
+    if item.id == key and '"parts":' not in item.body:
+        return False
+    mine = (i for i in [*store.outbox_items(), *(p.item for p in store.outbox_parked())] if i.id != item.id)
+    return any(i.id == key or i.id.startswith(key + PART) for i in mine)
 
 
 def queued(message_id: str, parts: Sequence[str], tag: str, now: float) -> tuple[OutboxItem, ...]:
     """The outbox items of one message (`message.encode`'s parts). The last part keeps the message's
     own id, so the invocation's result counts as published with it; earlier parts are queued first."""
-    return tuple(OutboxItem(message_id if i == len(parts) else f"{message_id}.part-{i}", text, tag, now)
+    return tuple(OutboxItem(message_id if i == len(parts) else f"{message_id}{PART}{i}", text, tag, now)
                  for i, text in enumerate(parts, start=1))
 
 
@@ -59,8 +69,8 @@ class Outbox:
                 continue
             result = self._ack(store, item, message_id)
             log("published", invocationId=item.id, mnsMessageId=message_id, tag=item.tag)
-            if result is not None:
-                published[item.id] = result
+            if result is not None and result.invocation_id:
+                published[result.invocation_id] = result
         return published
 
     def _failed(self, store: StateStore, item: OutboxItem, exc: AutoscalerError) -> None:
@@ -76,16 +86,20 @@ class Outbox:
                 errorType=exc.kind, error=str(exc))
 
     def _ack(self, store: StateStore, item: OutboxItem, message_id: str) -> Result | None:
-        """Ack the item; where it announces an invocation's result, record that result published in
-        the same write."""
-        record = store.get(item.id) if item.tag in ANSWERED else None
+        """Ack the item; where it is the last part out of a message that announces an invocation's
+        result, record that result published in the same write. A message in parts is published
+        only when every part is: while another is queued its ack waits for that one, and a part MNS
+        refused for good (parked) leaves the result unpublished, for `status` to show."""
+        key = item.id.partition(PART)[0]
+        record = store.get(key) if item.tag in ANSWERED else None
         result = Result.from_dict(record.result) if record is not None and record.result is not None else None
-        if record is None or result is None or result.message is None:
+        if record is None or result is None or result.message is None or _other_parts(store, item, key):
             store.outbox_ack(item.id)
             return None
         result = result.announced(message_id)
         now = self.clock()
-        store.ack_published(item.id, record.payload_hash, result.as_dict(), now, max(1.0, record.expires_at - now))
+        store.ack_published(item.id, record.payload_hash, result.as_dict(), now, max(1.0, record.expires_at - now),
+                            key)
         return result
 
     def deliver(self, result: Result, deadline: float, leased: tuple[OutboxItem, ...] = ()) -> Result:

@@ -312,10 +312,11 @@ class StateStore(ABC):
                           items=tuple(items), orders=(_next(order),) if order else (), lease_until=lease_until))
 
     def ack_published(self, item_id: str, payload_hash: str, result: dict[str, Any], now: float,
-                      expiry: float) -> None:
-        """Remove a published item and store its invocation's result as published, in one write: a
-        crash between the two can neither publish it again nor leave the result unpublished."""
-        self._write(Write(_completed(item_id, payload_hash, result, now, expiry), expiry, acked=(item_id,)))
+                      expiry: float, key: str | None = None) -> None:
+        """Remove a published item and store its invocation's result (under `key`, the item's id
+        unless told) as published, in one write: a crash between the two can neither publish it
+        again nor leave the result unpublished."""
+        self._write(Write(_completed(key or item_id, payload_hash, result, now, expiry), expiry, acked=(item_id,)))
 
     def save_order(self, order: OrderRecord, items: Iterable[OutboxItem] = (),
                    unledger: Iterable[LedgerEntry] = (), result: dict[str, Any] | None = None,
