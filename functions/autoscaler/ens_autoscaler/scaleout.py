@@ -26,7 +26,7 @@ from .policy import BUDGET_WINDOW_SECONDS, Policy
 from .result import Result, Status
 from .settings import Settings
 from .signals import Signal, SignalKind
-from .state import FLEET, Claim, ClaimStatus, LedgerEntry, StaleWrite, StateStore
+from .state import FLEET, Claim, ClaimStatus, LedgerEntry, NotDurable, StaleWrite, StateStore
 from .vocab import epoch_iso
 
 ENS_DEFAULT_TIMEOUT_S = 300  # RescaleDeviceService `Timeout` when the policy sets none (API reference)
@@ -109,8 +109,12 @@ class ScaleOut:
                                     policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
                                     result.as_dict(), service, previous)
         entries = LedgerEntry.for_order(intent.selector, key, now)
-        claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
-                                        entries, caller, read)
+        try:
+            claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
+                                            entries, caller, read)
+        except NotDurable as exc:
+            self._withdraw(intent, entries, str(exc))
+            raise
         return self._lost(claim, key, deadline) or self._order(intent, entries, plan, signals, policy, deadline)
 
     def redrive(self, held: OrderRecord, policy: Policy, deadline: float) -> Result:
@@ -155,9 +159,7 @@ class ScaleOut:
                     o, phase=Phase.UNCERTAIN, outcome=f"{exc.code}: {exc}")) if o.phase is Phase.INTENT else Step())
                 log("order_uncertain", logging.ERROR, error=str(exc), selector=plan.selector)
                 return self._settle(intent, deadline)
-            self.follow_up.advance(intent, lambda o: Step(replace(o, phase=Phase.REFUSED, outcome=str(exc)),
-                                                          unledger=entries) if o.phase.unresolved else Step())
-            store.release(key)  # ENS provably took nothing: the key is free again
+            self._withdraw(intent, entries, str(exc))
             raise
         result = replace(Result.of_plan(Status.SCALED, key, plan, state_scope=self.settings.state_scope),
                          order={k: v for k, v in answer.as_dict().items() if k != "ResourceDetailInfos"})
@@ -175,6 +177,13 @@ class ScaleOut:
         else:
             raise StaleWrite(f"scale-out {key}: its order kept moving while ENS's answer was committed")
         return self.outbox.deliver(logs.decided(result, plan), deadline, items)
+
+    def _withdraw(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], why: str) -> None:
+        """ENS provably took nothing for this intent (it was refused, or never sent): close it and
+        give its ledger entries back, and free the key for a retry."""
+        self.follow_up.advance(intent, lambda o: Step(replace(o, phase=Phase.REFUSED, outcome=why), unledger=entries)
+                               if o.phase.unresolved else Step())
+        self._store().release(intent.id)
 
     def _lost(self, claim: Claim, key: str, deadline: float) -> Result | None:
         """What to answer when the claim that carried our write was not ours to take."""

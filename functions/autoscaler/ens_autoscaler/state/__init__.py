@@ -9,9 +9,10 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from .base import (FLEET, Claim, ClaimStatus, IdempotencyRecord, InProgressError, LedgerEntry,
-                   OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StaleWrite, StateStore)
+                   NotDurable, OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StaleWrite,
+                   StateStore)
 
-__all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "LedgerEntry",
+__all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "LedgerEntry", "NotDurable",
            "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StaleWrite", "StateStore",
            "open_store"]
 

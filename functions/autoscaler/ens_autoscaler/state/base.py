@@ -54,6 +54,17 @@ class StaleWrite(TransientCloudError):
                          "retry", code="StateConflict")
 
 
+class NotDurable(TransientCloudError):
+    """The claim and its intent landed, but the store can't promise they survive a failover (no
+    replica acknowledged them): the order is not sent, and the caller withdraws the intent.
+    Nothing was ordered; FC's retry tries again."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"state store: the intent of {key} is not durable ({why}); not ordering what a "
+                         "failover could forget", code="StateNotDurable")
+        self.key = key
+
+
 # The scope of every version a plan reads besides its regions': the whole service, for the guards
 # that count across regions (the fleet cap, the total budget).
 FLEET = "*"

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Callable, Iterator, cast
 
 import redis
@@ -21,7 +22,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..orders import OrderRecord
-from .base import IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StaleWrite, StateStore, Write, unavailable
+from .base import (IdempotencyRecord, LedgerEntry, NotDurable, OutboxItem, ParkedItem, StaleWrite, StateStore, Write,
+                   unavailable)
 
 PREFIX = "ens-autoscaler:{state}:"
 RECORD = PREFIX + "idempotency:"
@@ -35,6 +37,11 @@ ORDERS = PREFIX + "orders"  # hash: id → the order as JSON
 ORDERS_BY_START = PREFIX + "orders:started"  # sorted set: score `started_at`, member the id
 ORDERS_OPEN = PREFIX + "orders:open"  # set of the ids of open orders
 VERSIONS = PREFIX + "versions"  # hash: scope (a region, or "*") → orders placed in it
+# Durable before ordering: with replicas attached, the claim that records an intent waits this long
+# for one of them to acknowledge it (WAIT), and the order is not sent if none does. How many replicas
+# are attached is asked again after this many seconds.
+DURABLE_WAIT_MS = 1000
+REPLICAS_TTL_S = 60.0
 # A conditional write is retried this often when another client changes what it WATCHes between
 # its check and its EXEC, before it gives up with StaleWrite (FC's retry takes it from there).
 WATCH_RETRIES = 20
@@ -127,6 +134,7 @@ class RedisStore(StateStore):
         self._release_script = self._r.register_script(RELEASE)
         self._sums_script = self._r.register_script(SUMS)
         self._park_script = self._r.register_script(PARK)
+        self._replicas: tuple[int, float] | None = None  # (replicas attached, when that was asked)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -144,6 +152,8 @@ class RedisStore(StateStore):
         if write is not None:
             put = self._conditional("claim", replace(write, record=record, ttl=record.expires_at - now),
                                     lambda pipe: self._claimable(pipe, record, now), (key,))
+            if put and write.orders:
+                self._durable(record.key)
             if put and write.ledger_cutoff is not None:
                 self._prune_orders(write.ledger_cutoff)
             return put
@@ -151,6 +161,26 @@ class RedisStore(StateStore):
             if self._r.set(key, value, nx=True, px=ttl_ms):
                 return True
             return bool(self._put_if_dead(keys=[key], args=[value, ttl_ms, repr(now)]))
+
+    def _durable(self, key: str) -> None:
+        """Redis and Tair replicate asynchronously: an intent only the primary holds is lost in a
+        failover, and a redelivery would then order again. With replicas attached, wait until one
+        holds it; if none does in time, raise NotDurable (the order is not sent). With none
+        attached there is nothing to wait for, and nothing a failover could promise."""
+        with self._errors("durability wait"):
+            replicas = self._attached()
+            if replicas and int(self._r.wait(1, DURABLE_WAIT_MS)) < 1:
+                raise NotDurable(key, f"no replica of {replicas} acknowledged it within {DURABLE_WAIT_MS} ms")
+
+    def _attached(self) -> int:
+        now = time.monotonic()
+        if self._replicas is None or now - self._replicas[1] > REPLICAS_TTL_S:
+            try:
+                attached = int(cast("dict[str, object]", self._r.info("replication")).get("connected_slaves", 0) or 0)
+            except redis.ResponseError:  # a proxy that hides replication: nothing to wait on
+                attached = 0
+            self._replicas = (attached, now)
+        return self._replicas[0]
 
     @staticmethod
     def _claimable(pipe: redis.client.Pipeline, record: IdempotencyRecord, now: float) -> bool:
