@@ -230,7 +230,9 @@ def _resource_infos(devices: list[Device], now: float) -> list[dict[str, str]]:
 
     ``CreateTime`` is "the time when the resource was created" (SDK model) at minute
     precision (example ``2019-10-02T08:26Z``). The instance is ``provisioning`` while any of
-    its devices is, then the failed status if any failed, else Running.
+    its devices is, then the failed status if any failed, else Running. ``DeviceInfos`` lists
+    the instance's devices listed so far by ``Name`` ("The device name", SDK model: the
+    ``DeviceName`` namespace, not the device ``ID``) and ``Status``.
     """
     grouped: dict[str, list[Device]] = {}
     for device in devices:
@@ -242,7 +244,8 @@ def _resource_infos(devices: list[Device], now: float) -> list[dict[str, str]]:
         failed = [s for s in statuses if s != RUNNING]
         infos.append({"InstanceId": instance_id, "RegionId": members[0].region,
                       "InstanceStatus": (pending or failed or [RUNNING])[0],
-                      "CreateTime": minute_iso(members[0].created)})
+                      "CreateTime": minute_iso(members[0].created),
+                      "DeviceInfos": [{"Name": d.name, "Status": d.timeline.status(now)} for d in members]})
     return infos
 
 

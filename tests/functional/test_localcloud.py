@@ -132,6 +132,10 @@ def test_instances_are_another_namespace_with_minute_create_times(cloud: LocalCl
     assert sorted(i.region_id for i in instances) == ["cn-hangzhou-telecom", "cn-wuxi-3"]
     expected = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ordered_at))
     assert {i.create_time for i in instances} == {expected}
+    names = {d.id: d.device_name for d in described.resource_detail_infos}  # an instance's devices, by name
+    by_instance = {i.region_id: sorted(d.name for d in i.device_infos) for i in instances}
+    assert by_instance == {"cn-hangzhou-telecom": sorted(names[i] for i in order.device_ids[:2]),
+                           "cn-wuxi-3": [names[order.device_ids[2]]]}
 
     wuxi = next(i.instance_id for i in instances if i.region_id == "cn-wuxi-3")
     assert listed_ids(ens_client, instance_id=wuxi) == [order.device_ids[2]]
