@@ -217,6 +217,22 @@ def ownership_problems(cloud: LocalCloud) -> list[str]:
     return problems
 
 
+OrderState = tuple[int, frozenset[str], frozenset[str]]
+
+
+def order_state(order: Any) -> OrderState:
+    """How far an order record has come: unresolved (0), devices known (1), closed (2); and its ready
+    and failed sets. Records only move forward: the rank never drops, the sets only grow."""
+    rank = 0 if order.phase.unresolved else 1 if order.phase.open else 2
+    return rank, frozenset(order.ready), frozenset(order.failed)
+
+
+def moved_back(key: str, states: list[OrderState]) -> list[str]:
+    """Each step of `states` (one order's, oldest first) where the record moved back."""
+    return [f"{key}: moved back from {(a[0], sorted(a[1]), sorted(a[2]))} to {(b[0], sorted(b[1]), sorted(b[2]))}"
+            for a, b in zip(states, states[1:]) if b[0] < a[0] or not a[1] <= b[1] or not a[2] <= b[2]]
+
+
 def assert_none(problems: list[str]) -> None:
     """Every problem found, one a line: a failure says all that went wrong, not the first thing."""
     assert not problems, "\n".join(problems)

@@ -35,10 +35,10 @@ from typing import Any, Callable
 import pytest
 
 from localcloud import Lifecycle, LocalCloud
-from tests.functional.soak_kit import (FAILED_STATUS, FC_ERRORS, RULES, Request, alarm_by_callback,
+from tests.functional.soak_kit import (FAILED_STATUS, FC_ERRORS, RULES, OrderState, Request, alarm_by_callback,
                                        alarm_by_eventbridge, alarm_fields, announced, assert_none, attempt,
-                                       default_service, distinct, ending_problems, manual, mns_message,
-                                       ownership_problems, race, readiness, write_policy)
+                                       default_service, distinct, ending_problems, manual, mns_message, moved_back,
+                                       order_state, ownership_problems, race, readiness, write_policy)
 
 REGIONS = tuple(RULES)
 STEP_ADD = {"cn-hangzhou-telecom": 2, "cn-shanghai-cmcc": 1, "cn-wuxi-telecom_unicom_cmcc-3": 2}
@@ -82,7 +82,7 @@ class Soak:
     delivered: list[Request] = field(default_factory=list)  # MNS may deliver these again
     dead: list[Request] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
-    history: dict[str, list[tuple[int, frozenset[str], frozenset[str]]]] = field(default_factory=dict)
+    history: dict[str, list[OrderState]] = field(default_factory=dict)
     requests: int = 0
     open_at_service_change: int = 0
 
@@ -146,11 +146,9 @@ class Soak:
         cloud.lifecycle = LAGGING if lagging or rng.random() < 0.1 else PROMPT
 
     def sample(self) -> None:
-        """Each order as the store holds it now, for `regressions`."""
+        """Each order as the store holds it now: `moved_back` reads the history."""
         for order in self.scalers[0].store.orders_since(0):
-            rank = 0 if order.phase.unresolved else 1 if order.phase.open else 2
-            seen = self.history.setdefault(order.id, [])
-            state = (rank, frozenset(order.ready), frozenset(order.failed))
+            seen, state = self.history.setdefault(order.id, []), order_state(order)
             if not seen or seen[-1] != state:
                 seen.append(state)
 
@@ -174,16 +172,6 @@ class Soak:
         for scaler in self.scalers:
             self.record(None, 0, attempt(scaler, readiness(self.cloud.now)))
         self.sample()
-
-
-def regressions(soak: Soak) -> list[str]:
-    out = []
-    for key, states in sorted(soak.history.items()):
-        for (rank, ready, failed), (rank2, ready2, failed2) in zip(states, states[1:]):
-            if rank2 < rank or not ready <= ready2 or not failed <= failed2:
-                out.append(f"{key}: moved back from {(rank, sorted(ready), sorted(failed))} "
-                           f"to {(rank2, sorted(ready2), sorted(failed2))}")
-    return out
 
 
 def cap_problems(cloud: LocalCloud) -> list[str]:
@@ -266,7 +254,7 @@ def test_instances_side_by_side_keep_every_promise(
           f"when the service changed")
     assert_none(cap_problems(cloud) + budget_problems(cloud, started) + per_invocation_problems(cloud)
                 + cooldown_problems(cloud) + ownership_problems(cloud) + ending_problems(cloud)
-                + regressions(soak))
+                + [p for key, states in sorted(soak.history.items()) for p in moved_back(key, states)])
     store_now = scalers[0].store
     assert store_now.open_orders() == [] and store_now.outbox_pending() == 0
     assert soak.open_at_service_change > 0, "harness: no order was open when the service changed"
