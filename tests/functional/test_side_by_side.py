@@ -124,6 +124,7 @@ class Soak:
         if isinstance(result, BaseException) and not isinstance(result, FC_ERRORS):
             raise result  # a bug, not an answer FC would retry
         failed = isinstance(result, BaseException)
+        assert failed or result["status"] != "rejected", f"a valid event rejected: {result['error']}"
         self.outcomes[(getattr(result, "code", None) or type(result).__name__) if failed else result["status"]] += 1
         if request is None:
             return
