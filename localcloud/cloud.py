@@ -131,6 +131,12 @@ class LocalCloud:
         failed_fraction says."""
         self._ens.outcomes.push(failed)
 
+    def queue_answer(self, named: int) -> None:
+        """The next RescaleDeviceService answer (after any queued before) names only the first
+        ``named`` of the devices its order made (``DeviceIds`` and ``ResourceDetailInfos``); the
+        rest exist all the same and are listed by DescribeDeviceService, with their OrderId."""
+        self._ens.answers.push(named)
+
     def inject(self, api: str, fault: str, times: int = 1, delay: float = 0.0) -> None:
         """Make the next ``times`` authenticated calls of ``api`` (an ENS Action or
         "PublishMessage") misbehave as ``fault``; see faults.FAULT_KINDS."""
@@ -156,7 +162,7 @@ class LocalCloud:
         return self._topics.messages(topic)
 
     def reset(self) -> None:
-        """Back to the just-started state: no calls, faults, devices, queued outcomes, metrics,
+        """Back to the just-started state: no calls, faults, devices, queued outcomes or answers, metrics,
         messages or used nonces, and the lifecycle given at construction. The clock is left
         alone: time never runs backwards."""
         self._log.clear()

@@ -55,6 +55,9 @@ def handle(cloud: LocalCloud, request: Request) -> Reply:
         if route == ("POST", "outcomes"):
             cloud.queue_outcome(_json_object(request)["failed"])
             return json_reply(200, {"ok": True})
+        if route == ("POST", "answers"):
+            cloud.queue_answer(_json_object(request)["named"])
+            return json_reply(200, {"ok": True})
         if route == ("POST", "seed"):
             spec = _json_object(request)
             return json_reply(200, cloud.seed_devices(

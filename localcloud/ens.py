@@ -125,13 +125,14 @@ class EnsService:
     """The inventory and the ENS actions, safe to call from many handler threads.
 
     ``lifecycle`` applies to orders placed after it is set; ``outcomes`` dictates the
-    failures of the next orders.
+    failures of the next orders, ``answers`` how many devices their answers name.
     """
 
     def __init__(self, clock: VirtualClock, lifecycle: Lifecycle = REAL_ENS) -> None:
         self.clock = clock
         self.lifecycle = lifecycle
         self.outcomes = OutcomeQueue()
+        self.answers = OutcomeQueue("named")
         self._devices: list[Device] = []
         self._lock = threading.Lock()
         self.actions: dict[str, Callable[[Mapping[str, str]], dict[str, Any]]] = {
@@ -143,7 +144,12 @@ class EnsService:
         """Validate like the cloud, then take one order for every requested device.
 
         The answer names every device at once (``DeviceIds``, ``ResourceDetailInfos``), as the
-        API page's response does, while their status is still the provisioning one.
+        API page's response does, while their status is still the provisioning one — unless a
+        test dictated (``answers``) that it names only the first k. The model says only "The
+        list of device IDs" (``_rescale_device_service_response_body.py``), never that the list
+        is complete for an asynchronous order; the hostile reading is that it may not be: the
+        unnamed devices exist all the same, and DescribeDeviceService lists them (with their
+        ``OrderId``) like any other.
         """
         selections, resource_info = _validate_rescale(params)
         now = self.clock.now()
@@ -164,9 +170,10 @@ class EnsService:
                         for _ in range(sel.count)]
         with self._lock:
             self._devices.extend(created)
+        named = created[:self.answers.take()]  # None: all of them
         return {"RequestId": new_request_id(), "OrderId": shape.order_id,
-                "DeviceIds": [d.id for d in created],
-                "ResourceDetailInfos": [d.detail_info(now) for d in created]}
+                "DeviceIds": [d.id for d in named],
+                "ResourceDetailInfos": [d.detail_info(now) for d in named]}
 
     def describe_device_service(self, params: Mapping[str, str]) -> dict[str, Any]:
         """The devices listed by now that match every filter given.
@@ -218,6 +225,7 @@ class EnsService:
         with self._lock:
             self._devices.clear()
         self.outcomes.clear()
+        self.answers.clear()
         self.lifecycle = lifecycle
 
 
@@ -226,9 +234,9 @@ def _resource_infos(devices: list[Device], now: float) -> list[dict[str, str]]:
 
     ``CreateTime`` is "the time when the resource was created" (SDK model) at minute
     precision (example ``2019-10-02T08:26Z``). The instance is ``provisioning`` while any of
-    its devices is, then the failed status if any failed, else Running. ``DeviceInfos`` is
-    "the list of device information" (SDK model ``ResourceInfosDeviceInfos``: ``Name``, "the
-    device name", and ``Status``): the instance's devices listed by now, by ``DeviceName``.
+    its devices is, then the failed status if any failed, else Running. ``DeviceInfos`` lists
+    the instance's devices listed so far by ``Name`` ("The device name", SDK model: the
+    ``DeviceName`` namespace, not the device ``ID``) and ``Status``.
     """
     grouped: dict[str, list[Device]] = {}
     for device in devices:

@@ -206,6 +206,8 @@ def _mns_refusal(fault: Fault) -> ApiError:
                         "The OwnerId that your Access Key Id associated to is forbidden for this operation.")
     if fault.kind in ("server_error", "server_error_after_commit"):
         return ApiError(500, "InternalError", "Internal error.")
+    if fault.kind == "refuse_message":
+        return ApiError(400, "InvalidArgument", "The message was refused: it is not valid for this topic.")
     return ApiError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
 
 

@@ -96,23 +96,25 @@ def plan_order(lifecycle: Lifecycle, count: int, ordered_at: float, failed: int)
 
 
 class OutcomeQueue:
-    """Per-order outcomes a test dictates: the next order ends with this many failed devices."""
+    """Per-order counts a test dictates, one per order in the order they are placed: how many of
+    the next order's devices fail (``failed``), or how many its answer names (``named``)."""
 
-    def __init__(self) -> None:
-        self._failed: deque[int] = deque()
+    def __init__(self, what: str = "failed") -> None:
+        self.what = what
+        self._counts: deque[int] = deque()
         self._lock = threading.Lock()
 
-    def push(self, failed: int) -> None:
-        if isinstance(failed, bool) or not isinstance(failed, int) or failed < 0:
-            raise ValueError(f"failed must be a non-negative integer, got {failed!r}")
+    def push(self, count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"{self.what} must be a non-negative integer, got {count!r}")
         with self._lock:
-            self._failed.append(failed)
+            self._counts.append(count)
 
     def take(self) -> int | None:
-        """The dictated failure count of the order being placed, if any."""
+        """The dictated count of the order being placed, if any."""
         with self._lock:
-            return self._failed.popleft() if self._failed else None
+            return self._counts.popleft() if self._counts else None
 
     def clear(self) -> None:
         with self._lock:
-            self._failed.clear()
+            self._counts.clear()

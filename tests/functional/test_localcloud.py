@@ -132,6 +132,10 @@ def test_instances_are_another_namespace_with_minute_create_times(cloud: LocalCl
     assert sorted(i.region_id for i in instances) == ["cn-hangzhou-telecom", "cn-wuxi-3"]
     expected = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ordered_at))
     assert {i.create_time for i in instances} == {expected}
+    names = {d.id: d.device_name for d in described.resource_detail_infos}  # an instance's devices, by name
+    by_instance = {i.region_id: sorted(d.name for d in i.device_infos) for i in instances}
+    assert by_instance == {"cn-hangzhou-telecom": sorted(names[i] for i in order.device_ids[:2]),
+                           "cn-wuxi-3": [names[order.device_ids[2]]]}
 
     wuxi = next(i.instance_id for i in instances if i.region_id == "cn-wuxi-3")
     assert listed_ids(ens_client, instance_id=wuxi) == [order.device_ids[2]]
@@ -191,6 +195,60 @@ def test_a_fraction_of_each_order_fails_and_a_test_can_dictate_one(cloud: LocalC
     everything = ens_client.rescale_device_service(rescale_request()).body
     cloud.advance(12)
     assert statuses(everything) == ["CREATE_FAILED"] * 3
+
+
+def test_an_answer_can_name_fewer_devices_than_the_order_made(cloud: LocalCloud, ens_client: Any) -> None:
+    cloud.queue_answer(named=1)
+    cloud.queue_answer(named=0)
+    partly = ens_client.rescale_device_service(rescale_request()).body  # 3 devices made, 1 named
+    unnamed = ens_client.rescale_device_service(one_device()).body
+    whole = ens_client.rescale_device_service(one_device()).body  # nothing queued: all named
+    made = {o.order_id: [d["ID"] for d in cloud.devices() if d["OrderId"] == o.order_id]
+            for o in (partly, unnamed, whole)}
+    assert partly.device_ids == made[partly.order_id][:1] and len(made[partly.order_id]) == 3
+    assert [d.id for d in partly.resource_detail_infos] == partly.device_ids
+    assert unnamed.device_ids == [] and unnamed.resource_detail_infos == [] and len(made[unnamed.order_id]) == 1
+    assert whole.device_ids == made[whole.order_id]
+    cloud.advance(3)
+    assert listed_ids(ens_client, order_id=partly.order_id) == made[partly.order_id]  # all listed, named or not
+    assert listed_ids(ens_client, order_id=unnamed.order_id) == made[unnamed.order_id]
+    with pytest.raises(ValueError):
+        cloud.queue_answer(named=-1)
+    cloud.queue_answer(named=0)
+    cloud.reset()  # forgets queued answers
+    assert ens_client.rescale_device_service(one_device()).body.device_ids
+
+
+def test_a_listing_lag_longer_than_the_orders_timeout_still_lists_its_devices(
+        cloud: LocalCloud, ens_client: Any) -> None:
+    cloud.lifecycle = Lifecycle(list_lag_s=900, provisioning_s=600)
+    order = ens_client.rescale_device_service(one_device()).body  # Timeout 300: the lag outlasts it
+    cloud.advance(301)
+    assert listed_ids(ens_client, order_id=order.order_id) == [] and listed_ids(ens_client, app_id="app-1") == []
+    assert describe(ens_client, app_id="app-1").resource_infos == []
+    cloud.advance(599)
+    assert listed_ids(ens_client, order_id=order.order_id) == order.device_ids
+    assert [d.status for d in describe(ens_client, app_id="app-1").resource_detail_infos] == ["Running"]
+
+
+def test_a_device_of_another_service_is_never_listed_under_this_one(cloud: LocalCloud, ens_client: Any) -> None:
+    """DescribeDeviceService's AppId, ServiceId and OrderId filters (request model fields) select: each
+    one given must match, so a device another service (or application) ordered never shows under ours."""
+    mine = ens_client.rescale_device_service(one_device()).body
+    theirs = ens_client.rescale_device_service(rescale_request(service_id="svc-2", resource_selector=json.dumps(
+        [{"regionCode": "cn-hangzhou-telecom", "count": 2}]))).body
+    other_app = ens_client.rescale_device_service(rescale_request(
+        app_id="app-2", resource_selector=json.dumps([{"regionCode": "cn-hangzhou-telecom", "count": 1}]))).body
+    cloud.advance(3)
+    assert listed_ids(ens_client, app_id="app-1", service_id="svc-1") == mine.device_ids
+    assert sorted(listed_ids(ens_client, app_id="app-1", service_id="svc-2")) == sorted(theirs.device_ids)
+    assert listed_ids(ens_client, app_id="app-2") == other_app.device_ids
+    assert sorted(listed_ids(ens_client, app_id="app-1")) == sorted(mine.device_ids + theirs.device_ids)
+    assert listed_ids(ens_client, service_id="svc-1", order_id=theirs.order_id) == []  # every filter must match
+    assert listed_ids(ens_client, app_id="app-1", service_id="svc-1", region_id="cn-hangzhou-telecom") == \
+        mine.device_ids
+    infos = describe(ens_client, app_id="app-1", service_id="svc-1").resource_infos
+    assert [i.region_id for i in infos] == ["cn-hangzhou-telecom"]  # its instances only, too
 
 
 def test_lifecycle_applies_to_later_orders_and_reset_restores_it(cloud: LocalCloud, ens_client: Any) -> None:
@@ -605,6 +663,8 @@ def test_inject_rejects_nonsense(cloud: LocalCloud) -> None:
         cloud.inject("RescaleDeviceService", "slow", delay=-1)
     with pytest.raises(ValueError):  # an ENS gateway code; MNS has none
         cloud.inject("PublishMessage", "interface_error_after_commit")
+    with pytest.raises(ValueError):  # an MNS answer about one message; ENS has none
+        cloud.inject("RescaleDeviceService", "refuse_message")
 
 
 # --- MNS --------------------------------------------------------------------
@@ -667,6 +727,7 @@ def test_tampered_publish_is_refused(cloud: LocalCloud, mns_topic: Any,
     ("server_error", "InternalError"),
     ("unavailable", "ServiceUnavailable"),
     ("permission", "AccessDenied"),
+    ("refuse_message", "InvalidArgument"),
 ])
 def test_publish_refusing_faults(cloud: LocalCloud, mns_topic: Any, fault: str, code: str) -> None:
     cloud.inject("PublishMessage", fault)
@@ -788,9 +849,12 @@ def test_control_surface_moves_the_clock_and_sets_the_lifecycle(cloud: LocalClou
     assert control(cloud, "POST", "lifecycle", {"failed_fraction": 2})[0] == 400
     assert cloud.lifecycle == Lifecycle(list_lag_s=0, provisioning_s=60)
 
+    assert control(cloud, "POST", "answers", {"named": -1})[0] == 400
+    assert control(cloud, "POST", "answers", {"named": 0})[0] == 200
     assert control(cloud, "POST", "outcomes", {"failed": 1})[0] == 200
     assert control(cloud, "POST", "outcomes", {"failed": -1})[0] == 400
     order = ens_client.rescale_device_service(one_device()).body
+    assert order.device_ids == []  # named none
     assert [d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos] == ["CREATING"]
     cloud.advance(60)
     assert [d.status for d in describe(ens_client, order_id=order.order_id).resource_detail_infos] == [

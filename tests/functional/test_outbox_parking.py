@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 from ens_autoscaler.state import OutboxItem
 from ens_autoscaler.status import status, text
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
+from tests.functional.soak_kit import big_batch
 
 NOW = 1_000_000.0
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def events(caplog, name: str) -> list[dict]:
@@ -51,17 +50,9 @@ def test_an_mns_outage_is_not_parked(cloud: LocalCloud, make_autoscaler) -> None
 
 
 def test_a_scale_out_whose_message_outgrows_mns_goes_out_whole_in_parts(cloud: LocalCloud, make_autoscaler) -> None:
-    policy = ROOT / "bench" / "policy-20-regions.yaml"  # 20 regions whose step tables fire at 96 %
-    regions = [line.strip().rstrip(":") for line in policy.read_text().splitlines() if line.startswith("  cn-")]
-    batch = [{"id": f"big-{i:05d}", "source": "MNS-Function-ens-autoscaler-queue", "specversion": "1.0",
-              "type": "mns:Queue:SendMessage", "datacontenttype": "application/json; charset=utf-8",
-              "subject": "acs:mns:cn-hangzhou:1730912345678901:queues/ens-load", "time": "2025-01-09T03:11:00.118Z",
-              "aliyunregionid": "cn-hangzhou",
-              "data": {"requestId": f"677F3D404344430D4C8{i:05d}", "messageId": f"C6DB60D1574661357FA2272774{i:06d}",
-                       "messageBody": json.dumps({"region": regions[i % 20], "metric": "CPUUtilization",
-                                                  "value": 96.0})}} for i in range(1000)]
-    scaler = make_autoscaler(clock=lambda: cloud.now, sleep=cloud.advance, policy=str(policy))
-    result = scaler.handle(json.dumps(batch).encode())
+    policy, batch = big_batch()
+    scaler = make_autoscaler(clock=lambda: cloud.now, sleep=cloud.advance, policy=policy)
+    result = scaler.handle(batch)
     assert result["status"] == "scaled" and result["message"]["mnsMessageId"]
     assert len(cloud.calls_for("RescaleDeviceService")) == 1
     bodies = [m["body"] for m in cloud.messages(TOPIC)]

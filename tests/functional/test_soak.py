@@ -29,31 +29,24 @@ that case reduced to two events.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import random
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from time import gmtime, strftime
 from typing import Any, Callable, Iterator
 
 import pytest
 import yaml
 
-from ens_autoscaler import sources
 from ens_autoscaler.errors import PermanentCloudError, TransientCloudError
-from ens_autoscaler.message import invocation_key
 from ens_autoscaler.settings import PACKAGE_ROOT
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.functional.soak_kit import (FAILED_STATUS, RULES, Request, alarm_by_callback, alarm_by_eventbridge,
+                                       alarm_fields, distinct, manual, mns_message, readiness)
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
-REGIONS = ("cn-hangzhou-telecom", "cn-shanghai-cmcc", "cn-wuxi-telecom_unicom_cmcc-3")
-RULES = {"cn-hangzhou-telecom": "ens-cpu-hangzhou", "cn-shanghai-cmcc": "ens-cpu-shanghai",
-         "cn-wuxi-telecom_unicom_cmcc-3": "ens-cpu-wuxi"}
+REGIONS = tuple(RULES)
 PER_REGION, TOTAL = 3, 5  # per invocation
 REGION_CAPS = {"cn-hangzhou-telecom": 6, "cn-shanghai-cmcc": 40, "cn-wuxi-telecom_unicom_cmcc-3": 40}  # live
 FLEET_CAP = 70  # live devices on ENS; hangzhou meets its cap early, the others keep ordering all run
@@ -61,7 +54,6 @@ BUDGET_REGION, BUDGET_TOTAL = 45, 90  # devices ordered in 24 h: the whole run i
 TIMEOUT_S, COOLDOWN_S = 600, 120
 INSTANCES, EVENTS_PER_RUN = 3, 250
 READ_TIMEOUT_MS, SLOW_S = 1000, 1.1  # a `timeout_*` fault answers after SLOW_S: the client gave up
-FAILED_STATUS = "CREATE_FAILED"
 
 # (api, fault, weight); the weights are per event, the rest of the time no fault is armed.
 FAULTS = (
@@ -98,57 +90,6 @@ def soak_policy(tmp_path: Path) -> str:
 
 
 # --- the events -----------------------------------------------------------------------------------
-
-def manual(request_id: str, counts: dict[str, int]) -> bytes:
-    return json.dumps({"action": "scale-out", "id": request_id, "regions": counts, "reason": "soak"}).encode()
-
-
-def alarm_fields(region: str, value: float, at_ms: int) -> dict[str, str]:
-    """One CloudMonitor alarm, in the callback's field names (both routes carry the same)."""
-    return {"alertName": f"ENS CPU utilization {region}", "alertState": "ALERT", "triggerLevel": "CRITICAL",
-            "metricName": "CPUUtilization", "namespace": "acs_ens_new", "ruleId": RULES[region],
-            "curValue": str(value), "userId": "1730912345678901", "timestamp": str(at_ms),
-            "dimensions": f"{{userId=1730912345678901, instanceId=i-soak, ensRegionId={region}}}"}
-
-
-def alarm_by_callback(fields: dict[str, str]) -> bytes:
-    event = json.loads((EVENTS / "cms-http-alarm.json").read_text())
-    event["body"] = urllib.parse.urlencode(fields)
-    return json.dumps(event).encode()
-
-
-def alarm_by_eventbridge(fields: dict[str, str], event_id: str) -> bytes:
-    event = json.loads((EVENTS / "cms-eventbridge-alarm.json").read_text())
-    event["id"], event["data"] = event_id, fields
-    return json.dumps(event).encode()
-
-
-def mns_message(message_id: str, region: str, value: float) -> bytes:
-    event = json.loads((EVENTS / "mns-topic-json.json").read_text())
-    body = json.dumps({"region": region, "metric": "CPUUtilization", "value": value})
-    event.update(MessageId=message_id, Message=body, MessageMD5=hashlib.md5(body.encode()).hexdigest().upper())
-    return json.dumps(event).encode()
-
-
-def readiness(now: float) -> bytes:
-    event = json.loads((EVENTS / "timer-readiness.json").read_text())
-    event["triggerTime"] = strftime("%Y-%m-%dT%H:%M:00Z", gmtime(now))
-    return json.dumps(event).encode()
-
-
-@dataclass(frozen=True)
-class Request:
-    """One distinct request, and every route one of its deliveries may take."""
-
-    key: str
-    routes: tuple[bytes, ...]
-
-    @classmethod
-    def of(cls, *routes: bytes) -> Request:
-        key = invocation_key(sources.decode(routes[0]), dry_run=False)
-        assert all(invocation_key(sources.decode(r), dry_run=False) == key for r in routes[1:])
-        return cls(key, routes)
-
 
 def new_request(rng: random.Random, n: int, now: float) -> Request:
     region = rng.choice(REGIONS)
@@ -339,16 +280,6 @@ def settle(soak: Soak) -> None:
 
 
 # --- the invariants -------------------------------------------------------------------------------
-
-def distinct(cloud: LocalCloud, kind: str) -> dict[str, dict[str, Any]]:
-    """Published messages of one type, a consumer's view: copies of one id dropped."""
-    out: dict[str, dict[str, Any]] = {}
-    for message in cloud.messages(TOPIC):
-        body = json.loads(message["body"])
-        if body["type"] == kind:
-            assert out.setdefault(body["id"], body) == body, f"message {body['id']} published with two contents"
-    return out
-
 
 def assert_exactly_once(soak: Soak) -> None:
     """Every invariant, ending with: every device ENS made was announced."""
