@@ -221,9 +221,9 @@ OrderState = tuple[int, frozenset[str], frozenset[str]]
 
 
 def order_state(order: Any) -> OrderState:
-    """How far an order record has come: unresolved (0), devices known (1), closed (2); and its ready
-    and failed sets. Records only move forward: the rank never drops, the sets only grow."""
-    rank = 0 if order.phase.unresolved else 1 if order.phase.open else 2
+    """How far an order record has come: unresolved or held, not sent yet (0), devices known (1),
+    closed (2); and its ready and failed sets. Records only move forward: the rank never drops, the sets only grow."""
+    rank = 0 if order.phase.unresolved or not order.phase.placed and order.phase.open else 1 if order.phase.open else 2
     return rank, frozenset(order.ready), frozenset(order.failed)
 
 

@@ -59,13 +59,12 @@ class FollowUp:
         book owns is known before an unresolved one is attributed by set difference.
         """
         store, now = self._store(), self.clock()
-        if only is None:
-            orders = store.open_orders()
-        else:
-            found = store.get_order(only)
-            orders = [found] if found is not None and found.phase.open else []
+        orders = store.open_orders() if only is None else _one(store, only)
         due = [o for o in orders if o.phase.placed and (o.phase is not Phase.INTENT or o.orphaned(now)
                                                          or o.id == only)]
+        if only is not None and any(o.phase.unresolved for o in due):  # its neighbours' late devices first
+            due += [o for o in store.open_orders() if o.id != only and o.order_id and len(o.device_ids) < o.asked
+                    and o.regions & due[0].regions]
         if not due and not fleet_due:
             return orders
         policy = self._policy()
@@ -169,6 +168,11 @@ class FollowUp:
     def _current(self) -> ServiceRef:
         service = self._policy().service
         return ServiceRef(service.app_id, service.service_id)
+
+
+def _one(store: StateStore, order_id: str) -> list[OrderRecord]:
+    found = store.get_order(order_id)
+    return [found] if found is not None and found.phase.open else []
 
 
 def settled(order: OrderRecord) -> Result:
