@@ -138,8 +138,8 @@ def test_the_timer_and_a_redelivery_settling_one_order_never_move_it_back(
     listed_before = len(cloud.calls_for("DescribeDeviceService"))
     ticking = threading.Thread(target=attempt, args=(timer, readiness(cloud.now)))
     ticking.start()
-    while len(cloud.calls_for("DescribeDeviceService")) == listed_before:  # the timer's view is taken
-        time.sleep(0.01)
+    while ticking.is_alive() and len(cloud.calls_for("DescribeDeviceService")) == listed_before:
+        time.sleep(0.01)  # until the timer's view is taken
     cloud.advance(3)  # both Running
     attempt(again, request.routes[0])  # today it settles the order while the timer's answer is in flight
     states = [order_state(again.store.get_order(request.key))]
