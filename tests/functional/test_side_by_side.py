@@ -47,6 +47,7 @@ REGION_CAPS = {"cn-hangzhou-telecom": 5, "cn-shanghai-cmcc": 7, "cn-wuxi-telecom
 FLEET_CAP, PER_REGION, TOTAL = 18, 3, 5
 BUDGET_REGION, BUDGET_TOTAL = 12, 40
 TIMEOUT_S, COOLDOWN_S = 300, 240
+SETTLE_ROUNDS = 48  # a quarter hour each: twelve hours at most, far past every order's Timeout and grace
 LAGGING = Lifecycle(list_lag_s=TIMEOUT_S + 240, provisioning_s=30)  # listed only after the order's Timeout
 PROMPT = Lifecycle(list_lag_s=3, provisioning_s=6)  # ENS as documented
 SKEWS = (0.0, 2.5, -3.0, 4.0)  # each instance's clock against the emulator's
@@ -161,15 +162,19 @@ class Soak:
         os.utime(self.policy, ns=(stamp, stamp))
 
     def settle(self) -> None:
-        """Two hours, far past every Timeout and listing lag: the timer on every instance, and FC's
-        outstanding retries."""
-        for _ in range(8):
+        """Far past every Timeout, listing lag and grace: the timer on every instance, and FC's
+        outstanding retries, a quarter hour at a time until nothing is open (held requests carried
+        out by the timer place orders of their own, which need their own time)."""
+        store = self.scalers[0].store
+        for _ in range(SETTLE_ROUNDS):
             self.cloud.advance(901)
             for scaler in self.scalers:
                 self.record(None, 0, attempt(scaler, readiness(self.cloud.now)))
             pending, self.retries = self.retries, []
             for request, attempts in pending:
                 self.record(request, attempts, attempt(self.rng.choice(self.scalers), request.routes[0]))
+            if not self.retries and not store.open_orders() and not store.outbox_pending():
+                break
         for scaler in self.scalers:
             self.record(None, 0, attempt(scaler, readiness(self.cloud.now)))
         self.sample()
@@ -257,6 +262,7 @@ def test_instances_side_by_side_keep_every_promise(
                 + cooldown_problems(cloud) + ownership_problems(cloud) + ending_problems(cloud)
                 + [p for key, states in sorted(soak.history.items()) for p in moved_back(key, states)])
     store_now = scalers[0].store
-    assert store_now.open_orders() == [] and store_now.outbox_pending() == 0
+    assert store_now.open_orders() == [], [o.as_dict() for o in store_now.open_orders()]
+    assert store_now.outbox_pending() == 0
     assert soak.open_at_service_change > 0, "harness: no order was open when the service changed"
     assert len(orders) >= 6, soak.outcomes  # it did order: the caps fill up within the run

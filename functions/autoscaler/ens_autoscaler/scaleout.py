@@ -60,21 +60,23 @@ class ScaleOut:
         changed — another invocation's order there bumps their versions — so a plan made on a
         snapshot another one has since outdated is made again from fresh reads (bounded)."""
         for attempt in range(1, PLAN_ATTEMPTS + 1):
-            try:
-                return self._attempt(signals, policy, key, identity, caller, dry_run, deadline, regions, previous)
-            except StaleWrite as exc:
-                log("replanned", attempt=attempt, error=str(exc))
-                if self.clock() >= deadline:
-                    raise
-                previous = self._store().get_order(key)
+            done = self._attempt(signals, policy, key, identity, caller, dry_run, deadline, regions, previous)
+            if done is not None:
+                return done
+            log("replanned", attempt=attempt)
+            if self.clock() >= deadline:
+                break
+            previous = self._store().get_order(key)
         raise TransientCloudError(f"scale-out {key}: other invocations kept ordering in its regions "
                                   f"({PLAN_ATTEMPTS} plans outdated); retry later", code="StateContention")
 
     def _attempt(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
-                 dry_run: bool, deadline: float, regions: frozenset[str], previous: OrderRecord | None) -> Result:
-        """One plan and the write it rests on. The store is read before ENS, versions first: an order
-        placed after these reads bumps a version and the claim fails; one closed after them shows in
-        the listing, read last."""
+                 dry_run: bool, deadline: float, regions: frozenset[str], previous: OrderRecord | None
+                 ) -> Result | None:
+        """One plan and the write it rests on; None when that write found the plan outdated (nothing
+        was written: plan again). The store is read before ENS, versions first: an order placed
+        after these reads bumps a version and the claim fails; one closed after them shows in the
+        listing, read last."""
         store, now, ttl, scope = self._store(), self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
         read = store.versions(regions | ({FLEET} if _fleet_wide(policy) else set()))
         # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
@@ -101,7 +103,10 @@ class ScaleOut:
         if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: claimed and completed in one write
             items = queued(key, encode(message), TAG_DRY_RUN, now) if dry_run else ()
             if previous is not None and previous.phase is Phase.HELD:  # carried out, and nothing to order now
-                self._close_held(previous, result, "carried out: nothing to order by then", now)
+                try:
+                    self._close_held(previous, result, "carried out: nothing to order by then", now)
+                except StaleWrite:
+                    return None
             claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,
                                           self.outbox.lease_until(now), caller)
             return self._lost(claim, key, deadline) or self.outbox.deliver(logs.decided(result, plan), deadline, items)
@@ -112,6 +117,8 @@ class ScaleOut:
         try:
             claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
                                             entries, caller, read)
+        except StaleWrite:
+            return None
         except NotDurable as exc:
             self._withdraw(intent, entries, str(exc))
             raise
@@ -131,14 +138,17 @@ class ScaleOut:
         return self.run(signals, policy, held.id, held.identity, caller, False, deadline, regions, held)
 
     def _hold(self, signals: list[Signal], plan: Plan, key: str, identity: str, message: dict[str, Any],
-              service: ServiceRef, previous: OrderRecord | None, now: float) -> Result:
+              service: ServiceRef, previous: OrderRecord | None, now: float) -> Result | None:
         """Keep a one-shot request whose regions wait for an unresolved order: the readiness
         follow-up carries it out once they are free, instead of FC's retries giving up on it."""
         result = Result.of_plan(Status.HELD, key, plan, state_scope=self.settings.state_scope)
         held = OrderRecord.held(key, ((d.region, d.raw) for d in plan.decisions if d.raw), [
             s.to_record() for s in signals], now, now + self.settings.idempotency_ttl, message, identity,
             result.as_dict(), service, previous)
-        self._store().save_order(held)
+        try:
+            self._store().save_order(held)
+        except StaleWrite:  # a duplicate held or carried it out meanwhile: plan again from what it wrote
+            return None
         waiting = sorted(d.region for d in plan.decisions if Reason.ORDER_UNRESOLVED in d.reasons)
         log("request_held", logging.WARNING, regions=waiting, heldUntil=epoch_iso(held.timeout_at))
         return logs.decided(result, plan)
