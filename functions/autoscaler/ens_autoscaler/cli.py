@@ -68,14 +68,14 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     from .policy import read_policy
     from .simulate import chart, history, report
     from .simulate.fleet import starting_fleet
-    from .simulate.replay import replay
+    from .simulate.replay import Load, replay
 
     if args.out is not None:
         chart.check_output(args.out)  # a typo in --out must not cost a long replay
     policy = read_policy(args.policy)
     fleet = starting_fleet(policy, args.initial_devices, dict(args.initial), args.provisioning_delay)
     progress = Progress(sys.stderr) if sys.stderr.isatty() else None
-    run = replay(history.read_history(args.metrics), policy, fleet, progress=progress)
+    run = replay(history.read_history(args.metrics), policy, fleet, progress=progress, load=Load(args.load))
     summary = report.summarize(run)
     result = {"status": "simulated", "policy": str(args.policy), "metrics": str(args.metrics),
               **summary.as_dict(), "image": None}
@@ -144,7 +144,7 @@ def parser() -> argparse.ArgumentParser:
 def _simulate_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--policy", required=True, type=Path, help="the policy to try")
     s.add_argument("--metrics", required=True, type=Path,
-                   help="metric history CSV: time, regionCode, metric, value (see examples/)")
+                   help="metric history CSV: time, regionCode, metric, value[, devices] (see examples/)")
     s.add_argument("--out", type=Path, help="also draw the report here: .png or .svg (needs matplotlib)")
     s.add_argument("--initial-devices", type=int, default=2, metavar="N",
                    help="devices Running in every policy region at the start (default 2)")
@@ -153,6 +153,9 @@ def _simulate_arguments(s: argparse.ArgumentParser) -> None:
                         "--initial-devices)")
     s.add_argument("--provisioning-delay", type=float, default=300.0, metavar="SECONDS",
                    help="how long an ordered device stays pending before it is Running (default 300)")
+    from .simulate.advise_cli import load_argument
+
+    load_argument(s)
 
 
 def _export_arguments(s: argparse.ArgumentParser) -> None:
