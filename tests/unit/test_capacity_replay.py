@@ -97,3 +97,16 @@ def test_the_devices_column_round_trips_and_a_bad_count_is_refused(tmp_path: Pat
             read_history(path)
     path.write_text(f"time,regionCode,metric,value,devices\n2025-05-05T00:00:00Z,{R},CPUUtilization,30,\n")
     assert read_history(path)[0].devices is None  # an empty cell: not known
+
+
+def test_advise_compares_at_equal_device_hours_and_drops_bursts_the_same_spend_beats() -> None:
+    from ens_autoscaler.simulate.advise import Verdict, advise
+
+    # The daily 18:00 peak recurs, so a +2 burst at 17:30 is found and, on day 1, has the devices Running at
+    # 18:00: 30 minutes under target -> 0. But the function never releases devices, so the burst adds 2 more
+    # every day (the rules alone stop at 4). Spent instead on devices Running from the start, those extra
+    # device-hours cover the peak from day 1 too: 0 minutes for at most the same spend, so no proposal.
+    [region] = advise(daily_peak(), POLICY, Fleet({R: 2}, DELAY), "UTC", Load.CAPACITY).regions
+    assert region.verdict is Verdict.NO_BETTER and region.bursts == ()
+    assert region.before.seconds_under_target == 1800
+    assert region.extra == 0 and region.same_spend == region.before  # nothing left to compare once dropped
