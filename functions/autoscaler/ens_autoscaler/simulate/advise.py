@@ -33,6 +33,7 @@ from ..signals import Family, Signal, SignalKind
 from ..sources import timer
 from ..state import LedgerEntry
 from ..state.base import sums_of
+from .backtest import Accuracy, backtest
 from .fleet import Fleet
 from .history import Reading, format_time
 from .recurrence import windows
@@ -70,12 +71,19 @@ class RegionAdvice:
     bursts: tuple[Burst, ...]
     before: Outcome
     after: Outcome
-    same_spend: Outcome  # the rules alone with `extra` more devices from the start: at most `after`'s device-hours
+    same_spend: Outcome  # the rules alone with `extra` more devices from the start: at most the bursts' device-hours
     extra: int = 0
+    tried: Outcome | None = None  # NO_BETTER: the bursts' outcome that `same_spend` matched or beat
     # In the first proof replay, before the counts were fitted to what the planner granted:
     firings: int = 0  # firings of its bursts (where a reading asks more in the same tick, it wins)
     cut: int = 0  # of those, how many the planner's guards cut below the profile's count
     cut_by: tuple[Reason, ...] = ()  # the guards that cut them
+
+    @property
+    def same_spend_proposed(self) -> Outcome:
+        """The same-spend side for what is proposed: a region whose bursts it beat gets none, so its
+        baseline, not the comparison that dropped them."""
+        return self.before if self.tried is not None else self.same_spend
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class Advice:
     baseline: Replay
     proposed: Replay  # the baseline itself when nothing is proposed
     load: Load = Load.RECORDED
+    accuracy: tuple[Accuracy, ...] = ()  # the forecast's backtest over the same history
 
     @property
     def bursts(self) -> tuple[Burst, ...]:
@@ -125,10 +134,12 @@ def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name:
     before = {o.region: o for o in outcomes(baseline, named)}
     if not readings or readings[-1].time - readings[0].time < MIN_HISTORY_SECONDS:
         return Advice(zone_name, delay, tuple(RegionAdvice(c, Verdict.TOO_SHORT, (), before[c], before[c], before[c])
-                                              for c in named), baseline, baseline, load)
+                                              for c in named), baseline, baseline, load,
+                      backtest(readings, policy, load, zone_name))
     bursts = _size(_candidates(readings, policy, fleet, zone_name, named, load), policy, fleet)
     verdicts = {c: Verdict.NO_SHAPE for c in named}
     first: Replay | None = None
+    tried: dict[str, tuple[Outcome, int, Outcome]] = {}  # NO_BETTER regions: (with bursts, extra, same spend)
     while True:
         run = replay(readings, _with_profiles(policy, bursts), fleet, _firings(bursts, readings), load=load)
         first = first or run
@@ -150,13 +161,15 @@ def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name:
         if not costly:
             break
         verdicts.update(dict.fromkeys(costly, Verdict.NO_BETTER))
+        tried.update({c: (after[c], extra[c], same[c]) for c in costly})
         bursts = [b for b in bursts if b.region not in costly]
     verdicts.update({b.region: Verdict.PROPOSED for b in bursts})
     fired = _burst_decisions(first)
     return Advice(zone_name, delay, tuple(
-        RegionAdvice(c, verdicts[c], tuple(b for b in bursts if b.region == c), before[c], after[c], same[c],
-                     extra[c], *_cuts([d for d in fired if d.region == c]))
-        for c in named), baseline, run, load)
+        RegionAdvice(c, verdicts[c], tuple(b for b in bursts if b.region == c), before[c], after[c],
+                     *((tried[c][2], tried[c][1], tried[c][0]) if c in tried else (same[c], extra[c], None)),
+                     *_cuts([d for d in fired if d.region == c]))
+        for c in named), baseline, run, load, backtest(readings, policy, load, zone_name))
 
 
 def _fit(bursts: Sequence[Burst], run: Replay) -> list[Burst]:

@@ -74,7 +74,8 @@ def as_dict(advice: Advice) -> dict[str, Any]:
     return {"timeZone": advice.zone, "provisioningDelaySeconds": advice.provisioning_delay,
             "load": advice.load.value, "model": advice.load.assumption,
             "regions": [_region(r) for r in advice.regions], "totals": _totals(advice.regions),
-            "notes": list(advice.notes), "profiles": advice.profiles, "triggers": advice.timers}
+            "notes": list(advice.notes), "backtest": [a.as_dict() for a in advice.accuracy],
+            "profiles": advice.profiles, "triggers": advice.timers}
 
 
 def write(advice: Advice, directory: Path, policy_path: Path) -> list[str]:
@@ -108,7 +109,8 @@ def _region(r: RegionAdvice) -> dict[str, Any]:
                        for b in r.bursts],
             "firings": r.firings, "firingsCut": r.cut, "cutBy": [c.value for c in r.cut_by],
             "without": r.before.as_dict(), "with": r.after.as_dict(),
-            "sameSpend": {"extraDevicesFromStart": r.extra, **r.same_spend.as_dict()}}
+            "sameSpend": {"extraDevicesFromStart": r.extra, **r.same_spend.as_dict()},
+            "triedWith": None if r.tried is None else r.tried.as_dict()}
 
 
 TOTALLED = ("minutesUnderTarget", "devicesOrdered", "deviceHours")
@@ -119,7 +121,7 @@ def _totals(regions: tuple[RegionAdvice, ...]) -> dict[str, dict[str, float]]:
         rows = [getattr(r, side).as_dict() for r in regions]
         return {k: round(sum(row[k] for row in rows), 1) for k in TOTALLED}
 
-    return {"without": total("before"), "with": total("after"), "sameSpend": total("same_spend")}
+    return {"without": total("before"), "with": total("after"), "sameSpend": total("same_spend_proposed")}
 
 
 def headline(result: dict[str, Any]) -> str:
@@ -134,7 +136,9 @@ def headline(result: dict[str, Any]) -> str:
 
 
 def text(result: dict[str, Any]) -> str:
-    """The side-by-side table, then each region's bursts and where the files went."""
+    """The side-by-side table, then each region's bursts, the forecast's accuracy and where the files went."""
+    from . import backtest
+
     columns = ["region", "verdict", "under target", "ordered", "device-hours", "budget used 24h", "same spend"]
     rows = [[r["region"], r["verdict"]] + [f"{_pair(r, key)}" for key in
                                            ("minutesUnderTarget", "devicesOrdered", "deviceHours", "budgetUsed24h")]
@@ -153,10 +157,17 @@ def text(result: dict[str, Any]) -> str:
         for b in r["bursts"]:
             lines.append(f"  {r['region']}: +{b['count']} by `{b['cron']}` (profile {b['profile']}), "
                          f"for load recurring {b['window']} (median peak {b['peak']:g})")
+        if r["triedWith"]:
+            tried, same = r["triedWith"], r["sameSpend"]
+            lines.append(f"  {r['region']}: bursts gave {r['without']['minutesUnderTarget']:g} -> "
+                         f"{tried['minutesUnderTarget']:g} minutes under target at {r['without']['deviceHours']:g} -> "
+                         f"{tried['deviceHours']:g} device-hours; +{same['extraDevicesFromStart']} devices from the "
+                         f"start gave {same['minutesUnderTarget']:g} at {same['deviceHours']:g}: not proposed")
         if r["firingsCut"]:
             lines.append(f"  {r['region']}: the planner cut {r['firingsCut']} of {r['firings']} firings "
                          f"({', '.join(r['cutBy'])})")
     lines += [f"note: {note}" for note in result["notes"]]
+    lines += backtest.text(result["backtest"])
     lines += [""] * bool(result["files"]) + [f"wrote {path}" for path in result["files"]]
     return "\n".join(lines)
 

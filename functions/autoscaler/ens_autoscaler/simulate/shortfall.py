@@ -77,12 +77,12 @@ def _outcome(run: Replay, region: str) -> Outcome:
 def _under_target(run: Replay, region: str, placed: list[tuple[float, int]]) -> float:
     load = [r for r in run.readings if r.region == region]
     if run.load is Load.CAPACITY:  # each reading carries the Running devices it was served by
-        return sum(span for r, span in zip(load, _spans([r.time for r in load]))
+        return sum(span for r, span in zip(load, spans([r.time for r in load]))
                    if need(run.policy, r, r.devices or 0))
     running = {t.time: t.inventory.of(region).running for t in run.ticks}
     initial, delay = run.start.initial.get(region, 0), run.start.provisioning_delay
     base, last_over, under, asking = initial, None, 0.0, False
-    for reading, span in zip(load, _spans([r.time for r in load])):
+    for reading, span in zip(load, spans([r.time for r in load])):
         asked = need(run.policy, reading, base)
         if not asked:
             asking = False
@@ -96,7 +96,7 @@ def _under_target(run: Replay, region: str, placed: list[tuple[float, int]]) -> 
     return under
 
 
-def _spans(times: list[float]) -> list[float]:
+def spans(times: list[float]) -> list[float]:
     """Sample and hold, as the simulate report counts time: each reading stands until the region's next
     one; the last for as long as the gap before it."""
     spans = [b - a for a, b in zip(times, times[1:])]
