@@ -152,3 +152,35 @@ def test_progress_rewrites_one_line_at_most_once_a_percent_and_ends_it() -> None
         show(done, 400)
     assert stream.getvalue().count("\r") == 101  # 0 % .. 100 %, not 400 writes
     assert stream.getvalue().endswith("\rreplayed 400/400 ticks (100 %)\n")
+
+
+def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legend_outside(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from ens_autoscaler.simulate.advise import advise
+    from ens_autoscaler.simulate.advise_chart import render
+    from ens_autoscaler.simulate.replay import Load
+
+    # A week of an evening peak, replayed as demand: the left column orders at the peak, the right one too or
+    # by a burst; whatever each reaches, a row's two device axes are the same axis.
+    policy = read_policy(ROOT / "functions" / "autoscaler" / "policy.yaml")
+    monday = datetime(2025, 5, 5, tzinfo=timezone.utc)
+    readings = [Reading((monday + timedelta(minutes=10 * i)).timestamp(), HZ, "CPUUtilization",
+                        90.0 if (monday + timedelta(minutes=10 * i)).hour == 18 else 30.0, 2) for i in range(7 * 144)]
+    advice = advise(readings, policy, starting_fleet(policy, 2, {}, 1800.0), "Asia/Shanghai", Load.CAPACITY)
+    figure = render(advice, tmp_path / "advise.png")
+    renderer = figure.canvas.get_renderer()
+    loads = [ax for ax in figure.axes if ax.get_title(loc="left")]
+    caps = [ax for ax in figure.axes if ax not in loads]
+    assert len(loads) == len(caps) == 2  # one region, two columns
+    assert caps[0].get_ylim() == caps[1].get_ylim() and loads[0].get_ylim() == loads[1].get_ylim()
+    assert loads[0].get_legend() is None
+    legend = loads[1].get_legend()
+    assert legend.get_window_extent(renderer).x0 >= caps[1].get_window_extent(renderer).x1  # right of the data
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:2] == ["CPUUtilization as recorded", "CPUUtilization on the simulated devices"]
+    recorded, simulated = loads[1].get_lines()[:2]
+    # Each label names its line: the recorded peak reads 90 every day; on the simulated devices, the last
+    # day's peak reads lower (180 points of demand on more than 2 devices).
+    assert max(recorded.get_ydata()[-144:]) == 90.0 and max(simulated.get_ydata()[-144:]) < 90.0
+    assert all(ax.get_xlabel() == "time (Asia/Shanghai)" for ax in loads)

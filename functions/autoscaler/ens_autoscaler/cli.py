@@ -69,9 +69,11 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     from .simulate import chart, history, report
     from .simulate.fleet import starting_fleet
     from .simulate.replay import Load, replay
+    from .simulate.schedule import zone
 
     if args.out is not None:
         chart.check_output(args.out)  # a typo in --out must not cost a long replay
+        zone(args.time_zone)
     policy = read_policy(args.policy)
     fleet = starting_fleet(policy, args.initial_devices, dict(args.initial), args.provisioning_delay)
     progress = Progress(sys.stderr) if sys.stderr.isatty() else None
@@ -80,7 +82,7 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     result = {"status": "simulated", "policy": str(args.policy), "metrics": str(args.metrics),
               **summary.as_dict(), "image": None}
     if args.out is not None:
-        chart.render(run, summary, args.out)
+        chart.render(run, summary, args.out, args.time_zone)
         result["image"] = str(args.out)
     return result
 
@@ -153,6 +155,8 @@ def _simulate_arguments(s: argparse.ArgumentParser) -> None:
                         "--initial-devices)")
     s.add_argument("--provisioning-delay", type=float, default=300.0, metavar="SECONDS",
                    help="how long an ordered device stays pending before it is Running (default 300)")
+    s.add_argument("--time-zone", default="UTC", metavar="ZONE",
+                   help="IANA zone the picture's time axis is drawn in (default UTC)")
     from .simulate.advise_cli import load_argument
 
     load_argument(s)

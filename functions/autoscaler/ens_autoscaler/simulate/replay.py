@@ -75,6 +75,7 @@ class Replay:
     start: Fleet
     ticks: tuple[Tick, ...]
     load: Load = Load.RECORDED
+    recorded: tuple[Reading, ...] = ()  # the history as given, sorted
 
 
 def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
@@ -82,7 +83,8 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
            progress: Callable[[int, int], None] | None = None, load: Load = Load.RECORDED) -> Replay:
     """`scheduled`: (time, signal) pairs that join the batch at that time, e.g. timer firings.
     `progress(done, ticks)` is told after every tick, so a long replay can show how far it is."""
-    recorded = {now: list(batch) for now, batch in groupby(sorted(readings), key=lambda r: r.time)}
+    given = tuple(sorted(readings))
+    recorded = {now: list(batch) for now, batch in groupby(given, key=lambda r: r.time)}
     timers: dict[float, list[Signal]] = {}
     for now, signal in scheduled:
         timers.setdefault(now, []).append(signal)
@@ -103,7 +105,7 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
         ticks.append(Tick(now, plan, fleet.inventory(now)))
         if progress:
             progress(len(ticks), total)
-    return Replay(policy, tuple(seen), start, tuple(ticks), load)
+    return Replay(policy, tuple(seen), start, tuple(ticks), load, given)
 
 
 def signal_of(r: Reading) -> Signal:
