@@ -154,20 +154,28 @@ def test_progress_rewrites_one_line_at_most_once_a_percent_and_ends_it() -> None
     assert stream.getvalue().endswith("\rreplayed 400/400 ticks (100 %)\n")
 
 
-def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legend_outside(tmp_path: Path) -> None:
+def evening_week() -> list[Reading]:
+    """A week of 10-minute readings recorded on 2 devices: 30 %, and 90 % from 18:00 to 18:50 UTC."""
     from datetime import datetime, timedelta, timezone
 
+    monday = datetime(2025, 5, 5, tzinfo=timezone.utc)
+    times = [monday + timedelta(minutes=10 * i) for i in range(7 * 144)]
+    return [Reading(at.timestamp(), HZ, "CPUUtilization", 90.0 if at.hour == 18 else 30.0, 2) for at in times]
+
+
+def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legend_outside(tmp_path: Path) -> None:
     from ens_autoscaler.simulate.advise import advise
     from ens_autoscaler.simulate.advise_chart import render
     from ens_autoscaler.simulate.replay import Load
 
-    # A week of an evening peak, replayed as demand: the left column orders at the peak, the right one too or
-    # by a burst; whatever each reaches, a row's two device axes are the same axis.
-    policy = read_policy(ROOT / "functions" / "autoscaler" / "policy.yaml")
-    monday = datetime(2025, 5, 5, tzinfo=timezone.utc)
-    readings = [Reading((monday + timedelta(minutes=10 * i)).timestamp(), HZ, "CPUUtilization",
-                        90.0 if (monday + timedelta(minutes=10 * i)).hour == 18 else 30.0, 2) for i in range(7 * 144)]
-    advice = advise(readings, policy, starting_fleet(policy, 2, {}, 1800.0), "Asia/Shanghai", Load.CAPACITY)
+    # Replayed as recorded, a daily burst is proposed: the right column orders more devices than the left
+    # (no maxDevices line to give both the same top), and still the row's two device axes are one axis.
+    policy = parse_policy({"service": {"appId": "app-1", "timeout": 1800},
+                           "limits": {"perRegion": 4, "total": 8, "cooldownSeconds": 1800},
+                           "regions": {HZ: {"steps": {"metric": "CPUUtilization", "table": [
+                               {"lower": 70, "upper": 85, "add": 1}, {"lower": 85, "add": 2}]}}}})
+    advice = advise(evening_week(), policy, starting_fleet(policy, 2, {}, 1800.0), "Asia/Shanghai", Load.RECORDED)
+    assert advice.bursts
     figure = render(advice, tmp_path / "advise.png")
     renderer = figure.canvas.get_renderer()
     loads = [ax for ax in figure.axes if ax.get_title(loc="left")]
@@ -177,10 +185,19 @@ def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legen
     assert loads[0].get_legend() is None
     legend = loads[1].get_legend()
     assert legend.get_window_extent(renderer).x0 >= caps[1].get_window_extent(renderer).x1  # right of the data
-    labels = [t.get_text() for t in legend.get_texts()]
-    assert labels[:2] == ["CPUUtilization as recorded", "CPUUtilization on the simulated devices"]
-    recorded, simulated = loads[1].get_lines()[:2]
-    # Each label names its line: the recorded peak reads 90 every day; on the simulated devices, the last
-    # day's peak reads lower (180 points of demand on more than 2 devices).
-    assert max(recorded.get_ydata()[-144:]) == 90.0 and max(simulated.get_ydata()[-144:]) < 90.0
     assert all(ax.get_xlabel() == "time (Asia/Shanghai)" for ax in loads)
+
+
+def test_replayed_as_demand_the_chart_labels_the_recorded_and_the_simulated_reading(tmp_path: Path) -> None:
+    from ens_autoscaler.simulate.replay import Load
+
+    policy = read_policy(ROOT / "functions" / "autoscaler" / "policy.yaml")
+    run = replay(evening_week(), policy, starting_fleet(policy, 2, {}, 1800.0), load=Load.CAPACITY)
+    figure = chart.render(run, report.summarize(run), tmp_path / "capacity.png")
+    [ax] = [ax for ax in figure.axes if ax.get_title(loc="left")]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["CPUUtilization as recorded", "CPUUtilization on the simulated devices"]
+    recorded, simulated = ax.get_lines()[:2]
+    # Each label names its line: the recorded peak reads 90 every day; on the simulated devices (4 once the
+    # first peak's order is Running) the last day's peak reads 180 / 4 = 45.
+    assert max(recorded.get_ydata()[-144:]) == 90.0 and max(simulated.get_ydata()[-144:]) == 45.0
