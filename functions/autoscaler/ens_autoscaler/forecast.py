@@ -13,7 +13,8 @@ covers an hour's average is short for half of it.
 Pure: samples in, numbers out; no clock, no I/O. Demand is whatever unit the
 caller measures it in (a utilization reading times the devices that served it);
 `devices_for` turns it into devices at the rule's threshold, never below what
-is running and never past the cap.
+is running and never past the cap; `lead_time` is how far ahead to order, as
+the order book measured it.
 """
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ from datetime import datetime, tzinfo, timezone
 from typing import Iterable
 
 from .errors import InputError
+from .orders import OrderRecord, Phase
 
 HOUR = 3600
 MIN_HISTORY_SECONDS = 24 * HOUR
 MAX_HISTORY_SECONDS = 14 * 24 * HOUR
 HOURS_AHEAD = 48
 MIN_DAYS = 2  # same-kind days an hour needs before its kind is trusted on its own
+LEAD_PERCENTILE = 0.9
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,14 @@ def devices_for(demand: float, per_device: float, running: int, cap: int | None)
     if cap is not None:
         needed = min(needed, cap)
     return max(running, needed)
+
+
+def lead_time(orders: Iterable[OrderRecord]) -> float | None:
+    """How far ahead of the forecast to order: the p90 (nearest rank) of the time from sending an order
+    to a follow-up seeing all its devices Running, over the orders that got there (None: none has). A
+    measured lead, not a constant: ENS's Timeout is the longest it may take, not how long it does."""
+    waits = sorted(o.ready_at - o.started_at for o in orders if o.phase is Phase.READY and o.ready_at is not None)
+    return waits[math.ceil(LEAD_PERCENTILE * len(waits)) - 1] if waits else None
 
 
 def _slot(hour: float, zone: tzinfo) -> tuple[int, bool]:
