@@ -81,3 +81,32 @@ def test_a_surprise_peak_is_under_provisioned_for_as_long_as_it_lasts() -> None:
     [row] = backtest(hourly(10, lambda i: 95.0 if i in surprise else shape(i)), POLICY, Load.CAPACITY, "UTC")
     assert row.seconds_under == 2 * HOUR
     assert row.mape is not None and row.mape > 0
+
+
+def test_the_forecast_command_wants_devices_never_below_what_runs_nor_past_max_devices(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from ens_autoscaler.cli import main
+    from ens_autoscaler.simulate.history import write_history
+
+    # Three days recorded on 2 devices: 30 % (60 points: 1 device at 60 % carries it, but 2 run) and 90 % at
+    # noon (180 points: 3 devices). A second region with maxDevices 2 peaks at 96 % (4 devices wanted).
+    policy = tmp_path / "policy.yaml"
+    capped = "cn-shanghai-cmcc"
+    policy.write_text(json.dumps({"service": {"appId": "app-1"}, "limits": {"perRegion": 4, "total": 8},
+                                  "regions": {R: {"target": {"metric": "CPUUtilization", "value": 60}},
+                                              capped: {"maxDevices": 2,
+                                                       "target": {"metric": "CPUUtilization", "value": 48}}}}))
+    csv = tmp_path / "h.csv"
+    write_history(hourly(3, lambda i: 90.0 if i % 24 == 12 else 30.0)
+                  + [Reading(T0 + HOUR * i, capped, "CPUUtilization", 96.0, 2) for i in range(3 * 24)], csv)
+    assert main(["forecast", "--policy", str(policy), "--metrics", str(csv), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    plain, held = result["regions"]
+    assert len(plain["hours"]) == 48 and plain["hours"][0]["from"] == "2025-05-08T00:00:00Z"
+    assert [h["devices"] for h in plain["hours"]] == [3 if i % 24 == 12 else 2 for i in range(48)]
+    assert {h["devices"] for h in held["hours"]} == {2}  # wants ceil(192 / 48) = 4; maxDevices 2
+    capsys.readouterr()
+    assert main(["forecast", "--policy", str(policy), "--metrics", str(csv)]) == 0
+    assert f"{R}: 2 running; wants 2 from Thu 00:00, 3 from Thu 12:00, 2 from Thu 13:00" in capsys.readouterr().out

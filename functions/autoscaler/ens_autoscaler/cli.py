@@ -101,6 +101,12 @@ def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
     return advise_cli.command(args)
 
 
+def cmd_forecast(args: argparse.Namespace) -> dict[str, Any]:
+    from .simulate import forecast_cli
+
+    return forecast_cli.command(args)
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] = {
     "validate": (cmd_validate, "check a policy file; print every problem with its key path"),
     "plan": (cmd_plan, "decode an event and print the plan; calls nothing, reads no state"),
@@ -109,6 +115,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
     "export-metrics": (cmd_export_metrics, "write a metric history CSV from CloudMonitor DescribeMetricList "
                                            "(CMS_ENDPOINT, credentials as for invoke)"),
     "advise": (cmd_advise, "learn timer bursts from a metric history and prove them by replay; no network"),
+    "forecast": (cmd_forecast, "forecast each region's next 48 h from a metric history, as devices; orders nothing"),
     "status": (status.command, "budgets used, cooldowns, open orders and the outbox backlog, per region (STATE_URL)"),
     "history": (status.command, "the scale-outs of the order book: when, why, which devices, what came of it"),
     "resolve": (status.command, "settle an uncertain order by hand: --devices b-1,b-2 or --not-ordered "
@@ -133,6 +140,10 @@ def parser() -> argparse.ArgumentParser:
             from .simulate import advise_cli
 
             advise_cli.arguments(s, _region_count)
+        elif name == "forecast":
+            from .simulate import forecast_cli
+
+            forecast_cli.arguments(s)
         elif name in ("status", "history", "resolve"):
             status.arguments(name, s)
         else:
@@ -223,6 +234,10 @@ def _text(result: dict[str, Any]) -> str:
         from .simulate.advise_cli import text as advice_text
 
         return advice_text(result)
+    if result.get("status") == "forecast":
+        from .simulate.forecast_cli import text as forecast_text
+
+        return forecast_text(result)
     if result.get("status") in ("status", "history", "resolved"):
         return status.text(result)
     if result.get("status") == "exported":
