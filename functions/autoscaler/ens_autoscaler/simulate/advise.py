@@ -65,15 +65,22 @@ class Burst:
 
 
 @dataclass(frozen=True)
+class SameSpend:
+    """What the bursts' extra device-hours buy spent on devices Running from the start, with the rules alone."""
+
+    extra: int  # devices from the start the extra device-hours pay for (rounded down)
+    outcome: Outcome
+    bursts: Outcome | None = None  # NO_BETTER: the bursts' own outcome, which `outcome` matched or beat
+
+
+@dataclass(frozen=True)
 class RegionAdvice:
     region: str
     verdict: Verdict
     bursts: tuple[Burst, ...]
     before: Outcome
     after: Outcome
-    same_spend: Outcome  # the rules alone with `extra` more devices from the start: at most the bursts' device-hours
-    extra: int = 0
-    tried: Outcome | None = None  # NO_BETTER: the bursts' outcome that `same_spend` matched or beat
+    same_spend: SameSpend
     # In the first proof replay, before the counts were fitted to what the planner granted:
     firings: int = 0  # firings of its bursts (where a reading asks more in the same tick, it wins)
     cut: int = 0  # of those, how many the planner's guards cut below the profile's count
@@ -83,7 +90,7 @@ class RegionAdvice:
     def same_spend_proposed(self) -> Outcome:
         """The same-spend side for what is proposed: a region whose bursts it beat gets none, so its
         baseline, not the comparison that dropped them."""
-        return self.before if self.tried is not None else self.same_spend
+        return self.before if self.same_spend.bursts is not None else self.same_spend.outcome
 
 
 @dataclass(frozen=True)
@@ -133,16 +140,16 @@ def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name:
     named = [code for code in sorted(policy.regions) if any(r.region == code for r in readings)]
     before = {o.region: o for o in outcomes(baseline, named)}
     if not readings or readings[-1].time - readings[0].time < MIN_HISTORY_SECONDS:
-        return Advice(zone_name, delay, tuple(RegionAdvice(c, Verdict.TOO_SHORT, (), before[c], before[c], before[c])
-                                              for c in named), baseline, baseline, load,
-                      backtest(readings, policy, load, zone_name))
+        return Advice(zone_name, delay, tuple(RegionAdvice(c, Verdict.TOO_SHORT, (), before[c], before[c],
+                                                           SameSpend(0, before[c])) for c in named),
+                      baseline, baseline, load, backtest(readings, policy, load, zone_name))
     bursts = _size(_candidates(readings, policy, fleet, zone_name, named, load), policy, fleet)
     verdicts = {c: Verdict.NO_SHAPE for c in named}
-    first: Replay | None = None
-    tried: dict[str, tuple[Outcome, int, Outcome]] = {}  # NO_BETTER regions: (with bursts, extra, same spend)
+    runs: list[Replay] = []
+    dropped: dict[str, SameSpend] = {}  # NO_BETTER regions: the comparison that dropped their bursts
     while True:
         run = replay(readings, _with_profiles(policy, bursts), fleet, _firings(bursts, readings), load=load)
-        first = first or run
+        runs.append(run)
         after = {o.region: o for o in outcomes(run, named)}
         failed = {b.region for b in bursts
                   if after[b.region].seconds_under_target >= before[b.region].seconds_under_target}
@@ -155,20 +162,19 @@ def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name:
             verdicts.update(dict.fromkeys({b.region for b in bursts} - {b.region for b in fitted}, Verdict.CUT))
             bursts = fitted
             continue
-        extra, same = _same_spend(readings, policy, fleet, load, before, after)
-        costly = {b.region for b in bursts
-                  if extra[b.region] and same[b.region].seconds_under_target <= after[b.region].seconds_under_target}
+        same = _same_spend(readings, policy, fleet, load, before, after)
+        costly = {b.region for b in bursts if same[b.region].extra
+                  and same[b.region].outcome.seconds_under_target <= after[b.region].seconds_under_target}
         if not costly:
             break
         verdicts.update(dict.fromkeys(costly, Verdict.NO_BETTER))
-        tried.update({c: (after[c], extra[c], same[c]) for c in costly})
+        dropped.update({c: replace(same[c], bursts=after[c]) for c in costly})
         bursts = [b for b in bursts if b.region not in costly]
     verdicts.update({b.region: Verdict.PROPOSED for b in bursts})
-    fired = _burst_decisions(first)
+    fired = _burst_decisions(runs[0])
     return Advice(zone_name, delay, tuple(
         RegionAdvice(c, verdicts[c], tuple(b for b in bursts if b.region == c), before[c], after[c],
-                     *((tried[c][2], tried[c][1], tried[c][0]) if c in tried else (same[c], extra[c], None)),
-                     *_cuts([d for d in fired if d.region == c]))
+                     dropped.get(c, same[c]), *_cuts([d for d in fired if d.region == c]))
         for c in named), baseline, run, load, backtest(readings, policy, load, zone_name))
 
 
@@ -184,17 +190,17 @@ def _fit(bursts: Sequence[Burst], run: Replay) -> list[Burst]:
 
 
 def _same_spend(readings: Sequence[Reading], policy: Policy, fleet: Fleet, load: Load,
-                before: dict[str, Outcome], after: dict[str, Outcome]) -> tuple[dict[str, int], dict[str, Outcome]]:
+                before: dict[str, Outcome], after: dict[str, Outcome]) -> dict[str, SameSpend]:
     """What the bursts' extra device-hours buy when spent on devices Running from the start instead: per
     region, as many more initial devices as the extra hours pay for over the whole history (rounded down,
     so never more spend than the bursts), replayed with the rules alone."""
     hours = (readings[-1].time - readings[0].time) / 3600
     extra = {c: max(0, math.floor((after[c].device_hours - before[c].device_hours) / hours)) for c in before}
     if not any(extra.values()):
-        return extra, dict(before)
+        return {c: SameSpend(0, before[c]) for c in before}
     richer = replace(fleet, initial={c: n + extra.get(c, 0) for c, n in fleet.initial.items()})
-    same = replay(readings, policy, richer, load=load)
-    return extra, {o.region: o for o in outcomes(same, list(before))}
+    same = {o.region: o for o in outcomes(replay(readings, policy, richer, load=load), list(before))}
+    return {c: SameSpend(extra[c], same[c]) for c in before}
 
 
 def _burst_decisions(run: Replay) -> list[Decision]:

@@ -109,8 +109,8 @@ def _region(r: RegionAdvice) -> dict[str, Any]:
                        for b in r.bursts],
             "firings": r.firings, "firingsCut": r.cut, "cutBy": [c.value for c in r.cut_by],
             "without": r.before.as_dict(), "with": r.after.as_dict(),
-            "sameSpend": {"extraDevicesFromStart": r.extra, **r.same_spend.as_dict()},
-            "triedWith": None if r.tried is None else r.tried.as_dict()}
+            "sameSpend": {"extraDevicesFromStart": r.same_spend.extra, **r.same_spend.outcome.as_dict()},
+            "triedWith": None if r.same_spend.bursts is None else r.same_spend.bursts.as_dict()}
 
 
 TOTALLED = ("minutesUnderTarget", "devicesOrdered", "deviceHours")
