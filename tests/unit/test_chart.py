@@ -173,7 +173,7 @@ def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legen
     policy = parse_policy({"service": {"appId": "app-1", "timeout": 1800},
                            "limits": {"perRegion": 4, "total": 8, "cooldownSeconds": 1800},
                            "regions": {HZ: {"steps": {"metric": "CPUUtilization", "table": [
-                               {"lower": 70, "upper": 85, "add": 1}, {"lower": 85, "add": 2}]}}}})
+                               {"lower": 70, "add": 1}]}}}})  # +1 at a time: labels one device apart
     advice = advise(evening_week(), policy, starting_fleet(policy, 2, {}, 1800.0), "Asia/Shanghai", Load.RECORDED)
     assert advice.bursts
     figure = render(advice, tmp_path / "advise.png")
@@ -186,6 +186,9 @@ def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legen
     legend = loads[1].get_legend()
     assert legend.get_window_extent(renderer).x0 >= caps[1].get_window_extent(renderer).x1  # right of the data
     assert all(ax.get_xlabel() == "time (Asia/Shanghai)" for ax in loads)
+    for cap in caps:  # the bursts' and the rules' `+n` labels, orders 30 minutes apart on a week's axis
+        boxes = [t.get_window_extent(renderer) for t in cap.texts if t.get_text().startswith("+")]
+        assert len(boxes) > 7 and not [(a, b) for i, a in enumerate(boxes) for b in boxes[:i] if a.overlaps(b)]
 
 
 def test_replayed_as_demand_the_chart_labels_the_recorded_and_the_simulated_reading(tmp_path: Path) -> None:
