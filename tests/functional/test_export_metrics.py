@@ -71,18 +71,19 @@ def test_every_page_is_fetched_and_each_region_averaged(seeded: LocalCloud, run:
     first = calls[0]["params"]
     assert (first["StartTime"], first["EndTime"], first["Length"], first["Period"]) == (
         str(T0 * 1000), str((T0 + 300) * 1000), "3", "60")
-    # HZ is the mean of its two instances: (60 + m + 70 + m) / 2 = 65 + m; GZ has one: 50 - m.
-    expected = sorted([Reading(T0 + 60 * m, HZ, "CPUUtilization", 65.0 + m) for m in range(1, 6)]
-                      + [Reading(T0 + 60 * m, GZ, "CPUUtilization", 50.0 - m) for m in range(1, 6)])
+    # HZ is the mean of its two instances: (60 + m + 70 + m) / 2 = 65 + m; GZ has one: 50 - m. The count of
+    # instances that reported is the devices column a capacity-aware replay turns the mean into demand with.
+    expected = sorted([Reading(T0 + 60 * m, HZ, "CPUUtilization", 65.0 + m, 2) for m in range(1, 6)]
+                      + [Reading(T0 + 60 * m, GZ, "CPUUtilization", 50.0 - m, 1) for m in range(1, 6)])
     assert read_history(out) == tuple(expected)
-    assert out.read_text().splitlines()[:2] == ["time,regionCode,metric,value",
-                                                f"2025-05-05T08:01:00Z,{GZ},CPUUtilization,49.0"]
+    assert out.read_text().splitlines()[:2] == ["time,regionCode,metric,value,devices",
+                                                f"2025-05-05T08:01:00Z,{GZ},CPUUtilization,49.0,1"]
 
 
 def test_one_page_when_the_range_fits(seeded: LocalCloud, run: Callable[..., Any], tmp_path: Path) -> None:
     code, result = run("--statistic", "Maximum", out=tmp_path / "h.csv")
     assert (code, result["pages"], result["regions"]) == (0, 1, [GZ, HZ])
-    assert read_history(tmp_path / "h.csv")[0] == Reading(T0 + 60, GZ, "CPUUtilization", 54.0)  # 49 + 5
+    assert read_history(tmp_path / "h.csv")[0] == Reading(T0 + 60, GZ, "CPUUtilization", 54.0, 1)  # 49 + 5
 
 
 def test_a_dimension_the_datapoints_lack_is_refused_naming_what_they_have(

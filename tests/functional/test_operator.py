@@ -129,6 +129,7 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
     one = scaler()
     for failed in (0, 0, 1):  # the batch's one device will fail
         cloud.queue_outcome(failed)
+    start = cloud.now
     alarm, counts, batch = sample_day(one, cloud)
     code, shown = command(capsys, "history")
     assert code == 0
@@ -148,6 +149,11 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
     _, later = command(capsys, "history")
     assert [(o["outcome"], o["ready"], o["failed"]) for o in later["orders"]] == [
         ("failed", 0, 1), ("ready", 3, 0), ("ready", 2, 0)]
+    # The follow-up that saw them Running recorded when: the alarm's order (sent at `start`) took
+    # 180 s + TIMEOUT_S to be seen ready, the manual one 60 s less; the p90 of the two is the longer.
+    # The failed order says nothing about how long a ready one takes.
+    _, shown = command(capsys, "status")
+    assert shown["timeToReadyP90Seconds"] == pytest.approx(cloud.now - start) == 180 + TIMEOUT_S
     _, since = command(capsys, "history", "--hours", "0.5")
     assert since["orders"] == []  # all older than half an hour now
 

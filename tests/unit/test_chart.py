@@ -152,3 +152,55 @@ def test_progress_rewrites_one_line_at_most_once_a_percent_and_ends_it() -> None
         show(done, 400)
     assert stream.getvalue().count("\r") == 101  # 0 % .. 100 %, not 400 writes
     assert stream.getvalue().endswith("\rreplayed 400/400 ticks (100 %)\n")
+
+
+def evening_week() -> list[Reading]:
+    """A week of 10-minute readings recorded on 2 devices: 30 %, and 90 % from 18:00 to 18:50 UTC."""
+    from datetime import datetime, timedelta, timezone
+
+    monday = datetime(2025, 5, 5, tzinfo=timezone.utc)
+    times = [monday + timedelta(minutes=10 * i) for i in range(7 * 144)]
+    return [Reading(at.timestamp(), HZ, "CPUUtilization", 90.0 if at.hour == 18 else 30.0, 2) for at in times]
+
+
+def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legend_outside(tmp_path: Path) -> None:
+    from ens_autoscaler.simulate.advise import advise
+    from ens_autoscaler.simulate.advise_chart import render
+    from ens_autoscaler.simulate.replay import Load
+
+    # Replayed as recorded, a daily burst is proposed: the right column orders more devices than the left
+    # (no maxDevices line to give both the same top), and still the row's two device axes are one axis.
+    policy = parse_policy({"service": {"appId": "app-1", "timeout": 1800},
+                           "limits": {"perRegion": 4, "total": 8, "cooldownSeconds": 1800},
+                           "regions": {HZ: {"steps": {"metric": "CPUUtilization", "table": [
+                               {"lower": 70, "add": 1}]}}}})  # +1 at a time: labels one device apart
+    advice = advise(evening_week(), policy, starting_fleet(policy, 2, {}, 1800.0), "Asia/Shanghai", Load.RECORDED)
+    assert advice.bursts
+    figure = render(advice, tmp_path / "advise.png")
+    renderer = figure.canvas.get_renderer()
+    loads = [ax for ax in figure.axes if ax.get_title(loc="left")]
+    caps = [ax for ax in figure.axes if ax not in loads]
+    assert len(loads) == len(caps) == 2  # one region, two columns
+    assert caps[0].get_ylim() == caps[1].get_ylim() and loads[0].get_ylim() == loads[1].get_ylim()
+    assert loads[0].get_legend() is None
+    legend = loads[1].get_legend()
+    assert legend.get_window_extent(renderer).x0 >= caps[1].get_window_extent(renderer).x1  # right of the data
+    assert all(ax.get_xlabel() == "time (Asia/Shanghai)" for ax in loads)
+    for cap in caps:  # the bursts' and the rules' `+n` labels, orders 30 minutes apart on a week's axis
+        boxes = [t.get_window_extent(renderer) for t in cap.texts if t.get_text().startswith("+")]
+        assert len(boxes) > 7 and not [(a, b) for i, a in enumerate(boxes) for b in boxes[:i] if a.overlaps(b)]
+
+
+def test_replayed_as_demand_the_chart_labels_the_recorded_and_the_simulated_reading(tmp_path: Path) -> None:
+    from ens_autoscaler.simulate.replay import Load
+
+    policy = read_policy(ROOT / "functions" / "autoscaler" / "policy.yaml")
+    run = replay(evening_week(), policy, starting_fleet(policy, 2, {}, 1800.0), load=Load.CAPACITY)
+    figure = chart.render(run, report.summarize(run), tmp_path / "capacity.png")
+    [ax] = [ax for ax in figure.axes if ax.get_title(loc="left")]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["CPUUtilization as recorded", "CPUUtilization on the simulated devices"]
+    recorded, simulated = ax.get_lines()[:2]
+    # Each label names its line: the recorded peak reads 90 every day; on the simulated devices (4 once the
+    # first peak's order is Running) the last day's peak reads 180 / 4 = 45.
+    assert max(recorded.get_ydata()[-144:]) == 90.0 and max(simulated.get_ydata()[-144:]) == 45.0

@@ -218,7 +218,7 @@ def test_the_same_history_twice_gives_identical_numbers(files: tuple[Path, Path]
     outputs = []
     for history in (day, day, reversed_rows):
         assert main(["simulate", "--policy", str(policy), "--metrics", str(history),
-                     "--initial", f"{GZ}=4", "--json"]) == 0
+                     "--initial", f"{GZ}=4", "--load", "recorded", "--json"]) == 0
         result = json.loads(capsys.readouterr().out)
         result.pop("metrics")  # the one field that names the file
         outputs.append(result)
@@ -231,12 +231,15 @@ def test_the_command_prints_the_table_and_draws_the_png(files: tuple[Path, Path]
     policy, day = files
     png = tmp_path / "out.png"
     assert main(["simulate", "--policy", str(policy), "--metrics", str(day), "--initial", f"{GZ}=4",
-                 "--out", str(png)]) == 0
+                 "--load", "recorded", "--out", str(png)]) == 0
     out = capsys.readouterr().out
     assert "7 RescaleDeviceService calls, 11 devices ordered" in out
     row = next(line.split() for line in out.splitlines() if line.startswith(HZ))
-    # region, rule, threshold, ordered, calls, peak, over target, then the five holds
-    assert row == [HZ, "step", ">=70", "5", "4", "97", "0h30m", "0", "4", "0", "0", "0", "2", "0", "0"]
+    # region, rule, threshold, ordered, calls, peak, over target, under target, device-hours, then the holds.
+    # Device-hours: 2 devices 00:00..23:00 (46) + 1 from 08:10, 08:20 and 08:25 (14.83 + 14.67 + 14.58)
+    # + 2 from 19:00 (8) = 98.1.
+    assert row == [HZ, "step", ">=70", "5", "4", "97", "0h30m", "0h20m", "98.1", "0", "4", "0", "0", "0", "2", "0",
+                   "0"]
     assert "2025-05-05T19:00:00Z  cn-guangzhou-unicom +2, cn-hangzhou-telecom +2" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -68,19 +68,21 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     from .policy import read_policy
     from .simulate import chart, history, report
     from .simulate.fleet import starting_fleet
-    from .simulate.replay import replay
+    from .simulate.replay import Load, replay
+    from .simulate.schedule import zone
 
     if args.out is not None:
         chart.check_output(args.out)  # a typo in --out must not cost a long replay
+        zone(args.time_zone)
     policy = read_policy(args.policy)
     fleet = starting_fleet(policy, args.initial_devices, dict(args.initial), args.provisioning_delay)
     progress = Progress(sys.stderr) if sys.stderr.isatty() else None
-    run = replay(history.read_history(args.metrics), policy, fleet, progress=progress)
+    run = replay(history.read_history(args.metrics), policy, fleet, progress=progress, load=Load(args.load))
     summary = report.summarize(run)
     result = {"status": "simulated", "policy": str(args.policy), "metrics": str(args.metrics),
               **summary.as_dict(), "image": None}
     if args.out is not None:
-        chart.render(run, summary, args.out)
+        chart.render(run, summary, args.out, args.time_zone)
         result["image"] = str(args.out)
     return result
 
@@ -99,6 +101,12 @@ def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
     return advise_cli.command(args)
 
 
+def cmd_forecast(args: argparse.Namespace) -> dict[str, Any]:
+    from .simulate import forecast_cli
+
+    return forecast_cli.command(args)
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] = {
     "validate": (cmd_validate, "check a policy file; print every problem with its key path"),
     "plan": (cmd_plan, "decode an event and print the plan; calls nothing, reads no state"),
@@ -107,6 +115,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
     "export-metrics": (cmd_export_metrics, "write a metric history CSV from CloudMonitor DescribeMetricList "
                                            "(CMS_ENDPOINT, credentials as for invoke)"),
     "advise": (cmd_advise, "learn timer bursts from a metric history and prove them by replay; no network"),
+    "forecast": (cmd_forecast, "forecast each region's next 48 h from a metric history, as devices; orders nothing"),
     "status": (status.command, "budgets used, cooldowns, open orders and the outbox backlog, per region (STATE_URL)"),
     "history": (status.command, "the scale-outs of the order book: when, why, which devices, what came of it"),
     "resolve": (status.command, "settle an uncertain order by hand: --devices b-1,b-2 or --not-ordered "
@@ -131,6 +140,10 @@ def parser() -> argparse.ArgumentParser:
             from .simulate import advise_cli
 
             advise_cli.arguments(s, _region_count)
+        elif name == "forecast":
+            from .simulate import forecast_cli
+
+            forecast_cli.arguments(s)
         elif name in ("status", "history", "resolve"):
             status.arguments(name, s)
         else:
@@ -144,7 +157,7 @@ def parser() -> argparse.ArgumentParser:
 def _simulate_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--policy", required=True, type=Path, help="the policy to try")
     s.add_argument("--metrics", required=True, type=Path,
-                   help="metric history CSV: time, regionCode, metric, value (see examples/)")
+                   help="metric history CSV: time, regionCode, metric, value[, devices] (see examples/)")
     s.add_argument("--out", type=Path, help="also draw the report here: .png or .svg (needs matplotlib)")
     s.add_argument("--initial-devices", type=int, default=2, metavar="N",
                    help="devices Running in every policy region at the start (default 2)")
@@ -153,6 +166,11 @@ def _simulate_arguments(s: argparse.ArgumentParser) -> None:
                         "--initial-devices)")
     s.add_argument("--provisioning-delay", type=float, default=300.0, metavar="SECONDS",
                    help="how long an ordered device stays pending before it is Running (default 300)")
+    s.add_argument("--time-zone", default="UTC", metavar="ZONE",
+                   help="IANA zone the picture's time axis is drawn in (default UTC)")
+    from .simulate.advise_cli import load_argument
+
+    load_argument(s)
 
 
 def _export_arguments(s: argparse.ArgumentParser) -> None:
@@ -216,6 +234,10 @@ def _text(result: dict[str, Any]) -> str:
         from .simulate.advise_cli import text as advice_text
 
         return advice_text(result)
+    if result.get("status") == "forecast":
+        from .simulate.forecast_cli import text as forecast_text
+
+        return forecast_text(result)
     if result.get("status") in ("status", "history", "resolved"):
         return status.text(result)
     if result.get("status") == "exported":

@@ -141,6 +141,7 @@ class OrderRecord:
     ready: tuple[str, ...] = ()  # announced Running
     failed: tuple[str, ...] = ()  # announced failed
     outcome: str | None = None  # how it was resolved or closed, for status and the logs
+    ready_at: float | None = None  # when a follow-up first saw every device Running (to its cadence)
     service: ServiceRef | None = None  # where it was placed (None: written before orders carried it)
     version: int = 0  # writes so far: the store takes a write only over the version it follows
     request: tuple[Mapping[str, Any], ...] = ()  # a HELD request's signals (`Signal.to_record`)
@@ -217,7 +218,8 @@ class OrderRecord:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> OrderRecord:
-        """Records written before `service`, `version` and `request` existed read as None, 0, ()."""
+        """Records written before `ready_at`, `service`, `version` and `request` existed read as None,
+        None, 0, ()."""
         raw = json.loads(text)
         service = raw.get("service")
         return cls(raw["id"], tuple((r, c) for r, c in raw["selector"]), raw["started_at"],
@@ -225,7 +227,7 @@ class OrderRecord:
                    {r: tuple(ids) for r, ids in raw["baseline"].items()}, Phase(raw["phase"]),
                    raw["message"], raw["identity"], raw["result"], raw["order_id"], raw["request_id"],
                    tuple(raw["device_ids"]), tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"],
-                   ServiceRef(*service) if service else None, raw.get("version", 0),
+                   raw.get("ready_at"), ServiceRef(*service) if service else None, raw.get("version", 0),
                    tuple(raw.get("request") or ()))
 
 
@@ -325,7 +327,8 @@ def progress(order: OrderRecord, listed: Mapping[str, Listed], now: float) -> Pr
         phase = Phase.PARTLY_READY if all_ready else Phase.ORDERED
     else:
         phase = Phase.FAILED if all_failed else Phase.READY
-    moved = replace(order, ready=all_ready, failed=all_failed, phase=phase)
+    ready_at = now if phase is Phase.READY and order.ready_at is None else order.ready_at
+    moved = replace(order, ready=all_ready, failed=all_failed, phase=phase, ready_at=ready_at)
     return Progress(moved, tuple(ready), tuple(failed))
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .errors import InputError
 from .followup import LOOKBACK_S
+from .forecast import lead_time
 from .logs import log
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
 from .planner import Cooldown
@@ -33,6 +34,7 @@ OUTCOMES = {Phase.READY: "ready", Phase.FAILED: "failed", Phase.ORDERED: "pendin
             Phase.PARTLY_READY: "pending", Phase.INTENT: "uncertain", Phase.UNCERTAIN: "uncertain",
             Phase.AMBIGUOUS: "uncertain", Phase.NOT_ORDERED: "not ordered", Phase.REFUSED: "refused"}
 SPEAKERS = (("cms", "CloudMonitor alarm"), ("manual", "manual request"), ("timer", "timer"))
+LEAD_DAYS = 14  # the forecast's history: the lead it orders ahead by is measured over the same span
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Status:
     orders: tuple[OrderRecord, ...]  # open ones
     outbox: tuple[OutboxItem, ...]
     parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
+    lead: float | None = None  # p90 time-to-ready of the orders of the last LEAD_DAYS (None: none was ready)
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": "status", "at": self.now, "stateScope": self.scope,
@@ -78,7 +81,8 @@ class Status:
                             "ageSeconds": round(self.now - i.created_at, 1), "attempts": i.attempts}
                            for i in self.outbox],
                 "parked": [{"id": p.item.id, "tag": p.item.tag, "reason": p.reason, "parkedAt": p.parked_at}
-                           for p in self.parked]}
+                           for p in self.parked],
+                "timeToReadyP90Seconds": self.lead}
 
 
 def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
@@ -88,7 +92,8 @@ def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
                                  ledger.cooldown(code, now, limits.cooldown_seconds))
                     for code in sorted(policy.regions))
     return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total),
-                  tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()))
+                  tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()),
+                  lead_time(store.orders_since(now - LEAD_DAYS * 86400)))
 
 
 def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
@@ -248,6 +253,8 @@ def _status_text(result: Mapping[str, Any]) -> str:
     lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text()}")
     lines.append(f"open orders: {len(result['openOrders']) or 'none'}")
     lines += [f"  {_order_line(o)}" for o in result["openOrders"]]
+    lead = result["timeToReadyP90Seconds"]
+    lines.append(f"time to ready (p90, {LEAD_DAYS} days): " + ("no order ready yet" if lead is None else f"{lead:g} s"))
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
     lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]

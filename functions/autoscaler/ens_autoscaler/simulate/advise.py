@@ -12,14 +12,17 @@ ahead of load and needs at least 24 h of history.
 
 Then the proof: the same history replayed through the real planner with and
 without the bursts' timer firings (decoded by the timer trigger's decoder, as
-FC would deliver them). A region keeps its bursts only if they cut its minutes
-under target; the replay is run again without the rest until every kept region
-passes. Budgets and caps are the planner's guards in both replays, so a proposal
-cannot spend more than the policy allows; the table shows how much it did. Same history, same
-advice: nothing here is random or reads a clock.
+FC would deliver them), with the load replayed as the caller says (`Load`). A
+region keeps its bursts only if they cut its minutes under target, and by more
+than the same device-hours would as devices Running from the start (what the
+bursts buy for the same spend); a burst the planner's guards cut at any firing
+is cut to what they granted at every firing, so no proposed order is one the
+guards would cut. The replay is run again after every such change until none is
+needed. Same history, same advice: nothing here is random or reads a clock.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Iterable, Sequence
@@ -30,10 +33,11 @@ from ..signals import Family, Signal, SignalKind
 from ..sources import timer
 from ..state import LedgerEntry
 from ..state.base import sums_of
+from .backtest import Accuracy, backtest
 from .fleet import Fleet
 from .history import Reading, format_time
 from .recurrence import windows
-from .replay import Replay, replay
+from .replay import Load, Replay, replay
 from .schedule import Schedule
 from .shortfall import Outcome, need, outcomes
 
@@ -46,6 +50,8 @@ class Verdict(str, Enum):
     TOO_SHORT = "history shorter than 24 h"
     NO_SHAPE = "no repeating shape"
     NO_GAIN = "no gain in the replay"
+    NO_BETTER = "no better than the same device-hours from the start"
+    CUT = "the planner's guards would cut it to nothing"
 
 
 @dataclass(frozen=True)
@@ -59,15 +65,32 @@ class Burst:
 
 
 @dataclass(frozen=True)
+class SameSpend:
+    """What the bursts' extra device-hours buy spent on devices Running from the start, with the rules alone."""
+
+    extra: int  # devices from the start the extra device-hours pay for (rounded down)
+    outcome: Outcome
+    bursts: Outcome | None = None  # NO_BETTER: the bursts' own outcome, which `outcome` matched or beat
+
+
+@dataclass(frozen=True)
 class RegionAdvice:
     region: str
     verdict: Verdict
     bursts: tuple[Burst, ...]
     before: Outcome
     after: Outcome
-    firings: int = 0  # firings of its bursts in the replay (where a reading asks more in the same tick, it wins)
+    same_spend: SameSpend
+    # In the first proof replay, before the counts were fitted to what the planner granted:
+    firings: int = 0  # firings of its bursts (where a reading asks more in the same tick, it wins)
     cut: int = 0  # of those, how many the planner's guards cut below the profile's count
     cut_by: tuple[Reason, ...] = ()  # the guards that cut them
+
+    @property
+    def same_spend_proposed(self) -> Outcome:
+        """The same-spend side for what is proposed: a region whose bursts it beat gets none, so its
+        baseline, not the comparison that dropped them."""
+        return self.before if self.same_spend.bursts is not None else self.same_spend.outcome
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,8 @@ class Advice:
     regions: tuple[RegionAdvice, ...]
     baseline: Replay
     proposed: Replay  # the baseline itself when nothing is proposed
+    load: Load = Load.RECORDED
+    accuracy: tuple[Accuracy, ...] = ()  # the forecast's backtest over the same history
 
     @property
     def bursts(self) -> tuple[Burst, ...]:
@@ -107,32 +132,75 @@ class Advice:
                 for name in sorted(schedules)]
 
 
-def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name: str) -> Advice:
+def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name: str,
+           load: Load = Load.RECORDED) -> Advice:
     readings = tuple(sorted(readings))
     delay = fleet.provisioning_delay
-    baseline = replay(readings, policy, fleet)
+    baseline = replay(readings, policy, fleet, load=load)
     named = [code for code in sorted(policy.regions) if any(r.region == code for r in readings)]
     before = {o.region: o for o in outcomes(baseline, named)}
     if not readings or readings[-1].time - readings[0].time < MIN_HISTORY_SECONDS:
-        return Advice(zone_name, delay, tuple(RegionAdvice(c, Verdict.TOO_SHORT, (), before[c], before[c])
-                                              for c in named), baseline, baseline)
-    bursts = _size(_candidates(readings, policy, fleet, zone_name, named), policy, fleet)
+        return Advice(zone_name, delay, tuple(RegionAdvice(c, Verdict.TOO_SHORT, (), before[c], before[c],
+                                                           SameSpend(0, before[c])) for c in named),
+                      baseline, baseline, load, backtest(readings, policy, load, zone_name))
+    bursts = _size(_candidates(readings, policy, fleet, zone_name, named, load), policy, fleet)
     verdicts = {c: Verdict.NO_SHAPE for c in named}
+    runs: list[Replay] = []
+    dropped: dict[str, SameSpend] = {}  # NO_BETTER regions: the comparison that dropped their bursts
     while True:
-        run = replay(readings, _with_profiles(policy, bursts), fleet, _firings(bursts, readings))
+        run = replay(readings, _with_profiles(policy, bursts), fleet, _firings(bursts, readings), load=load)
+        runs.append(run)
         after = {o.region: o for o in outcomes(run, named)}
         failed = {b.region for b in bursts
                   if after[b.region].seconds_under_target >= before[b.region].seconds_under_target}
-        verdicts.update(dict.fromkeys(failed, Verdict.NO_GAIN))
-        if not failed:
+        if failed:
+            verdicts.update(dict.fromkeys(failed, Verdict.NO_GAIN))
+            bursts = [b for b in bursts if b.region not in failed]
+            continue
+        fitted = _fit(bursts, run)
+        if fitted != bursts:
+            verdicts.update(dict.fromkeys({b.region for b in bursts} - {b.region for b in fitted}, Verdict.CUT))
+            bursts = fitted
+            continue
+        same = _same_spend(readings, policy, fleet, load, before, after)
+        costly = {b.region for b in bursts if same[b.region].extra
+                  and same[b.region].outcome.seconds_under_target <= after[b.region].seconds_under_target}
+        if not costly:
             break
-        bursts = [b for b in bursts if b.region not in failed]
+        verdicts.update(dict.fromkeys(costly, Verdict.NO_BETTER))
+        dropped.update({c: replace(same[c], bursts=after[c]) for c in costly})
+        bursts = [b for b in bursts if b.region not in costly]
     verdicts.update({b.region: Verdict.PROPOSED for b in bursts})
-    fired = _burst_decisions(run)
+    fired = _burst_decisions(runs[0])
     return Advice(zone_name, delay, tuple(
         RegionAdvice(c, verdicts[c], tuple(b for b in bursts if b.region == c), before[c], after[c],
-                     *_cuts([d for d in fired if d.region == c]))
-        for c in named), baseline, run)
+                     dropped.get(c, same[c]), *_cuts([d for d in fired if d.region == c]))
+        for c in named), baseline, run, load, backtest(readings, policy, load, zone_name))
+
+
+def _fit(bursts: Sequence[Burst], run: Replay) -> list[Burst]:
+    """Each burst cut to the least the planner granted at any of its firings in `run` (dropped at 0)."""
+    granted: dict[tuple[str, str], int] = {}
+    for d in _burst_decisions(run):
+        key = (d.rule or "", d.region)
+        granted[key] = min(granted.get(key, d.final), d.final)
+    fitted = [replace(b, count=min(b.count, granted.get((f"profile:{b.profile}", b.region), b.count)))
+              for b in bursts]
+    return [b for b in fitted if b.count > 0]
+
+
+def _same_spend(readings: Sequence[Reading], policy: Policy, fleet: Fleet, load: Load,
+                before: dict[str, Outcome], after: dict[str, Outcome]) -> dict[str, SameSpend]:
+    """What the bursts' extra device-hours buy when spent on devices Running from the start instead: per
+    region, as many more initial devices as the extra hours pay for over the whole history (rounded down,
+    so never more spend than the bursts), replayed with the rules alone."""
+    hours = (readings[-1].time - readings[0].time) / 3600
+    extra = {c: max(0, math.floor((after[c].device_hours - before[c].device_hours) / hours)) for c in before}
+    if not any(extra.values()):
+        return {c: SameSpend(0, before[c]) for c in before}
+    richer = replace(fleet, initial={c: n + extra.get(c, 0) for c, n in fleet.initial.items()})
+    same = {o.region: o for o in outcomes(replay(readings, policy, richer, load=load), list(before))}
+    return {c: SameSpend(extra[c], same[c]) for c in before}
 
 
 def _burst_decisions(run: Replay) -> list[Decision]:
@@ -148,13 +216,14 @@ def _cuts(decisions: Sequence[Decision]) -> tuple[int, int, tuple[Reason, ...]]:
 
 
 def _candidates(readings: Sequence[Reading], policy: Policy, fleet: Fleet, zone_name: str,
-                named: Sequence[str]) -> list[Burst]:
-    """One burst per recurring window: the rule's own count at the median day's peak."""
+                named: Sequence[str], load: Load) -> list[Burst]:
+    """One burst per recurring window: the rule's own count at the median day's peak, each reading as the
+    initial devices would show it."""
     found = []
     for code in named:
         initial = fleet.initial.get(code, 0)
-        load = [r for r in readings if r.region == code]
-        for w in windows(load, lambda r: need(policy, r, initial) > 0, zone_name, fleet.provisioning_delay):
+        mine = [load.seen(r, initial) for r in readings if r.region == code]
+        for w in windows(mine, lambda r: need(policy, r, initial) > 0, zone_name, fleet.provisioning_delay):
             schedule = Schedule(zone_name, w.days, w.start).earlier(fleet.provisioning_delay)
             peak = w.typical_peak
             found.append(Burst(PROFILE_PREFIX + schedule.label, code, schedule, need(policy, peak, initial),

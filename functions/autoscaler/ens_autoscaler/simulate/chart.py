@@ -10,17 +10,20 @@ starts rather than after it.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError
 from .budget import trace
-from .replay import Replay
+from .replay import Load, Replay
 from .report import RegionSummary, Summary, headline, load_of
+from .schedule import zone
 
 FORMATS = {".png": "png", ".svg": "svg"}
 LABEL_GAP_PT = 2  # points between two `+n` labels stacked to keep them apart
+MAX_DEVICES_REACH = 2  # maxDevices is drawn when at most this many times the most devices drawn otherwise
 
 DPI = 100
 WIDTH_IN = 11.0
@@ -48,39 +51,76 @@ def check_output(path: str | os.PathLike[str]) -> str:
     return kind
 
 
-def render(run: Replay, summary: Summary, path: str | os.PathLike[str]) -> Any:
-    """Write the image: one panel per region of the summary. Returns the matplotlib Figure."""
+@dataclass(frozen=True)
+class Drawn:
+    """One region's panel: its device axis (twin of the load axis) and its `+n` labels."""
+
+    cap: Any
+    marks: list[Any]
+
+
+def render(run: Replay, summary: Summary, path: str | os.PathLike[str], zone_name: str = "UTC") -> Any:
+    """Write the image: one panel per region of the summary, the time axis in `zone_name`. Returns the
+    matplotlib Figure."""
     kind = check_output(path)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     panels = len(summary.regions)
     fig = Figure(figsize=(WIDTH_IN, PANEL_IN * panels + MARGIN_IN), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
-    labels = [panel(ax, run, region) for ax, region in zip(axes, summary.regions)]
-    locator = AutoDateLocator(tz=timezone.utc, maxticks=9)  # few enough that no two tick labels touch
-    axes[-1].xaxis.set_major_locator(locator)
-    axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=timezone.utc))
-    axes[-1].set_xlabel("time (UTC)")
+    drawn = []
+    for ax, region in zip(axes, summary.regions):
+        drawn.append(panel(ax, run, region))
+        legend(ax, drawn[-1].cap)
+    time_axis(axes[-1], zone_name)
     fig.suptitle(headline(summary.as_dict()), fontsize=10)
-    fig.canvas.draw()  # the layout is settled: now the labels' sizes on the page are known
-    for panel_labels in labels:
-        _spread(panel_labels)
+    spread(fig, drawn)
     # No version or date stamp: the same bytes anywhere.
     stamp = {"Software": None} if kind == "png" else {"Creator": None, "Date": None}
     fig.savefig(path, format=kind, metadata=stamp)
     return fig
 
 
-def panel(ax: Any, run: Replay, region: RegionSummary) -> list[Any]:
+def time_axis(ax: Any, zone_name: str) -> None:
+    """Dates on the shared time axis, in the operator's zone (the one the advice's timers are written in)."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    tz = zone(zone_name)
+    locator = AutoDateLocator(tz=tz, maxticks=9)  # few enough that no two tick labels touch
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=tz))
+    ax.set_xlabel(f"time ({zone_name})")
+
+
+def legend(ax: Any, cap: Any) -> None:
+    """One legend for a panel's two axes, right of the panel: never over the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = cap.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, loc="upper left", bbox_to_anchor=(1.07, 1), fontsize=7)
+
+
+def spread(fig: Any, drawn: list[Drawn]) -> None:
+    fig.canvas.draw()  # the layout is settled: now the labels' sizes on the page are known
+    for d in drawn:
+        _spread(d.marks)
+
+
+def panel(ax: Any, run: Replay, region: RegionSummary, held_back: bool = True) -> Drawn:
     """Draw one region's load, devices, orders and limits on `ax` (the advise chart draws two runs
-    side by side); returns its `+n` labels, which can only be spread once the layout is known."""
+    side by side); its `+n` labels can only be spread once the layout is known. `held_back`: the budget
+    lines' labels say how often each held the region back (the advise chart, sharing one legend between
+    two runs, says it in the titles)."""
     spec = run.policy.regions[region.region]
     load = load_of(run, spec)
+    metric = region.metric or "load"
+    if run.load is Load.CAPACITY:
+        recorded = [r for r in run.recorded if r.region == region.region and region.metric in (None, r.metric)]
+        ax.plot([_utc(r.time) for r in recorded], [r.value for r in recorded], color="0.6", lw=0.8,
+                label=f"{metric} as recorded")
     ax.plot([_utc(r.time) for r in load], [r.value for r in load], color="tab:blue", lw=1.2,
-            label=region.metric or "load")
+            label=f"{metric} on the simulated devices" if run.load is Load.CAPACITY else metric)
     if region.threshold is not None:
         ax.axhline(region.threshold, color="tab:blue", ls=":", lw=1,
                    label=f"{region.rule} threshold {region.threshold:g}")
@@ -101,37 +141,46 @@ def panel(ax: Any, run: Replay, region: RegionSummary) -> list[Any]:
         marks = [cap.annotate(f"+{count}", (_utc(t.time), total), textcoords="offset points",
                               xytext=(0, 6), ha="center", fontsize=7, color="tab:red")
                  for t, count, total in orders]
-    _limits(cap, run, region, times, [c.total for c in have])
+    above = _limits(cap, run, region, times, [c.total for c in have], held_back)
     cap.set_ylabel("devices")
     cap.set_ylim(bottom=0)
     cap.yaxis.get_major_locator().set_params(integer=True)
-
-    handles, labels = ax.get_legend_handles_labels()
-    more, more_labels = cap.get_legend_handles_labels()
-    ax.legend(handles + more, labels + more_labels, loc="upper left", bbox_to_anchor=(1.07, 1), fontsize=7)
-    held = ", ".join(f"{reason} {n}" for reason, n in region.holds.items() if n) or "none"
     ax.set_title(f"{region.region}: +{region.devices_ordered} devices in {region.calls} calls, "
-                 f"peak {'-' if region.peak_load is None else f'{region.peak_load:g}'}; held back: {held}",
-                 fontsize=9, loc="left")
-    return marks
+                 f"peak {'-' if region.peak_load is None else f'{region.peak_load:g}'}; held back: {held(region)}"
+                 + above, fontsize=9, loc="left")
+    return Drawn(cap, marks)
 
 
-def _limits(cap: Any, run: Replay, region: RegionSummary, times: list[datetime], totals: list[int]) -> None:
+def held(region: RegionSummary) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in region.holds.items() if n) or "none"
+
+
+def _limits(cap: Any, run: Replay, region: RegionSummary, times: list[datetime], totals: list[int],
+            held_back: bool) -> str:
     """Each 24 h budget as the capacity it lets the region reach: devices now + what the rolling
     window still allows. Where the line meets the capacity, that budget is spent; the label says
-    how often it held the region back. And maxDevices, which is fixed."""
+    how often it held the region back. And maxDevices, which is fixed: drawn where it is within
+    reach of the rest, else said in the title (returned), so that 4 devices are not drawn as a
+    flat line at the foot of a 100-device axis."""
     limits, spec = run.policy.limits, run.policy.regions[region.region]
     budget = trace(run, region.region)
+    reach = max(totals, default=0)
     for left, size, bound, style, what in (
             ([p.region for p in budget.points], limits.budget_per_region, budget.bound_region,
              dict(color="tab:red", ls="--"), "per region"),
             ([p.total for p in budget.points], limits.budget_total, budget.bound_total,
              dict(color="tab:purple", ls=(0, (5, 2, 1, 2))), "total")):
         if size is not None:
-            cap.step(times, [have + n for have, n in zip(totals, left)], where="post", lw=1, **style,
-                     label=f"24 h budget {what} {size}, rolling (held back {bound}x)")
-    if spec.max_devices is not None:
-        cap.axhline(spec.max_devices, color="black", ls="-.", lw=1, label=f"maxDevices {spec.max_devices}")
+            allowed = [have + n for have, n in zip(totals, left)]
+            reach = max([reach, *allowed])
+            cap.step(times, allowed, where="post", lw=1, **style,
+                     label=f"24 h budget {what} {size}, rolling" + f" (held back {bound}x)" * held_back)
+    if spec.max_devices is None:
+        return ""
+    if spec.max_devices > MAX_DEVICES_REACH * reach:
+        return f"; maxDevices {spec.max_devices} (above the axis)"
+    cap.axhline(spec.max_devices, color="black", ls="-.", lw=1, label=f"maxDevices {spec.max_devices}")
+    return ""
 
 
 def _spread(labels: list[Any]) -> None:

@@ -10,7 +10,10 @@ not a runtime dependency, so it is imported only here.
 A history has one reading per region and time, and the region is a dimension
 of each datapoint (`ensRegionId` unless told otherwise). Where several instances
 of a region report at one time, the reading is their mean: the regional load
-that step tables and target tracking are written against.
+that step tables and target tracking are written against, and how many reported
+is the reading's `devices` count (CloudMonitor sends one datapoint per instance
+and period; an instance is taken as one device's worth of serving capacity):
+what a capacity-aware replay needs to turn the mean back into demand.
 """
 from __future__ import annotations
 
@@ -96,7 +99,8 @@ def fetch(cms: Any, query: Query) -> tuple[list[dict[str, Any]], int]:
 
 def readings(points: Iterable[Mapping[str, Any]], metric: str, statistic: str,
              dimension_key: str) -> list[Reading]:
-    """One reading per region and time: the mean of `statistic` over the region's instances."""
+    """One reading per region and time: the mean of `statistic` over the region's instances, and how many
+    instances reported it."""
     sums: dict[tuple[float, str], list[float]] = {}
     for p in points:
         at = p.get("timestamp")
@@ -112,7 +116,7 @@ def readings(points: Iterable[Mapping[str, Any]], metric: str, statistic: str,
         slot = sums.setdefault((at / 1000, region), [0.0, 0])
         slot[0] += value
         slot[1] += 1
-    return [Reading(at, region, metric, total / n) for (at, region), (total, n) in sorted(sums.items())]
+    return [Reading(at, region, metric, total / n, int(n)) for (at, region), (total, n) in sorted(sums.items())]
 
 
 def _call(cms: Any, request: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Metric history as CSV: `time, regionCode, metric, value`, one reading per row.
+"""Metric history as CSV: `time, regionCode, metric, value[, devices]`, one reading per row.
 
 The one format both ends share: the CloudMonitor exporter writes it, the
 simulator reads it, and a person can write one by hand. So the reader is strict
@@ -6,6 +6,11 @@ and says where it stopped (line and column): a replay of a history that was
 silently half-read would be a confident wrong answer. Times are ISO 8601 (no
 offset means UTC) or epoch seconds; nothing here reads the local time zone, so a
 history means the same on every machine.
+
+`devices` (optional) is how many devices were Running in the region when the
+reading was taken: what a capacity-aware replay needs to turn a utilization
+reading back into demand (`replay.served`). The exporter writes it; a history
+without it can only be replayed as recorded.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from ..errors import InputError
 from ..vocab import epoch_iso, iso_epoch
 
 COLUMNS = ("time", "regionCode", "metric", "value")
+DEVICES = "devices"  # optional
 EPOCH = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
@@ -31,6 +37,7 @@ class Reading:
     region: str
     metric: str
     value: float
+    devices: int | None = None  # Running in the region when it was recorded; None: not known
 
 
 def parse_time(text: str) -> float:
@@ -82,9 +89,12 @@ def read_history(path: str | os.PathLike[str]) -> tuple[Reading, ...]:
 def write_history(readings: Iterable[Reading], path: str | os.PathLike[str]) -> None:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for r in sorted(readings):
-        writer.writerow((format_time(r.time), r.region, r.metric, repr(round(r.value, 4))))
+    readings = sorted(readings)
+    counted = any(r.devices is not None for r in readings)
+    writer.writerow(COLUMNS + (DEVICES,) * counted)
+    for r in readings:
+        writer.writerow((format_time(r.time), r.region, r.metric, repr(round(r.value, 4)))
+                        + ("" if r.devices is None else str(r.devices),) * counted)
     Path(path).write_text(out.getvalue(), encoding="utf-8")
 
 
@@ -105,4 +115,15 @@ def _reading(row: dict[str, str | None], at: str) -> Reading:
         raise InputError(f"{at}, column value: {cell('value')!r} is not a number") from None
     if not math.isfinite(value):
         raise InputError(f"{at}, column value: {value} is not a finite number")
-    return Reading(time, cell("regionCode"), cell("metric"), value)
+    return Reading(time, cell("regionCode"), cell("metric"), value, _devices(row.get(DEVICES), at))
+
+
+def _devices(text: str | None, at: str) -> int | None:
+    """An empty cell is "not known"; anything else must be a whole count of at least one (a reading
+    taken on no device is no reading)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"{at}, column {DEVICES}: {text!r} is not a whole number of devices (1 or more)")
+    return int(text)

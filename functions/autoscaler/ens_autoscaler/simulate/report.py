@@ -3,15 +3,17 @@
 What they mean (examples/README.md says the same to operators):
 
 - load: the readings of the metric the region's rule reads (every reading of
-  the region when the rule names no metric), replayed as recorded: the replay
-  does not make load fall when devices are added, so target tracking on a
-  reading that stays high keeps ordering — an upper bound, not a forecast.
+  the region when the rule names no metric), as the planner saw them: shared by
+  the simulated Running devices (`Load.CAPACITY`) or as recorded; the report
+  states which (`Load.assumption`).
 - threshold: the target value (target tracking) or the lowest step's lower
   bound (a step table: where the first step fires).
 - time over target: each reading stands until the region's next one (the last
   for as long as the gap before it); the seconds in which the load was above
   the target, or at or above the lowest step.
 - holds: decisions a guard cut (final below raw), counted once per reason.
+- under target and device-hours: both sides of the policy, as `advise`
+  compares them (`shortfall`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from ..planner import GUARDS, Capacity, Reason
 from ..policy import Region
 from .history import Reading, format_time
 from .replay import Replay
+from .shortfall import Outcome, outcomes
 
 # The reasons a guard can cut a count with: the planner's guard chain is the one list.
 HOLDS: tuple[Reason, ...] = tuple(dict.fromkeys(r for guard in GUARDS for r in guard.reasons))
@@ -51,13 +54,16 @@ class RegionSummary:
     peak_load: float | None  # None: no reading of the rule's metric
     seconds_over_target: float
     holds: Mapping[str, int]
+    outcome: Outcome
 
     def as_dict(self) -> dict[str, Any]:
         return {"region": self.region, "rule": self.rule, "metric": self.metric, "threshold": self.threshold,
                 "initialDevices": self.initial,
                 "finalDevices": {"running": self.final.running, "pending": self.final.pending},
                 "devicesOrdered": self.devices_ordered, "calls": self.calls, "peakLoad": self.peak_load,
-                "secondsOverTarget": self.seconds_over_target, "holds": dict(self.holds)}
+                "secondsOverTarget": self.seconds_over_target,
+                "minutesUnderTarget": self.outcome.as_dict()["minutesUnderTarget"],
+                "deviceHours": self.outcome.as_dict()["deviceHours"], "holds": dict(self.holds)}
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Summary:
     ticks: int
     readings: int
     provisioning_delay: float
+    model: str  # how the load was replayed, in one sentence
     calls: tuple[Call, ...]
     regions: tuple[RegionSummary, ...]
     rejections: Mapping[str, int]  # the planner's error → how many readings it refused with it
@@ -74,6 +81,7 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         return {"start": format_time(self.start), "end": format_time(self.end), "ticks": self.ticks,
                 "readings": self.readings, "provisioningDelaySeconds": self.provisioning_delay,
+                "model": self.model,
                 "calls": len(self.calls), "devicesOrdered": sum(r.devices_ordered for r in self.regions),
                 "regions": [r.as_dict() for r in self.regions],
                 "orders": [c.as_dict() for c in self.calls], "rejections": dict(self.rejections)}
@@ -87,8 +95,9 @@ def summarize(run: Replay) -> Summary:
             rejections[r.error] = rejections.get(r.error, 0) + 1
     named = sorted({r.region for r in run.readings} & set(run.policy.regions))
     return Summary(run.readings[0].time, run.readings[-1].time, len(run.ticks), len(run.readings),
-                   run.start.provisioning_delay, calls,
-                   tuple(_region(run, run.policy.regions[name], calls) for name in named),
+                   run.start.provisioning_delay, run.load.assumption, calls,
+                   tuple(_region(run, run.policy.regions[name], calls, outcome)
+                         for name, outcome in zip(named, outcomes(run, named))),
                    dict(sorted(rejections.items())))
 
 
@@ -106,7 +115,7 @@ def load_of(run: Replay, spec: Region) -> list[Reading]:
     return [r for r in run.readings if r.region == spec.code and metric in (None, r.metric)]
 
 
-def _region(run: Replay, spec: Region, calls: tuple[Call, ...]) -> RegionSummary:
+def _region(run: Replay, spec: Region, calls: tuple[Call, ...], outcome: Outcome) -> RegionSummary:
     rule, metric, threshold = rule_of(spec)
     load = load_of(run, spec)
     holds = dict.fromkeys((h.value for h in HOLDS), 0)
@@ -119,7 +128,7 @@ def _region(run: Replay, spec: Region, calls: tuple[Call, ...]) -> RegionSummary
     over = _seconds_over(load, threshold, inclusive=rule == "step") if threshold is not None else 0.0
     return RegionSummary(spec.code, rule, metric, threshold, run.start.initial.get(spec.code, 0),
                          run.ticks[-1].inventory.of(spec.code), sum(mine), len(mine),
-                         max((r.value for r in load), default=None), over, holds)
+                         max((r.value for r in load), default=None), over, holds, outcome)
 
 
 def _seconds_over(load: list[Reading], threshold: float, inclusive: bool) -> float:
@@ -142,12 +151,15 @@ def headline(result: Mapping[str, Any]) -> str:
 
 def text(result: Mapping[str, Any]) -> str:
     """The summary table, the calls one per line, and where the picture went."""
-    columns = ["region", "rule", "ordered", "calls", "peak load", "over target"] + [h.value for h in HOLDS]
+    columns = (["region", "rule", "ordered", "calls", "peak load", "over target", "under target", "device-hours"]
+               + [h.value for h in HOLDS])
     rows = [[r["region"], _rule(r), str(r["devicesOrdered"]), str(r["calls"]),
-             "-" if r["peakLoad"] is None else f"{r['peakLoad']:g}", _duration(r["secondsOverTarget"])]
+             "-" if r["peakLoad"] is None else f"{r['peakLoad']:g}", _duration(r["secondsOverTarget"]),
+             _duration(r["minutesUnderTarget"] * 60), f"{r['deviceHours']:g}"]
             + [str(r["holds"][h.value]) for h in HOLDS] for r in result["regions"]]
     widths = [max(len(row[i]) for row in [columns] + rows) for i in range(len(columns))]
-    lines = [headline(result), "", "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+    lines = [headline(result), f"model: {result['model']}", "",
+             "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     if result["orders"]:

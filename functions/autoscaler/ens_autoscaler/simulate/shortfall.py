@@ -1,7 +1,16 @@
 """What a replay cost and what it left uncovered, per region: the numbers `advise` compares.
 
 Minutes under target are the ones the issue names: load that asks for devices
-while they are not yet Running. What a load asks for is what the planner would
+while they are not yet Running.
+
+With the load replayed as demand (`Load.CAPACITY`) that is direct: a reading,
+as the simulated Running devices would show it, for which the region's rule
+asks for devices (the planner's count on a fresh ledger with those devices
+Running, within maxDevices and the caps: a limit the operator set is not
+lateness).
+
+With the load replayed as recorded the reading never falls, so the rule would
+ask for ever; there, what a load asks for is what the planner would
 order for it on a fresh ledger (the rule's count within maxDevices, the
 per-invocation caps and one day's budget: a limit the operator set is not
 lateness), on top of the capacity the region had
@@ -11,8 +20,8 @@ Episodes closer together than one provisioning delay are one episode (a
 flapping alarm is one peak, not ten), because nothing ordered inside the gap
 could be Running in time anyway.
 
-The load is replayed as recorded, and devices are never released (the function
-only scales out), so these are the simulator's numbers, not a forecast.
+Devices are never released (the function only scales out), so these are the
+simulator's numbers, not a forecast.
 """
 from __future__ import annotations
 
@@ -22,7 +31,7 @@ from typing import Iterable
 from ..planner import Capacity, History, Inventory, make_plan
 from ..policy import BUDGET_WINDOW_SECONDS, Policy
 from .history import Reading
-from .replay import Replay, signal_of
+from .replay import Load, Replay, signal_of
 
 
 def need(policy: Policy, reading: Reading, running: int) -> int:
@@ -39,7 +48,7 @@ class Outcome:
     region: str
     seconds_under_target: float
     devices_ordered: int
-    device_hours: float  # each ordered device from its order to the end of the history
+    device_hours: float  # every device: the initial ones from the start, ordered ones from their order, to the end
     budget_used: int  # the most devices added in any rolling 24 h
 
     def as_dict(self) -> dict[str, object]:
@@ -59,17 +68,21 @@ def orders(run: Replay, region: str) -> list[tuple[float, int]]:
 
 def _outcome(run: Replay, region: str) -> Outcome:
     placed = orders(run, region)
-    end = run.ticks[-1].time if run.ticks else 0.0
+    start, end = (run.ticks[0].time, run.ticks[-1].time) if run.ticks else (0.0, 0.0)
+    held = [(start, run.start.initial.get(region, 0))] + placed
     return Outcome(region, _under_target(run, region, placed), sum(n for _, n in placed),
-                   sum(n * (end - at) for at, n in placed) / 3600, _most_in_a_day(placed))
+                   sum(n * (end - at) for at, n in held) / 3600, _most_in_a_day(placed))
 
 
 def _under_target(run: Replay, region: str, placed: list[tuple[float, int]]) -> float:
     load = [r for r in run.readings if r.region == region]
+    if run.load is Load.CAPACITY:  # each reading carries the Running devices it was served by
+        return sum(span for r, span in zip(load, spans([r.time for r in load]))
+                   if need(run.policy, r, r.devices or 0))
     running = {t.time: t.inventory.of(region).running for t in run.ticks}
     initial, delay = run.start.initial.get(region, 0), run.start.provisioning_delay
     base, last_over, under, asking = initial, None, 0.0, False
-    for reading, span in zip(load, _spans([r.time for r in load])):
+    for reading, span in zip(load, spans([r.time for r in load])):
         asked = need(run.policy, reading, base)
         if not asked:
             asking = False
@@ -83,7 +96,7 @@ def _under_target(run: Replay, region: str, placed: list[tuple[float, int]]) -> 
     return under
 
 
-def _spans(times: list[float]) -> list[float]:
+def spans(times: list[float]) -> list[float]:
     """Sample and hold, as the simulate report counts time: each reading stands until the region's next
     one; the last for as long as the gap before it."""
     spans = [b - a for a, b in zip(times, times[1:])]
