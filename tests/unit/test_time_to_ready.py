@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 from ens_autoscaler.forecast import lead_time
-from ens_autoscaler.orders import Listed, OrderRecord, Phase, progress
+from ens_autoscaler.orders import Listed, OrderRecord, Phase, ServiceRef, progress
 
 R = "cn-hangzhou-telecom"
 T0 = 1_746_403_200.0
@@ -14,7 +14,8 @@ T0 = 1_746_403_200.0
 
 def ordered(key: str = "inv-1", started: float = T0, devices: tuple[str, ...] = ("b-1", "b-2")) -> OrderRecord:
     intent = OrderRecord.intent(key, [{"regionCode": R, "count": len(devices)}], [], started, 1800.0,
-                                started + 60, {"id": key}, f"identity-{key}", {"status": "scaled"})
+                                started + 60, {"id": key}, f"identity-{key}", {"status": "scaled"},
+                                ServiceRef("app-1", "service-1"), None)
     return replace(intent, phase=Phase.ORDERED, order_id="o-1", device_ids=devices)
 
 
