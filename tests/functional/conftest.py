@@ -11,7 +11,14 @@ timing (issues 10 and 13). A module that tests ENS's timing overrides
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, NamedTuple
 
 import pytest
 
@@ -45,6 +52,45 @@ def redis_state() -> Iterator[str]:
     wipe_redis(url)
     yield url
     wipe_redis(url)
+
+
+class Replica(NamedTuple):
+    process: subprocess.Popen[bytes]
+    url: str  # the replica's own URL, to look at what it holds
+
+
+@pytest.fixture
+def replica(redis_state: str, tmp_path: Path) -> Iterator[Replica]:
+    """A Redis replica of the test Redis, in sync, as Redis/Tair keeps one for failover. A test may
+    freeze it (SIGSTOP: attached, acknowledging nothing) or kill it; it is stopped here in any case,
+    only this process, by its pid."""
+    import redis
+
+    primary = redis.Redis.from_url(redis_state)
+    host, port = primary.connection_pool.connection_kwargs["host"], primary.connection_pool.connection_kwargs["port"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        replica_port = probe.getsockname()[1]
+    process = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(replica_port),
+                                "--bind", "127.0.0.1", "--replicaof", host, str(port), "--save", "",
+                                "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        follower = redis.Redis(host="127.0.0.1", port=replica_port)
+        for _ in range(200):
+            try:
+                if follower.info("replication").get("master_link_status") == "up":
+                    break
+            except redis.ConnectionError:
+                pass
+            time.sleep(0.05)
+        follower.close()
+        assert primary.wait(1, 5000) == 1, "harness: the replica never caught up"
+        yield Replica(process, f"redis://127.0.0.1:{replica_port}/{primary.connection_pool.connection_kwargs['db']}")
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        primary.close()
 
 
 @pytest.fixture

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -30,6 +27,7 @@ from localcloud import REAL_ENS, Lifecycle, LocalCloud
 from tests.functional.soak_kit import (FC_ERRORS, Request, alarm_by_callback, alarm_fields, announced, assert_none,
                                        attempt, big_batch, cap_problems, ending_problems, made_by_order, manual,
                                        moved_back, order_state, ownership_problems, race, readiness, write_policy)
+from tests.functional.conftest import Replica
 from tests.state_backends import wipe_redis
 
 HZ = "cn-hangzhou-telecom"
@@ -209,42 +207,10 @@ def test_an_order_is_followed_up_under_its_own_service_after_the_policy_changes(
     assert_none(ownership_problems(cloud) + ending_problems(cloud))
 
 
-@pytest.fixture
-def replica(redis_state: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A Redis replica of the test Redis, in sync, as Redis/Tair keeps one for failover. Stopped and
-    removed by the test (or here); only this process, by its pid."""
-    import redis
-
-    primary = redis.Redis.from_url(redis_state)
-    host, port = primary.connection_pool.connection_kwargs["host"], primary.connection_pool.connection_kwargs["port"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        replica_port = probe.getsockname()[1]
-    process = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(replica_port),
-                                "--bind", "127.0.0.1", "--replicaof", host, str(port), "--save", "",
-                                "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    try:
-        follower = redis.Redis(host="127.0.0.1", port=replica_port)
-        for _ in range(200):
-            try:
-                if follower.info("replication").get("master_link_status") == "up":
-                    break
-            except redis.ConnectionError:
-                pass
-            time.sleep(0.05)
-        assert primary.wait(1, 5000) == 1, "harness: the replica never caught up"
-        yield process
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        primary.close()
-
-
 @pytest.mark.parametrize("answer", ["answered", "lost"])
 def test_a_failover_that_loses_the_last_writes_never_orders_twice(
         cloud: LocalCloud, make_autoscaler: Callable[..., Any], redis_state: str,
-        replica: subprocess.Popen[bytes], answer: str) -> None:
+        replica: Replica, answer: str) -> None:
     """Redis replicates asynchronously. The replica stops receiving just before a request is claimed;
     then the primary fails and the replica, which never got the claim, takes over (played here by
     the primary put back as the replica had it). The redelivery must not order a second time: an
@@ -253,12 +219,12 @@ def test_a_failover_that_loses_the_last_writes_never_orders_twice(
 
     store = redis.Redis.from_url(redis_state)
     snapshot = {key: store.dump(key) for key in store.scan_iter(match="ens-autoscaler:*")}  # the replica's view
-    os.kill(replica.pid, signal.SIGSTOP)  # attached, but receiving nothing from here on
+    os.kill(replica.process.pid, signal.SIGSTOP)  # attached, but receiving nothing from here on
     request = Request.of(manual("failover-1", {HZ: 2}))
     if answer == "lost":
         cloud.inject("RescaleDeviceService", "drop_after_commit")
     attempt(make_autoscaler(state_url=redis_state, clock=lambda: cloud.now), request.routes[0])
-    os.kill(replica.pid, signal.SIGKILL)  # the failover: what the replica had is all there is
+    os.kill(replica.process.pid, signal.SIGKILL)  # the failover: what the replica had is all there is
     wipe_redis(redis_state)
     for key, value in snapshot.items():
         store.restore(key, 0, value, replace=True)

@@ -165,8 +165,9 @@ class ScaleOut:
             answer = self.actuator.rescale(policy.service, plan.selector, deadline)
         except (TransientCloudError, PermanentCloudError) as exc:
             if isinstance(exc, TransientCloudError) and exc.ambiguous:
-                self.follow_up.advance(intent, lambda o: Step(replace(
-                    o, phase=Phase.UNCERTAIN, outcome=f"{exc.code}: {exc}")) if o.phase is Phase.INTENT else Step())
+                why = f"{exc.code}: {exc}"
+                self.follow_up.advance(intent, lambda o: Step(replace(o, phase=Phase.UNCERTAIN, outcome=why))
+                                       if o.phase is Phase.INTENT else Step())
                 log("order_uncertain", logging.ERROR, error=str(exc), selector=plan.selector)
                 return self._settle(intent, deadline)
             self._withdraw(intent, entries, str(exc))

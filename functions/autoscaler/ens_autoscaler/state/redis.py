@@ -176,7 +176,7 @@ class RedisStore(StateStore):
         now = time.monotonic()
         if self._replicas is None or now - self._replicas[1] > REPLICAS_TTL_S:
             try:
-                attached = int(cast("dict[str, object]", self._r.info("replication")).get("connected_slaves", 0) or 0)
+                attached = int(cast("dict[str, int]", self._r.info("replication")).get("connected_slaves", 0))
             except redis.ResponseError:  # a proxy that hides replication: nothing to wait on
                 attached = 0
             self._replicas = (attached, now)
