@@ -103,10 +103,11 @@ class ScaleOut:
         if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: claimed and completed in one write
             items = queued(key, encode(message), TAG_DRY_RUN, now) if dry_run else ()
             if previous is not None and previous.phase is Phase.HELD:  # carried out, and nothing to order now
-                try:
+                try:  # closing the held record stores this result for its duplicates: one write
                     self._close_held(previous, result, "carried out: nothing to order by then", now)
                 except StaleWrite:
                     return None
+                return logs.decided(result, plan)
             claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,
                                           self.outbox.lease_until(now), caller)
             return self._lost(claim, key, deadline) or self.outbox.deliver(logs.decided(result, plan), deadline, items)
