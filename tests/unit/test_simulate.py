@@ -113,17 +113,17 @@ def test_synthetic_day_orders_what_the_rules_say() -> None:
     assert (regions[HZ].devices_ordered, regions[HZ].calls) == (5, 4)
     assert regions[HZ].holds == {"Cooldown": 4, "BudgetExhausted": 2, "MaxDevices": 0, "RegionCap": 0,
                                  "InvocationCap": 0, "InventoryUnavailable": 0, "FleetCap": 0,
-                                 "OrderUnresolved": 0}
+                                 "OrderUnresolved": 0, "RunRateBudget": 0, "RunRateCap": 0, "PriceUnknown": 0}
     # SH: 2 devices in 2 calls; Cooldown at 13:10 and 13:30.
     assert (regions[SH].devices_ordered, regions[SH].calls) == (2, 2)
     assert regions[SH].holds == {"Cooldown": 2, "BudgetExhausted": 0, "MaxDevices": 0, "RegionCap": 0,
                                  "InvocationCap": 0, "InventoryUnavailable": 0, "FleetCap": 0,
-                                 "OrderUnresolved": 0}
+                                 "OrderUnresolved": 0, "RunRateBudget": 0, "RunRateCap": 0, "PriceUnknown": 0}
     # GZ: 1 + 2 + 1 = 4 devices in 3 calls; InvocationCap at 19:00, MaxDevices at 19:06.
     assert (regions[GZ].devices_ordered, regions[GZ].calls) == (4, 3)
     assert regions[GZ].holds == {"Cooldown": 0, "BudgetExhausted": 0, "MaxDevices": 1, "RegionCap": 0,
                                  "InvocationCap": 1, "InventoryUnavailable": 0, "FleetCap": 0,
-                                 "OrderUnresolved": 0}
+                                 "OrderUnresolved": 0, "RunRateBudget": 0, "RunRateCap": 0, "PriceUnknown": 0}
     # What each region holds at the end: initial + ordered, all Running (the last order, 19:02,
     # was ready at 19:07, before the last reading at 23:00).
     assert {r: s.final for r, s in regions.items()} == {HZ: Capacity(7, 0), SH: Capacity(4, 0),

@@ -15,12 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .display import money
 from .errors import InputError
 from .followup import LOOKBACK_S
 from .logs import log
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
 from .planner import Cooldown
-from .policy import BUDGET_WINDOW_SECONDS, Policy
+from .policy import BUDGET_WINDOW_SECONDS, Policy, Price
 from .state import OutboxItem, ParkedItem, StateStore
 from .vocab import epoch_iso
 
@@ -37,13 +38,22 @@ SPEAKERS = (("cms", "CloudMonitor alarm"), ("manual", "manual request"), ("timer
 
 @dataclass(frozen=True)
 class Used:
-    """Devices added in the last 24 h, against the budget that binds them (None: no budget)."""
+    """Devices added in the last 24 h, against the budget that binds them (None: no budget), and what
+    they cost per hour against the run-rate budget (`price` None: the policy has no prices)."""
 
     added: int
     budget: int | None
+    price: Price | None = None
+    run_rate_budget: float | None = None
 
     def text(self) -> str:
         return f"{self.added}/{self.budget}" if self.budget is not None else f"{self.added} (no budget)"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"added24h": self.added, "budget24h": self.budget}
+        if self.price is not None:
+            out.update(runRateAdded24h=self.price.run_rate(self.added), runRateBudget24h=self.run_rate_budget)
+        return out
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class RegionStatus:
 
     def as_dict(self, now: float) -> dict[str, Any]:
         held = self.cooldown
-        return {"region": self.region, "added24h": self.used.added, "budget24h": self.used.budget,
+        return {"region": self.region, **self.used.as_dict(),
                 "cooldown": None if held is None else {"devices": held.devices, "until": held.until,
                                                        "remainingSeconds": round(held.until - now, 1)}}
 
@@ -72,7 +82,7 @@ class Status:
     def as_dict(self) -> dict[str, Any]:
         return {"status": "status", "at": self.now, "stateScope": self.scope,
                 "regions": [r.as_dict(self.now) for r in self.regions],
-                "total": {"added24h": self.total.added, "budget24h": self.total.budget},
+                "total": self.total.as_dict(),
                 "openOrders": [o.as_dict() for o in self.orders],
                 "outbox": [{"id": i.id, "tag": i.tag, "createdAt": i.created_at,
                             "ageSeconds": round(self.now - i.created_at, 1), "attempts": i.attempts}
@@ -83,11 +93,13 @@ class Status:
 
 def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
     limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
+    price = policy.prices.device if policy.prices is not None else None
     ledger = store.history(policy, now)
-    regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region),
+    regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region, price,
+                                            limits.run_rate_per_region),
                                  ledger.cooldown(code, now, limits.cooldown_seconds))
                     for code in sorted(policy.regions))
-    return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total),
+    return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total, price, limits.run_rate_total),
                   tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()))
 
 
@@ -237,15 +249,16 @@ def text(result: Mapping[str, Any]) -> str:
 
 def _status_text(result: Mapping[str, Any]) -> str:
     lines = [f"at {_when(result['at'])} (state: {result['stateScope']})",
-             f"{'region':<32}  {'added 24h/budget':<16}  cooldown"]
+             f"{'region':<32}  {'added 24h/budget':<16}  {'run rate added 24h/budget':<26}  cooldown"]
     for r in result["regions"]:
         used = Used(r["added24h"], r["budget24h"]).text()
         held = r["cooldown"]
         cooling = "-" if held is None else (f"{held['devices']} devices count until {_when(held['until'])} "
                                             f"({round(held['remainingSeconds'])} s left)")
-        lines.append(f"{r['region']:<32}  {used:<16}  {cooling}")
+        lines.append(f"{r['region']:<32}  {used:<16}  {_run_rate(r):<26}  {cooling}")
     total = result["total"]
-    lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text()}")
+    lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text():<16}  "
+                 f"{_run_rate(total)}".rstrip())
     lines.append(f"open orders: {len(result['openOrders']) or 'none'}")
     lines += [f"  {_order_line(o)}" for o in result["openOrders"]]
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
@@ -255,6 +268,16 @@ def _status_text(result: Mapping[str, Any]) -> str:
         lines.append(f"parked (MNS refused them for good; see the reason): {len(result['parked'])}")
         lines += [f"  {p['id']} ({p['tag']}) since {_when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
     return "\n".join(lines)
+
+
+def _run_rate(used: Mapping[str, Any]) -> str:
+    """`7.50/30.00 CNY/h`: the run rate the last 24 h added, against its budget ("-": no prices)."""
+    added = used.get("runRateAdded24h")
+    if added is None:
+        return "-"
+    budget = used["runRateBudget24h"]
+    return (f"{money(added['hourly'])}/{money(budget) if budget is not None else 'no budget'} "
+            f"{added['currency']}/h")
 
 
 def _order_line(o: Mapping[str, Any]) -> str:
