@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from . import acs3, cms, control
 from .clock import VirtualClock
-from .ens import EnsService
+from .ens import DEFAULT_SPEC, EnsService
 from .faults import FaultBook
 from .gateway import Gateway
 from .lifecycle import REAL_ENS, RUNNING, Lifecycle
@@ -138,9 +138,9 @@ class LocalCloud:
 
     def seed_devices(self, region: str, count: int, status: str = RUNNING,
                      isp: str = "telecom", app_id: str | None = None,
-                     service_id: str | None = None) -> list[dict[str, Any]]:
-        """Add devices that already exist before the test (not recorded as calls)."""
-        return self._ens.seed(region, count, status, isp, app_id, service_id)
+                     service_id: str | None = None, spec: str = DEFAULT_SPEC) -> list[dict[str, Any]]:
+        """Add devices that already exist before the test (not recorded as calls), of `spec` (`Type`)."""
+        return self._ens.seed(region, count, status, isp, app_id, service_id, spec)
 
     def seed_metrics(self, namespace: str, metric: str, datapoints: Iterable[Mapping[str, Any]]) -> None:
         """Add CloudMonitor datapoints for DescribeMetricList: each a mapping with an integer
