@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .display import money
@@ -23,6 +23,8 @@ from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
 from .planner import Cooldown
 from .policy import BUDGET_WINDOW_SECONDS, Policy, Price
 from .state import OutboxItem, ParkedItem, StateStore
+from .surplus import Low
+from .surplus_watch import shown
 from .vocab import epoch_iso
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ class Status:
     orders: tuple[OrderRecord, ...]  # open ones
     outbox: tuple[OutboxItem, ...]
     parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
+    low: Mapping[str, Low] = field(default_factory=dict)  # regions in a low-load spell, and their surplus
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": "status", "at": self.now, "stateScope": self.scope,
@@ -88,7 +91,8 @@ class Status:
                             "ageSeconds": round(self.now - i.created_at, 1), "attempts": i.attempts}
                            for i in self.outbox],
                 "parked": [{"id": p.item.id, "tag": p.item.tag, "reason": p.reason, "parkedAt": p.parked_at}
-                           for p in self.parked]}
+                           for p in self.parked],
+                "surplus": [_low(region, low) for region, low in sorted(self.low.items())]}
 
 
 def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
@@ -100,7 +104,15 @@ def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
                                  ledger.cooldown(code, now, limits.cooldown_seconds))
                     for code in sorted(policy.regions))
     return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total, price, limits.run_rate_total),
-                  tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()))
+                  tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()),
+                  shown(store, policy))
+
+
+def _low(region: str, low: Low) -> dict[str, Any]:
+    said = low.announced
+    return {"region": region, "lowSince": low.since, "highestLowReading": low.peak,
+            "devices": list(said.devices) if said else [], "saving": said.saving if said else None,
+            "since": said.at if said else None, "message": said.id if said else None}
 
 
 def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
@@ -264,10 +276,22 @@ def _status_text(result: Mapping[str, Any]) -> str:
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
     lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]
+    lines += [_surplus_line(s) for s in result["surplus"]]
     if result["parked"]:
         lines.append(f"parked (MNS refused them for good; see the reason): {len(result['parked'])}")
         lines += [f"  {p['id']} ({p['tag']}) since {_when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
     return "\n".join(lines)
+
+
+def _surplus_line(low: Mapping[str, Any]) -> str:
+    """`surplus: cn-x low since …: 2 devices could be released (b-1, b-2), saving 3,650.00 CNY/month`."""
+    spell = "load no longer low" if low["lowSince"] is None else f"low since {_when(low['lowSince'])}"
+    if not low["devices"]:
+        return f"surplus: {low['region']} {spell}: none named yet"
+    saving = low["saving"]
+    saves = f"saving {money(saving['monthly'])} {saving['currency']}/month" if saving else "saving unknown"
+    return (f"surplus: {low['region']} {spell}: {len(low['devices'])} devices could be released "
+            f"({', '.join(low['devices'])}), {saves}; nothing was released")
 
 
 def _run_rate(used: Mapping[str, Any]) -> str:
