@@ -135,4 +135,4 @@ def test_plan_says_what_the_order_adds_to_the_hourly_and_monthly_run_rate(capsys
                      str(root / "functions" / "autoscaler" / "policy.yaml")]) == 0
     out = capsys.readouterr().out
     # the default policy's example price: 2.5 CNY per ens.a6e.large device-hour, 3 devices
-    assert "adds to the run rate: 7.50 CNY/hour, 5,475.00 CNY/month" in out.splitlines()
+    assert "run rate added: 7.50 CNY/hour, 5,475.00 CNY/month" in out.splitlines()

@@ -235,8 +235,9 @@ def test_the_command_prints_the_table_and_draws_the_png(files: tuple[Path, Path]
     out = capsys.readouterr().out
     assert "7 RescaleDeviceService calls, 11 devices ordered" in out
     row = next(line.split() for line in out.splitlines() if line.startswith(HZ))
-    # region, rule, threshold, ordered, calls, peak, over target, then the five holds
-    assert row == [HZ, "step", ">=70", "5", "4", "97", "0h30m", "0", "4", "0", "0", "0", "2", "0", "0"]
+    # region, rule, threshold, ordered, calls, peak, over target, then the holds (one per guard reason)
+    assert row == [HZ, "step", ">=70", "5", "4", "97", "0h30m", "0", "4", "0", "0", "0", "2", "0", "0", "0", "0",
+                   "0"]
     assert "2025-05-05T19:00:00Z  cn-guangzhou-unicom +2, cn-hangzhou-telecom +2" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

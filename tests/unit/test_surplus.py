@@ -119,3 +119,23 @@ def test_a_changed_surplus_is_announced_again_and_a_withdrawn_one_once() -> None
     withdrawn = watch(step, ended, None, {}, POLICY, 9060.0)  # ...the next tick withdraws it, ENS not asked
     assert withdrawn.note is None and withdrawn.message is not None
     assert (withdrawn.message["count"], withdrawn.message["replaces"]) == (0, changed.message["id"])
+
+
+def test_simulate_counts_the_device_hours_the_ratchet_kept_that_the_load_did_not_need() -> None:
+    from ens_autoscaler.simulate.fleet import starting_fleet
+    from ens_autoscaler.simulate.history import Reading
+    from ens_autoscaler.simulate.replay import replay
+    from ens_autoscaler.simulate.report import summarize
+
+    doc = copy.deepcopy(DOC)
+    doc["surplus"]["afterSeconds"] = 3600
+    policy = parse_policy(doc)
+    day = [Reading(t, TARGET, "CPUUtilization", 20.0) for t in range(0, 4 * 3600, 300)]  # 4 h at 20 %
+    summary = summarize(replay(day, policy, starting_fleet(policy, 8, {}, 300)))
+    (region,) = summary.regions
+    # low from 0 s; from 3600 s, 8 running need ceil(8 × 20/60) = 3: 5 idle, until the last reading
+    assert region.surplus_device_hours == pytest.approx(5 * (4 * 3600 - 300 - 3600) / 3600)
+    assert region.as_dict()["runRateAdded"] == {"currency": "CNY", "hourly": 0, "monthly": 0}
+    del doc["surplus"], doc["regions"][STEP]["steps"]["lower"]
+    unwatched = parse_policy(doc)
+    assert summarize(replay(day, unwatched, starting_fleet(unwatched, 8, {}, 300))).regions[0].surplus_device_hours == 0

@@ -123,7 +123,7 @@ def run_rate_added(decisions: Sequence[dict[str, Any]]) -> list[str]:
     if not rates:
         return []
     currency = rates[0]["currency"]
-    return [f"adds to the run rate: {money(sum(r['hourly'] for r in rates))} {currency}/hour, "
+    return [f"run rate added: {money(sum(r['hourly'] for r in rates))} {currency}/hour, "
             f"{money(sum(r['monthly'] for r in rates))} {currency}/month"]
 
 

@@ -10,12 +10,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..display import money
 from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:  # registering the command must not import the planner and the replay
     from .advise import Advice, RegionAdvice
 
 PROFILES_FILE, TIMERS_FILE = "profiles.yaml", "timers.yaml"
+SUMMED = ("minutesUnderTarget", "devicesOrdered", "deviceHours", "surplusDeviceHours")  # added up in "all regions"
 
 
 def arguments(s: argparse.ArgumentParser, region_count: Callable[[str], tuple[str, int]]) -> None:
@@ -103,20 +105,19 @@ def _totals(regions: tuple[RegionAdvice, ...]) -> dict[str, dict[str, float]]:
     def total(side: str) -> dict[str, float]:
         rows = [getattr(r, side).as_dict() for r in regions]
         return {k: round(sum(row[k] for row in rows), 1)
-                for k in ("minutesUnderTarget", "devicesOrdered", "deviceHours")}
+                for k in SUMMED}
 
     return {"without": total("before"), "with": total("after")}
 
 
 def text(result: dict[str, Any]) -> str:
     """The side-by-side table, then each region's bursts and where the files went."""
-    columns = ["region", "verdict", "under target", "ordered", "device-hours", "budget used 24h"]
-    rows = [[r["region"], r["verdict"]] + [f"{_pair(r, key)}" for key in
-                                           ("minutesUnderTarget", "devicesOrdered", "deviceHours", "budgetUsed24h")]
+    columns = ["region", "verdict", "under target", "ordered", "device-hours", "surplus device-hours",
+               "budget used 24h"]
+    rows = [[r["region"], r["verdict"]] + [f"{_pair(r, key)}" for key in SUMMED + ("budgetUsed24h",)]
             for r in result["regions"]]
     t = result["totals"]
-    rows.append(["all regions", ""] + [f"{t['without'][k]:g} -> {t['with'][k]:g}"
-                                       for k in ("minutesUnderTarget", "devicesOrdered", "deviceHours")] + [""])
+    rows.append(["all regions", ""] + [f"{t['without'][k]:g} -> {t['with'][k]:g}" for k in SUMMED] + [""])
     widths = [max(len(row[i]) for row in [columns] + rows) for i in range(len(columns))]
     lines = [f"advice in {result['timeZone']}, lead time {result['provisioningDelaySeconds']:g} s "
              f"(without bursts -> with bursts; minutes under target: load asking for devices not yet Running)",
@@ -129,9 +130,16 @@ def text(result: dict[str, Any]) -> str:
         if r["firingsCut"]:
             lines.append(f"  {r['region']}: the planner cut {r['firingsCut']} of {r['firings']} firings "
                          f"({', '.join(r['cutBy'])})")
+    lines += [f"  {r['region']}: the orders add {_monthly(r['without'])} -> {_monthly(r['with'])} to the run rate"
+              for r in result["regions"] if r["with"].get("runRateAdded")]
     lines += [f"note: {note}" for note in result["notes"]]
     lines += [""] * bool(result["files"]) + [f"wrote {path}" for path in result["files"]]
     return "\n".join(lines)
+
+
+def _monthly(outcome: dict[str, Any]) -> str:
+    rate = outcome["runRateAdded"]
+    return f"{money(rate['monthly'])} {rate['currency']}/month"
 
 
 def _pair(region: dict[str, Any], key: str) -> str:
