@@ -290,7 +290,8 @@ def _surplus_line(low: Mapping[str, Any]) -> str:
         return f"surplus: {low['region']} {spell}: none named yet"
     saving = low["saving"]
     saves = f"saving {money(saving['monthly'])} {saving['currency']}/month" if saving else "saving unknown"
-    return (f"surplus: {low['region']} {spell}: {len(low['devices'])} devices could be released "
+    count = len(low["devices"])
+    return (f"surplus: {low['region']} {spell}: {count} device{'s' * (count != 1)} could be released "
             f"({', '.join(low['devices'])}), {saves}; nothing was released")
 
 
