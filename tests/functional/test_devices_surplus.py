@@ -13,6 +13,7 @@ from ens_autoscaler import cli
 from ens_autoscaler import status as status_module
 from ens_autoscaler.policy import read_policy
 from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.vocab import epoch_iso
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 
@@ -77,6 +78,9 @@ def test_a_lasting_low_load_names_the_surplus_once_per_change_and_releases_nothi
     (shown,) = json.loads(capsys.readouterr().out)["surplus"]
     assert shown["devices"] == [d["id"] for d in first["devices"]] and shown["lowSince"] == start
     assert shown["saving"]["monthly"] == 1825.0 and shown["message"] == first["id"]
+    assert cli.main(["status"]) == 0
+    assert (f"surplus: {HZ} low since {epoch_iso(round(start))}: 1 device could be "
+            f"released ({newest}), saving 1,825.00 CNY/month; nothing was released") in capsys.readouterr().out
 
     # a change: a reading that is not low ends the spell, and the surplus is withdrawn once
     assert scaler.handle(reading("m-3", 50))["status"] == "no_action"

@@ -10,9 +10,12 @@ Nothing here orders or releases anything.
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 from .ens import EnsActuator
+from .errors import TransientCloudError
+from .logs import log
 from .message import encode
 from .outbox import queued
 from .planner import Plan
@@ -30,7 +33,18 @@ class SurplusWatch:
         self._store, self.actuator, self._policy = store, actuator, policy
 
     def observe(self, plan: Plan, now: float) -> None:
-        """Note what the plan's readings say of each region's load (nothing when none says anything)."""
+        """Note what the plan's readings say of each region's load (nothing when none says anything).
+
+        Best effort, like the outbox drain: a state store that is down must not fail an event that
+        needs no state. A note missed here is corrected by the region's next reading, and until then
+        errs toward a spell that is too long or too short, never toward an order.
+        """
+        try:
+            self._observe(plan, now)
+        except TransientCloudError as exc:
+            log("surplus_note_unavailable", logging.WARNING, errorType=exc.kind, error=str(exc))
+
+    def _observe(self, plan: Plan, now: float) -> None:
         policy = self._policy()
         said = {d.region: (low, d.value) for d in plan.decisions
                 if d.value is not None and (low := is_low(d, policy)) is not None}
