@@ -106,6 +106,9 @@ def test_oldest_first_names_devices_the_order_book_does_not_date_first() -> None
     message = watch(policy.regions[STEP], Low(0.0, 10), LISTED, ORDERED_AT, policy, 7200.0).message
     assert message is not None and [d["id"] for d in message["devices"]] == ["b-unknown", "b-old"]
     assert message["saving"]["hourly"] == 3.5  # each priced by its own Type
+    unpriced = devices(("b-gpu", "ens.gpu")) + LISTED
+    message = watch(policy.regions[STEP], Low(0.0, 10), unpriced, ORDERED_AT, policy, 7200.0).message
+    assert message is not None and message["devices"][0]["id"] == "b-gpu" and message["saving"] is None
 
 
 def test_a_changed_surplus_is_announced_again_and_a_withdrawn_one_once() -> None:

@@ -112,10 +112,11 @@ def named(running: Sequence[Listed], count: int, ordered_at: Mapping[str, float]
 
 def saving(devices: Iterable[Listed], prices: Prices | None) -> dict[str, Any] | None:
     """What releasing them would take off the run rate, each priced by its own `Type`."""
-    rates = [prices.of(str(d.detail.get("Type") or "")) for d in devices] if prices is not None else [None]
-    if prices is None or any(rate is None for rate in rates):
+    if prices is None:
         return None
-    return Price(prices.currency, sum(rate.hourly for rate in rates if rate is not None)).run_rate(1)
+    chosen = list(devices)
+    known = [rate for d in chosen if (rate := prices.of(str(d.detail.get("Type") or ""))) is not None]
+    return Price(prices.currency, sum(r.hourly for r in known)).run_rate(1) if len(known) == len(chosen) else None
 
 
 def sustained(low: Low, policy: Policy, now: float) -> bool:
