@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from . import acs3, cms, control
 from .clock import VirtualClock
-from .ens import SEEDED_AGE_S, EnsService
+from .ens import DEFAULT_SPEC, SEEDED_AGE_S, EnsService
 from .faults import FaultBook
 from .gateway import Gateway
 from .lifecycle import REAL_ENS, RUNNING, Lifecycle
@@ -144,10 +144,11 @@ class LocalCloud:
 
     def seed_devices(self, region: str, count: int, status: str = RUNNING,
                      isp: str = "telecom", app_id: str | None = None,
-                     service_id: str | None = None, age_s: float = SEEDED_AGE_S) -> list[dict[str, Any]]:
-        """Add devices that already exist before the test (not recorded as calls), created
-        ``age_s`` ago (default: long before any rolling window)."""
-        return self._ens.seed(region, count, status, isp, app_id, service_id, age_s)
+                     service_id: str | None = None, spec: str = DEFAULT_SPEC,
+                     age_s: float = SEEDED_AGE_S) -> list[dict[str, Any]]:
+        """Add devices that already exist before the test (not recorded as calls), of `spec` (`Type`),
+        created ``age_s`` ago (default: long before any rolling window)."""
+        return self._ens.seed(region, count, status, isp, app_id, service_id, spec, age_s)
 
     def seed_metrics(self, namespace: str, metric: str, datapoints: Iterable[Mapping[str, Any]]) -> None:
         """Add CloudMonitor datapoints for DescribeMetricList: each a mapping with an integer

@@ -196,10 +196,12 @@ class EnsService:
 
     def seed(self, region: str, count: int, status: str = RUNNING, isp: str = DEFAULT_ISP,
              app_id: str | None = None, service_id: str | None = None,
-             age_s: float = SEEDED_AGE_S) -> list[dict[str, Any]]:
+             spec: str = DEFAULT_SPEC, age_s: float = SEEDED_AGE_S) -> list[dict[str, Any]]:
         """Put pre-existing devices in the inventory (no order, no call recorded), listed at once
         in ``status``, as one application instance created ``age_s`` ago (its ``CreateTime``):
-        by default long before any rolling window; 0 for devices a person adds by hand now."""
+        by default long before any rolling window; 0 for devices a person adds by hand now.
+        ``spec`` is each device's ``Type`` ("The device type", DescribeDeviceService
+        ResourceDetailInfos in the SDK model): a fleet may mix specs."""
         if not REGION_CODE.match(region or ""):
             raise ValueError(f"region {region!r} does not look like an ENS region code")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -207,7 +209,7 @@ class EnsService:
         if not isinstance(status, str) or not status:
             raise ValueError(f"status must be a non-empty string, got {status!r}")
         now = self.clock.now()
-        shape = _Shape(spec=DEFAULT_SPEC, image_id="", internal=False, app_id=app_id,
+        shape = _Shape(spec=spec, image_id="", internal=False, app_id=app_id,
                        service_id=service_id, order_id=None, created=now - age_s)
         settled = Timeline(listed_at=now, ready_at=now, final_status=status, pending_status=status)
         instance_id = _new_id("i-")

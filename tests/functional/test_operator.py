@@ -97,9 +97,14 @@ def test_status_counts_budgets_and_cooldowns_as_the_planner_does_and_lists_open_
                                              "remainingSeconds": COOLDOWN_S + 60 - 180}
     assert (regions[SHANGHAI]["added24h"], regions[SHANGHAI]["cooldown"]["devices"]) == (2, 2)
     assert regions[SHANGHAI]["cooldown"]["until"] == start + 120 + COOLDOWN_S
+    nothing = {"currency": "CNY", "hourly": 0, "monthly": 0}
     assert regions["cn-guangzhou-unicom"] == {"region": "cn-guangzhou-unicom", "added24h": 0, "budget24h": 12,
+                                              "runRateAdded24h": nothing, "runRateBudget24h": 30,
                                               "cooldown": None}
-    assert shown["total"] == {"added24h": 6, "budget24h": 24}
+    # the run rate in the default policy's example prices: 2.5 CNY per device-hour
+    assert regions[HANGZHOU]["runRateAdded24h"] == {"currency": "CNY", "hourly": 10, "monthly": 7300}
+    assert shown["total"] == {"added24h": 6, "budget24h": 24, "runRateBudget24h": 60,
+                              "runRateAdded24h": {"currency": "CNY", "hourly": 15, "monthly": 10950}}
     # ENS lists devices late: every order is still on its way
     assert [(o["invocationId"], o["phase"]) for o in shown["openOrders"]] == [
         (r["invocationId"], "ordered") for r in (alarm, counts, batch)]

@@ -535,3 +535,25 @@ def test_racing_outbox_claims_lease_each_item_once(backend: Backend) -> None:
     (batches,) = race(20, 1, lambda _, n: handles[n].outbox_claim(NOW + 20, 30, 1))
     leased = [i.id for batch in batches for i in batch]
     assert sorted(leased) == [f"m-{n:02}" for n in range(10)]
+
+
+def test_a_note_is_swapped_only_from_what_it_holds(backend: Backend) -> None:
+    store, other = backend.open(), backend.open()  # two instances of one deployment
+    assert store.notes("low:") == {}
+    assert store.swap_note("low:cn-a", None, "since 1")
+    assert not other.swap_note("low:cn-a", None, "since 2")  # it exists: not absent any more
+    assert not other.swap_note("low:cn-a", "since 0", "since 2")  # not what it holds
+    assert other.swap_note("low:cn-a", "since 1", "since 2")
+    assert store.swap_note("low:cn-b", None, "since 3") and store.swap_note("other:cn-a", None, "x")
+    assert store.notes("low:") == {"low:cn-a": "since 2", "low:cn-b": "since 3"}
+    assert not store.swap_note("low:cn-b", None, None)  # a delete is a swap too
+    assert store.swap_note("low:cn-b", "since 3", None) and other.notes("low:") == {"low:cn-a": "since 2"}
+    assert not store.swap_note("low:cn-z", "gone", None) and store.notes("low:cn-z") == {}
+
+
+def test_racing_swaps_of_one_note_let_exactly_one_win(backend: Backend) -> None:
+    stores = [backend.open() for _ in range(4)]
+    assert stores[0].swap_note("n", None, "r-1")
+    won = race(4, 10, lambda r, t: stores[t].swap_note("n", f"r-{r + 1}", f"r-{r + 2}"))
+    assert [sum(row) for row in won] == [1] * 10
+    assert stores[0].notes("n") == {"n": "r-11"}

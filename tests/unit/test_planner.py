@@ -339,4 +339,5 @@ def test_the_readme_reason_table_names_every_reason_and_the_guard_chain_every_cu
     assert documented == {r.value for r in Reason}
     cutting = {r for guard in GUARDS for r in guard.reasons}
     assert cutting == {Reason.COOLDOWN, Reason.MAX_DEVICES, Reason.INVENTORY_UNAVAILABLE, Reason.REGION_CAP,
-                       Reason.BUDGET_EXHAUSTED, Reason.INVOCATION_CAP, Reason.FLEET_CAP, Reason.ORDER_UNRESOLVED}
+                       Reason.BUDGET_EXHAUSTED, Reason.INVOCATION_CAP, Reason.FLEET_CAP, Reason.ORDER_UNRESOLVED,
+                       Reason.RUN_RATE_BUDGET, Reason.RUN_RATE_CAP, Reason.PRICE_UNKNOWN}

@@ -152,7 +152,7 @@ def test_a_key_written_twice_anywhere_is_an_error_with_both_lines(tmp_path: Path
     assert check.policy is None
     assert [(p.path, p.severity) for p in check.problems] == [
         ("limits.perRegion", "error"), ("regions.cn-shanghai-cmcc.steps.table[1].add", "error")]
-    assert "key written twice (lines 19 and 21)" in check.problems[0].message
+    assert "key written twice (lines 27 and 29)" in check.problems[0].message
     with pytest.raises(ConfigError, match="limits.perRegion: key written twice"):
         read_policy(tmp_path / "policy.yaml")
 

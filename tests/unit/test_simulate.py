@@ -113,17 +113,17 @@ def test_synthetic_day_orders_what_the_rules_say() -> None:
     assert (regions[HZ].devices_ordered, regions[HZ].calls) == (5, 4)
     assert regions[HZ].holds == {"Cooldown": 4, "BudgetExhausted": 2, "MaxDevices": 0, "RegionCap": 0,
                                  "InvocationCap": 0, "InventoryUnavailable": 0, "FleetCap": 0,
-                                 "OrderUnresolved": 0}
+                                 "OrderUnresolved": 0, "RunRateBudget": 0, "RunRateCap": 0, "PriceUnknown": 0}
     # SH: 2 devices in 2 calls; Cooldown at 13:10 and 13:30.
     assert (regions[SH].devices_ordered, regions[SH].calls) == (2, 2)
     assert regions[SH].holds == {"Cooldown": 2, "BudgetExhausted": 0, "MaxDevices": 0, "RegionCap": 0,
                                  "InvocationCap": 0, "InventoryUnavailable": 0, "FleetCap": 0,
-                                 "OrderUnresolved": 0}
+                                 "OrderUnresolved": 0, "RunRateBudget": 0, "RunRateCap": 0, "PriceUnknown": 0}
     # GZ: 1 + 2 + 1 = 4 devices in 3 calls; InvocationCap at 19:00, MaxDevices at 19:06.
     assert (regions[GZ].devices_ordered, regions[GZ].calls) == (4, 3)
     assert regions[GZ].holds == {"Cooldown": 0, "BudgetExhausted": 0, "MaxDevices": 1, "RegionCap": 0,
                                  "InvocationCap": 1, "InventoryUnavailable": 0, "FleetCap": 0,
-                                 "OrderUnresolved": 0}
+                                 "OrderUnresolved": 0, "RunRateBudget": 0, "RunRateCap": 0, "PriceUnknown": 0}
     # What each region holds at the end: initial + ordered, all Running (the last order, 19:02,
     # was ready at 19:07, before the last reading at 23:00).
     assert {r: s.final for r, s in regions.items()} == {HZ: Capacity(7, 0), SH: Capacity(4, 0),
@@ -235,11 +235,11 @@ def test_the_command_prints_the_table_and_draws_the_png(files: tuple[Path, Path]
     out = capsys.readouterr().out
     assert "7 RescaleDeviceService calls, 11 devices ordered" in out
     row = next(line.split() for line in out.splitlines() if line.startswith(HZ))
-    # region, rule, threshold, ordered, calls, peak, over target, under target, device-hours, then the holds.
-    # Device-hours: 2 devices 00:00..23:00 (46) + 1 from 08:10, 08:20 and 08:25 (14.83 + 14.67 + 14.58)
-    # + 2 from 19:00 (8) = 98.1.
-    assert row == [HZ, "step", ">=70", "5", "4", "97", "0h30m", "0h20m", "98.1", "0", "4", "0", "0", "0", "2", "0",
-                   "0"]
+    # region, rule, threshold, ordered, calls, peak, over target, under target, device-hours, then the holds
+    # (one per guard reason). Device-hours: 2 devices 00:00..23:00 (46) + 1 from 08:10, 08:20 and 08:25
+    # (14.83 + 14.67 + 14.58) + 2 from 19:00 (8) = 98.1.
+    assert row == [HZ, "step", ">=70", "5", "4", "97", "0h30m", "0h20m", "98.1",
+                   "0", "4", "0", "0", "0", "2", "0", "0", "0", "0", "0"]
     assert "2025-05-05T19:00:00Z  cn-guangzhou-unicom +2, cn-hangzhou-telecom +2" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -30,6 +30,7 @@ from .result import Result, Status
 from .scaleout import ScaleOut
 from .settings import Settings
 from .signals import Signal
+from .surplus_watch import SurplusWatch
 from .state import StateStore, open_store
 from .vocab import iso_epoch
 
@@ -46,6 +47,7 @@ class Autoscaler:
         self.outbox = Outbox(lambda: self.store, lambda: self.publisher, clock)
         self.follow_up = FollowUp(lambda: self.store, self.actuator, lambda: self.policy, clock,
                                   settings.idempotency_ttl)
+        self.surplus = SurplusWatch(lambda: self.store, self.actuator, lambda: self.policy)
         self.scale_out = ScaleOut(lambda: self.store, self.actuator, self.follow_up, self.outbox, settings, clock)
 
     @property
@@ -93,14 +95,16 @@ class Autoscaler:
 
     def follow(self, deadline: float, trigger_time: str) -> Result:
         """The readiness timer: move open orders on, announce the fleet when due, carry out held
-        requests whose regions are free, publish."""
-        orders = self.follow_up.run(fleet_due=int(iso_epoch(trigger_time) // 60) % FLEET_EVERY_MIN == 0)
+        requests whose regions are free, name the surplus when due, publish."""
+        fleet_due = int(iso_epoch(trigger_time) // 60) % FLEET_EVERY_MIN == 0
+        orders = self.follow_up.run(fleet_due=fleet_due)
         busy = unresolved_regions(orders)
         for held in (o for o in orders if o.phase is Phase.HELD and not o.regions & busy):
             try:
                 self.scale_out.redrive(held, self.policy, deadline)
             except (TransientCloudError, PermanentCloudError, InputError) as exc:  # the next tick tries again
                 log("held_request_failed", logging.WARNING, invocationId=held.id, errorType=exc.kind, error=str(exc))
+        self.surplus.tick(self.clock(), look=fleet_due)
         self.outbox.drain(deadline)
         return Result(Status.FOLLOW_UP, orders=tuple(o.as_dict() for o in orders if o.phase.open),
                       state_scope=self.settings.state_scope)
@@ -112,6 +116,7 @@ class Autoscaler:
         logs.bind(invocationId=key)
         self.outbox.drain_quietly(deadline)
         preview = make_plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
+        self.surplus.observe(preview, now)
         if not preview.selector and not preview.needs_inventory:
             if preview.rejections and not preview.decisions:
                 logs.decisions({}, preview)

@@ -106,6 +106,7 @@ def render(result: dict[str, Any]) -> str:
         parts.append(f"rejected {r['dedupeKey']} ({r['source']}): {r['error']}")
     if "resourceSelector" in result:
         parts.append("ResourceSelector: " + json.dumps(result["resourceSelector"]))
+    parts += run_rate_added(result.get("decisions") or ())
     if result.get("order"):
         parts.append(f"ENS OrderId {result['order']['OrderId']}, DeviceIds {result['order']['DeviceIds']}")
     if result.get("message"):
@@ -114,6 +115,21 @@ def render(result: dict[str, Any]) -> str:
     if result.get("note"):
         parts.append(result["note"])
     return "\n".join(parts)
+
+
+def run_rate_added(decisions: Sequence[dict[str, Any]]) -> list[str]:
+    """What the order adds to the bill, in all (each decision carries its own `runRateAdded`)."""
+    rates = [d["runRateAdded"] for d in decisions if d.get("runRateAdded")]
+    if not rates:
+        return []
+    currency = rates[0]["currency"]
+    return [f"run rate added: {money(sum(r['hourly'] for r in rates))} {currency}/hour, "
+            f"{money(sum(r['monthly'] for r in rates))} {currency}/month"]
+
+
+def money(amount: float) -> str:
+    """An amount of money as a person reads it: two decimals, thousands apart."""
+    return f"{amount:,.2f}"
 
 
 def _fit(cell: str, width: int) -> str:

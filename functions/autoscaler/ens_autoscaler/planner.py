@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .errors import InputError
 from .orders import Listed
-from .policy import BUDGET_WINDOW_SECONDS, Extraction, Limits, Policy, Region
+from .policy import BUDGET_WINDOW_SECONDS, Extraction, Limits, Policy, Price, Region
 from .signals import Family, Signal, SignalKind
 
 
@@ -38,6 +38,9 @@ class Reason(str, Enum):
     REGION_CAP = "RegionCap"  # per-region per-invocation cap
     BUDGET_EXHAUSTED = "BudgetExhausted"  # the rolling 24 h budget (region or total) is spent
     INVOCATION_CAP = "InvocationCap"  # per-invocation total cap
+    RUN_RATE_BUDGET = "RunRateBudget"  # the rolling 24 h run-rate budget (region or total) is spent
+    RUN_RATE_CAP = "RunRateCap"  # the service's run rate would pass limits.maxRunRate
+    PRICE_UNKNOWN = "PriceUnknown"  # ENS lists devices of a spec the policy has no price for
 
 
 class LedgerEntry(Protocol):
@@ -111,6 +114,8 @@ class Inventory:
     available: bool = True
     unresolved: frozenset[str] = frozenset()  # regions with an order whose devices are not known yet
     created: Mapping[str, int] = field(default_factory=dict)  # devices ENS created in the budget window
+    specs: Mapping[str, int] = field(default_factory=dict)  # listed devices per `Type` ("": none said);
+    # the rest of `total` (ordered, not listed yet; a simulated fleet) are of the ordered spec
 
     def of(self, region: str) -> Capacity:
         return self.regions.get(region, Capacity(0, 0))
@@ -127,12 +132,15 @@ class Inventory:
         `unresolved`: `orders.unresolved_regions`; `created`: `ens.Listing.created_within` the
         budget window."""
         counts: dict[str, list[int]] = {r: [0, n] for r, n in (unlisted or {}).items()}
+        specs: dict[str, int] = {}
         for device in listed:
             if not device.failed:
                 slot = counts.setdefault(device.region, [0, 0])
                 slot[0 if device.running else 1] += 1
+                spec = str(device.detail.get("Type") or "")
+                specs[spec] = specs.get(spec, 0) + 1
         return cls({region: Capacity(r, p) for region, (r, p) in counts.items()}, unresolved=unresolved,
-                   created=dict(created or {}))
+                   created=dict(created or {}), specs=specs)
 
 
 class RuleKind(str, Enum):
@@ -169,6 +177,7 @@ class Decision:
     reasons: tuple[Reason, ...]
     capacity: Capacity | None = None  # the region's devices, when the inventory was read
     cooldown: Cooldown | None = None  # what the cooldown counted, when it cut the count
+    price: Price | None = None  # of one device ordered, when the policy has prices
 
     def as_dict(self) -> dict[str, Any]:
         out = {"region": self.region, "ispCode": self.isp, "signals": list(self.signals),
@@ -178,6 +187,8 @@ class Decision:
             out.update(running=self.capacity.running, pending=self.capacity.pending)
         if self.cooldown is not None:
             out.update(cooldownDevices=self.cooldown.devices, cooldownUntil=self.cooldown.until)
+        if self.price is not None:
+            out.update(runRateAdded=self.price.run_rate(self.final))
         return out
 
 
@@ -247,7 +258,8 @@ def make_plan(signals: Iterable[Signal], policy: Policy, history: History = Hist
         signal_keys=tuple(s.dedupe_key for s in ordered),
         needs_inventory=inventory is None and any(
             Reason.INVENTORY_UNAVAILABLE in d.reasons
-            or (d.final and (policy.regions[d.region].max_devices or policy.limits.max_devices is not None))
+            or (d.final and (policy.regions[d.region].max_devices or policy.limits.max_devices is not None
+                             or policy.limits.max_run_rate is not None))
             for d in decisions),
     )
 
@@ -437,6 +449,11 @@ def _region_budget(count: int, ask: Ask) -> Limit | None:
     return max(0, budget - _spent(ask, ask.region.code)), Reason.BUDGET_EXHAUSTED
 
 
+def _region_run_rate(count: int, ask: Ask) -> Limit | None:
+    """The 24 h budget in money: the ledger counts devices, each priced as the spec the function orders."""
+    return _run_rate_budget(ask, ask.limits.run_rate_per_region, ask.region.code)
+
+
 def _invocation_cap(count: int, ask: Ask) -> Limit | None:
     return ask.limits.total, Reason.INVOCATION_CAP
 
@@ -446,6 +463,35 @@ def _total_budget(count: int, ask: Ask) -> Limit | None:
     if budget is None:
         return None
     return max(0, budget - _spent(ask)), Reason.BUDGET_EXHAUSTED
+
+
+def _total_run_rate(count: int, ask: Ask) -> Limit | None:
+    return _run_rate_budget(ask, ask.limits.run_rate_total, None)
+
+
+def _run_rate_budget(ask: Ask, budget: float | None, region: str | None) -> Limit | None:
+    price = ask.limits.prices.device if ask.limits.prices is not None else None
+    if budget is None or price is None:
+        return None
+    spent = _spent(ask, region) * price.hourly
+    return price.affordable(budget - spent), Reason.RUN_RATE_BUDGET
+
+
+def _fleet_run_rate(count: int, ask: Ask) -> Limit | None:
+    """The fleet's run rate priced from what ENS lists (each device by its `Type`), so it holds with all
+    our state lost; a device of a spec the policy does not price makes it unknowable: hold."""
+    prices, cap = ask.limits.prices, ask.limits.max_run_rate
+    if cap is None or prices is None or ask.inventory is None:
+        return None
+    price = prices.device
+    if not ask.inventory.available:
+        return 0, Reason.INVENTORY_UNAVAILABLE
+    if price is None or any(prices.of(spec) is None for spec in ask.inventory.specs):
+        return 0, Reason.PRICE_UNKNOWN
+    listed = sum(ask.inventory.specs.values())
+    rate = sum(n * prices.per_hour[spec] for spec, n in ask.inventory.specs.items()) \
+        + (ask.inventory.total - listed) * price.hourly
+    return price.affordable(cap - rate), Reason.RUN_RATE_CAP
 
 
 def _fleet_cap(count: int, ask: Ask) -> Limit | None:
@@ -465,12 +511,16 @@ REGION_GUARDS: tuple[Guard, ...] = (
     Guard("maxDevices", (Reason.MAX_DEVICES, Reason.INVENTORY_UNAVAILABLE), _max_devices),
     Guard("regionCap", (Reason.REGION_CAP,), _region_cap),
     Guard("regionBudget", (Reason.BUDGET_EXHAUSTED,), _region_budget),
+    Guard("regionRunRate", (Reason.RUN_RATE_BUDGET,), _region_run_rate),
 )
 # Bound the invocation's total: the tightest wins; the largest counts are trimmed first.
 TOTAL_GUARDS: tuple[Guard, ...] = (
     Guard("invocationCap", (Reason.INVOCATION_CAP,), _invocation_cap),
     Guard("totalBudget", (Reason.BUDGET_EXHAUSTED,), _total_budget),
     Guard("fleetCap", (Reason.FLEET_CAP, Reason.INVENTORY_UNAVAILABLE), _fleet_cap),
+    Guard("totalRunRate", (Reason.RUN_RATE_BUDGET,), _total_run_rate),
+    Guard("fleetRunRate", (Reason.RUN_RATE_CAP, Reason.PRICE_UNKNOWN, Reason.INVENTORY_UNAVAILABLE),
+          _fleet_run_rate),
 )
 GUARDS = REGION_GUARDS + TOTAL_GUARDS
 
@@ -483,7 +533,8 @@ def _decide(region: str, cands: Sequence[Candidate], policy: Policy, history: Hi
     cooldown = history.cooldown(region, now, policy.limits.cooldown_seconds) if Reason.COOLDOWN in cuts else None
     capacity = inventory.of(region) if inventory is not None and inventory.available else None
     return Decision(region, spec.isp, tuple(dict.fromkeys(c.dedupe_key for c in cands)),
-                    best.metric, best.value, best.rule, best.raw, final, reasons + cuts, capacity, cooldown)
+                    best.metric, best.value, best.rule, best.raw, final, reasons + cuts, capacity, cooldown,
+                    policy.prices.device if policy.prices is not None else None)
 
 
 def _coalesce(cands: Sequence[Candidate]) -> tuple[Candidate, tuple[Reason, ...]]:

@@ -51,6 +51,7 @@ class Step:
 class StepTable:
     metric: str | None  # when set, readings of other metrics do not fire this table
     steps: tuple[Step, ...]
+    lower: LowBand | None = None
 
     def lookup(self, value: float) -> Step | None:
         for step in self.steps:
@@ -69,6 +70,15 @@ class Target:
 
     def describe(self) -> str:
         return f"target {self.value:g} ±{self.tolerance:.0%}"
+
+
+@dataclass(frozen=True)
+class LowBand:
+    """A step table's `lower` band: readings below `below` are low load; a region whose load stayed
+    low for `surplus.afterSeconds` could release `release` devices (the function never does)."""
+
+    below: float
+    release: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,45 @@ class ServiceParams:
     timeout: int | None
 
 
+HOURS_PER_MONTH = 730  # 365 × 24 / 12: the month a monthly run rate is quoted for
+
+
+@dataclass(frozen=True)
+class Price:
+    """What one device of a spec costs per hour: the unit every run rate is counted in."""
+
+    currency: str
+    hourly: float
+
+    def run_rate(self, devices: int) -> dict[str, Any]:
+        """What `devices` of them add to the run rate, as every report shows it."""
+        hourly = devices * self.hourly
+        return {"currency": self.currency, "hourly": round(hourly, 4),
+                "monthly": round(hourly * HOURS_PER_MONTH, 2)}
+
+    def affordable(self, money: float) -> int:
+        """How many devices `money` (per hour) pays for; a rounding hair never buys one less."""
+        return max(0, math.floor(round(money / self.hourly, 9))) if self.hourly else MAX_COUNT
+
+
+@dataclass(frozen=True)
+class Prices:
+    """The policy's price list: currency per device-hour, per `resourceSpec` (a listed device's `Type`)."""
+
+    currency: str
+    per_hour: Mapping[str, float]
+    ordered: str | None  # service.resourceSpec: the spec of every device the function orders
+
+    def of(self, spec: str | None) -> Price | None:
+        hourly = self.per_hour.get(spec or "")
+        return None if hourly is None else Price(self.currency, hourly)
+
+    @property
+    def device(self) -> Price | None:
+        """The price of the devices the function orders."""
+        return self.of(self.ordered)
+
+
 @dataclass(frozen=True)
 class Limits:
     per_region: int  # most devices one invocation may add to one region
@@ -102,6 +151,10 @@ class Limits:
     budget_per_region: int | None  # most devices added to one region in any rolling 24 h
     budget_total: int | None  # most devices added in all in any rolling 24 h
     max_devices: int | None = None  # most devices the service may hold in all, counted on ENS itself
+    prices: Prices | None = None  # what the run-rate limits price devices with
+    run_rate_per_region: float | None = None  # most run rate (currency/h) added to one region in 24 h
+    run_rate_total: float | None = None  # most run rate added in all in 24 h
+    max_run_rate: float | None = None  # most run rate the whole service may have, counted on ENS itself
 
 
 BUDGET_WINDOW_SECONDS = 24 * 3600
@@ -125,6 +178,19 @@ class Policy:
     profiles: Mapping[str, Mapping[str, int]]
     alarm: Extraction
     message: Extraction
+    surplus: Surplus | None = None
+
+    @property
+    def prices(self) -> Prices | None:
+        return self.limits.prices
+
+
+@dataclass(frozen=True)
+class Surplus:
+    """How long load must stay low before the devices it does not need are named, and which first."""
+
+    after_seconds: int
+    newest_first: bool = True
 
 
 class FieldPath:
@@ -325,7 +391,7 @@ def _service(c: _Checker, raw: Any) -> ServiceParams:
 
 
 def _steps(c: _Checker, raw: Any, path: str) -> StepTable | None:
-    m = c.mapping(raw, path, {"metric", "table"}, required={"table"})
+    m = c.mapping(raw, path, {"metric", "table", "lower"}, required={"table"})
     table = m.get("table")
     if not isinstance(table, list) or not table:
         if "table" in m:
@@ -352,7 +418,21 @@ def _steps(c: _Checker, raw: Any, path: str) -> StepTable | None:
         elif nxt.lower > prev.upper:
             c.problem(f"{path}.table", f"gap between {prev.upper:g} and {nxt.lower:g}: "
                                        "a reading there would match no step")
-    return StepTable(metric=c.metric(m.get("metric"), f"{path}.metric"), steps=tuple(steps))
+    lower = _lower(c, m.get("lower"), f"{path}.lower", steps[0].lower if steps else None)
+    return StepTable(metric=c.metric(m.get("metric"), f"{path}.metric"), steps=tuple(steps), lower=lower)
+
+
+def _lower(c: _Checker, raw: Any, path: str, first_step: float | None) -> LowBand | None:
+    if raw is None:
+        return None
+    m = c.mapping(raw, path, {"below", "release"}, required={"below", "release"})
+    below = c.number(m.get("below"), f"{path}.below") if "below" in m else None
+    release = c.integer(m.get("release"), f"{path}.release", 1, MAX_COUNT) if "release" in m else None
+    if below is not None and first_step is not None and below > first_step:
+        c.problem(f"{path}.below", f"{below:g} is above the first step's lower bound {first_step:g}: "
+                                   "a reading could be low load and fire a step at once")
+        below = None
+    return None if below is None or release is None else LowBand(below, release)
 
 
 def _target(c: _Checker, raw: Any, path: str) -> Target | None:
@@ -426,10 +506,51 @@ def _extraction(c: _Checker, raw: Any, path: str, keys: set[str],
     )
 
 
-def _limits(c: _Checker, raw: Any) -> Limits:
-    limits = c.mapping(raw, "limits", {"perRegion", "total", "cooldownSeconds", "budget24h", "maxDevices"},
-                       required={"perRegion", "total"})
-    budget = c.mapping(limits.get("budget24h"), "limits.budget24h", {"perRegion", "total"})
+def _prices(c: _Checker, raw: Any, service: ServiceParams | None) -> Prices | None:
+    """`service` None: the policy has none, an error already; the spec it would order is unknown."""
+    if raw is None:
+        return None
+    m = c.mapping(raw, "prices", {"currency", "perHour"}, required={"currency", "perHour"})
+    currency = c.text(m.get("currency"), "prices.currency")
+    per_hour: dict[str, float] = {}
+    for spec, price in c.mapping(m.get("perHour"), "prices.perHour").items():
+        hourly = c.number(price, f"prices.perHour.{spec}")
+        if hourly is not None and hourly < 0:
+            c.problem(f"prices.perHour.{spec}", f"must be 0 or more, got {hourly:g}")
+        elif hourly is not None:
+            per_hour[str(spec)] = hourly
+    spec = service.resource_spec if service is not None else None
+    if service is not None and spec is None:
+        c.problem("service.resourceSpec", "is required with `prices`: it is the spec every order adds")
+    elif spec is not None and "perHour" in m and spec not in per_hour:
+        c.problem("prices.perHour", f"no price for service.resourceSpec {spec!r}, the spec every order adds")
+        return None
+    return None if currency is None or spec is None else Prices(currency, per_hour, spec)
+
+
+def _money(c: _Checker, value: Any, path: str) -> float | None:
+    """A run rate in the policy's currency per hour: a finite number, 0 or more (None: not set)."""
+    if value is None:
+        return None
+    money = c.number(value, path)
+    if money is not None and money < 0:
+        c.problem(path, f"must be 0 or more, got {money:g}")
+        return None
+    return money
+
+
+def _limits(c: _Checker, raw: Any, prices: Prices | None, priced: bool) -> Limits:
+    """`priced`: the policy has a `prices` key (valid or not), which the run-rate limits need."""
+    limits = c.mapping(raw, "limits", {"perRegion", "total", "cooldownSeconds", "budget24h", "maxDevices",
+                                       "maxRunRate"}, required={"perRegion", "total"})
+    budget = c.mapping(limits.get("budget24h"), "limits.budget24h", {"perRegion", "total", "runRate"})
+    run_rate = c.mapping(budget.get("runRate"), "limits.budget24h.runRate", {"perRegion", "total"})
+    money = {path: _money(c, value, path) for path, value in (
+        ("limits.budget24h.runRate.perRegion", run_rate.get("perRegion")),
+        ("limits.budget24h.runRate.total", run_rate.get("total")),
+        ("limits.maxRunRate", limits.get("maxRunRate")))}
+    for path in (p for p, value in money.items() if value is not None and not priced):
+        c.problem(path, "a run-rate limit needs `prices` (currency and perHour) to count devices in")
     per_region = c.integer(limits.get("perRegion"), "limits.perRegion", 1, MAX_COUNT)
     total = c.integer(limits.get("total"), "limits.total", 1, MAX_COUNT)
     budget_per_region = c.integer(budget.get("perRegion"), "limits.budget24h.perRegion", 0, 100_000)
@@ -448,7 +569,22 @@ def _limits(c: _Checker, raw: Any) -> Limits:
         budget_per_region=budget_per_region,
         budget_total=budget_total,
         max_devices=c.integer(limits.get("maxDevices"), "limits.maxDevices", 0, 100_000),
+        prices=prices,
+        run_rate_per_region=money["limits.budget24h.runRate.perRegion"],
+        run_rate_total=money["limits.budget24h.runRate.total"],
+        max_run_rate=money["limits.maxRunRate"],
     )
+
+
+def _surplus(c: _Checker, raw: Any) -> Surplus | None:
+    if raw is None:
+        return None
+    m = c.mapping(raw, "surplus", {"afterSeconds", "pick"}, required={"afterSeconds"})
+    after = c.integer(m.get("afterSeconds"), "surplus.afterSeconds", 60, 30 * 24 * 3600)
+    pick = m.get("pick", "newest")
+    if pick not in ("newest", "oldest"):
+        c.problem("surplus.pick", f"must be newest or oldest, got {pick!r}")
+    return None if after is None else Surplus(after, pick != "oldest")
 
 
 def _at_least(c: _Checker, path: str, value: int | None, other_path: str, other: int | None) -> None:
@@ -461,19 +597,27 @@ def _at_least(c: _Checker, path: str, value: int | None, other_path: str, other:
 def check_policy(document: Any, found: tuple[Problem, ...] = ()) -> PolicyCheck:
     """Validate a decoded policy document; `found` are problems already seen in its source text."""
     c = _Checker(found)
-    top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals"},
-                    required={"regions", "limits", "service"})
+    top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals", "prices",
+                                           "surplus"}, required={"regions", "limits", "service"})
     regions = _regions(c, top.get("regions"))
     signals = c.mapping(top.get("signals"), "signals", {"alarm", "message"})
+    service = _service(c, top.get("service"))
     policy = Policy(
-        service=_service(c, top.get("service")),
-        limits=_limits(c, top.get("limits")),
+        service=service,
+        limits=_limits(c, top.get("limits"), _prices(c, top.get("prices"), service if "service" in top else None),
+                       "prices" in top),
         regions=regions,
         profiles=_profiles(c, top.get("profiles"), regions),
         alarm=_extraction(c, signals.get("alarm"), "signals.alarm", {"region", "bindings"}, regions),
         message=_extraction(c, signals.get("message"), "signals.message",
                             {"region", "metric", "value"}, regions),
+        surplus=_surplus(c, top.get("surplus")),
     )
+    if policy.surplus is None:
+        for code, region in regions.items():
+            if region.steps is not None and region.steps.lower is not None:
+                c.problem(f"regions.{code}.steps.lower", "a lower band needs `surplus.afterSeconds`: how long "
+                                                         "load must stay in it")
     problems = tuple(c.problems)
     failed = any(p.severity == "error" for p in problems)
     return PolicyCheck(None if failed else policy, problems)

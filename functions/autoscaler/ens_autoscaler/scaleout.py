@@ -234,7 +234,9 @@ class ScaleOut:
 
 def _fleet_wide(policy: Policy) -> bool:
     """Whether a plan reads every region's state: a guard that counts across regions is set."""
-    return policy.limits.max_devices is not None or policy.limits.budget_total is not None
+    limits = policy.limits
+    return any(v is not None for v in (limits.max_devices, limits.budget_total, limits.max_run_rate,
+                                       limits.run_rate_total))
 
 
 def _waits(signals: list[Signal], plan: Plan) -> bool:

@@ -12,17 +12,20 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .display import money
 from .errors import InputError
 from .followup import LOOKBACK_S
 from .forecast import lead_time
 from .logs import log
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
 from .planner import Cooldown
-from .policy import BUDGET_WINDOW_SECONDS, Policy
+from .policy import BUDGET_WINDOW_SECONDS, Policy, Price
 from .state import OutboxItem, ParkedItem, StateStore
+from .surplus import Low
+from .surplus_watch import shown
 from .vocab import epoch_iso
 
 if TYPE_CHECKING:
@@ -39,13 +42,22 @@ LEAD_DAYS = 14  # the forecast's history: the lead it orders ahead by is measure
 
 @dataclass(frozen=True)
 class Used:
-    """Devices added in the last 24 h, against the budget that binds them (None: no budget)."""
+    """Devices added in the last 24 h, against the budget that binds them (None: no budget), and what
+    they cost per hour against the run-rate budget (`price` None: the policy has no prices)."""
 
     added: int
     budget: int | None
+    price: Price | None = None
+    run_rate_budget: float | None = None
 
     def text(self) -> str:
         return f"{self.added}/{self.budget}" if self.budget is not None else f"{self.added} (no budget)"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"added24h": self.added, "budget24h": self.budget}
+        if self.price is not None:
+            out.update(runRateAdded24h=self.price.run_rate(self.added), runRateBudget24h=self.run_rate_budget)
+        return out
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,7 @@ class RegionStatus:
 
     def as_dict(self, now: float) -> dict[str, Any]:
         held = self.cooldown
-        return {"region": self.region, "added24h": self.used.added, "budget24h": self.used.budget,
+        return {"region": self.region, **self.used.as_dict(),
                 "cooldown": None if held is None else {"devices": held.devices, "until": held.until,
                                                        "remainingSeconds": round(held.until - now, 1)}}
 
@@ -71,29 +83,40 @@ class Status:
     outbox: tuple[OutboxItem, ...]
     parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
     lead: float | None = None  # p90 time-to-ready of the orders of the last LEAD_DAYS (None: none was ready)
+    low: Mapping[str, Low] = field(default_factory=dict)  # regions in a low-load spell, and their surplus
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": "status", "at": self.now, "stateScope": self.scope,
                 "regions": [r.as_dict(self.now) for r in self.regions],
-                "total": {"added24h": self.total.added, "budget24h": self.total.budget},
+                "total": self.total.as_dict(),
                 "openOrders": [o.as_dict() for o in self.orders],
                 "outbox": [{"id": i.id, "tag": i.tag, "createdAt": i.created_at,
                             "ageSeconds": round(self.now - i.created_at, 1), "attempts": i.attempts}
                            for i in self.outbox],
                 "parked": [{"id": p.item.id, "tag": p.item.tag, "reason": p.reason, "parkedAt": p.parked_at}
                            for p in self.parked],
-                "timeToReadyP90Seconds": self.lead}
+                "timeToReadyP90Seconds": self.lead,
+                "surplus": [_low(region, low) for region, low in sorted(self.low.items())]}
 
 
 def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
     limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
+    price = policy.prices.device if policy.prices is not None else None
     ledger = store.history(policy, now)
-    regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region),
+    regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region, price,
+                                            limits.run_rate_per_region),
                                  ledger.cooldown(code, now, limits.cooldown_seconds))
                     for code in sorted(policy.regions))
-    return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total),
+    return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total, price, limits.run_rate_total),
                   tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()),
-                  lead_time(store.orders_since(now - LEAD_DAYS * 86400)))
+                  lead_time(store.orders_since(now - LEAD_DAYS * 86400)), shown(store, policy))
+
+
+def _low(region: str, low: Low) -> dict[str, Any]:
+    said = low.announced
+    return {"region": region, "lowSince": low.since, "highestLowReading": low.peak,
+            "devices": list(said.devices) if said else [], "saving": said.saving if said else None,
+            "since": said.at if said else None, "message": said.id if said else None}
 
 
 def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
@@ -242,15 +265,16 @@ def text(result: Mapping[str, Any]) -> str:
 
 def _status_text(result: Mapping[str, Any]) -> str:
     lines = [f"at {_when(result['at'])} (state: {result['stateScope']})",
-             f"{'region':<32}  {'added 24h/budget':<16}  cooldown"]
+             f"{'region':<32}  {'added 24h/budget':<16}  {'run rate added 24h/budget':<26}  cooldown"]
     for r in result["regions"]:
         used = Used(r["added24h"], r["budget24h"]).text()
         held = r["cooldown"]
         cooling = "-" if held is None else (f"{held['devices']} devices count until {_when(held['until'])} "
                                             f"({round(held['remainingSeconds'])} s left)")
-        lines.append(f"{r['region']:<32}  {used:<16}  {cooling}")
+        lines.append(f"{r['region']:<32}  {used:<16}  {_run_rate(r):<26}  {cooling}")
     total = result["total"]
-    lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text()}")
+    lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text():<16}  "
+                 f"{_run_rate(total)}".rstrip())
     lines.append(f"open orders: {len(result['openOrders']) or 'none'}")
     lines += [f"  {_order_line(o)}" for o in result["openOrders"]]
     lead = result["timeToReadyP90Seconds"]
@@ -258,10 +282,33 @@ def _status_text(result: Mapping[str, Any]) -> str:
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
     lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]
+    lines += [_surplus_line(s) for s in result["surplus"]]
     if result["parked"]:
         lines.append(f"parked (MNS refused them for good; see the reason): {len(result['parked'])}")
         lines += [f"  {p['id']} ({p['tag']}) since {_when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
     return "\n".join(lines)
+
+
+def _surplus_line(low: Mapping[str, Any]) -> str:
+    """`surplus: cn-x low since …: 2 devices could be released (b-1, b-2), saving 3,650.00 CNY/month`."""
+    spell = "load no longer low" if low["lowSince"] is None else f"low since {_when(low['lowSince'])}"
+    if not low["devices"]:
+        return f"surplus: {low['region']} {spell}: none named yet"
+    saving = low["saving"]
+    saves = f"saving {money(saving['monthly'])} {saving['currency']}/month" if saving else "saving unknown"
+    count = len(low["devices"])
+    return (f"surplus: {low['region']} {spell}: {count} device{'s' * (count != 1)} could be released "
+            f"({', '.join(low['devices'])}), {saves}; nothing was released")
+
+
+def _run_rate(used: Mapping[str, Any]) -> str:
+    """`7.50/30.00 CNY/h`: the run rate the last 24 h added, against its budget ("-": no prices)."""
+    added = used.get("runRateAdded24h")
+    if added is None:
+        return "-"
+    budget = used["runRateBudget24h"]
+    return (f"{money(added['hourly'])}/{money(budget) if budget is not None else 'no budget'} "
+            f"{added['currency']}/h")
 
 
 def _order_line(o: Mapping[str, Any]) -> str:

@@ -10,12 +10,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..display import money
 from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:  # registering the command must not import the planner and the replay
     from .advise import Advice, RegionAdvice
 
 PROFILES_FILE, TIMERS_FILE = "profiles.yaml", "timers.yaml"
+SUMMED = ("minutesUnderTarget", "devicesOrdered", "deviceHours", "surplusDeviceHours")  # added up in "all regions"
 
 
 def arguments(s: argparse.ArgumentParser, region_count: Callable[[str], tuple[str, int]]) -> None:
@@ -113,13 +115,10 @@ def _region(r: RegionAdvice) -> dict[str, Any]:
             "triedWith": None if r.same_spend.bursts is None else r.same_spend.bursts.as_dict()}
 
 
-TOTALLED = ("minutesUnderTarget", "devicesOrdered", "deviceHours")
-
-
 def _totals(regions: tuple[RegionAdvice, ...]) -> dict[str, dict[str, float]]:
     def total(side: str) -> dict[str, float]:
         rows = [getattr(r, side).as_dict() for r in regions]
-        return {k: round(sum(row[k] for row in rows), 1) for k in TOTALLED}
+        return {k: round(sum(row[k] for row in rows), 1) for k in SUMMED}
 
     return {"without": total("before"), "with": total("after"), "sameSpend": total("same_spend_proposed")}
 
@@ -139,12 +138,12 @@ def text(result: dict[str, Any]) -> str:
     """The side-by-side table, then each region's bursts, the forecast's accuracy and where the files went."""
     from . import backtest
 
-    columns = ["region", "verdict", "under target", "ordered", "device-hours", "budget used 24h", "same spend"]
-    rows = [[r["region"], r["verdict"]] + [f"{_pair(r, key)}" for key in
-                                           ("minutesUnderTarget", "devicesOrdered", "deviceHours", "budgetUsed24h")]
+    columns = ["region", "verdict", "under target", "ordered", "device-hours", "surplus device-hours",
+               "budget used 24h", "same spend"]
+    rows = [[r["region"], r["verdict"]] + [f"{_pair(r, key)}" for key in SUMMED + ("budgetUsed24h",)]
             + [_same(r["sameSpend"])] for r in result["regions"]]
     t = result["totals"]
-    rows.append(["all regions", ""] + [f"{t['without'][k]:g} -> {t['with'][k]:g}" for k in TOTALLED]
+    rows.append(["all regions", ""] + [f"{t['without'][k]:g} -> {t['with'][k]:g}" for k in SUMMED]
                 + ["", _same(t["sameSpend"])])
     widths = [max(len(row[i]) for row in [columns] + rows) for i in range(len(columns))]
     lines = [f"advice in {result['timeZone']}, lead time {result['provisioningDelaySeconds']:g} s "
@@ -166,6 +165,8 @@ def text(result: dict[str, Any]) -> str:
         if r["firingsCut"]:
             lines.append(f"  {r['region']}: the planner cut {r['firingsCut']} of {r['firings']} firings "
                          f"({', '.join(r['cutBy'])})")
+    lines += [f"  {r['region']}: the orders add {_monthly(r['without'])} -> {_monthly(r['with'])} to the run rate"
+              for r in result["regions"] if r["with"].get("runRateAdded")]
     lines += [f"note: {note}" for note in result["notes"]]
     lines += backtest.text(result["backtest"])
     lines += [""] * bool(result["files"]) + [f"wrote {path}" for path in result["files"]]
@@ -176,6 +177,11 @@ def _same(outcome: dict[str, Any]) -> str:
     extra = outcome.get("extraDevicesFromStart")
     return (f"+{extra}: " if extra is not None else "") + \
         f"{outcome['minutesUnderTarget']:g} min, {outcome['deviceHours']:g} dh"
+
+
+def _monthly(outcome: dict[str, Any]) -> str:
+    rate = outcome["runRateAdded"]
+    return f"{money(rate['monthly'])} {rate['currency']}/month"
 
 
 def _pair(region: dict[str, Any], key: str) -> str:

@@ -14,10 +14,13 @@ What they mean (examples/README.md says the same to operators):
 - holds: decisions a guard cut (final below raw), counted once per reason.
 - under target and device-hours: both sides of the policy, as `advise`
   compares them (`shortfall`).
+- run rate added: what the devices ordered cost per hour and per month, at the policy's prices.
+- surplus device-hours: devices the load had left idle for `surplus.afterSeconds`, kept because
+  the function never releases any (`simulate.surplus`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..planner import GUARDS, Capacity, Reason
@@ -25,6 +28,7 @@ from ..policy import Region
 from .history import Reading, format_time
 from .replay import Replay
 from .shortfall import Outcome, outcomes
+from .surplus import kept_hours
 
 # The reasons a guard can cut a count with: the planner's guard chain is the one list.
 HOLDS: tuple[Reason, ...] = tuple(dict.fromkeys(r for guard in GUARDS for r in guard.reasons))
@@ -55,6 +59,8 @@ class RegionSummary:
     seconds_over_target: float
     holds: Mapping[str, int]
     outcome: Outcome
+    run_rate_added: Mapping[str, Any] | None = None  # None: the policy has no prices
+    surplus_device_hours: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"region": self.region, "rule": self.rule, "metric": self.metric, "threshold": self.threshold,
@@ -63,7 +69,8 @@ class RegionSummary:
                 "devicesOrdered": self.devices_ordered, "calls": self.calls, "peakLoad": self.peak_load,
                 "secondsOverTarget": self.seconds_over_target,
                 "minutesUnderTarget": self.outcome.as_dict()["minutesUnderTarget"],
-                "deviceHours": self.outcome.as_dict()["deviceHours"], "holds": dict(self.holds)}
+                "deviceHours": self.outcome.as_dict()["deviceHours"], "holds": dict(self.holds),
+                "runRateAdded": self.run_rate_added, "surplusDeviceHours": round(self.surplus_device_hours, 1)}
 
 
 @dataclass(frozen=True)
@@ -94,10 +101,14 @@ def summarize(run: Replay) -> Summary:
         for r in tick.plan.rejections:
             rejections[r.error] = rejections.get(r.error, 0) + 1
     named = sorted({r.region for r in run.readings} & set(run.policy.regions))
+    kept, prices = kept_hours(run), run.policy.prices
+    price = prices.device if prices is not None else None
+    regions = (_region(run, run.policy.regions[name], calls, outcome)
+               for name, outcome in zip(named, outcomes(run, named)))
     return Summary(run.readings[0].time, run.readings[-1].time, len(run.ticks), len(run.readings),
                    run.start.provisioning_delay, run.load.assumption, calls,
-                   tuple(_region(run, run.policy.regions[name], calls, outcome)
-                         for name, outcome in zip(named, outcomes(run, named))),
+                   tuple(replace(r, run_rate_added=price.run_rate(r.devices_ordered) if price else None,
+                                 surplus_device_hours=kept[r.region]) for r in regions),
                    dict(sorted(rejections.items())))
 
 
@@ -166,10 +177,21 @@ def text(result: Mapping[str, Any]) -> str:
         lines += ["", "RescaleDeviceService calls:"]
         lines += [f"  {o['time']}  " + ", ".join(f"{e['regionCode']} +{e['count']}"
                                                  for e in o["resourceSelector"]) for o in result["orders"]]
+    lines += _money_and_surplus(result["regions"])
     lines += [f"rejected {n}x: {error}" for error, n in result["rejections"].items()]
     if result.get("image"):
         lines.append(f"\nimage: {result['image']}")
     return "\n".join(lines)
+
+
+def _money_and_surplus(regions: list[Mapping[str, Any]]) -> list[str]:
+    """Two lines: what the orders added to the run rate, and the surplus the ratchet kept."""
+    from ..display import run_rate_added
+
+    rates = [{"runRateAdded": r["runRateAdded"]} for r in regions if r["runRateAdded"]]
+    kept = ", ".join(f"{r['region']} {r['surplusDeviceHours']:g}" for r in regions)
+    return ["", *run_rate_added(rates),
+            f"surplus kept (device-hours the load had left idle, never released): {kept}"]
 
 
 def _rule(region: Mapping[str, Any]) -> str:

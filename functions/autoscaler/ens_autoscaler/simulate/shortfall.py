@@ -25,13 +25,14 @@ simulator's numbers, not a forecast.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Iterable
 
 from ..planner import Capacity, History, Inventory, make_plan
 from ..policy import BUDGET_WINDOW_SECONDS, Policy
 from .history import Reading
 from .replay import Load, Replay, signal_of
+from .surplus import kept_hours
 
 
 def need(policy: Policy, reading: Reading, running: int) -> int:
@@ -50,15 +51,22 @@ class Outcome:
     devices_ordered: int
     device_hours: float  # every device: the initial ones from the start, ordered ones from their order, to the end
     budget_used: int  # the most devices added in any rolling 24 h
+    surplus_hours: float = 0.0  # device-hours the ratchet kept that the load did not need (`simulate.surplus`)
+    run_rate_added: dict[str, Any] | None = None  # what the devices ordered cost; None: no prices
 
     def as_dict(self) -> dict[str, object]:
         return {"region": self.region, "minutesUnderTarget": round(self.seconds_under_target / 60, 1),
                 "devicesOrdered": self.devices_ordered, "deviceHours": round(self.device_hours, 1),
-                "budgetUsed24h": self.budget_used}
+                "budgetUsed24h": self.budget_used, "surplusDeviceHours": round(self.surplus_hours, 1),
+                "runRateAdded": self.run_rate_added}
 
 
 def outcomes(run: Replay, regions: Iterable[str]) -> tuple[Outcome, ...]:
-    return tuple(_outcome(run, region) for region in regions)
+    kept, prices = kept_hours(run), run.policy.prices
+    price = prices.device if prices is not None else None
+    return tuple(replace(o, surplus_hours=kept.get(region, 0.0),
+                         run_rate_added=price.run_rate(o.devices_ordered) if price else None)
+                 for region in regions for o in (_outcome(run, region),))
 
 
 def orders(run: Replay, region: str) -> list[tuple[float, int]]:

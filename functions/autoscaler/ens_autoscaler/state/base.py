@@ -468,6 +468,16 @@ class StateStore(ABC):
         """Items not yet acked, leased or not, ordered by (created_at, id): a read that leases
         nothing, so `status` can show the backlog without racing a publisher."""
 
+    @abstractmethod
+    def notes(self, prefix: str) -> dict[str, str]:
+        """Every note whose name starts with `prefix`, name → text: small facts a module keeps between
+        invocations (what it last saw or announced) that belong to no order and no ledger entry."""
+
+    @abstractmethod
+    def swap_note(self, name: str, expected: str | None, text: str | None) -> bool:
+        """Atomically replace the note `name` by `text` (None: delete it), only while it holds `expected`
+        (None: while there is none). False: another writer changed it first; read again."""
+
 
 def latest_of(entries: Iterable[LedgerEntry]) -> dict[str, float]:
     """The last addition per region: when a cooldown that counts these entries ends."""

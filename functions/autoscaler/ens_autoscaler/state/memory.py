@@ -22,6 +22,7 @@ class MemoryStore(StateStore):
         self._orders_by_id: dict[str, str] = {}  # id → the order as JSON
         self._parked: dict[str, ParkedItem] = {}
         self._versions_by_scope: dict[str, int] = {}
+        self._notes: dict[str, str] = {}
 
     def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
         mine, encoded = record.to_json(), _Encoded.of(write or Write())
@@ -132,6 +133,20 @@ class MemoryStore(StateStore):
     def outbox_parked(self) -> list[ParkedItem]:
         with self._lock:
             return sorted(self._parked.values(), key=lambda p: (p.parked_at, p.item.id))
+
+    def notes(self, prefix: str) -> dict[str, str]:
+        with self._lock:
+            return {name: text for name, text in self._notes.items() if name.startswith(prefix)}
+
+    def swap_note(self, name: str, expected: str | None, text: str | None) -> bool:
+        with self._lock:
+            if self._notes.get(name) != expected:
+                return False
+            if text is None:
+                self._notes.pop(name, None)
+            else:
+                self._notes[name] = text
+            return True
 
 
 @dataclass(frozen=True)

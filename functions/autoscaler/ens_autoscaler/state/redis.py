@@ -36,6 +36,7 @@ PARKED = PREFIX + "outbox:parked"  # hash: id → {"item", "reason", "parked_at"
 ORDERS = PREFIX + "orders"  # hash: id → the order as JSON
 ORDERS_BY_START = PREFIX + "orders:started"  # sorted set: score `started_at`, member the id
 ORDERS_OPEN = PREFIX + "orders:open"  # set of the ids of open orders
+NOTES = PREFIX + "notes"  # hash: name → text
 VERSIONS = PREFIX + "versions"  # hash: scope (a region, or "*") → orders placed in it
 # Durable before ordering: with replicas attached, the claim that records an intent waits this long
 # for one of them to acknowledge it (WAIT), and the order is not sent if none does. How many replicas
@@ -113,6 +114,18 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 """
+# Replace a note only while it holds ARGV[3] (ARGV[2] '1'), or while there is none (ARGV[2] '0');
+# ARGV[4] '1': set it to ARGV[5], '0': delete it.
+SWAP_NOTE = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then
+  if held ~= ARGV[3] then return 0 end
+elseif held then
+  return 0
+end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[5]) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+"""
 # End the lease and count the attempt, unless the item was acked meanwhile.
 RELEASE = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -135,6 +148,7 @@ class RedisStore(StateStore):
         self._sums_script = self._r.register_script(SUMS)
         self._park_script = self._r.register_script(PARK)
         self._replicas: tuple[int, float] | None = None  # (replicas attached, when that was asked)
+        self._swap_note_script = self._r.register_script(SWAP_NOTE)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -237,6 +251,16 @@ class RedisStore(StateStore):
                 pipe.execute()
         if write.ledger_cutoff is not None:
             self._prune_orders(write.ledger_cutoff)
+
+    def notes(self, prefix: str) -> dict[str, str]:
+        with self._errors("notes"):
+            held = cast("dict[str, str]", self._r.hgetall(NOTES))
+        return {name: text for name, text in held.items() if name.startswith(prefix)}
+
+    def swap_note(self, name: str, expected: str | None, text: str | None) -> bool:
+        args = [name, "0" if expected is None else "1", expected or "", "0" if text is None else "1", text or ""]
+        with self._errors("note"):
+            return bool(self._swap_note_script(keys=[NOTES], args=args))
 
     def _prune_orders(self, cutoff: float) -> None:
         """Drop closed orders older than `cutoff`. Not atomic with the write, and need not be:

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS orders (
 CREATE INDEX IF NOT EXISTS orders_open ON orders (open, started_at);
 CREATE INDEX IF NOT EXISTS orders_started_at ON orders (started_at);
 CREATE TABLE IF NOT EXISTS versions (scope TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS notes (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 BUMP = "INSERT INTO versions (scope, version) VALUES (?, 1) ON CONFLICT (scope) DO UPDATE SET version = version + 1"
 COLUMNS = "key, status, payload_hash, result, expires_at, in_progress_until, dead_at"
@@ -225,10 +226,29 @@ class SqliteStore(StateStore):
                        (reason, now, item_id))
             db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
 
+    def notes(self, prefix: str) -> dict[str, str]:
+        rows = self._read("notes", "SELECT name, body FROM notes WHERE substr(name, 1, ?) = ?", len(prefix), prefix)
+        return dict(rows)
+
+    def swap_note(self, name: str, expected: str | None, text: str | None) -> bool:
+        with self._transaction("note") as db:
+            if _held_note(db, name) != expected:
+                return False
+            if text is None:
+                db.execute("DELETE FROM notes WHERE name = ?", (name,))
+            else:
+                db.execute("INSERT OR REPLACE INTO notes (name, body) VALUES (?, ?)", (name, text))
+            return True
+
     def outbox_parked(self) -> list[ParkedItem]:
         rows = self._read("parked read", "SELECT id, body, tag, created_at, attempts, reason, parked_at "
                                          "FROM outbox_parked ORDER BY parked_at, id")
         return [ParkedItem(OutboxItem(*row[:5]), row[5], row[6]) for row in rows]
+
+
+def _held_note(db: sqlite3.Connection, name: str) -> str | None:
+    rows = db.execute("SELECT body FROM notes WHERE name = ?", (name,)).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _apply(db: sqlite3.Connection, write: Write) -> None:
