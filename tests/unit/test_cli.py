@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ens_autoscaler import cli
-from ens_autoscaler.display import ELLIPSIS, EXIT_CUT, decision_table
+from ens_autoscaler.display import ELLIPSIS, EXIT_CUT, cut_requests, decision_table
+from ens_autoscaler.planner import GUARDS
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -116,3 +117,11 @@ def test_json_into_a_closed_pipe_ends_quietly() -> None:
     proc.stdout.close()  # before the child has even imported the package
     err = proc.stderr.read().decode()
     assert proc.wait() == 0 and err == ""
+
+
+@pytest.mark.parametrize("reason", sorted({r.value for guard in GUARDS for r in guard.reasons}))
+def test_a_cut_names_every_reason_the_guard_chain_can_give(reason: str) -> None:
+    decision = {"region": "cn-a-1", "signals": ["manual:try-1"], "raw": 3, "final": 1,
+                "reasons": ["Coalesced", reason]}
+    assert cut_requests({"decisions": [decision]}) == [
+        f"manual request manual:try-1 asked for 3 in cn-a-1, got 1 ({reason})"]

@@ -13,12 +13,13 @@ import sys
 from typing import Any, Sequence
 
 from .errors import AutoscalerError, ConfigError, InputError
+from .planner import GUARDS
 
 ELLIPSIS = "…"
 # (heading, widest the column grows to); the last column is never cut.
 COLUMNS = (("region", 32), ("signal", 44), ("metric", 20), ("value", 10), ("rule", 44), ("raw", 5),
            ("final", 5), ("reasons", 0))
-CAPS = ("RegionCap", "InvocationCap", "BudgetExhausted", "MaxDevices", "Cooldown")
+CAPS = frozenset(reason.value for guard in GUARDS for reason in guard.reasons)  # what can cut a count
 EXIT_CODES = {"invalid": 1, "rejected": 1, "failed": 2}  # any other status: 0, or EXIT_CUT
 EXIT_CUT = 3  # done, but a manual request got fewer devices than it asked for (a cap cut it)
 VERBOSE_HANDLER = "ens-autoscaler -v"
