@@ -125,3 +125,11 @@ def test_a_cut_names_every_reason_the_guard_chain_can_give(reason: str) -> None:
                 "reasons": ["Coalesced", reason]}
     assert cut_requests({"decisions": [decision]}) == [
         f"manual request manual:try-1 asked for 3 in cn-a-1, got 1 ({reason})"]
+
+
+def test_plan_of_an_event_whose_only_signal_is_rejected_is_rejected_as_invoke_says(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "plan", "--json", "--event", manual(tmp_path, {"cn-nowhere-1": 1}),
+                       "--policy", str(DEFAULT_POLICY))
+    result = json.loads(out)
+    assert code == 1 and result["status"] == "rejected"
+    assert "cn-nowhere-1" in result["error"]["message"]

@@ -106,9 +106,9 @@ class Autoscaler:
         self.outbox.drain_quietly(deadline)
         preview = make_plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
         if not preview.selector and not preview.needs_inventory:
-            if preview.rejections and not preview.decisions:
+            if preview.refusal is not None:
                 logs.decisions({}, preview)
-                raise InputError("; ".join(r.error for r in preview.rejections))
+                raise InputError(preview.refusal)
             return logs.decided(Result.of_plan(Status.NO_ACTION, key, preview, dry_run,
                                                state_scope=self.settings.state_scope), preview)
         if not dry_run:  # what the order needs after ENS answers is checked before anything is written

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .display import Progress, exit_code, failure, print_quietly, render, show_logs
-from .errors import AutoscalerError
+from .errors import AutoscalerError, InputError
 from . import status
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
@@ -45,6 +45,8 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
                                                "up (`status` shows them)"}
     signals = event.signals()
     plan = make_plan(signals, policy, now=time.time())
+    if plan.refusal is not None:  # as `invoke` answers the same event
+        raise InputError(plan.refusal)
     result = Result.of_plan(Status.PLAN, invocation_key(signals, dry_run=True), plan, dry_run=True).as_dict()
     if plan.needs_inventory:
         result["note"] = ("some rules need the live inventory (DescribeDeviceService), which `plan` never "

@@ -214,6 +214,11 @@ class Plan:
     def total(self) -> int:
         return sum(d.final for d in self.decisions)
 
+    @property
+    def refusal(self) -> str | None:
+        """Why the whole event is bad input, when every signal in it was rejected (None: it was not)."""
+        return "; ".join(r.error for r in self.rejections) if self.rejections and not self.decisions else None
+
 
 def make_plan(signals: Iterable[Signal], policy: Policy, history: History = History(), now: float = 0.0,
          inventory: Inventory | None = None) -> Plan:
