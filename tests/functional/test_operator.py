@@ -20,6 +20,7 @@ import pytest
 from ens_autoscaler import cli, sources
 from ens_autoscaler import status as status_module
 from ens_autoscaler.app import Autoscaler
+from ens_autoscaler.display import render
 from ens_autoscaler.errors import ConfigError, TransientCloudError
 from ens_autoscaler.message import invocation_key
 from ens_autoscaler.policy import read_policy
@@ -122,6 +123,21 @@ def test_status_shows_a_message_mns_could_not_take_with_its_age_and_failed_attem
     key = invocation_key(sources.decode(COUNTS), dry_run=False)
     assert shown["outbox"] == [{"id": key, "tag": "scale-out", "createdAt": pytest.approx(shown["at"] - 90), "ageSeconds": 90,
                                 "attempts": 1}]
+
+
+def test_invoke_after_ens_took_the_order_but_not_mns_says_so_with_the_order_not_failed(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    """Told `failed`, an operator would re-send the request under a new id and order twice."""
+    cloud.inject("PublishMessage", "server_error", times=5)
+    code, shown = command(capsys, "invoke", "--event", str(EVENTS / "manual-counts.json"))
+    (order_id,) = [o for o in orders_taken(cloud) if o]
+    assert code == 0 and shown["status"] == "scaled"
+    assert shown["order"]["OrderId"] == order_id and len(shown["order"]["DeviceIds"]) == 3
+    assert [(d["region"], d["final"]) for d in shown["decisions"]] == [(HANGZHOU, 2), (SHANGHAI, 1)]
+    assert shown["message"]["published"] is False and "queued in the outbox" in shown["note"]
+    printed = render(shown)
+    assert f"ENS OrderId {order_id}" in printed and "note: ENS took the order" in printed
+    assert "failed" not in printed
 
 
 def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(

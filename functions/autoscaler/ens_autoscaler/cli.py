@@ -224,8 +224,7 @@ def _text(result: dict[str, Any]) -> str:
         regions = ", ".join(result["regions"]) or "no region"
         return (f"{result['out']}: {result['readings']} readings for {regions} from "
                 f"{result['datapoints']} datapoints in {result['pages']} DescribeMetricList pages")
-    text = render(result)
-    return text + (f"\nnote: {result['note']}" if result.get("note") else "")
+    return render(result)
 
 
 if __name__ == "__main__":

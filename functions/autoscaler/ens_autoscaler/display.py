@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .errors import AutoscalerError, ConfigError, InputError
+from .errors import AutoscalerError, ConfigError, InputError, PublishDeferred
 from .planner import GUARDS
 
 ELLIPSIS = "…"
@@ -26,7 +26,15 @@ VERBOSE_HANDLER = "ens-autoscaler -v"
 
 
 def failure(exc: AutoscalerError | OSError) -> dict[str, Any]:
-    """A raised error as a result: bad configuration, bad input, or a failure worth retrying."""
+    """A raised error as a result: bad configuration, bad input, or a failure worth retrying.
+
+    An order ENS took whose message MNS has not is no failure to a person: told `failed`, they
+    would send the request again with a new id, and order twice.
+    """
+    if isinstance(exc, PublishDeferred):
+        return {**exc.result, "note": "ENS took the order; its message is queued in the outbox (MNS did not "
+                                      "take it yet): a retry or the next invocation publishes it. Do not send "
+                                      "the request again under a new id: that would order again."}
     status = "invalid" if isinstance(exc, ConfigError) else "rejected" if isinstance(exc, InputError) else "failed"
     kind = exc.kind if isinstance(exc, AutoscalerError) else "io"
     return {"status": status, "error": {"type": kind, "message": str(exc)}}
@@ -113,7 +121,7 @@ def render(result: dict[str, Any]) -> str:
         parts.append(f"message {result['message']['id']}: published={result['message'].get('published')}")
     parts += [f"cut: {line}" for line in cut_requests(result)]
     if result.get("note"):
-        parts.append(result["note"])
+        parts.append(f"note: {result['note']}")
     return "\n".join(parts)
 
 
