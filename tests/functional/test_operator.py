@@ -109,7 +109,21 @@ def test_status_counts_budgets_and_cooldowns_as_the_planner_does_and_lists_open_
     held = [json.loads(r.getMessage()) for r in caplog.records if '"event":"decision"' in r.getMessage()]
     (line,) = [d for d in held if d["invocationId"] == batch["invocationId"] and d["region"] == HANGZHOU]
     assert (line["reasons"], line["cooldownDevices"], line["cooldownUntil"]) == (["Coalesced", "Cooldown"], 4, start + 60 + COOLDOWN_S)
-    assert line["dryRun"] is False and line["outcome"] == "scaled" and line["DeviceIds"] == []
+    assert line["dryRun"] is False and line["outcome"] == "no_action" and line["DeviceIds"] == []
+    assert line["OrderId"] is None  # the batch's order was shanghai's alone
+
+
+def test_each_regions_decision_line_carries_that_regions_devices_only(
+        cloud: LocalCloud, scaler, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    counts = scaler().handle(COUNTS)
+    where = {d["ID"]: d["RegionID"] for d in cloud.devices()}
+    lines = {d["region"]: d for d in (json.loads(r.getMessage()) for r in caplog.records)
+             if d["event"] == "decision"}
+    for region, asked in ((HANGZHOU, 2), (SHANGHAI, 1)):
+        line = lines[region]
+        assert len(line["DeviceIds"]) == asked and {where[i] for i in line["DeviceIds"]} == {region}
+        assert (line["outcome"], line["OrderId"]) == ("scaled", counts["order"]["OrderId"])
 
 
 def test_status_shows_a_message_mns_could_not_take_with_its_age_and_failed_attempts(

@@ -12,10 +12,9 @@ import json
 import logging
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Mapping, Sequence
 
-if TYPE_CHECKING:
-    from .result import Result
+from .result import Result, Status
 
 SERVICE = "ens-autoscaler"
 logger = logging.getLogger("ens_autoscaler")
@@ -48,18 +47,22 @@ def bind(**fields: Any) -> None:
     _context.set({**_context.get(), **fields})
 
 
-def decided(result: Result, plan: Any) -> Result:
+def decided(result: Result, plan: Any, devices: Mapping[str, Sequence[str]] | None = None) -> Result:
     """`result`, once its decisions are logged: where an invocation's outcome is known."""
-    decisions(result.as_dict(), plan)
+    decisions(result.as_dict(), plan, devices or {})
     return result
 
 
-def decisions(result: dict[str, Any], plan: Any) -> None:
-    """One line per decision, with what came of it: outcome, dry run, the order and its devices."""
+def decisions(result: dict[str, Any], plan: Any, devices: Mapping[str, Sequence[str]] | None = None) -> None:
+    """One line per decision, with what came of it *for its region*: a query by region must
+    find that region's devices and outcome, never the whole order's. A region that got nothing
+    took no part in the order (`no_action`, no OrderId); `devices` are the order's, per region."""
     order = result.get("order") or {}
     for d in plan.decisions:
-        log("decision", dryRun=result.get("dryRun"), outcome=result.get("status"),
-            stateScope=result.get("stateScope"), OrderId=order.get("OrderId"),
-            DeviceIds=order.get("DeviceIds", []) if d.final else [], **d.as_dict())
+        took_part = d.final > 0
+        log("decision", dryRun=result.get("dryRun"),
+            outcome=result.get("status") if took_part else Status.NO_ACTION.value,
+            stateScope=result.get("stateScope"), OrderId=order.get("OrderId") if took_part else None,
+            DeviceIds=list((devices or {}).get(d.region, ())) if took_part else [], **d.as_dict())
     for r in plan.rejections:
         log("signal_rejected", logging.WARNING, **r.as_dict())

@@ -107,7 +107,7 @@ class ScaleOut:
         items = queued(key, encode(build_message(key, plan, signals, answer, False, now)), TAG_SCALE_OUT, now)
         store.commit_scale_out(key, intent.identity, result.as_dict(), ordered, items, self.clock(),
                                self.settings.idempotency_ttl, self.outbox.lease_until(now))
-        return self.outbox.deliver(logs.decided(result, plan), deadline, items)
+        return self.outbox.deliver(logs.decided(result, plan, answer.by_region()), deadline, items)
 
     def _lost(self, claim: Claim, key: str, deadline: float) -> Result | None:
         """What to answer when the claim that carried our write was not ours to take."""
