@@ -24,7 +24,7 @@ from ens_autoscaler.display import render
 from ens_autoscaler.errors import ConfigError, TransientCloudError
 from ens_autoscaler.message import invocation_key
 from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.settings import PACKAGE_ROOT, Settings
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
@@ -180,6 +180,32 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
         ("failed", 0, 1), ("ready", 3, 0), ("ready", 2, 0)]
     _, since = command(capsys, "history", "--hours", "0.5")
     assert since["orders"] == []  # all older than half an hour now
+
+
+@pytest.mark.parametrize("name", ["status", "history"])
+def test_a_store_that_does_not_exist_is_an_error_naming_it_and_is_not_created(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    never = tmp_path / "never.db"
+    monkeypatch.setenv("STATE_URL", f"sqlite:///{never}")
+    code, shown = command(capsys, name)
+    assert code == 1 and shown["status"] == "invalid"
+    assert shown["error"]["message"].startswith(f"no state store at sqlite:///{never}: the file does not exist")
+    assert not never.exists()
+
+
+def test_a_memory_store_is_an_error_it_can_never_hold_the_functions_state(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("STATE_URL", "memory://")
+    code, shown = command(capsys, "status")
+    assert code == 1 and "is one process's memory" in shown["error"]["message"]
+
+
+def test_the_store_read_is_named_without_its_password_and_says_when_it_is_the_default(tmp_path: Path) -> None:
+    shared = Settings.from_env({"STATE_URL": "redis://:hunter2@cache.internal:6379/0"})
+    assert status_module.watched(shared, {"STATE_URL": shared.state_url}) == "redis://***@cache.internal:6379/0"
+    (tmp_path / "state.db").touch()
+    default = replace(Settings.from_env({}), state_url=f"sqlite:///{tmp_path}/state.db")
+    assert status_module.watched(default, {}) == f"sqlite:///{tmp_path}/state.db (the default: STATE_URL is unset)"
 
 
 # -- resolve by hand ---------------------------------------------------------------------------
@@ -359,7 +385,7 @@ def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_p
         capsys.readouterr()
         assert cli.main([name]) == 0
         shown.append(f"$ ens-autoscaler {name}\n{capsys.readouterr().out.rstrip()}")
-    return "\n".join(shown)
+    return "\n".join(shown).replace(f"sqlite:///{tmp_path}", "sqlite:///$PWD")  # as the README's STATE_URL
 
 
 def test_the_readme_shows_what_status_and_history_print_after_the_sample_events(

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .followup import LOOKBACK_S
 from .logs import log
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
 from .planner import Cooldown
 from .policy import BUDGET_WINDOW_SECONDS, Policy
-from .state import OutboxItem, ParkedItem, StateStore
+from .settings import Settings, redact_url
+from .state import OutboxItem, ParkedItem, StateStore, sqlite_file
 from .vocab import epoch_iso
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ class RegionStatus:
 @dataclass(frozen=True)
 class Status:
     now: float
+    store: str  # which store was read, as it may be shown (no password)
     scope: str
     regions: tuple[RegionStatus, ...]
     total: Used
@@ -70,7 +73,7 @@ class Status:
     parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": "status", "at": self.now, "stateScope": self.scope,
+        return {"status": "status", "at": self.now, "store": self.store, "stateScope": self.scope,
                 "regions": [r.as_dict(self.now) for r in self.regions],
                 "total": {"added24h": self.total.added, "budget24h": self.total.budget},
                 "openOrders": [o.as_dict() for o in self.orders],
@@ -81,13 +84,13 @@ class Status:
                            for p in self.parked]}
 
 
-def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
+def status(store: StateStore, policy: Policy, now: float, named: str, scope: str) -> Status:
     limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
     ledger = store.history(policy, now)
     regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region),
                                  ledger.cooldown(code, now, limits.cooldown_seconds))
                     for code in sorted(policy.regions))
-    return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total),
+    return Status(now, named, scope, regions, Used(ledger.added(since), limits.budget_total),
                   tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()))
 
 
@@ -211,13 +214,29 @@ def _device_ids(text: str) -> tuple[str, ...]:
     return ids
 
 
+def watched(settings: Settings, env: Mapping[str, str]) -> str:
+    """The store the commands read, as it may be shown — or an error naming it when it cannot be
+    the function's: an empty store that `status` opened would look like a healthy, idle fleet."""
+    url, scheme = settings.state_url, settings.state_url.partition(":")[0].lower()
+    named = redact_url(url) + ("" if env.get("STATE_URL") else " (the default: STATE_URL is unset)")
+    point = "point STATE_URL at the store the function writes (see \"Where state lives\")"
+    if scheme == "memory":
+        raise ConfigError(f"STATE_URL={named} is one process's memory: another process's state is never in it; "
+                          f"{point}")
+    if scheme == "sqlite" and not os.path.exists(sqlite_file(url)):
+        raise ConfigError(f"no state store at {named}: the file does not exist, so nothing has written it; "
+                          f"{point}")
+    return named
+
+
 def command(args: argparse.Namespace) -> dict[str, Any]:
     from .app import Autoscaler
-    from .settings import Settings
 
-    scaler = Autoscaler(Settings.from_env(), clock=clock)
+    settings = Settings.from_env()
+    named = watched(settings, os.environ)  # before the store is opened: opening creates a SQLite file
+    scaler = Autoscaler(settings, clock=clock)
     if args.command == "status":
-        return status(scaler.store, scaler.policy, scaler.clock(), scaler.settings.state_scope).as_dict()
+        return status(scaler.store, scaler.policy, scaler.clock(), named, settings.state_scope).as_dict()
     if args.command == "history":
         return {"status": "history", "hours": args.hours,
                 "orders": [told(o) for o in history(scaler.store, scaler.clock(), args.hours)]}
@@ -236,7 +255,7 @@ def text(result: Mapping[str, Any]) -> str:
 
 
 def _status_text(result: Mapping[str, Any]) -> str:
-    lines = [f"at {_when(result['at'])} (state: {result['stateScope']})",
+    lines = [f"at {_when(result['at'])} (state: {result['store']}, {result['stateScope']})",
              f"{'region':<32}  {'added 24h/budget':<16}  cooldown"]
     for r in result["regions"]:
         used = Used(r["added24h"], r["budget24h"]).text()
