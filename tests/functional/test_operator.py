@@ -98,8 +98,8 @@ def test_status_counts_budgets_and_cooldowns_as_the_planner_does_and_lists_open_
                                              "remainingSeconds": COOLDOWN_S + 60 - 180}
     assert (regions[SHANGHAI]["added24h"], regions[SHANGHAI]["cooldown"]["devices"]) == (2, 2)
     assert regions[SHANGHAI]["cooldown"]["until"] == start + 120 + COOLDOWN_S
-    assert regions["cn-guangzhou-unicom"] == {"region": "cn-guangzhou-unicom", "added24h": 0, "budget24h": 12,
-                                              "cooldown": None}
+    assert {k: regions["cn-guangzhou-unicom"][k] for k in ("added24h", "budget24h", "cooldown")} == {
+        "added24h": 0, "budget24h": 12, "cooldown": None}
     assert shown["total"] == {"added24h": 6, "budget24h": 24}
     # ENS lists devices late: every order is still on its way
     assert [(o["invocationId"], o["phase"]) for o in shown["openOrders"]] == [
@@ -180,6 +180,80 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
         ("failed", 0, 1), ("ready", 3, 0), ("ready", 2, 0)]
     _, since = command(capsys, "history", "--hours", "0.5")
     assert since["orders"] == []  # all older than half an hour now
+
+
+def test_status_reads_ens_once_and_shows_each_region_beside_what_the_store_says(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    alarm, counts, batch = sample_day(one, cloud)
+    before = len(cloud.calls_for("DescribeDeviceService"))
+    code, shown = command(capsys, "status")
+    assert code == 0 and len(cloud.calls_for("DescribeDeviceService")) == before + 1
+    assert shown["ens"] == {"read": True, "error": None}
+    regions = {r["region"]: r for r in shown["regions"]}
+    for code_, made in ((HANGZHOU, 4), (SHANGHAI, 2), ("cn-guangzhou-unicom", 0)):
+        r = regions[code_]
+        assert r["running"] + r["onTheWay"] == made == r["desired"]  # listed, or ordered and not listed yet
+    running = {c: sum(1 for d in cloud.devices(c) if d["Listed"] and d["Status"] == "Running")
+               for c in (HANGZHOU, SHANGHAI)}
+    assert {c: regions[c]["running"] for c in running} == running
+    assert regions[HANGZHOU]["lastReading"] == {"metric": "CPUUtilization", "value": 88, "at": pytest.approx(
+        cloud.now - 60), "threshold": "step from 70"}
+    assert regions["cn-guangzhou-unicom"]["lastReading"] is None
+    # the conditions are the guard chain's: the next hangzhou step gets nothing until the cooldown ends
+    assert regions[HANGZHOU]["conditions"] == {
+        "AbleToScale": {"status": True, "reason": "ReadyForNewScale"},
+        "ScalingLimited": {"status": True, "guards": [{"reason": "Cooldown", "allows": 0, "of": 4,
+                                                      "until": regions[HANGZHOU]["cooldown"]["until"]}]}}
+    assert regions["cn-guangzhou-unicom"]["conditions"]["ScalingLimited"] == {"status": False, "guards": []}
+    assert [o["resolvedBy"] for o in shown["openOrders"]] == ["ENS"] * 3
+
+
+def test_status_says_so_when_ens_cannot_be_read_and_still_shows_the_store(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    scaler().handle(COUNTS)
+    cloud.inject("DescribeDeviceService", "server_error", times=20)
+    code, shown = command(capsys, "status")
+    assert code == 0 and shown["ens"]["read"] is False and "DescribeDeviceService" in shown["ens"]["error"]
+    hangzhou = next(r for r in shown["regions"] if r["region"] == HANGZHOU)
+    assert (hangzhou["running"], hangzhou["onTheWay"], hangzhou["added24h"]) == (None, None, 2)
+    assert hangzhou["conditions"]["AbleToScale"] == {"status": False, "reason": "InventoryUnavailable"}
+    assert {"reason": "InventoryUnavailable", "allows": 0, "of": 4, "until": None} in \
+        hangzhou["conditions"]["ScalingLimited"]["guards"]
+    cli.main(["status"])
+    assert "ENS could not be read, so running / on the way are unknown" in capsys.readouterr().out
+
+
+def test_status_names_the_guard_that_holds_a_region_budget_and_unresolved_order(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    for n in range(3):  # 12 devices: the region's 24 h budget
+        assert one.handle(manual(f"fill-{n}", cn_shanghai_cmcc=4))["status"] == "scaled"
+    lost_order(one, cloud, "lost-3")
+    _, shown = command(capsys, "status")
+    regions = {r["region"]: r["conditions"]["ScalingLimited"] for r in shown["regions"]}
+    assert {"reason": "BudgetExhausted", "allows": 0, "of": 4, "until": None} in regions[SHANGHAI]["guards"]
+    assert {"reason": "OrderUnresolved", "allows": 0, "of": 4, "until": None} in regions[HANGZHOU]["guards"]
+
+
+def test_status_says_which_orders_evidence_resolved_when_ens_answer_was_lost(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    cloud.inject("RescaleDeviceService", "drop_after_commit")
+    with pytest.raises(TransientCloudError):
+        one.handle(manual("lost-4", cn_hangzhou_telecom=2))
+    cloud.advance(60)  # the order's devices are listed by now: set difference names them
+    assert one.handle(manual("lost-4", cn_hangzhou_telecom=2))["status"] == "scaled"
+    _, shown = command(capsys, "status")
+    (order,) = shown["resolvedFromEvidence"]  # its devices were Running as soon as they were listed
+    assert (order["OrderId"], order["resolvedBy"], order["phase"]) == (None, "evidence", "ready")
+    assert order["outcome"] == "the new devices number exactly what it asked"
+    _, told = command(capsys, "history")
+    assert told["orders"][0]["resolvedBy"] == "evidence"
+    for name in ("status", "history"):
+        cli.main([name])
+        assert "OrderId unknown: ENS's answer was lost, its devices were found by set difference" in \
+            capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["status", "history"])
@@ -376,6 +450,7 @@ def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_p
     state_url = f"sqlite:///{tmp_path}/demo.db"
     monkeypatch.setenv("STATE_URL", state_url)
     monkeypatch.setenv("SCALING_POLICY", str(PACKAGE_ROOT / "policy.yaml"))
+    monkeypatch.setenv("ENS_ENDPOINT", cloud.url)  # `status` reads ENS too
     monkeypatch.setattr(status_module, "clock", lambda: cloud.now + offset)
     for failed in (0, 0, 0):  # ENS's random failures would make the session differ from run to run
         cloud.queue_outcome(failed)

@@ -109,7 +109,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
     "export-metrics": (cmd_export_metrics, "write a metric history CSV from CloudMonitor DescribeMetricList "
                                            "(CMS_ENDPOINT, credentials as for invoke)"),
     "advise": (cmd_advise, "learn timer bursts from a metric history and prove them by replay; no network"),
-    "status": (status.command, "budgets used, cooldowns, open orders and the outbox backlog, per region (STATE_URL)"),
+    "status": (status.command, "per region: devices on ENS, conditions, budgets, cooldowns; open orders, outbox "
+                               "(STATE_URL, ENS_ENDPOINT)"),
     "history": (status.command, "the scale-outs of the order book: when, why, which devices, what came of it"),
     "resolve": (status.command, "settle an uncertain order by hand: --devices b-1,b-2 or --not-ordered "
                                 "(logged, kept in the order)"),

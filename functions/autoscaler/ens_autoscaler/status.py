@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .errors import ConfigError, InputError
+from .conditions import Conditions, Reading, conditions, desired, last_reading
+from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
 from .followup import LOOKBACK_S
 from .logs import log
-from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
-from .planner import Cooldown
+from .orders import Attribution, Listed, OrderRecord, Phase, Verdict, in_flight, unresolved_regions
+from .planner import Capacity, Cooldown, Inventory
 from .policy import BUDGET_WINDOW_SECONDS, Policy
 from .settings import Settings, redact_url
 from .state import OutboxItem, ParkedItem, StateStore, sqlite_file
@@ -50,15 +51,25 @@ class Used:
 
 @dataclass(frozen=True)
 class RegionStatus:
+    """One region as the store counts it (budget, cooldown) beside what ENS lists now."""
+
     region: str
     used: Used
     cooldown: Cooldown | None
+    capacity: Capacity | None  # running and on the way, from DescribeDeviceService; None: not read
+    desired: int | None
+    reading: Reading | None
+    conditions: Conditions
 
     def as_dict(self, now: float) -> dict[str, Any]:
-        held = self.cooldown
+        held, fleet = self.cooldown, self.capacity
         return {"region": self.region, "added24h": self.used.added, "budget24h": self.used.budget,
                 "cooldown": None if held is None else {"devices": held.devices, "until": held.until,
-                                                       "remainingSeconds": round(held.until - now, 1)}}
+                                                       "remainingSeconds": round(held.until - now, 1)},
+                "running": None if fleet is None else fleet.running,
+                "onTheWay": None if fleet is None else fleet.pending, "desired": self.desired,
+                "lastReading": None if self.reading is None else self.reading.as_dict(),
+                "conditions": self.conditions.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -66,17 +77,21 @@ class Status:
     now: float
     store: str  # which store was read, as it may be shown (no password)
     scope: str
+    ens_error: str | None  # why DescribeDeviceService could not be read (None: it was)
     regions: tuple[RegionStatus, ...]
     total: Used
     orders: tuple[OrderRecord, ...]  # open ones
+    from_evidence: tuple[OrderRecord, ...]  # closed in the window, devices found by set difference
     outbox: tuple[OutboxItem, ...]
     parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": "status", "at": self.now, "store": self.store, "stateScope": self.scope,
+                "ens": {"read": self.ens_error is None, "error": self.ens_error},
                 "regions": [r.as_dict(self.now) for r in self.regions],
                 "total": {"added24h": self.total.added, "budget24h": self.total.budget},
-                "openOrders": [o.as_dict() for o in self.orders],
+                "openOrders": [told_open(o) for o in self.orders],
+                "resolvedFromEvidence": [told_open(o) for o in self.from_evidence],
                 "outbox": [{"id": i.id, "tag": i.tag, "createdAt": i.created_at,
                             "ageSeconds": round(self.now - i.created_at, 1), "attempts": i.attempts}
                            for i in self.outbox],
@@ -84,14 +99,42 @@ class Status:
                            for p in self.parked]}
 
 
-def status(store: StateStore, policy: Policy, now: float, named: str, scope: str) -> Status:
+def status(store: StateStore, policy: Policy, now: float, named: str, scope: str,
+           listing: Callable[[], list[Listed]]) -> Status:
+    """The store's sums and orders, and one DescribeDeviceService (`listing`), side by side."""
     limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
-    ledger = store.history(policy, now)
-    regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region),
-                                 ledger.cooldown(code, now, limits.cooldown_seconds))
-                    for code in sorted(policy.regions))
-    return Status(now, named, scope, regions, Used(ledger.added(since), limits.budget_total),
-                  tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()))
+    ledger, open_orders, recent = store.history(policy, now), store.open_orders(), store.orders_since(since)
+    try:
+        listed: list[Listed] | None = listing()
+        ens_error = None
+    except (TransientCloudError, PermanentCloudError) as exc:
+        listed, ens_error = None, str(exc)
+    unresolved = unresolved_regions(open_orders)
+    inventory = (Inventory(available=False, unresolved=unresolved) if listed is None else
+                 Inventory.from_listing(listed, in_flight(open_orders, listed), unresolved))
+    regions = []
+    for code, spec in sorted(policy.regions.items()):
+        capacity = inventory.of(code) if inventory.available else None
+        regions.append(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region),
+                                    ledger.cooldown(code, now, limits.cooldown_seconds), capacity,
+                                    desired(code, recent, capacity), last_reading(spec, recent),
+                                    conditions(code, policy, ledger, now, inventory)))
+    return Status(now, named, scope, ens_error, tuple(regions), Used(ledger.added(since), limits.budget_total),
+                  tuple(open_orders), tuple(o for o in recent if not o.phase.open and resolved_by(o) == "evidence"),
+                  tuple(store.outbox_items()), tuple(store.outbox_parked()))
+
+
+def told_open(o: OrderRecord) -> dict[str, Any]:
+    """An open order as `status` shows it, saying whether ENS's answer or the evidence named its devices."""
+    return {**o.as_dict(), "resolvedBy": resolved_by(o)}
+
+
+def resolved_by(o: OrderRecord) -> str | None:
+    """"ENS" when its answer named the order's devices, "evidence" when set difference did (ENS's
+    answer was lost: no OrderId, yet the devices are known), None while they are not known."""
+    if o.phase.unresolved or o.phase in (Phase.NOT_ORDERED, Phase.REFUSED, Phase.AMBIGUOUS):
+        return None
+    return "ENS" if o.order_id is not None else "evidence"
 
 
 def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
@@ -103,7 +146,7 @@ def told(o: OrderRecord) -> dict[str, Any]:
     """An order as `history` tells it: when, why, which devices, what came of it."""
     return {"at": o.started_at, "invocationId": o.id, "cause": cause(o), "phase": o.phase.value,
             "outcome": OUTCOMES[o.phase], "OrderId": o.order_id, "DeviceIds": list(o.device_ids),
-            "ready": len(o.ready), "failed": len(o.failed), "note": o.outcome}
+            "ready": len(o.ready), "failed": len(o.failed), "note": o.outcome, "resolvedBy": resolved_by(o)}
 
 
 def cause(order: OrderRecord) -> str:
@@ -123,7 +166,8 @@ def cause(order: OrderRecord) -> str:
         cut = f" (asked {d['raw']}: {', '.join(d['reasons'])})" if d["final"] < d["raw"] else ""
         told.setdefault(f"{said} → {d['rule']}", []).append(f"{d['region']} +{d['final']}{cut}")
     parts = [f"{said} → {', '.join(regions)}" for said, regions in told.items()]
-    return f"{'; '.join(parts) or 'no decision recorded'} → ordered {order.asked}, OrderId {order.order_id or '?'}"
+    return f"{'; '.join(parts) or 'no decision recorded'} → ordered {order.asked}, " \
+           f"OrderId {order_id_text(order.order_id, resolved_by(order))}"
 
 
 def _speaker(source: str) -> str:
@@ -236,12 +280,13 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
     named = watched(settings, os.environ)  # before the store is opened: opening creates a SQLite file
     scaler = Autoscaler(settings, clock=clock)
     if args.command == "status":
-        return status(scaler.store, scaler.policy, scaler.clock(), named, settings.state_scope).as_dict()
+        return status(scaler.store, scaler.policy, scaler.clock(), named, settings.state_scope,
+                      lambda: scaler.actuator.listing(scaler.policy.service)).as_dict()
     if args.command == "history":
         return {"status": "history", "hours": args.hours,
                 "orders": [told(o) for o in history(scaler.store, scaler.clock(), args.hours)]}
     order = resolve(scaler, args.invocation_id, None if args.not_ordered else args.devices)
-    return {"status": "resolved", "order": order.as_dict(),
+    return {"status": "resolved", "order": told_open(order),
             "note": "its messages are queued in the outbox: the next invocation publishes them"}
 
 
@@ -255,18 +300,31 @@ def text(result: Mapping[str, Any]) -> str:
 
 
 def _status_text(result: Mapping[str, Any]) -> str:
-    lines = [f"at {_when(result['at'])} (state: {result['store']}, {result['stateScope']})",
-             f"{'region':<32}  {'added 24h/budget':<16}  cooldown"]
+    ens = result["ens"]
+    lines = [f"at {_when(result['at'])} (state: {result['store']}, {result['stateScope']})"]
+    if not ens["read"]:
+        lines.append(f"ENS could not be read, so running / on the way are unknown: {ens['error']}")
+    lines.append(f"{'region':<32}  {'running':>7}  {'on the way':>10}  {'desired':>7}  {'last reading':<24}  "
+                 f"{'added 24h/budget':<16}  cooldown")
     for r in result["regions"]:
         used = Used(r["added24h"], r["budget24h"]).text()
         held = r["cooldown"]
         cooling = "-" if held is None else (f"{held['devices']} devices count until {_when(held['until'])} "
                                             f"({round(held['remainingSeconds'])} s left)")
-        lines.append(f"{r['region']:<32}  {used:<16}  {cooling}")
+        fleet = [_count(r["running"]), _count(r["onTheWay"]), _count(r["desired"])]
+        lines.append(f"{r['region']:<32}  {fleet[0]:>7}  {fleet[1]:>10}  {fleet[2]:>7}  "
+                     f"{_reading(r['lastReading']):<24}  {used:<16}  {cooling}")
     total = result["total"]
-    lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text()}")
+    lines.append(f"{'all regions':<32}  {'':>7}  {'':>10}  {'':>7}  {'':<24}  "
+                 f"{Used(total['added24h'], total['budget24h']).text()}")
+    lines.append("conditions (each guard on the most one scale-out may add):")
+    lines += [f"  {r['region']:<32}  {_conditions(r['conditions'])}" for r in result["regions"]]
     lines.append(f"open orders: {len(result['openOrders']) or 'none'}")
     lines += [f"  {_order_line(o)}" for o in result["openOrders"]]
+    if result["resolvedFromEvidence"]:
+        lines.append(f"closed orders whose devices evidence named, not ENS's answer (24 h): "
+                     f"{len(result['resolvedFromEvidence'])}")
+        lines += [f"  {_order_line(o)}" for o in result["resolvedFromEvidence"]]
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
     lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]
@@ -276,11 +334,38 @@ def _status_text(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _reading(reading: Mapping[str, Any] | None) -> str:
+    if reading is None:
+        return "-"
+    return f"{reading['value']:g} ({reading['threshold'] or 'no rule'})"
+
+
+def _conditions(c: Mapping[str, Any]) -> str:
+    able, limited = c["AbleToScale"], c["ScalingLimited"]
+    text = f"AbleToScale {able['status']}" + ("" if able["status"] else f" ({able['reason']})")
+    if not limited["status"]:
+        return f"{text}, ScalingLimited False"
+    guards = [f"{g['reason']} allows {g['allows']} of {g['of']}" + (f" until {_when(g['until'])}" if g["until"] else "")
+              for g in limited["guards"]]
+    return f"{text}, ScalingLimited True: {'; '.join(guards)}"
+
+
 def _order_line(o: Mapping[str, Any]) -> str:
     regions = ", ".join(f"{r} +{n}" for r, n in o["regions"].items())
     return (f"{o['invocationId']}  {o['phase']}  since {_when(o['startedAt'])}  {regions}  "
-            f"OrderId {o['OrderId'] or '?'}  {o['ready']}/{o['devices']} ready" +
+            f"OrderId {order_id_text(o['OrderId'], o.get('resolvedBy'))}  {o['ready']}/{o['devices']} ready" +
             (f"  ({o['outcome']})" if o["outcome"] else ""))
+
+
+def order_id_text(order_id: str | None, by: str | None) -> str:
+    """An order's OrderId as a person reads it: without one, say whether evidence named its devices."""
+    if order_id is not None:
+        return order_id
+    return "unknown: ENS's answer was lost, its devices were found by set difference" if by == "evidence" else "?"
 
 
 def _history_text(result: Mapping[str, Any]) -> str:
