@@ -159,7 +159,9 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
     one = scaler()
     for failed in (0, 0, 1):  # the batch's one device will fail
         cloud.queue_outcome(failed)
+    alarm_at = cloud.now
     alarm, counts, batch = sample_day(one, cloud)
+    counts_at = alarm_at + 60
     code, shown = command(capsys, "history")
     assert code == 0
     newest, middle, oldest = shown["orders"]
@@ -168,9 +170,19 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
                                f"value < 95: +2 → {HANGZHOU} +2 → ordered 2, OrderId {alarm['order']['OrderId']}")
     assert middle["cause"] == (f"manual request `manual:launch-2025-01-09` \"launch-day pre-scale\" → manual → "
                                f"{HANGZHOU} +2, {SHANGHAI} +1 → ordered 3, OrderId {counts['order']['OrderId']}")
-    assert newest["cause"] == (f"MNS message `mns:C6DB60D1574661357FA2272774453A05` at 95 → step 90 <= value: +2 "
+    # the batch's hangzhou decision was held (Coalesced, Cooldown → 0): it is told too
+    assert newest["cause"] == (f"MNS message `mns:C6DB60D1574661357FA2272774453A03` (+1) at 88 → step 85 <= value "
+                               f"< 95: +2 → {HANGZHOU} +0 (asked 2: Coalesced, Cooldown); "
+                               f"MNS message `mns:C6DB60D1574661357FA2272774453A05` at 95 → step 90 <= value: +2 "
                                f"→ {SHANGHAI} +1 (asked 2: Cooldown) → ordered 1, "
                                f"OrderId {batch['order']['OrderId']}")
+    held, cut = newest["causes"]
+    assert held == {"region": HANGZHOU, "signals": ["mns:C6DB60D1574661357FA2272774453A03",
+                                                    "mns:C6DB60D1574661357FA2272774453A04"],
+                    "speaker": "MNS message", "said": None, "metric": "CPUUtilization", "value": 88,
+                    "rule": "step 85 <= value < 95: +2", "asked": 2, "got": 0, "reasons": ["Coalesced", "Cooldown"]}
+    assert (cut["region"], cut["asked"], cut["got"], cut["reasons"]) == (SHANGHAI, 2, 1, ["Cooldown"])
+    assert middle["causes"][0]["said"] == "launch-day pre-scale"
     assert [o["outcome"] for o in shown["orders"]] == ["pending"] * 3
     assert oldest["DeviceIds"] == alarm["order"]["DeviceIds"]
     cloud.advance(TIMEOUT_S)
@@ -178,6 +190,11 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
     _, later = command(capsys, "history")
     assert [(o["outcome"], o["ready"], o["failed"]) for o in later["orders"]] == [
         ("failed", 0, 1), ("ready", 3, 0), ("ready", 2, 0)]
+    # time to ready: from the order to the readiness check that saw its last device Running
+    assert [o["readyAfterSeconds"] for o in later["orders"]] == [
+        None, pytest.approx(cloud.now - counts_at, abs=1), pytest.approx(cloud.now - alarm_at, abs=1)]
+    cli.main(["history"])
+    assert f"ready after {round(later['orders'][1]['readyAfterSeconds'])} s" in capsys.readouterr().out
     _, since = command(capsys, "history", "--hours", "0.5")
     assert since["orders"] == []  # all older than half an hour now
 

@@ -96,6 +96,7 @@ class OrderRecord:
     ready: tuple[str, ...] = ()  # announced Running
     failed: tuple[str, ...] = ()  # announced failed
     outcome: str | None = None  # how it was resolved or closed, for status and the logs
+    closed_at: float | None = None  # when the follow-up saw its last device Running or failed: time to ready
 
     @classmethod
     def intent(cls, key: str, selector: Sequence[Mapping[str, Any]], listed: Iterable[Listed], now: float,
@@ -140,7 +141,8 @@ class OrderRecord:
                    raw["timeout_at"], raw["owner_until"],
                    {r: tuple(ids) for r, ids in raw["baseline"].items()}, Phase(raw["phase"]),
                    raw["message"], raw["identity"], raw["result"], raw["order_id"], raw["request_id"],
-                   tuple(raw["device_ids"]), tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"])
+                   tuple(raw["device_ids"]), tuple(raw["ready"]), tuple(raw["failed"]), raw["outcome"],
+                   raw.get("closed_at"))
 
 
 class Verdict(str, Enum):
@@ -227,7 +229,8 @@ def progress(order: OrderRecord, listed: Mapping[str, Listed], now: float) -> Pr
         phase = Phase.PARTLY_READY if all_ready else Phase.ORDERED
     else:
         phase = Phase.FAILED if all_failed else Phase.READY
-    moved = replace(order, ready=all_ready, failed=all_failed, phase=phase)
+    moved = replace(order, ready=all_ready, failed=all_failed, phase=phase,
+                    closed_at=order.closed_at if phase.open or order.closed_at is not None else now)
     return Progress(moved, tuple(ready), tuple(failed))
 
 

@@ -143,28 +143,44 @@ def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
 
 
 def told(o: OrderRecord) -> dict[str, Any]:
-    """An order as `history` tells it: when, why, which devices, what came of it."""
-    return {"at": o.started_at, "invocationId": o.id, "cause": cause(o), "phase": o.phase.value,
-            "outcome": OUTCOMES[o.phase], "OrderId": o.order_id, "DeviceIds": list(o.device_ids),
-            "ready": len(o.ready), "failed": len(o.failed), "note": o.outcome, "resolvedBy": resolved_by(o)}
+    """An order as `history` tells it: when, why (as a sentence and as data), which devices, what came
+    of it and how long its devices took to run."""
+    ready_after = o.closed_at - o.started_at if o.phase is Phase.READY and o.closed_at is not None else None
+    return {"at": o.started_at, "invocationId": o.id, "cause": cause(o), "causes": causes(o),
+            "phase": o.phase.value, "outcome": OUTCOMES[o.phase], "OrderId": o.order_id,
+            "DeviceIds": list(o.device_ids), "ready": len(o.ready), "failed": len(o.failed),
+            "readyAfterSeconds": None if ready_after is None else round(ready_after, 1), "note": o.outcome,
+            "resolvedBy": resolved_by(o)}
+
+
+def causes(order: OrderRecord) -> list[dict[str, Any]]:
+    """Each region's decision in the order's message, as data: who spoke, what was read, which rule
+    fired, what it asked, what it got and every guard that cut it — held regions (`got` 0) too."""
+    speakers = {s["dedupeKey"]: s for s in order.message.get("signals", ())}
+    out = []
+    for d in order.message.get("decisions", ()):
+        keys = d["signals"] or ["?"]
+        first = speakers.get(keys[0], {"source": "?"})
+        out.append({"region": d["region"], "signals": list(d["signals"]), "speaker": _speaker(first["source"]),
+                    "said": first.get("reason"), "metric": d.get("metric"), "value": d.get("value"),
+                    "rule": d["rule"], "asked": d["raw"], "got": d["final"], "reasons": list(d["reasons"])})
+    return out
 
 
 def cause(order: OrderRecord) -> str:
     """The order told as a sentence, from the signals and decisions its message holds:
     "CloudMonitor alarm `cms:…` at 91.5 → step 85 <= value < 95: +2 → cn-hangzhou-telecom +2
-    → ordered 2, OrderId …"."""
-    speakers = {s["dedupeKey"]: s for s in order.message.get("signals", ())}
-    told: dict[str, list[str]] = {}  # what was said and which rule fired → the regions it added to
-    for d in order.message.get("decisions", ()):
-        if not d["final"]:
-            continue
-        keys = d["signals"] or ["?"]
-        first = speakers.get(keys[0], {"source": "?"})
-        said = f"{_speaker(first['source'])} `{keys[0]}`" + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
-        said += f" \"{first['reason']}\"" if first.get("reason") else ""
-        said += f" at {d['value']:g}" if d.get("value") is not None else ""
-        cut = f" (asked {d['raw']}: {', '.join(d['reasons'])})" if d["final"] < d["raw"] else ""
-        told.setdefault(f"{said} → {d['rule']}", []).append(f"{d['region']} +{d['final']}{cut}")
+    → ordered 2, OrderId …"; a region the guards held says so: "+0 (asked 2: Coalesced, Cooldown)"."""
+    told: dict[str, list[str]] = {}  # what was said and which rule fired → what each region got
+    for c in causes(order):
+        if not c["asked"]:
+            continue  # nothing asked: no rule fired, nothing to tell
+        keys = c["signals"] or ["?"]
+        said = f"{c['speaker']} `{keys[0]}`" + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
+        said += f" \"{c['said']}\"" if c["said"] else ""
+        said += f" at {c['value']:g}" if c["value"] is not None else ""
+        cut = f" (asked {c['asked']}: {', '.join(c['reasons'])})" if c["got"] < c["asked"] else ""
+        told.setdefault(f"{said} → {c['rule']}", []).append(f"{c['region']} +{c['got']}{cut}")
     parts = [f"{said} → {', '.join(regions)}" for said, regions in told.items()]
     return f"{'; '.join(parts) or 'no decision recorded'} → ordered {order.asked}, " \
            f"OrderId {order_id_text(order.order_id, resolved_by(order))}"
@@ -373,7 +389,8 @@ def _history_text(result: Mapping[str, Any]) -> str:
         return f"no order in the last {result['hours']:g} h"
     lines = []
     for o in result["orders"]:
-        lines.append(f"{_when(o['at'])}  {o['invocationId']}  {o['outcome']}  "
+        took = f" after {round(o['readyAfterSeconds'])} s" if o["readyAfterSeconds"] is not None else ""
+        lines.append(f"{_when(o['at'])}  {o['invocationId']}  {o['outcome']}{took}  "
                      f"{', '.join(o['DeviceIds']) or 'no devices'}")
         lines.append(f"  {o['cause']}")
     return "\n".join(lines)
