@@ -39,7 +39,7 @@ def test_sample_event_end_to_end(name: str, cloud: LocalCloud, make_autoscaler) 
     rescales = cloud.calls_for("RescaleDeviceService")
     messages = cloud.messages(TOPIC)
     if name in FOLLOW_UP:  # nothing open: one state read, no cloud call
-        assert result == {"status": "follow_up", "openOrders": [], "stateScope": "instance"}
+        assert result == {"status": "follow_up", "openOrders": [], "closedOrders": [], "stateScope": "instance"}
         assert cloud.calls == []
         return
     if name in NO_REGION:

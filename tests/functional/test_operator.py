@@ -299,6 +299,29 @@ def test_the_store_read_is_named_without_its_password_and_says_when_it_is_the_de
     assert status_module.watched(default, {}) == f"sqlite:///{tmp_path}/state.db (the default: STATE_URL is unset)"
 
 
+def test_a_replayed_duplicate_says_so_in_the_human_output(cloud: LocalCloud, scaler) -> None:
+    first = scaler().handle(ALARM)
+    again = scaler().handle(ALARM)
+    assert again["replayed"] is True
+    assert "replayed" not in render(first)
+    assert (f"replayed: a duplicate delivery of {first['invocationId']}; this is its stored answer, nothing was "
+            "ordered again") in render(again)
+
+
+def test_the_readiness_timer_says_which_orders_it_closed_and_which_are_still_open(cloud: LocalCloud, scaler) -> None:
+    one = scaler()
+    key = one.handle(COUNTS)["invocationId"]
+    early = one.handle(FOLLOW_UP)  # ENS lists the devices late: still on their way
+    assert (early["closedOrders"], [o["invocationId"] for o in early["openOrders"]]) == ([], [key])
+    assert "checked the open orders against ENS: 0 closed, 1 still open" in render(early)
+    assert f"  open: {key}  ordered" in render(early)
+    cloud.advance(TIMEOUT_S)
+    done = one.handle(FOLLOW_UP)
+    assert [(o["invocationId"], o["phase"]) for o in done["closedOrders"]] == [(key, "ready")]
+    shown = render(done)
+    assert "1 closed, 0 still open" in shown and f"  closed: {key}  ready" in shown
+
+
 # -- resolve by hand ---------------------------------------------------------------------------
 
 def lost_order(one: Autoscaler, cloud: LocalCloud, request_id: str) -> str:

@@ -225,7 +225,7 @@ def test_eight_concurrent_deliveries_make_one_order_and_the_duplicates_fail_fast
 
 def test_the_readiness_timer_with_nothing_open_reads_state_once(scaler, cloud: LocalCloud) -> None:
     result = scaler().handle(FOLLOW_UP)
-    assert result == {"status": "follow_up", "openOrders": [], "stateScope": "instance"}
+    assert result == {"status": "follow_up", "openOrders": [], "closedOrders": [], "stateScope": "instance"}
     assert not cloud.calls_for("DescribeDeviceService")
 
 

@@ -96,6 +96,7 @@ class Autoscaler:
         orders = self.follow_up.run(fleet_due=int(iso_epoch(trigger_time) // 60) % FLEET_EVERY_MIN == 0)
         self.outbox.drain(deadline)
         return Result(Status.FOLLOW_UP, orders=tuple(o.as_dict() for o in orders if o.phase.open),
+                      closed=tuple(o.as_dict() for o in orders if not o.phase.open),
                       state_scope=self.settings.state_scope)
 
     def run(self, signals: list[Signal], deadline: float) -> Result:

@@ -10,10 +10,11 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .errors import AutoscalerError, ConfigError, InputError, PublishDeferred
 from .planner import GUARDS
+from .vocab import epoch_iso
 
 ELLIPSIS = "…"
 # (heading, widest the column grows to); the last column is never cut.
@@ -107,6 +108,11 @@ def cut_requests(result: dict[str, Any]) -> list[str]:
 
 def render(result: dict[str, Any]) -> str:
     parts = [f"status: {result['status']}"]
+    if result.get("replayed"):
+        parts.append(f"replayed: a duplicate delivery of {result['invocationId']}; this is its stored answer, "
+                     "nothing was ordered again")
+    if result["status"] == "follow_up" and "openOrders" in result:  # `plan` of the timer followed nothing
+        parts.append(_followed(result))
     if result.get("error"):
         parts.append(f"error ({result['error']['type']}): {result['error']['message']}")
     if result.get("decisions"):
@@ -123,6 +129,34 @@ def render(result: dict[str, Any]) -> str:
     if result.get("note"):
         parts.append(f"note: {result['note']}")
     return "\n".join(parts)
+
+
+def _followed(result: Mapping[str, Any]) -> str:
+    """What the readiness timer did: the orders it closed, and those still on their way."""
+    closed, still = result.get("closedOrders") or (), result.get("openOrders") or ()
+    lines = [f"the readiness timer checked the open orders against ENS: {len(closed)} closed, "
+             f"{len(still)} still open" + ("" if closed or still else " (there were none)")]
+    lines += [f"  closed: {order_line(o)}" for o in closed] + [f"  open: {order_line(o)}" for o in still]
+    return "\n".join(lines)
+
+
+def order_line(o: Mapping[str, Any]) -> str:
+    """One order on one line: `status`, `resolve` and the readiness timer's answer show it alike."""
+    regions = ", ".join(f"{r} +{n}" for r, n in o["regions"].items())
+    return (f"{o['invocationId']}  {o['phase']}  since {when(o['startedAt'])}  {regions}  "
+            f"OrderId {order_id_text(o['OrderId'], o.get('resolvedBy'))}  {o['ready']}/{o['devices']} ready" +
+            (f"  ({o['outcome']})" if o["outcome"] else ""))
+
+
+def order_id_text(order_id: str | None, by: str | None) -> str:
+    """An order's OrderId as a person reads it: without one, say whether evidence named its devices."""
+    if order_id is not None:
+        return order_id
+    return "unknown: ENS's answer was lost, its devices were found by set difference" if by == "evidence" else "?"
+
+
+def when(epoch: float) -> str:
+    return epoch_iso(round(epoch))  # a person reads seconds; `--json` keeps the exact time
 
 
 def _fit(cell: str, width: int) -> str:

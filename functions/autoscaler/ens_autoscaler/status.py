@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .conditions import Conditions, Reading, conditions, desired, last_reading
+from .display import order_id_text, order_line, when
 from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
 from .followup import LOOKBACK_S
 from .logs import log
@@ -25,7 +26,6 @@ from .planner import Capacity, Cooldown, Inventory
 from .policy import BUDGET_WINDOW_SECONDS, Policy
 from .settings import Settings, redact_url
 from .state import OutboxItem, ParkedItem, StateStore, sqlite_file
-from .vocab import epoch_iso
 
 if TYPE_CHECKING:
     from .app import Autoscaler
@@ -312,12 +312,12 @@ def text(result: Mapping[str, Any]) -> str:
         return _status_text(result)
     if kind == "history":
         return _history_text(result)
-    return f"{_order_line(result['order'])}\n{result['note']}"
+    return f"{order_line(result['order'])}\n{result['note']}"
 
 
 def _status_text(result: Mapping[str, Any]) -> str:
     ens = result["ens"]
-    lines = [f"at {_when(result['at'])} (state: {result['store']}, {result['stateScope']})"]
+    lines = [f"at {when(result['at'])} (state: {result['store']}, {result['stateScope']})"]
     if not ens["read"]:
         lines.append(f"ENS could not be read, so running / on the way are unknown: {ens['error']}")
     lines.append(f"{'region':<32}  {'running':>7}  {'on the way':>10}  {'desired':>7}  {'last reading':<24}  "
@@ -325,7 +325,7 @@ def _status_text(result: Mapping[str, Any]) -> str:
     for r in result["regions"]:
         used = Used(r["added24h"], r["budget24h"]).text()
         held = r["cooldown"]
-        cooling = "-" if held is None else (f"{held['devices']} devices count until {_when(held['until'])} "
+        cooling = "-" if held is None else (f"{held['devices']} devices count until {when(held['until'])} "
                                             f"({round(held['remainingSeconds'])} s left)")
         fleet = [_count(r["running"]), _count(r["onTheWay"]), _count(r["desired"])]
         lines.append(f"{r['region']:<32}  {fleet[0]:>7}  {fleet[1]:>10}  {fleet[2]:>7}  "
@@ -336,17 +336,17 @@ def _status_text(result: Mapping[str, Any]) -> str:
     lines.append("conditions (each guard on the most one scale-out may add):")
     lines += [f"  {r['region']:<32}  {_conditions(r['conditions'])}" for r in result["regions"]]
     lines.append(f"open orders: {len(result['openOrders']) or 'none'}")
-    lines += [f"  {_order_line(o)}" for o in result["openOrders"]]
+    lines += [f"  {order_line(o)}" for o in result["openOrders"]]
     if result["resolvedFromEvidence"]:
         lines.append(f"closed orders whose devices evidence named, not ENS's answer (24 h): "
                      f"{len(result['resolvedFromEvidence'])}")
-        lines += [f"  {_order_line(o)}" for o in result["resolvedFromEvidence"]]
+        lines += [f"  {order_line(o)}" for o in result["resolvedFromEvidence"]]
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
     lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]
     if result["parked"]:
         lines.append(f"parked (MNS refused them for good; see the reason): {len(result['parked'])}")
-        lines += [f"  {p['id']} ({p['tag']}) since {_when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
+        lines += [f"  {p['id']} ({p['tag']}) since {when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
     return "\n".join(lines)
 
 
@@ -365,23 +365,9 @@ def _conditions(c: Mapping[str, Any]) -> str:
     text = f"AbleToScale {able['status']}" + ("" if able["status"] else f" ({able['reason']})")
     if not limited["status"]:
         return f"{text}, ScalingLimited False"
-    guards = [f"{g['reason']} allows {g['allows']} of {g['of']}" + (f" until {_when(g['until'])}" if g["until"] else "")
+    guards = [f"{g['reason']} allows {g['allows']} of {g['of']}" + (f" until {when(g['until'])}" if g["until"] else "")
               for g in limited["guards"]]
     return f"{text}, ScalingLimited True: {'; '.join(guards)}"
-
-
-def _order_line(o: Mapping[str, Any]) -> str:
-    regions = ", ".join(f"{r} +{n}" for r, n in o["regions"].items())
-    return (f"{o['invocationId']}  {o['phase']}  since {_when(o['startedAt'])}  {regions}  "
-            f"OrderId {order_id_text(o['OrderId'], o.get('resolvedBy'))}  {o['ready']}/{o['devices']} ready" +
-            (f"  ({o['outcome']})" if o["outcome"] else ""))
-
-
-def order_id_text(order_id: str | None, by: str | None) -> str:
-    """An order's OrderId as a person reads it: without one, say whether evidence named its devices."""
-    if order_id is not None:
-        return order_id
-    return "unknown: ENS's answer was lost, its devices were found by set difference" if by == "evidence" else "?"
 
 
 def _history_text(result: Mapping[str, Any]) -> str:
@@ -390,11 +376,7 @@ def _history_text(result: Mapping[str, Any]) -> str:
     lines = []
     for o in result["orders"]:
         took = f" after {round(o['readyAfterSeconds'])} s" if o["readyAfterSeconds"] is not None else ""
-        lines.append(f"{_when(o['at'])}  {o['invocationId']}  {o['outcome']}{took}  "
+        lines.append(f"{when(o['at'])}  {o['invocationId']}  {o['outcome']}{took}  "
                      f"{', '.join(o['DeviceIds']) or 'no devices'}")
         lines.append(f"  {o['cause']}")
     return "\n".join(lines)
-
-
-def _when(epoch: float) -> str:
-    return epoch_iso(round(epoch))  # a person reads seconds; `--json` keeps the exact time
