@@ -25,6 +25,7 @@ from ens_autoscaler.errors import ConfigError, TransientCloudError
 from ens_autoscaler.message import invocation_key
 from ens_autoscaler.policy import read_policy
 from ens_autoscaler.settings import PACKAGE_ROOT, Settings
+from ens_autoscaler.vocab import epoch_iso, iso_epoch
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
@@ -108,9 +109,22 @@ def test_status_counts_budgets_and_cooldowns_as_the_planner_does_and_lists_open_
     # the decision log says the same of the batch's cooldown on its own
     held = [json.loads(r.getMessage()) for r in caplog.records if '"event":"decision"' in r.getMessage()]
     (line,) = [d for d in held if d["invocationId"] == batch["invocationId"] and d["region"] == HANGZHOU]
-    assert (line["reasons"], line["cooldownDevices"], line["cooldownUntil"]) == (["Coalesced", "Cooldown"], 4, start + 60 + COOLDOWN_S)
+    assert (line["reasons"], line["cooldownDevices"], line["cooldownUntil"]) == (
+        ["Coalesced", "Cooldown"], 4, epoch_iso(start + 60 + COOLDOWN_S))  # a time a person reads, not epoch
+    assert line["message"] == f"{HANGZHOU}: asked 2, got 0 (Coalesced, Cooldown)"
     assert line["dryRun"] is False and line["outcome"] == "no_action" and line["DeviceIds"] == []
     assert line["OrderId"] is None  # the batch's order was shanghai's alone
+
+
+def test_every_log_line_has_powertools_timestamp_and_message_and_a_manual_reason_is_logged(
+        cloud: LocalCloud, scaler, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    scaler().handle(COUNTS)
+    lines = [json.loads(r.getMessage()) for r in caplog.records]
+    assert lines and all(iso_epoch(line["timestamp"]) == pytest.approx(time.time(), abs=120) for line in lines)
+    assert all(line["timestamp"].endswith("Z") and isinstance(line["message"], str) for line in lines)
+    (received,) = [line for line in lines if line["event"] == "received"]
+    assert [s["reason"] for s in received["signals"]] == ["launch-day pre-scale"]
 
 
 def test_each_regions_decision_line_carries_that_regions_devices_only(

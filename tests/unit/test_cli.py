@@ -96,8 +96,8 @@ def test_verbose_prints_the_log_lines_on_stderr(capsys, tmp_path: Path, monkeypa
     code, out, err = run(capsys, "invoke", "-v", "--event", event, "--policy", str(DEFAULT_POLICY))
     assert quiet_code == code == 1 and quiet_out == out and quiet_err == ""  # -v twice: each line once
     lines = [json.loads(line.split(" ", 1)[1]) for line in err.splitlines()]
-    assert [line["event"] for line in lines] == ["signal_rejected", "rejected"]
-    assert lines[0]["dedupeKey"] == "manual:try-1"
+    assert [line["event"] for line in lines] == ["received", "signal_rejected", "rejected"]
+    assert lines[1]["dedupeKey"] == "manual:try-1"
 
 
 def test_invoke_reads_policy_relative_to_where_it_runs(capsys, tmp_path: Path, monkeypatch) -> None:

@@ -1,8 +1,9 @@
 """One JSON object per log line, so SLS can index and query every field.
 
-Every line carries the standard fields (level, service, coldStart, requestId,
-and the invocation id once known), so one line answers "what, where, why" on its
-own. Callers pass only what is safe to show: signal summaries, decisions, ids and
+Every line carries the standard fields (level, timestamp, service, message,
+coldStart, requestId, and the invocation id once known; Powertools' keys, so SLS
+queries written for them work), so one line answers "what, where, why" on its
+own. Times are ISO 8601 in UTC, as a person and SLS's time functions read them. Callers pass only what is safe to show: signal summaries, decisions, ids and
 error messages — never a raw event body, a key or a token. Nothing is encoded
 for a level no handler takes.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterator, Mapping, Sequence
 
 from .result import Result, Status
+from .vocab import epoch_iso
 
 SERVICE = "ens-autoscaler"
 logger = logging.getLogger("ens_autoscaler")
@@ -22,11 +25,12 @@ _context: ContextVar[dict[str, Any]] = ContextVar("ens_autoscaler_log_context", 
 _warm = False  # set once the instance has finished its first invocation
 
 
-def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+def log(event: str, level: int = logging.INFO, message: str | None = None, **fields: Any) -> None:
+    """`message`: the line in a sentence; the event's name when the fields say it all."""
     if not logger.isEnabledFor(level):
         return
-    line = {"level": logging.getLevelName(level), "service": SERVICE, "event": event, **_context.get(),
-            **fields}
+    line = {"level": logging.getLevelName(level), "timestamp": epoch_iso(time.time()), "service": SERVICE,
+            "event": event, "message": message or event.replace("_", " "), **_context.get(), **fields}
     logger.log(level, json.dumps(line, default=str, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -59,10 +63,13 @@ def decisions(result: dict[str, Any], plan: Any, devices: Mapping[str, Sequence[
     took no part in the order (`no_action`, no OrderId); `devices` are the order's, per region."""
     order = result.get("order") or {}
     for d in plan.decisions:
-        took_part = d.final > 0
-        log("decision", dryRun=result.get("dryRun"),
+        took_part, fields = d.final > 0, d.as_dict()
+        if "cooldownUntil" in fields:
+            fields["cooldownUntil"] = epoch_iso(fields["cooldownUntil"])
+        cut = f" ({', '.join(fields['reasons'])})" if fields["reasons"] else ""
+        log("decision", message=f"{d.region}: asked {d.raw}, got {d.final}{cut}", dryRun=result.get("dryRun"),
             outcome=result.get("status") if took_part else Status.NO_ACTION.value,
             stateScope=result.get("stateScope"), OrderId=order.get("OrderId") if took_part else None,
-            DeviceIds=list((devices or {}).get(d.region, ())) if took_part else [], **d.as_dict())
+            DeviceIds=list((devices or {}).get(d.region, ())) if took_part else [], **fields)
     for r in plan.rejections:
         log("signal_rejected", logging.WARNING, **r.as_dict())
