@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.state is not None and not args.state.resolve().parent.is_dir():
         parser.error(f"--state {args.state}: the folder {args.state.resolve().parent} does not exist")
     sys.path.insert(0, str(ROOT / "functions" / "autoscaler"))
-    from ens_autoscaler.display import exit_code, print_quietly, show_logs
+    from ens_autoscaler.display import exit_code, print_quietly, quiet_sdk_logs, show_logs
 
+    quiet_sdk_logs()
     if args.verbose:
         show_logs()
     with ExitStack() as stack:

@@ -421,6 +421,26 @@ def test_bad_arguments_are_named_before_any_state_is_read(argv: tuple[str, ...],
     assert info.value.code == 2 and named in capsys.readouterr().err
 
 
+def test_resolve_given_ens_order_id_says_which_invocation_id_to_pass(cloud: LocalCloud, scaler,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    result = scaler().handle(COUNTS)
+    code, refused = command(capsys, "resolve", result["order"]["OrderId"], "--not-ordered")
+    assert code == 1 and refused["error"]["message"] == (
+        f"no order {result['order']['OrderId']!r} in the order book: it is ENS's OrderId of "
+        f"{result['invocationId']}, and resolve takes the invocation id (`history` lists them)")
+    code, refused = command(capsys, "resolve", "0f1e2d3c-aaaa-bbbb-cccc-000000000000", "--not-ordered")
+    assert "resolve takes the invocation id (inv-…), not ENS's OrderId" in refused["error"]["message"]
+
+
+def test_status_names_the_endpoint_it_cannot_reach(cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    scaler().handle(COUNTS)
+    monkeypatch.setenv("ENS_ENDPOINT", "http://127.0.0.1:9")  # discard: nothing listens
+    _, shown = command(capsys, "status")
+    assert shown["ens"]["error"] == ("ENS DescribeDeviceService failed before sending: RetryError (no connection "
+                                     "to 127.0.0.1:9 (ENS_ENDPOINT))")
+
+
 def refused_message(capsys: pytest.CaptureFixture[str], key: str) -> str:
     return command(capsys, "resolve", key, "--not-ordered")[1]["error"]["message"]
 

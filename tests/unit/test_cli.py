@@ -133,3 +133,43 @@ def test_plan_of_an_event_whose_only_signal_is_rejected_is_rejected_as_invoke_sa
     result = json.loads(out)
     assert code == 1 and result["status"] == "rejected"
     assert "cn-nowhere-1" in result["error"]["message"]
+
+
+def test_a_missing_event_file_is_named_without_errno(capsys, tmp_path: Path) -> None:
+    for command in ("plan", "invoke"):
+        code, out, _ = run(capsys, command, "--event", str(tmp_path / "nope.json"), "--policy", str(DEFAULT_POLICY))
+        assert code == 1 and out.startswith("status: rejected\n")
+        assert f"cannot read the event file {tmp_path / 'nope.json'}: No such file or directory" in out
+        assert "Errno" not in out
+
+
+def test_a_region_not_in_the_policy_suggests_the_nearest(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "plan", "--event", manual(tmp_path, {"cn-hangzhou-telcom": 1}),
+                       "--policy", str(DEFAULT_POLICY))
+    assert code == 1 and "did you mean 'cn-hangzhou-telecom'?" in out
+
+
+def test_the_sdks_tracebacks_never_reach_the_terminal_only_our_one_error() -> None:
+    """The credentials chain logs each provider's failure with its traceback; Python prints such a
+    record on stderr when nothing handles it."""
+    script = ("import logging\nfrom ens_autoscaler import cli\n"
+              "cli.main(['validate', '--json', 'no-such.yaml'])\n"
+              "try:\n    raise RuntimeError('ECS metadata unreachable')\n"
+              "except RuntimeError as exc:\n    logging.getLogger('credentials').exception(exc)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "functions" / "autoscaler")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.stderr == "" and "Traceback" not in done.stdout
+
+
+def test_status_without_credentials_says_so_once_not_as_a_lost_answer(tmp_path: Path) -> None:
+    """The SDK asks for the credentials while it sends, and wraps our error in its own: it is still ours."""
+    (tmp_path / "state.db").touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    env.update(PYTHONPATH=str(ROOT / "functions" / "autoscaler"), HOME=str(tmp_path),
+               ALIBABA_CLOUD_ECS_METADATA_DISABLED="true", STATE_URL=f"sqlite:///{tmp_path}/state.db",
+               ENS_ENDPOINT="http://127.0.0.1:9")
+    done = subprocess.run([sys.executable, "-m", "ens_autoscaler", "status", "--json"], capture_output=True,
+                          text=True, env=env)
+    shown = json.loads(done.stdout)
+    assert shown["ens"]["error"].startswith("no usable Alibaba Cloud credentials: ")
+    assert done.stderr == ""

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .display import Progress, exit_code, failure, print_quietly, render, show_logs
+from .display import Progress, exit_code, failure, print_quietly, quiet_sdk_logs, render, show_logs
 from .errors import AutoscalerError, InputError
 from . import status
 
@@ -39,7 +39,7 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     from .settings import Settings
 
     policy = read_policy(args.policy or Settings.from_env().policy_path)
-    event = sources.read(Path(args.event).read_bytes())
+    event = sources.read(event_bytes(args.event))
     if event.follow_up:
         return {"status": "follow_up", "note": "the readiness timer plans nothing: it follows open orders "
                                                "up (`status` shows them)"}
@@ -63,7 +63,15 @@ def cmd_invoke(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings.from_env()
     if args.policy is not None:  # relative to where the command runs, unlike SCALING_POLICY in FC
         settings = replace(settings, policy_path=str(args.policy.resolve()))
-    return Autoscaler(settings).handle(Path(args.event).read_bytes(), "cli")
+    return Autoscaler(settings).handle(event_bytes(args.event), "cli")
+
+
+def event_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the event file {path}: {exc.strerror or exc} (the samples are in events/)") \
+            from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
@@ -192,6 +200,7 @@ def _region_count(text: str) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_sdk_logs()
     if args.verbose:
         show_logs()
     try:

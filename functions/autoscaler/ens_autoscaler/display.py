@@ -24,6 +24,7 @@ CAPS = frozenset(reason.value for guard in GUARDS for reason in guard.reasons)  
 EXIT_CODES = {"invalid": 1, "rejected": 1, "failed": 2}  # any other status: 0, or EXIT_CUT
 EXIT_CUT = 3  # done, but a manual request got fewer devices than it asked for (a cap cut it)
 VERBOSE_HANDLER = "ens-autoscaler -v"
+SDK_LOGGERS = ("credentials", "darabonba-core")  # alibabacloud-credentials, the Tea core
 
 
 def failure(exc: AutoscalerError | OSError) -> dict[str, Any]:
@@ -66,6 +67,16 @@ def show_logs() -> None:
         logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+
+
+def quiet_sdk_logs() -> None:
+    """A person reads our one error, not the SDKs' tracebacks of the same failure: the credentials
+    chain logs each provider's exception, which Python would print on stderr for want of a handler."""
+    for name in SDK_LOGGERS:
+        sdk = logging.getLogger(name)
+        if not sdk.handlers:
+            sdk.addHandler(logging.NullHandler())
+        sdk.propagate = False
 
 
 class Progress:

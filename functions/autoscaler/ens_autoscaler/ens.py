@@ -102,7 +102,7 @@ class EnsActuator:
         except AutoscalerError:
             raise
         except Exception as exc:
-            raise classify(exc, f"ENS {action}") from exc
+            raise classify(exc, f"ENS {action}", f"{self._endpoint} (ENS_ENDPOINT)") from exc
 
     def rescale(self, service: ServiceParams, selector: Sequence[dict[str, Any]], deadline: float) -> Order:
         """Order `selector`'s devices once. Retries only what provably ordered nothing, honouring

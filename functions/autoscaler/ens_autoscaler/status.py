@@ -199,7 +199,11 @@ def resolve(scaler: Autoscaler, invocation_id: str, devices: Sequence[str] | Non
     store, now = scaler.store, scaler.clock()
     order = store.get_order(invocation_id)
     if order is None:
-        raise InputError(f"no order {invocation_id!r} in the order book (`history` lists them)")
+        by_ens = [o.id for o in store.orders_since(now - BUDGET_WINDOW_SECONDS) if o.order_id == invocation_id]
+        hint = (f": it is ENS's OrderId of {by_ens[0]}, and resolve takes the invocation id" if by_ens else
+                ": resolve takes the invocation id (inv-…), not ENS's OrderId" if not invocation_id.startswith("inv-")
+                else "")
+        raise InputError(f"no order {invocation_id!r} in the order book{hint} (`history` lists them)")
     if not (order.phase in (Phase.UNCERTAIN, Phase.AMBIGUOUS) or order.orphaned(now)):
         raise InputError(f"order {invocation_id} is {order.phase.value}: only an uncertain order "
                          "(uncertain, ambiguous, or an orphaned intent) is resolved by hand")
