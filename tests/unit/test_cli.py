@@ -12,6 +12,7 @@ import pytest
 from ens_autoscaler import cli
 from ens_autoscaler.display import ELLIPSIS, EXIT_CUT, cut_requests, decision_table
 from ens_autoscaler.planner import GUARDS
+from ens_autoscaler.policy import EXAMPLE_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -47,7 +48,7 @@ def test_warnings_alone_leave_the_policy_valid_and_are_printed(capsys, tmp_path:
     policy.write_text(DEFAULT_POLICY.read_text().replace("metric: CPUUtilization", "metric: cpu_util", 1))
     code, out, _ = run(capsys, "validate", str(policy))
     assert code == 0
-    first, last = out.splitlines()
+    first, *_, last = out.splitlines()
     assert first.startswith("warning: regions.cn-hangzhou-telecom.steps.metric: no CloudMonitor alarm")
     assert last.startswith(f"{policy}: valid (4 regions")
 
@@ -173,3 +174,34 @@ def test_status_without_credentials_says_so_once_not_as_a_lost_answer(tmp_path: 
     shown = json.loads(done.stdout)
     assert shown["ens"]["error"].startswith("no usable Alibaba Cloud credentials: ")
     assert done.stderr == ""
+
+
+def test_validate_names_the_file_and_the_place_of_a_yaml_error_and_explains_a_tab(capsys, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("service:\n\tappId: x\n")
+    code, out, _ = run(capsys, "validate", str(policy))
+    assert code == 1 and "<unicode string>" not in out
+    assert f"policy file {policy}, line 2, column 1 is not valid YAML: " in out
+    assert "that line has a tab: YAML indents with spaces only" in out
+
+
+def test_validate_warns_of_a_max_devices_below_what_one_scale_out_may_add(capsys, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DEFAULT_POLICY.read_text().replace("  maxDevices: 300 ", "  maxDevices: 3 ", 1)
+                      .replace("    maxDevices: 20 ", "    maxDevices: 2 ", 1))
+    code, out, _ = run(capsys, "validate", "--json", str(policy))
+    warned = {p["path"]: p["message"] for p in json.loads(out)["problems"] if p["severity"] == "warning"}
+    assert code == 0
+    assert warned["limits.maxDevices"].startswith("3 is below limits.perRegion (4)")
+    assert warned["regions.cn-guangzhou-unicom.maxDevices"].startswith("2 is below what one scale-out may add")
+
+
+def test_validate_warns_that_the_example_ids_are_the_examples(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "validate", "--json", str(DEFAULT_POLICY))
+    warned = [p["path"] for p in json.loads(out)["problems"] if "is the example policy's" in p["message"]]
+    assert code == 0 and warned == ["service.appId", "service.serviceId", "service.imageId"]
+    mine = tmp_path / "policy.yaml"
+    mine.write_text(DEFAULT_POLICY.read_text().replace(EXAMPLE_IDS["appId"], "my-own-app")
+                    .replace(EXAMPLE_IDS["serviceId"], "my-service").replace(EXAMPLE_IDS["imageId"], "m-mine"))
+    code, out, _ = run(capsys, "validate", "--json", str(mine))
+    assert not [p for p in json.loads(out)["problems"] if "is the example policy's" in p["message"]]

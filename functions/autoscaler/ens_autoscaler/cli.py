@@ -21,11 +21,12 @@ from .errors import AutoscalerError, InputError
 from . import status
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
-    from .policy import check_file
+    from .policy import check_file, example_ids
 
     check = check_file(args.policy)
+    problems = list(check.problems) + (example_ids(check.policy) if check.policy else [])
     return {"status": "invalid" if check.policy is None else "valid", "policy": str(args.policy),
-            "problems": [p.as_dict() for p in check.problems],
+            "problems": [p.as_dict() for p in problems],
             "regions": sorted(check.policy.regions) if check.policy else [],
             "profiles": sorted(check.policy.profiles) if check.policy else []}
 
