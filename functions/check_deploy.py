@@ -42,14 +42,14 @@ def problems(env: Mapping[str, str]) -> list[str]:
     return found
 
 
-def main() -> int:
-    found = problems(os.environ)
+def report(prefix: str, found: list[str]) -> int:
+    """Each problem on stderr, and the exit code that stops `s` (and so the deploy) when there is one."""
     for problem in found:
-        print(f"s deploy: {problem}", file=sys.stderr)
+        print(f"{prefix}: {problem}", file=sys.stderr)
     if found:
-        print("s deploy: nothing was installed or deployed", file=sys.stderr)
+        print(f"{prefix}: nothing was installed or deployed", file=sys.stderr)
     return 1 if found else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report("s deploy", problems(os.environ)))
