@@ -66,7 +66,7 @@ def test_a_scale_out_whose_message_outgrows_mns_goes_out_whole_in_parts(cloud: L
     assert result["status"] == "scaled" and result["message"]["mnsMessageId"]
     assert len(cloud.calls_for("RescaleDeviceService")) == 1
     bodies = [m["body"] for m in cloud.messages(TOPIC)]
-    parts = sorted((json.loads(b) for b in bodies), key=lambda p: p["part"])
+    parts = sorted((json.loads(b)["data"] for b in bodies), key=lambda p: p["part"])
     assert len(parts) > 1 and all(len(b.encode()) <= 64 * 1024 for b in bodies)
     assert [p["part"] for p in parts] == list(range(1, len(parts) + 1)) and {p["parts"] for p in parts} == {len(parts)}
     assert {p["id"] for p in parts} == {result["invocationId"]}

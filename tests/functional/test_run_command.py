@@ -75,7 +75,7 @@ def test_until_ready_lets_the_emulator_clock_run_until_the_order_is_seen_finishi
     assert done["followUps"][-1]["openOrders"] == []
     closed = [o for f in done["followUps"] for o in f["closedOrders"]]
     assert [(o["invocationId"], o["phase"], o["ready"]) for o in closed] == [(key, "ready", 3)]
-    ready = [m["body"] for m in done["mnsReceived"] if m["tag"] == "devices-ready"]
+    ready = [m["body"]["data"] for m in done["mnsReceived"] if m["tag"] == "devices-ready"]
     assert sorted(d["id"] for m in ready for d in m["devices"]) == sorted(done["result"]["order"]["DeviceIds"])
     text = run(str(EVENTS / "manual-counts.json"), "--until-ready", tmp=tmp_path).stdout
     assert "readiness timer: fired" in text and "0 orders still open" in text
