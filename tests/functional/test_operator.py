@@ -127,6 +127,13 @@ def test_every_log_line_has_powertools_timestamp_and_message_and_a_manual_reason
     assert [s["reason"] for s in received["signals"]] == ["launch-day pre-scale"]
 
 
+def test_a_signals_time_is_logged_in_iso(cloud: LocalCloud, scaler, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    scaler().handle(ALARM)
+    (received,) = [d for d in (json.loads(r.getMessage()) for r in caplog.records) if d["event"] == "received"]
+    assert [s["time"] for s in received["signals"]] == ["2025-01-09T03:02:00Z"]  # the alarm's timestamp
+
+
 def test_each_regions_decision_line_carries_that_regions_devices_only(
         cloud: LocalCloud, scaler, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="ens_autoscaler")

@@ -104,7 +104,7 @@ class Autoscaler:
         dry_run = self.settings.dry_run or any(s.dry_run for s in signals)
         key = invocation_key(signals, dry_run)
         logs.bind(invocationId=key)
-        log("received", signals=[s.as_dict() for s in signals])  # what was said, the operator's reason too
+        logs.received(signals)
         self.outbox.drain_quietly(deadline)
         preview = make_plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
         if not preview.selector and not preview.needs_inventory:

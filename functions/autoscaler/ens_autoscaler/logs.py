@@ -51,6 +51,16 @@ def bind(**fields: Any) -> None:
     _context.set({**_context.get(), **fields})
 
 
+def received(signals: Sequence[Any]) -> None:
+    """The signals an invocation acts on, as they were said: a manual request's reason too."""
+    log("received", signals=[_iso(s.as_dict(), "time") for s in signals])
+
+
+def _iso(fields: dict[str, Any], key: str) -> dict[str, Any]:
+    """`fields` with the epoch seconds under `key` as ISO 8601, as a person and SLS read a time."""
+    return fields if fields.get(key) is None else {**fields, key: epoch_iso(fields[key])}
+
+
 def decided(result: Result, plan: Any, devices: Mapping[str, Sequence[str]] | None = None) -> Result:
     """`result`, once its decisions are logged: where an invocation's outcome is known."""
     decisions(result.as_dict(), plan, devices or {})
@@ -63,9 +73,7 @@ def decisions(result: dict[str, Any], plan: Any, devices: Mapping[str, Sequence[
     took no part in the order (`no_action`, no OrderId); `devices` are the order's, per region."""
     order = result.get("order") or {}
     for d in plan.decisions:
-        took_part, fields = d.final > 0, d.as_dict()
-        if "cooldownUntil" in fields:
-            fields["cooldownUntil"] = epoch_iso(fields["cooldownUntil"])
+        took_part, fields = d.final > 0, _iso(d.as_dict(), "cooldownUntil")
         cut = f" ({', '.join(fields['reasons'])})" if fields["reasons"] else ""
         log("decision", message=f"{d.region}: asked {d.raw}, got {d.final}{cut}", dryRun=result.get("dryRun"),
             outcome=result.get("status") if took_part else Status.NO_ACTION.value,
