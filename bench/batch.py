@@ -111,7 +111,7 @@ def run(bench: Bench, naive_per_event_ms: float,
     return {
         "mns_max_message_kb": MNS_MAX_MESSAGE_KB,
         "messages": MESSAGES, "regions": len(regions()), "event_kb": report["event_bytes"] / 1024,
-        "rescale_calls": len(rescales), "publishes": len({json.loads(m["body"])["id"] for m in messages}),
+        "rescale_calls": len(rescales), "publishes": len({json.loads(m["body"])["data"]["id"] for m in messages}),
         "parts": len(messages),
         "decode_plan_ms": median(report["decode_plan_s"]) * 1e3,
         "decode_ms": median(report["decode_s"]) * 1e3, "plan_ms": median(report["plan_s"]) * 1e3,

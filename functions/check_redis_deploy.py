@@ -33,12 +33,7 @@ def problems(env: Mapping[str, str]) -> list[str]:
     return found
 
 
-def main() -> int:
-    found = problems(os.environ)
-    for problem in found:
-        print(f"s.redis.yaml: {problem}", file=sys.stderr)
-    return 1 if found else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from check_deploy import report  # beside this file: run as `python3 functions/check_redis_deploy.py`
+
+    sys.exit(report("s.redis.yaml", problems(os.environ)))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's run command: set up (a virtualenv with requirements.txt and the `ens-autoscaler`
 # command), then run the function once against the local emulator and SQLite.
-# Usage: localcloud/run.sh [EVENT.json] [--dry-run] [--state FILE] [--json] [-v]
+# Usage: localcloud/run.sh [EVENT.json] [--dry-run] [--state FILE] [--until-ready] [--json] [-v]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv

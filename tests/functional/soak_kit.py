@@ -153,7 +153,7 @@ def distinct(cloud: LocalCloud, kind: str) -> dict[str, dict[str, Any]]:
     """Published messages of one type, a consumer's view: copies of one id dropped."""
     out: dict[str, dict[str, Any]] = {}
     for message in cloud.messages(TOPIC):
-        body = json.loads(message["body"])
+        body = json.loads(message["body"])["data"]  # a CloudEvent: the message is its data
         if body["type"] == kind:
             assert out.setdefault(body["id"], body) == body, f"message {body['id']} published with two contents"
     return out
@@ -174,7 +174,7 @@ def announced(cloud: LocalCloud) -> dict[str, Counter[str]]:
     out: dict[str, Counter[str]] = {}
     seen: set[tuple[str, int]] = set()
     for message in cloud.messages(TOPIC):
-        body = json.loads(message["body"])
+        body = json.loads(message["body"])["data"]  # a CloudEvent: the message is its data
         if body["type"] != "scale-out" or (body["id"], body.get("part", 1)) in seen:
             continue
         seen.add((body["id"], body.get("part", 1)))

@@ -99,7 +99,7 @@ def test_two_instances_and_a_recycled_one_never_pass_the_caps_and_announce_every
     b.handle(follow_up(15))  # the recycled instance knows none of a's orders: the fleet message does
     fleet = {}
     for message in cloud.messages(TOPIC):
-        body = json.loads(message["body"])
+        body = json.loads(message["body"])["data"]  # a CloudEvent: the message is its data
         if body["type"] == "fleet":
             fleet[body["region"]] = {d["id"] for d in body["devices"]}
     assert set().union(*fleet.values()) == {d["ID"] for d in cloud.devices()}

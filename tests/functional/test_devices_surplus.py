@@ -42,7 +42,7 @@ def readiness_tick(cloud: LocalCloud, scaler: Any) -> list[dict[str, Any]]:
     event["triggerTime"] = strftime("%Y-%m-%dT%H:%M:00Z", gmtime(cloud.now))
     before = len(cloud.messages(TOPIC))
     scaler.handle(json.dumps(event).encode())
-    return [json.loads(m["body"]) for m in cloud.messages(TOPIC)[before:] if m["tag"] == "devices-surplus"]
+    return [json.loads(m["body"])["data"] for m in cloud.messages(TOPIC)[before:] if m["tag"] == "devices-surplus"]
 
 
 def test_a_lasting_low_load_names_the_surplus_once_per_change_and_releases_nothing(

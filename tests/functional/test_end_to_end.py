@@ -39,7 +39,7 @@ def test_sample_event_end_to_end(name: str, cloud: LocalCloud, make_autoscaler) 
     rescales = cloud.calls_for("RescaleDeviceService")
     messages = cloud.messages(TOPIC)
     if name in FOLLOW_UP:  # nothing open: one state read, no cloud call
-        assert result == {"status": "follow_up", "openOrders": [], "stateScope": "instance"}
+        assert result == {"status": "follow_up", "openOrders": [], "closedOrders": [], "stateScope": "instance"}
         assert cloud.calls == []
         return
     if name in NO_REGION:
@@ -53,7 +53,7 @@ def test_sample_event_end_to_end(name: str, cloud: LocalCloud, make_autoscaler) 
     if name in DRY_RUN:
         assert result["status"] == "dry_run" and not rescales
         (message,) = messages
-        assert message["tag"] == "dry-run" and json.loads(message["body"])["DeviceIds"] == []
+        assert message["tag"] == "dry-run" and json.loads(message["body"])["data"]["DeviceIds"] == []
         return
     assert result["status"] == "scaled", result
     (call,) = rescales
@@ -65,8 +65,11 @@ def test_sample_event_end_to_end(name: str, cloud: LocalCloud, make_autoscaler) 
     devices = cloud.devices()
     assert len(devices) == sum(e["count"] for e in sent)
     (message,) = messages
-    published = json.loads(message["body"])
-    assert message["tag"] == "scale-out"
+    event = json.loads(message["body"])
+    published = event["data"]
+    assert message["tag"] == "scale-out"  # the MNS tag, kept beside the CloudEvent's type
+    assert (event["specversion"], event["type"], event["id"], event["subject"]) == (
+        "1.0", "ens-autoscaler.scale-out", published["id"], ",".join(sorted(e["regionCode"] for e in sent)))
     assert published["id"] == result["invocationId"] == result["message"]["id"]
     assert published["OrderId"] == result["order"]["OrderId"] and published["OrderId"]
     assert sorted(published["DeviceIds"]) == sorted(d["ID"] for d in devices)
@@ -79,7 +82,9 @@ def test_sample_event_end_to_end(name: str, cloud: LocalCloud, make_autoscaler) 
 def test_published_message_has_the_documented_fields(cloud: LocalCloud, make_autoscaler) -> None:
     make_autoscaler().handle((EVENTS / "mns-eventbridge-batch.json").read_bytes())
     (message,) = cloud.messages(TOPIC)
-    published = json.loads(message["body"])
+    event = json.loads(message["body"])
+    assert set(event) == {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"}
+    published = event["data"]
     assert set(published) == {"schemaVersion", "id", "type", "createdAt", "dryRun", "OrderId", "RequestId",
                               "DeviceIds", "devices", "reconciled", "resourceSelector", "signals", "decisions"}
     assert len(published["signals"]) == 3  # a batch of three messages: one order, one message

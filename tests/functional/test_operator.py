@@ -20,10 +20,12 @@ import pytest
 from ens_autoscaler import cli, sources
 from ens_autoscaler import status as status_module
 from ens_autoscaler.app import Autoscaler
+from ens_autoscaler.display import render
 from ens_autoscaler.errors import ConfigError, TransientCloudError
 from ens_autoscaler.message import invocation_key
 from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.settings import PACKAGE_ROOT, Settings
+from ens_autoscaler.vocab import epoch_iso, iso_epoch
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET
@@ -98,9 +100,9 @@ def test_status_counts_budgets_and_cooldowns_as_the_planner_does_and_lists_open_
     assert (regions[SHANGHAI]["added24h"], regions[SHANGHAI]["cooldown"]["devices"]) == (2, 2)
     assert regions[SHANGHAI]["cooldown"]["until"] == start + 120 + COOLDOWN_S
     nothing = {"currency": "CNY", "hourly": 0, "monthly": 0}
-    assert regions["cn-guangzhou-unicom"] == {"region": "cn-guangzhou-unicom", "added24h": 0, "budget24h": 12,
-                                              "runRateAdded24h": nothing, "runRateBudget24h": 30,
-                                              "cooldown": None}
+    assert {k: regions["cn-guangzhou-unicom"][k] for k in ("added24h", "budget24h", "cooldown", "runRateAdded24h",
+                                                          "runRateBudget24h")} == {
+        "added24h": 0, "budget24h": 12, "cooldown": None, "runRateAdded24h": nothing, "runRateBudget24h": 30}
     # the run rate in the default policy's example prices: 2.5 CNY per device-hour
     assert regions[HANGZHOU]["runRateAdded24h"] == {"currency": "CNY", "hourly": 10, "monthly": 7300}
     assert shown["total"] == {"added24h": 6, "budget24h": 24, "runRateBudget24h": 60,
@@ -112,8 +114,42 @@ def test_status_counts_budgets_and_cooldowns_as_the_planner_does_and_lists_open_
     # the decision log says the same of the batch's cooldown on its own
     held = [json.loads(r.getMessage()) for r in caplog.records if '"event":"decision"' in r.getMessage()]
     (line,) = [d for d in held if d["invocationId"] == batch["invocationId"] and d["region"] == HANGZHOU]
-    assert (line["reasons"], line["cooldownDevices"], line["cooldownUntil"]) == (["Coalesced", "Cooldown"], 4, start + 60 + COOLDOWN_S)
-    assert line["dryRun"] is False and line["outcome"] == "scaled" and line["DeviceIds"] == []
+    assert (line["reasons"], line["cooldownDevices"], line["cooldownUntil"]) == (
+        ["Coalesced", "Cooldown"], 4, epoch_iso(start + 60 + COOLDOWN_S))  # a time a person reads, not epoch
+    assert line["message"] == f"{HANGZHOU}: asked 2, got 0 (Coalesced, Cooldown)"
+    assert line["dryRun"] is False and line["outcome"] == "no_action" and line["DeviceIds"] == []
+    assert line["OrderId"] is None  # the batch's order was shanghai's alone
+
+
+def test_every_log_line_has_powertools_timestamp_and_message_and_a_manual_reason_is_logged(
+        cloud: LocalCloud, scaler, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    scaler().handle(COUNTS)
+    lines = [json.loads(r.getMessage()) for r in caplog.records]
+    assert lines and all(iso_epoch(line["timestamp"]) == pytest.approx(time.time(), abs=120) for line in lines)
+    assert all(line["timestamp"].endswith("Z") and isinstance(line["message"], str) for line in lines)
+    (received,) = [line for line in lines if line["event"] == "received"]
+    assert [s["reason"] for s in received["signals"]] == ["launch-day pre-scale"]
+
+
+def test_a_signals_time_is_logged_in_iso(cloud: LocalCloud, scaler, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    scaler().handle(ALARM)
+    (received,) = [d for d in (json.loads(r.getMessage()) for r in caplog.records) if d["event"] == "received"]
+    assert [s["time"] for s in received["signals"]] == ["2025-01-09T03:02:00Z"]  # the alarm's timestamp
+
+
+def test_each_regions_decision_line_carries_that_regions_devices_only(
+        cloud: LocalCloud, scaler, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ens_autoscaler")
+    counts = scaler().handle(COUNTS)
+    where = {d["ID"]: d["RegionID"] for d in cloud.devices()}
+    lines = {d["region"]: d for d in (json.loads(r.getMessage()) for r in caplog.records)
+             if d["event"] == "decision"}
+    for region, asked in ((HANGZHOU, 2), (SHANGHAI, 1)):
+        line = lines[region]
+        assert len(line["DeviceIds"]) == asked and {where[i] for i in line["DeviceIds"]} == {region}
+        assert (line["outcome"], line["OrderId"]) == ("scaled", counts["order"]["OrderId"])
 
 
 def test_status_shows_a_message_mns_could_not_take_with_its_age_and_failed_attempts(
@@ -129,13 +165,29 @@ def test_status_shows_a_message_mns_could_not_take_with_its_age_and_failed_attem
                                 "attempts": 1}]
 
 
+def test_invoke_after_ens_took_the_order_but_not_mns_says_so_with_the_order_not_failed(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    """Told `failed`, an operator would re-send the request under a new id and order twice."""
+    cloud.inject("PublishMessage", "server_error", times=5)
+    code, shown = command(capsys, "invoke", "--event", str(EVENTS / "manual-counts.json"))
+    (order_id,) = [o for o in orders_taken(cloud) if o]
+    assert code == 0 and shown["status"] == "scaled"
+    assert shown["order"]["OrderId"] == order_id and len(shown["order"]["DeviceIds"]) == 3
+    assert [(d["region"], d["final"]) for d in shown["decisions"]] == [(HANGZHOU, 2), (SHANGHAI, 1)]
+    assert shown["message"]["published"] is False and "queued in the outbox" in shown["note"]
+    printed = render(shown)
+    assert f"ENS OrderId {order_id}" in printed and "note: ENS took the order" in printed
+    assert "failed" not in printed
+
+
 def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
         cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
     one = scaler()
     for failed in (0, 0, 1):  # the batch's one device will fail
         cloud.queue_outcome(failed)
-    start = cloud.now
+    alarm_at = cloud.now
     alarm, counts, batch = sample_day(one, cloud)
+    counts_at = alarm_at + 60
     code, shown = command(capsys, "history")
     assert code == 0
     newest, middle, oldest = shown["orders"]
@@ -144,9 +196,19 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
                                f"value < 95: +2 → {HANGZHOU} +2 → ordered 2, OrderId {alarm['order']['OrderId']}")
     assert middle["cause"] == (f"manual request `manual:launch-2025-01-09` \"launch-day pre-scale\" → manual → "
                                f"{HANGZHOU} +2, {SHANGHAI} +1 → ordered 3, OrderId {counts['order']['OrderId']}")
-    assert newest["cause"] == (f"MNS message `mns:C6DB60D1574661357FA2272774453A05` at 95 → step 90 <= value: +2 "
+    # the batch's hangzhou decision was held (Coalesced, Cooldown → 0): it is told too
+    assert newest["cause"] == (f"MNS message `mns:C6DB60D1574661357FA2272774453A03` (+1) at 88 → step 85 <= value "
+                               f"< 95: +2 → {HANGZHOU} +0 (asked 2: Coalesced, Cooldown); "
+                               f"MNS message `mns:C6DB60D1574661357FA2272774453A05` at 95 → step 90 <= value: +2 "
                                f"→ {SHANGHAI} +1 (asked 2: Cooldown) → ordered 1, "
                                f"OrderId {batch['order']['OrderId']}")
+    held, cut = newest["causes"]
+    assert held == {"region": HANGZHOU, "signals": ["mns:C6DB60D1574661357FA2272774453A03",
+                                                    "mns:C6DB60D1574661357FA2272774453A04"],
+                    "speaker": "MNS message", "said": None, "metric": "CPUUtilization", "value": 88,
+                    "rule": "step 85 <= value < 95: +2", "asked": 2, "got": 0, "reasons": ["Coalesced", "Cooldown"]}
+    assert (cut["region"], cut["asked"], cut["got"], cut["reasons"]) == (SHANGHAI, 2, 1, ["Cooldown"])
+    assert middle["causes"][0]["said"] == "launch-day pre-scale"
     assert [o["outcome"] for o in shown["orders"]] == ["pending"] * 3
     assert oldest["DeviceIds"] == alarm["order"]["DeviceIds"]
     cloud.advance(TIMEOUT_S)
@@ -154,13 +216,141 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
     _, later = command(capsys, "history")
     assert [(o["outcome"], o["ready"], o["failed"]) for o in later["orders"]] == [
         ("failed", 0, 1), ("ready", 3, 0), ("ready", 2, 0)]
-    # The follow-up that saw them Running recorded when: the alarm's order (sent at `start`) took
+    # time to ready: from the order to the readiness check that saw its last device Running
+    assert [o["readyAfterSeconds"] for o in later["orders"]] == [
+        None, pytest.approx(cloud.now - counts_at, abs=1), pytest.approx(cloud.now - alarm_at, abs=1)]
+    cli.main(["history"])
+    assert f"ready after {round(later['orders'][1]['readyAfterSeconds'])} s" in capsys.readouterr().out
+    # The follow-up that saw them Running recorded when: the alarm's order (sent at `alarm_at`) took
     # 180 s + TIMEOUT_S to be seen ready, the manual one 60 s less; the p90 of the two is the longer.
     # The failed order says nothing about how long a ready one takes.
     _, shown = command(capsys, "status")
-    assert shown["timeToReadyP90Seconds"] == pytest.approx(cloud.now - start) == 180 + TIMEOUT_S
+    assert shown["timeToReadyP90Seconds"] == pytest.approx(cloud.now - alarm_at) == 180 + TIMEOUT_S
     _, since = command(capsys, "history", "--hours", "0.5")
     assert since["orders"] == []  # all older than half an hour now
+
+
+def test_status_reads_ens_once_and_shows_each_region_beside_what_the_store_says(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    alarm, counts, batch = sample_day(one, cloud)
+    before = len(cloud.calls_for("DescribeDeviceService"))
+    code, shown = command(capsys, "status")
+    assert code == 0 and len(cloud.calls_for("DescribeDeviceService")) == before + 1
+    assert shown["ens"] == {"read": True, "error": None}
+    regions = {r["region"]: r for r in shown["regions"]}
+    for code_, made in ((HANGZHOU, 4), (SHANGHAI, 2), ("cn-guangzhou-unicom", 0)):
+        r = regions[code_]
+        assert r["running"] + r["onTheWay"] == made == r["desired"]  # listed, or ordered and not listed yet
+    running = {c: sum(1 for d in cloud.devices(c) if d["Listed"] and d["Status"] == "Running")
+               for c in (HANGZHOU, SHANGHAI)}
+    assert {c: regions[c]["running"] for c in running} == running
+    assert regions[HANGZHOU]["lastReading"] == {"metric": "CPUUtilization", "value": 88, "at": pytest.approx(
+        cloud.now - 60), "threshold": "step from 70"}
+    assert regions["cn-guangzhou-unicom"]["lastReading"] is None
+    # the conditions are the guard chain's: the next hangzhou step gets nothing until the cooldown ends
+    assert regions[HANGZHOU]["conditions"] == {
+        "AbleToScale": {"status": True, "reason": "ReadyForNewScale"},
+        "ScalingLimited": {"status": True, "guards": [{"reason": "Cooldown", "allows": 0, "of": 4,
+                                                      "until": regions[HANGZHOU]["cooldown"]["until"]}]}}
+    assert regions["cn-guangzhou-unicom"]["conditions"]["ScalingLimited"] == {"status": False, "guards": []}
+    assert [o["resolvedBy"] for o in shown["openOrders"]] == ["ENS"] * 3
+
+
+def test_status_says_so_when_ens_cannot_be_read_and_still_shows_the_store(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    scaler().handle(COUNTS)
+    cloud.inject("DescribeDeviceService", "server_error", times=20)
+    code, shown = command(capsys, "status")
+    assert code == 0 and shown["ens"]["read"] is False and "DescribeDeviceService" in shown["ens"]["error"]
+    hangzhou = next(r for r in shown["regions"] if r["region"] == HANGZHOU)
+    assert (hangzhou["running"], hangzhou["onTheWay"], hangzhou["added24h"]) == (None, None, 2)
+    assert hangzhou["conditions"]["AbleToScale"] == {"status": False, "reason": "InventoryUnavailable"}
+    assert {"reason": "InventoryUnavailable", "allows": 0, "of": 4, "until": None} in \
+        hangzhou["conditions"]["ScalingLimited"]["guards"]
+    cli.main(["status"])
+    assert "ENS could not be read, so running / on the way are unknown" in capsys.readouterr().out
+
+
+def test_status_names_the_guard_that_holds_a_region_budget_and_unresolved_order(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    for n in range(3):  # 12 devices: the region's 24 h budget
+        assert one.handle(manual(f"fill-{n}", cn_shanghai_cmcc=4))["status"] == "scaled"
+    lost_order(one, cloud, "lost-3")
+    _, shown = command(capsys, "status")
+    regions = {r["region"]: r["conditions"]["ScalingLimited"] for r in shown["regions"]}
+    assert {"reason": "BudgetExhausted", "allows": 0, "of": 4, "until": None} in regions[SHANGHAI]["guards"]
+    assert {"reason": "OrderUnresolved", "allows": 0, "of": 4, "until": None} in regions[HANGZHOU]["guards"]
+
+
+def test_status_says_which_orders_evidence_resolved_when_ens_answer_was_lost(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    cloud.inject("RescaleDeviceService", "drop_after_commit")
+    with pytest.raises(TransientCloudError):
+        one.handle(manual("lost-4", cn_hangzhou_telecom=2))
+    cloud.advance(60)  # the order's devices are listed by now: set difference names them
+    assert one.handle(manual("lost-4", cn_hangzhou_telecom=2))["status"] == "scaled"
+    _, shown = command(capsys, "status")
+    (order,) = shown["resolvedFromEvidence"]  # its devices were Running as soon as they were listed
+    assert (order["OrderId"], order["resolvedBy"], order["phase"]) == (None, "evidence", "ready")
+    assert order["outcome"] == "the new devices number exactly what it asked"
+    _, told = command(capsys, "history")
+    assert told["orders"][0]["resolvedBy"] == "evidence"
+    for name in ("status", "history"):
+        cli.main([name])
+        assert "OrderId unknown: ENS's answer was lost, its devices were found by set difference" in \
+            capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["status", "history"])
+def test_a_store_that_does_not_exist_is_an_error_naming_it_and_is_not_created(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    never = tmp_path / "never.db"
+    monkeypatch.setenv("STATE_URL", f"sqlite:///{never}")
+    code, shown = command(capsys, name)
+    assert code == 1 and shown["status"] == "invalid"
+    assert shown["error"]["message"].startswith(f"no state store at sqlite:///{never}: the file does not exist")
+    assert not never.exists()
+
+
+def test_a_memory_store_is_an_error_it_can_never_hold_the_functions_state(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("STATE_URL", "memory://")
+    code, shown = command(capsys, "status")
+    assert code == 1 and "is one process's memory" in shown["error"]["message"]
+
+
+def test_the_store_read_is_named_without_its_password_and_says_when_it_is_the_default(tmp_path: Path) -> None:
+    shared = Settings.from_env({"STATE_URL": "redis://:hunter2@cache.internal:6379/0"})
+    assert status_module.watched(shared, {"STATE_URL": shared.state_url}) == "redis://***@cache.internal:6379/0"
+    (tmp_path / "state.db").touch()
+    default = replace(Settings.from_env({}), state_url=f"sqlite:///{tmp_path}/state.db")
+    assert status_module.watched(default, {}) == f"sqlite:///{tmp_path}/state.db (the default: STATE_URL is unset)"
+
+
+def test_a_replayed_duplicate_says_so_in_the_human_output(cloud: LocalCloud, scaler) -> None:
+    first = scaler().handle(ALARM)
+    again = scaler().handle(ALARM)
+    assert again["replayed"] is True
+    assert "replayed" not in render(first)
+    assert (f"replayed: a duplicate delivery of {first['invocationId']}; this is its stored answer, nothing was "
+            "ordered again") in render(again)
+
+
+def test_the_readiness_timer_says_which_orders_it_closed_and_which_are_still_open(cloud: LocalCloud, scaler) -> None:
+    one = scaler()
+    key = one.handle(COUNTS)["invocationId"]
+    early = one.handle(FOLLOW_UP)  # ENS lists the devices late: still on their way
+    assert (early["closedOrders"], [o["invocationId"] for o in early["openOrders"]]) == ([], [key])
+    assert "checked the open orders against ENS: 0 closed, 1 still open" in render(early)
+    assert f"  open: {key}  ordered" in render(early)
+    cloud.advance(TIMEOUT_S)
+    done = one.handle(FOLLOW_UP)
+    assert [(o["invocationId"], o["phase"]) for o in done["closedOrders"]] == [(key, "ready")]
+    shown = render(done)
+    assert "1 closed, 0 still open" in shown and f"  closed: {key}  ready" in shown
 
 
 # -- resolve by hand ---------------------------------------------------------------------------
@@ -248,6 +438,26 @@ def test_bad_arguments_are_named_before_any_state_is_read(argv: tuple[str, ...],
     assert info.value.code == 2 and named in capsys.readouterr().err
 
 
+def test_resolve_given_ens_order_id_says_which_invocation_id_to_pass(cloud: LocalCloud, scaler,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    result = scaler().handle(COUNTS)
+    code, refused = command(capsys, "resolve", result["order"]["OrderId"], "--not-ordered")
+    assert code == 1 and refused["error"]["message"] == (
+        f"no order {result['order']['OrderId']!r} in the order book: it is ENS's OrderId of "
+        f"{result['invocationId']}, and resolve takes the invocation id (`history` lists them)")
+    code, refused = command(capsys, "resolve", "0f1e2d3c-aaaa-bbbb-cccc-000000000000", "--not-ordered")
+    assert "resolve takes the invocation id (inv-…), not ENS's OrderId" in refused["error"]["message"]
+
+
+def test_status_names_the_endpoint_it_cannot_reach(cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    scaler().handle(COUNTS)
+    monkeypatch.setenv("ENS_ENDPOINT", "http://127.0.0.1:9")  # discard: nothing listens
+    _, shown = command(capsys, "status")
+    assert shown["ens"]["error"] == ("ENS DescribeDeviceService failed before sending: RetryError (no connection "
+                                     "to 127.0.0.1:9 (ENS_ENDPOINT))")
+
+
 def refused_message(capsys: pytest.CaptureFixture[str], key: str) -> str:
     return command(capsys, "resolve", key, "--not-ordered")[1]["error"]["message"]
 
@@ -331,6 +541,7 @@ def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_p
     state_url = f"sqlite:///{tmp_path}/demo.db"
     monkeypatch.setenv("STATE_URL", state_url)
     monkeypatch.setenv("SCALING_POLICY", str(PACKAGE_ROOT / "policy.yaml"))
+    monkeypatch.setenv("ENS_ENDPOINT", cloud.url)  # `status` reads ENS too
     monkeypatch.setattr(status_module, "clock", lambda: cloud.now + offset)
     for failed in (0, 0, 0):  # ENS's random failures would make the session differ from run to run
         cloud.queue_outcome(failed)
@@ -340,7 +551,7 @@ def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_p
         capsys.readouterr()
         assert cli.main([name]) == 0
         shown.append(f"$ ens-autoscaler {name}\n{capsys.readouterr().out.rstrip()}")
-    return "\n".join(shown)
+    return "\n".join(shown).replace(f"sqlite:///{tmp_path}", "sqlite:///$PWD")  # as the README's STATE_URL
 
 
 def test_the_readme_shows_what_status_and_history_print_after_the_sample_events(
@@ -350,3 +561,4 @@ def test_the_readme_shows_what_status_and_history_print_after_the_sample_events(
     shown = README.read_text(encoding="utf-8").split("a minute apart), then:\n\n```\n", 1)[1].split("\n```", 1)[0]
     # ENS makes new OrderIds and device ids each run: compare everything else
     assert RANDOM_IDS.sub("<id>", shown) == RANDOM_IDS.sub("<id>", printed)
+

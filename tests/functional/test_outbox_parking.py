@@ -34,7 +34,8 @@ def test_a_message_too_large_for_mns_is_parked_once_and_the_rest_goes_out(
     assert parked.item.id == "inv-big" and parked.reason.startswith("InvalidArgument")
     assert parked.item.attempts == 1 and scaler.store.outbox_pending() == 0
     assert len(events(caplog, "publish_parked")) == 1
-    shown = status(scaler.store, scaler.policy, NOW + 60, "instance").as_dict()
+    shown = status(scaler.store, scaler.policy, NOW + 60, "sqlite:///state.db", "instance",
+                   lambda: scaler.actuator.listing(scaler.policy.service)).as_dict()
     assert [(p["id"], p["reason"][:15]) for p in shown["parked"]] == [("inv-big", "InvalidArgument")]
     assert "parked (MNS refused them for good" in text(shown)
 
@@ -56,7 +57,7 @@ def test_a_scale_out_whose_message_outgrows_mns_goes_out_whole_in_parts(cloud: L
     assert result["status"] == "scaled" and result["message"]["mnsMessageId"]
     assert len(cloud.calls_for("RescaleDeviceService")) == 1
     bodies = [m["body"] for m in cloud.messages(TOPIC)]
-    parts = sorted((json.loads(b) for b in bodies), key=lambda p: p["part"])
+    parts = sorted((json.loads(b)["data"] for b in bodies), key=lambda p: p["part"])
     assert len(parts) > 1 and all(len(b.encode()) <= 64 * 1024 for b in bodies)
     assert [p["part"] for p in parts] == list(range(1, len(parts) + 1)) and {p["parts"] for p in parts} == {len(parts)}
     assert {p["id"] for p in parts} == {result["invocationId"]}

@@ -53,7 +53,7 @@ def scaler(cloud: LocalCloud, make_autoscaler: Callable[..., Any]) -> Callable[.
 
 
 def scale_outs(cloud: LocalCloud) -> dict[str, dict[str, Any]]:
-    bodies = [json.loads(m["body"]) for m in cloud.messages(TOPIC)]
+    bodies = [json.loads(m["body"])["data"] for m in cloud.messages(TOPIC)]
     return {b["id"]: b for b in bodies if b["type"] == "scale-out"}
 
 
@@ -231,7 +231,7 @@ def test_eight_concurrent_deliveries_make_one_order_and_the_duplicates_fail_fast
 
 def test_the_readiness_timer_with_nothing_open_reads_state_once(scaler, cloud: LocalCloud) -> None:
     result = scaler().handle(FOLLOW_UP)
-    assert result == {"status": "follow_up", "openOrders": [], "stateScope": "instance"}
+    assert result == {"status": "follow_up", "openOrders": [], "closedOrders": [], "stateScope": "instance"}
     assert not cloud.calls_for("DescribeDeviceService")
 
 
@@ -260,7 +260,7 @@ def test_every_device_ends_announced_ready_or_failed_exactly_once(cloud: LocalCl
         one.handle(FOLLOW_UP)
         cloud.advance(2)
     one.handle(FOLLOW_UP)
-    bodies = [json.loads(m["body"]) for m in cloud.messages(TOPIC)]
+    bodies = [json.loads(m["body"])["data"] for m in cloud.messages(TOPIC)]
     ready = [d["id"] for b in bodies if b["type"] == "devices-ready" for d in b["devices"]]
     failed = [d["id"] for b in bodies if b["type"] == "devices-failed" for d in b["devices"]]
     made = [d["ID"] for d in cloud.devices()]
@@ -275,6 +275,6 @@ def test_a_lost_follow_up_is_caught_up_by_the_next(cloud: LocalCloud, scaler) ->
     assert one.handle(manual("late-1"))["status"] == "scaled"
     cloud.advance(600)  # the timer did not run for ten minutes
     assert one.handle(FOLLOW_UP)["openOrders"] == []
-    bodies = [json.loads(m["body"]) for m in cloud.messages(TOPIC)]
+    bodies = [json.loads(m["body"])["data"] for m in cloud.messages(TOPIC)]
     (ready,) = [b for b in bodies if b["type"] == "devices-ready"]
     assert sorted(d["id"] for d in ready["devices"]) == sorted(d["ID"] for d in cloud.devices())

@@ -65,3 +65,25 @@ def test_a_configuration_error_is_a_summary_not_a_traceback(tmp_path: Path, monk
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"error (bad_config): cannot read policy file {tmp_path / 'missing.yaml'}" in done.stdout
     assert "ENS received 0 RescaleDeviceService calls" in done.stdout
+
+
+def test_until_ready_lets_the_emulator_clock_run_until_the_order_is_seen_finishing(tmp_path: Path) -> None:
+    still = json.loads(run(str(EVENTS / "manual-counts.json"), "--json", tmp=tmp_path).stdout)
+    assert still["followUps"] == [] and [m["tag"] for m in still["mnsReceived"]] == ["scale-out"]
+    done = json.loads(run(str(EVENTS / "manual-counts.json"), "--json", "--until-ready", tmp=tmp_path).stdout)
+    key = done["result"]["invocationId"]
+    assert done["followUps"][-1]["openOrders"] == []
+    closed = [o for f in done["followUps"] for o in f["closedOrders"]]
+    assert [(o["invocationId"], o["phase"], o["ready"]) for o in closed] == [(key, "ready", 3)]
+    ready = [m["body"]["data"] for m in done["mnsReceived"] if m["tag"] == "devices-ready"]
+    assert sorted(d["id"] for m in ready for d in m["devices"]) == sorted(done["result"]["order"]["DeviceIds"])
+    text = run(str(EVENTS / "manual-counts.json"), "--until-ready", tmp=tmp_path).stdout
+    assert "readiness timer: fired" in text and "0 orders still open" in text
+    assert f"closed {key}  ready" in text
+
+
+def test_a_duplicate_run_says_it_was_replayed(tmp_path: Path) -> None:
+    state = tmp_path / "kept.db"
+    run(str(EVENTS / "manual-counts.json"), "--state", str(state), tmp=tmp_path)
+    again = run(str(EVENTS / "manual-counts.json"), "--state", str(state), tmp=tmp_path)
+    assert "replayed: a duplicate delivery of inv-" in again.stdout

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from ens_autoscaler import cli
-from ens_autoscaler.display import ELLIPSIS, EXIT_CUT, decision_table
+from ens_autoscaler.display import ELLIPSIS, EXIT_CUT, cut_requests, decision_table
+from ens_autoscaler.planner import GUARDS
+from ens_autoscaler.policy import EXAMPLE_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -46,7 +48,7 @@ def test_warnings_alone_leave_the_policy_valid_and_are_printed(capsys, tmp_path:
     policy.write_text(DEFAULT_POLICY.read_text().replace("metric: CPUUtilization", "metric: cpu_util", 1))
     code, out, _ = run(capsys, "validate", str(policy))
     assert code == 0
-    first, last = out.splitlines()
+    first, *_, last = out.splitlines()
     assert first.startswith("warning: regions.cn-hangzhou-telecom.steps.metric: no CloudMonitor alarm")
     assert last.startswith(f"{policy}: valid (4 regions")
 
@@ -95,8 +97,8 @@ def test_verbose_prints_the_log_lines_on_stderr(capsys, tmp_path: Path, monkeypa
     code, out, err = run(capsys, "invoke", "-v", "--event", event, "--policy", str(DEFAULT_POLICY))
     assert quiet_code == code == 1 and quiet_out == out and quiet_err == ""  # -v twice: each line once
     lines = [json.loads(line.split(" ", 1)[1]) for line in err.splitlines()]
-    assert [line["event"] for line in lines] == ["signal_rejected", "rejected"]
-    assert lines[0]["dedupeKey"] == "manual:try-1"
+    assert [line["event"] for line in lines] == ["received", "signal_rejected", "rejected"]
+    assert lines[1]["dedupeKey"] == "manual:try-1"
 
 
 def test_invoke_reads_policy_relative_to_where_it_runs(capsys, tmp_path: Path, monkeypatch) -> None:
@@ -116,3 +118,90 @@ def test_json_into_a_closed_pipe_ends_quietly() -> None:
     proc.stdout.close()  # before the child has even imported the package
     err = proc.stderr.read().decode()
     assert proc.wait() == 0 and err == ""
+
+
+@pytest.mark.parametrize("reason", sorted({r.value for guard in GUARDS for r in guard.reasons}))
+def test_a_cut_names_every_reason_the_guard_chain_can_give(reason: str) -> None:
+    decision = {"region": "cn-a-1", "signals": ["manual:try-1"], "raw": 3, "final": 1,
+                "reasons": ["Coalesced", reason]}
+    assert cut_requests({"decisions": [decision]}) == [
+        f"manual request manual:try-1 asked for 3 in cn-a-1, got 1 ({reason})"]
+
+
+def test_plan_of_an_event_whose_only_signal_is_rejected_is_rejected_as_invoke_says(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "plan", "--json", "--event", manual(tmp_path, {"cn-nowhere-1": 1}),
+                       "--policy", str(DEFAULT_POLICY))
+    result = json.loads(out)
+    assert code == 1 and result["status"] == "rejected"
+    assert "cn-nowhere-1" in result["error"]["message"]
+
+
+def test_a_missing_event_file_is_named_without_errno(capsys, tmp_path: Path) -> None:
+    for command in ("plan", "invoke"):
+        code, out, _ = run(capsys, command, "--event", str(tmp_path / "nope.json"), "--policy", str(DEFAULT_POLICY))
+        assert code == 1 and out.startswith("status: rejected\n")
+        assert f"cannot read the event file {tmp_path / 'nope.json'}: No such file or directory" in out
+        assert "Errno" not in out
+
+
+def test_a_region_not_in_the_policy_suggests_the_nearest(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "plan", "--event", manual(tmp_path, {"cn-hangzhou-telcom": 1}),
+                       "--policy", str(DEFAULT_POLICY))
+    assert code == 1 and "did you mean 'cn-hangzhou-telecom'?" in out
+
+
+def test_the_sdks_tracebacks_never_reach_the_terminal_only_our_one_error() -> None:
+    """The credentials chain logs each provider's failure with its traceback; Python prints such a
+    record on stderr when nothing handles it."""
+    script = ("import logging\nfrom ens_autoscaler import cli\n"
+              "cli.main(['validate', '--json', 'no-such.yaml'])\n"
+              "try:\n    raise RuntimeError('ECS metadata unreachable')\n"
+              "except RuntimeError as exc:\n    logging.getLogger('credentials').exception(exc)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "functions" / "autoscaler")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.stderr == "" and "Traceback" not in done.stdout
+
+
+def test_status_without_credentials_says_so_once_not_as_a_lost_answer(tmp_path: Path) -> None:
+    """The SDK asks for the credentials while it sends, and wraps our error in its own: it is still ours."""
+    (tmp_path / "state.db").touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    env.update(PYTHONPATH=str(ROOT / "functions" / "autoscaler"), HOME=str(tmp_path),
+               ALIBABA_CLOUD_ECS_METADATA_DISABLED="true", STATE_URL=f"sqlite:///{tmp_path}/state.db",
+               ENS_ENDPOINT="http://127.0.0.1:9")
+    done = subprocess.run([sys.executable, "-m", "ens_autoscaler", "status", "--json"], capture_output=True,
+                          text=True, env=env)
+    shown = json.loads(done.stdout)
+    assert shown["ens"]["error"].startswith("no usable Alibaba Cloud credentials: ")
+    assert done.stderr == ""
+
+
+def test_validate_names_the_file_and_the_place_of_a_yaml_error_and_explains_a_tab(capsys, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("service:\n\tappId: x\n")
+    code, out, _ = run(capsys, "validate", str(policy))
+    assert code == 1 and "<unicode string>" not in out
+    assert f"policy file {policy}, line 2, column 1 is not valid YAML: " in out
+    assert "that line has a tab: YAML indents with spaces only" in out
+
+
+def test_validate_warns_of_a_max_devices_below_what_one_scale_out_may_add(capsys, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DEFAULT_POLICY.read_text().replace("  maxDevices: 300 ", "  maxDevices: 3 ", 1)
+                      .replace("    maxDevices: 20 ", "    maxDevices: 2 ", 1))
+    code, out, _ = run(capsys, "validate", "--json", str(policy))
+    warned = {p["path"]: p["message"] for p in json.loads(out)["problems"] if p["severity"] == "warning"}
+    assert code == 0
+    assert warned["limits.maxDevices"].startswith("3 is below limits.perRegion (4)")
+    assert warned["regions.cn-guangzhou-unicom.maxDevices"].startswith("2 is below what one scale-out may add")
+
+
+def test_validate_warns_that_the_example_ids_are_the_examples(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "validate", "--json", str(DEFAULT_POLICY))
+    warned = [p["path"] for p in json.loads(out)["problems"] if "is the example policy's" in p["message"]]
+    assert code == 0 and warned == ["service.appId", "service.serviceId", "service.imageId"]
+    mine = tmp_path / "policy.yaml"
+    mine.write_text(DEFAULT_POLICY.read_text().replace(EXAMPLE_IDS["appId"], "my-own-app")
+                    .replace(EXAMPLE_IDS["serviceId"], "my-service").replace(EXAMPLE_IDS["imageId"], "m-mine"))
+    code, out, _ = run(capsys, "validate", "--json", str(mine))
+    assert not [p for p in json.loads(out)["problems"] if "is the example policy's" in p["message"]]

@@ -342,9 +342,13 @@ def test_readme_documents_exactly_what_the_code_reads() -> None:
     assert not phantom, f"the README documents variables nothing reads: {phantom}"
 
 
+# Empty in s.yaml unless the deploying shell has it; functions/check_deploy.py refuses a deploy without it.
+CHECKED_AT_DEPLOY = ("CALLBACK_TOKEN",)
+
+
 def test_every_contract_variable_is_set(env_vars: dict[str, str]) -> None:
     contract = _settings_names() - set(OPTIONAL_IN_DEPLOYMENT)
-    missing = sorted(n for n in contract if not str(env_vars.get(n, "")).strip())
+    missing = sorted(n for n in contract if not str(env_vars.get(n, "")).strip() and n not in CHECKED_AT_DEPLOY)
     assert not missing, f"environment variables Settings reads but s.yaml does not set: {missing}"
 
 
@@ -368,11 +372,11 @@ def test_state_url_is_a_writable_absolute_path(env_vars: dict[str, str]) -> None
 
 
 def test_no_literal_secrets(env_vars: dict[str, str]) -> None:
-    assert ENV_REFERENCE.fullmatch(env_vars["CALLBACK_TOKEN"]) and \
-        ENV_REFERENCE.fullmatch(env_vars["CALLBACK_TOKEN"]).group(1) == "CALLBACK_TOKEN", \
-        "CALLBACK_TOKEN must be exactly ${env('CALLBACK_TOKEN')}: no literal, no default"
+    raw = _load(S_YAML)["resources"]["autoscaler"]["props"]["environmentVariables"]["CALLBACK_TOKEN"]
+    assert raw == "${env('CALLBACK_TOKEN', '')}", \
+        "CALLBACK_TOKEN must be exactly ${env('CALLBACK_TOKEN', '')}: no literal; empty, so that s info works"
     for name, value in env_vars.items():
-        if SECRET_NAME.search(name):
+        if SECRET_NAME.search(name) and name != "CALLBACK_TOKEN":
             assert ENV_REFERENCE.fullmatch(str(value)), \
                 f"{name} looks like a secret: its value must be an ${{env('...')}} reference without default"
         assert not ACCESS_KEY_ID.search(str(value)), f"{name} holds what looks like an AccessKey id"
@@ -454,6 +458,37 @@ def test_redis_variant_refuses_an_incomplete_shell(change: dict[str, str | None]
     done = _redis_preflight(env)
     assert done.returncode != 0
     assert named in done.stderr and "pw@" not in done.stderr, done.stderr
+
+
+def _deploy_check(env: dict[str, str], tmp_path: Path, python312: str | None) -> subprocess.CompletedProcess[str]:
+    """s.yaml's first pre-deploy action, run as `s` runs it, on a PATH with or without a python3.12
+    (`python312`: the script it runs, e.g. a pyenv shim for a version not installed)."""
+    steps = _load(S_YAML)["resources"]["autoscaler"]["actions"]["pre-deploy"]
+    command = str(steps[0]["run"]).split()
+    assert command[:2] == ["python3", "functions/check_deploy.py"], "the check must run before anything else"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if python312 is not None:
+        (bin_dir / "python3.12").write_text(f"#!/bin/sh\n{python312}\n")
+        (bin_dir / "python3.12").chmod(0o755)
+    return subprocess.run([sys.executable, *command[1:]], cwd=REPO / steps[0].get("path", "."),
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env}, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_deploy_stops_first_without_python312_saying_how_to_get_it(tmp_path: Path) -> None:
+    shim = "echo 'pyenv: python3.12: command not found' >&2; exit 127"
+    for python312 in (None, shim):
+        done = _deploy_check({"CALLBACK_TOKEN": "t"}, tmp_path, python312)
+        assert done.returncode == 1
+        assert "python3.12 is not on PATH or does not run" in done.stderr and "uv python install 3.12" in done.stderr
+        assert "nothing was installed or deployed" in done.stderr
+    assert _deploy_check({"CALLBACK_TOKEN": "t"}, tmp_path, "exit 0").returncode == 0
+
+
+def test_deploy_stops_without_a_callback_token_that_other_s_commands_do_without(tmp_path: Path) -> None:
+    done = _deploy_check({}, tmp_path, "exit 0")
+    assert done.returncode == 1 and "CALLBACK_TOKEN is not set" in done.stderr
 
 
 # --- dependencies ------------------------------------------------------------------------

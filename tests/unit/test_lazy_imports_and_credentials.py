@@ -50,7 +50,7 @@ def test_events_that_end_in_no_action_never_import_an_sdk(tmp_path: Path) -> Non
 
 def test_the_readiness_timer_with_nothing_open_imports_no_sdk(tmp_path: Path) -> None:
     child = run_child(str(ROOT / "events" / "timer-readiness.json"), tmp_path)
-    assert child["result"] == {"status": "follow_up", "openOrders": [], "stateScope": "instance"}
+    assert child["result"] == {"status": "follow_up", "openOrders": [], "closedOrders": [], "stateScope": "instance"}
     assert not set(SDKS) & set(child["modules"])
 
 

@@ -442,3 +442,14 @@ def test_the_readiness_timer_asks_for_a_follow_up_and_carries_no_signal():
     assert event.follow_up and not event.via_http and event.signals() == []
     burst = sources.read(EVENTS.joinpath("timer-burst.json").read_bytes())
     assert not burst.follow_up and burst.signals()[0].profile == "evening-peak"
+
+
+@pytest.mark.parametrize("name", ["cms-http-alarm.json", "cms-http-alarm-base64.json", "cms-http-alarm-json.json",
+                                  "cms-http-alarm-ok.json"])
+def test_the_callback_token_is_in_no_repr_of_the_decoded_event(name):
+    """A log line or a traceback that prints the event must not print the secret it carries."""
+    event = sources.read((EVENTS / name).read_bytes())
+    assert event.token == "example-callback-token"  # it is there, and checked
+    shown = [repr(event), repr(cms_http.HttpTriggerEvent(event.document)), repr(event.signals())]
+    assert not [text for text in shown if "example-callback-token" in text]
+    assert repr(event).startswith("Event(cms_http: a JSON object with keys [")

@@ -107,6 +107,7 @@ class Autoscaler:
         self.surplus.tick(self.clock(), look=fleet_due)
         self.outbox.drain(deadline)
         return Result(Status.FOLLOW_UP, orders=tuple(o.as_dict() for o in orders if o.phase.open),
+                      closed=tuple(o.as_dict() for o in orders if not o.phase.open),
                       state_scope=self.settings.state_scope)
 
     def run(self, signals: list[Signal], deadline: float) -> Result:
@@ -114,13 +115,14 @@ class Autoscaler:
         dry_run = self.settings.dry_run or any(s.dry_run for s in signals)
         key = invocation_key(signals, dry_run)
         logs.bind(invocationId=key)
+        logs.received(signals)
         self.outbox.drain_quietly(deadline)
         preview = make_plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
         self.surplus.observe(preview, now)
         if not preview.selector and not preview.needs_inventory:
-            if preview.rejections and not preview.decisions:
+            if preview.refusal is not None:
                 logs.decisions({}, preview)
-                raise InputError("; ".join(r.error for r in preview.rejections))
+                raise InputError(preview.refusal)
             return logs.decided(Result.of_plan(Status.NO_ACTION, key, preview, dry_run,
                                                state_scope=self.settings.state_scope), preview)
         if not dry_run:  # what the order needs after ENS answers is checked before anything is written

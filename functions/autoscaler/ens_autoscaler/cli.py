@@ -16,16 +16,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .display import Progress, exit_code, failure, print_quietly, render, show_logs
-from .errors import AutoscalerError
+from .display import Progress, exit_code, failure, print_quietly, quiet_sdk_logs, render, show_logs
+from .errors import AutoscalerError, InputError
 from . import status
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
-    from .policy import check_file
+    from .policy import check_file, example_ids
 
     check = check_file(args.policy)
+    problems = list(check.problems) + (example_ids(check.policy) if check.policy else [])
     return {"status": "invalid" if check.policy is None else "valid", "policy": str(args.policy),
-            "problems": [p.as_dict() for p in check.problems],
+            "problems": [p.as_dict() for p in problems],
             "regions": sorted(check.policy.regions) if check.policy else [],
             "profiles": sorted(check.policy.profiles) if check.policy else []}
 
@@ -39,12 +40,14 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     from .settings import Settings
 
     policy = read_policy(args.policy or Settings.from_env().policy_path)
-    event = sources.read(Path(args.event).read_bytes())
+    event = sources.read(event_bytes(args.event))
     if event.follow_up:
         return {"status": "follow_up", "note": "the readiness timer plans nothing: it follows open orders "
                                                "up (`status` shows them)"}
     signals = event.signals()
     plan = make_plan(signals, policy, now=time.time())
+    if plan.refusal is not None:  # as `invoke` answers the same event
+        raise InputError(plan.refusal)
     result = Result.of_plan(Status.PLAN, invocation_key(signals, dry_run=True), plan, dry_run=True).as_dict()
     if plan.needs_inventory:
         result["note"] = ("some rules need the live inventory (DescribeDeviceService), which `plan` never "
@@ -61,7 +64,15 @@ def cmd_invoke(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings.from_env()
     if args.policy is not None:  # relative to where the command runs, unlike SCALING_POLICY in FC
         settings = replace(settings, policy_path=str(args.policy.resolve()))
-    return Autoscaler(settings).handle(Path(args.event).read_bytes(), "cli")
+    return Autoscaler(settings).handle(event_bytes(args.event), "cli")
+
+
+def event_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the event file {path}: {exc.strerror or exc} (the samples are in events/)") \
+            from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,7 +127,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
                                            "(CMS_ENDPOINT, credentials as for invoke)"),
     "advise": (cmd_advise, "learn timer bursts from a metric history and prove them by replay; no network"),
     "forecast": (cmd_forecast, "forecast each region's next 48 h from a metric history, as devices; orders nothing"),
-    "status": (status.command, "budgets used, cooldowns, open orders and the outbox backlog, per region (STATE_URL)"),
+    "status": (status.command, "per region: devices on ENS, conditions, budgets, cooldowns; open orders, outbox "
+                               "(STATE_URL, ENS_ENDPOINT)"),
     "history": (status.command, "the scale-outs of the order book: when, why, which devices, what came of it"),
     "resolve": (status.command, "settle an uncertain order by hand: --devices b-1,b-2 or --not-ordered "
                                 "(logged, kept in the order)"),
@@ -207,6 +219,7 @@ def _region_count(text: str) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_sdk_logs()
     if args.verbose:
         show_logs()
     try:
@@ -244,8 +257,7 @@ def _text(result: dict[str, Any]) -> str:
         regions = ", ".join(result["regions"]) or "no region"
         return (f"{result['out']}: {result['readings']} readings for {regions} from "
                 f"{result['datapoints']} datapoints in {result['pages']} DescribeMetricList pages")
-    text = render(result)
-    return text + (f"\nnote: {result['note']}" if result.get("note") else "")
+    return render(result)
 
 
 if __name__ == "__main__":

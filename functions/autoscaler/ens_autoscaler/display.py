@@ -10,22 +10,33 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from .errors import AutoscalerError, ConfigError, InputError
+from .errors import AutoscalerError, ConfigError, InputError, PublishDeferred
+from .planner import GUARDS
+from .vocab import epoch_iso
 
 ELLIPSIS = "…"
 # (heading, widest the column grows to); the last column is never cut.
 COLUMNS = (("region", 32), ("signal", 44), ("metric", 20), ("value", 10), ("rule", 44), ("raw", 5),
            ("final", 5), ("reasons", 0))
-CAPS = ("RegionCap", "InvocationCap", "BudgetExhausted", "MaxDevices", "Cooldown")
+CAPS = frozenset(reason.value for guard in GUARDS for reason in guard.reasons)  # what can cut a count
 EXIT_CODES = {"invalid": 1, "rejected": 1, "failed": 2}  # any other status: 0, or EXIT_CUT
 EXIT_CUT = 3  # done, but a manual request got fewer devices than it asked for (a cap cut it)
 VERBOSE_HANDLER = "ens-autoscaler -v"
+SDK_LOGGERS = ("credentials", "darabonba-core")  # alibabacloud-credentials, the Tea core
 
 
 def failure(exc: AutoscalerError | OSError) -> dict[str, Any]:
-    """A raised error as a result: bad configuration, bad input, or a failure worth retrying."""
+    """A raised error as a result: bad configuration, bad input, or a failure worth retrying.
+
+    An order ENS took whose message MNS has not is no failure to a person: told `failed`, they
+    would send the request again with a new id, and order twice.
+    """
+    if isinstance(exc, PublishDeferred):
+        return {**exc.result, "note": "ENS took the order; its message is queued in the outbox (MNS did not "
+                                      "take it yet): a retry or the next invocation publishes it. Do not send "
+                                      "the request again under a new id: that would order again."}
     status = "invalid" if isinstance(exc, ConfigError) else "rejected" if isinstance(exc, InputError) else "failed"
     kind = exc.kind if isinstance(exc, AutoscalerError) else "io"
     return {"status": status, "error": {"type": kind, "message": str(exc)}}
@@ -56,6 +67,16 @@ def show_logs() -> None:
         logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+
+
+def quiet_sdk_logs() -> None:
+    """A person reads our one error, not the SDKs' tracebacks of the same failure: the credentials
+    chain logs each provider's exception, which Python would print on stderr for want of a handler."""
+    for name in SDK_LOGGERS:
+        sdk = logging.getLogger(name)
+        if not sdk.handlers:
+            sdk.addHandler(logging.NullHandler())
+        sdk.propagate = False
 
 
 class Progress:
@@ -98,6 +119,11 @@ def cut_requests(result: dict[str, Any]) -> list[str]:
 
 def render(result: dict[str, Any]) -> str:
     parts = [f"status: {result['status']}"]
+    if result.get("replayed"):
+        parts.append(f"replayed: a duplicate delivery of {result['invocationId']}; this is its stored answer, "
+                     "nothing was ordered again")
+    if result["status"] == "follow_up" and "openOrders" in result:  # `plan` of the timer followed nothing
+        parts.append(_followed(result))
     if result.get("error"):
         parts.append(f"error ({result['error']['type']}): {result['error']['message']}")
     if result.get("decisions"):
@@ -113,7 +139,7 @@ def render(result: dict[str, Any]) -> str:
         parts.append(f"message {result['message']['id']}: published={result['message'].get('published')}")
     parts += [f"cut: {line}" for line in cut_requests(result)]
     if result.get("note"):
-        parts.append(result["note"])
+        parts.append(f"note: {result['note']}")
     return "\n".join(parts)
 
 
@@ -130,6 +156,34 @@ def run_rate_added(decisions: Sequence[dict[str, Any]]) -> list[str]:
 def money(amount: float) -> str:
     """An amount of money as a person reads it: two decimals, thousands apart."""
     return f"{amount:,.2f}"
+
+
+def _followed(result: Mapping[str, Any]) -> str:
+    """What the readiness timer did: the orders it closed, and those still on their way."""
+    closed, still = result.get("closedOrders") or (), result.get("openOrders") or ()
+    lines = [f"the readiness timer checked the open orders against ENS: {len(closed)} closed, "
+             f"{len(still)} still open" + ("" if closed or still else " (there were none)")]
+    lines += [f"  closed: {order_line(o)}" for o in closed] + [f"  open: {order_line(o)}" for o in still]
+    return "\n".join(lines)
+
+
+def order_line(o: Mapping[str, Any]) -> str:
+    """One order on one line: `status`, `resolve` and the readiness timer's answer show it alike."""
+    regions = ", ".join(f"{r} +{n}" for r, n in o["regions"].items())
+    return (f"{o['invocationId']}  {o['phase']}  since {when(o['startedAt'])}  {regions}  "
+            f"OrderId {order_id_text(o['OrderId'], o.get('resolvedBy'))}  {o['ready']}/{o['devices']} ready" +
+            (f"  ({o['outcome']})" if o["outcome"] else ""))
+
+
+def order_id_text(order_id: str | None, by: str | None) -> str:
+    """An order's OrderId as a person reads it: without one, say whether evidence named its devices."""
+    if order_id is not None:
+        return order_id
+    return "unknown: ENS's answer was lost, its devices were found by set difference" if by == "evidence" else "?"
+
+
+def when(epoch: float) -> str:
+    return epoch_iso(round(epoch))  # a person reads seconds; `--json` keeps the exact time
 
 
 def _fit(cell: str, width: int) -> str:

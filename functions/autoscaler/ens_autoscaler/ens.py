@@ -39,6 +39,15 @@ class Order:
     device_ids: tuple[str, ...]
     devices: tuple[dict[str, Any], ...]  # ResourceDetailInfos, as ENS names the fields
 
+    def by_region(self) -> dict[str, list[str]]:
+        """The devices ENS named, per region (`ResourceDetailInfos[].RegionID`): what each region's
+        decision line may carry. A device named without its region is in none."""
+        found: dict[str, list[str]] = {}
+        for detail in self.devices:
+            if detail.get("ID") in self.device_ids and isinstance(detail.get("RegionID"), str):
+                found.setdefault(detail["RegionID"], []).append(detail["ID"])
+        return found
+
     def as_dict(self) -> dict[str, Any]:
         return {"OrderId": self.order_id, "RequestId": self.request_id, "DeviceIds": list(self.device_ids),
                 "ResourceDetailInfos": list(self.devices)}
@@ -94,7 +103,7 @@ class EnsActuator:
         except AutoscalerError:
             raise
         except Exception as exc:
-            raise classify(exc, f"ENS {action}") from exc
+            raise classify(exc, f"ENS {action}", f"{self._endpoint} (ENS_ENDPOINT)") from exc
 
     def rescale(self, service: ServiceParams, selector: Sequence[dict[str, Any]], deadline: float) -> Order:
         """Order `selector`'s devices once. Retries only what provably ordered nothing, honouring

@@ -7,6 +7,8 @@ permanent cloud failure is raised too, but says clearly that retrying won't help
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 
 class AutoscalerError(Exception):
     """Base of every error the function reports on purpose."""
@@ -38,6 +40,15 @@ class TransientCloudError(AutoscalerError):
         super().__init__(message, code)
         self.ambiguous = ambiguous
         self.retry_after = retry_after  # seconds the cloud asked us to wait (x-acs-retry-after)
+
+
+class PublishDeferred(TransientCloudError):
+    """ENS took the order, but its message is still in the outbox: raised so that FC retries (the
+    retry replays the result and publishes), carrying the result so that a person is told the order."""
+
+    def __init__(self, message: str, result: Mapping[str, Any]) -> None:
+        super().__init__(message, code="PublishDeferred")
+        self.result = dict(result)
 
 
 class PermanentCloudError(AutoscalerError):

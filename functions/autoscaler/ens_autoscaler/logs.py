@@ -1,8 +1,9 @@
 """One JSON object per log line, so SLS can index and query every field.
 
-Every line carries the standard fields (level, service, coldStart, requestId,
-and the invocation id once known), so one line answers "what, where, why" on its
-own. Callers pass only what is safe to show: signal summaries, decisions, ids and
+Every line carries the standard fields (level, timestamp, service, message,
+coldStart, requestId, and the invocation id once known; Powertools' keys, so SLS
+queries written for them work), so one line answers "what, where, why" on its
+own. Times are ISO 8601 in UTC, as a person and SLS's time functions read them. Callers pass only what is safe to show: signal summaries, decisions, ids and
 error messages — never a raw event body, a key or a token. Nothing is encoded
 for a level no handler takes.
 """
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Mapping, Sequence
 
-if TYPE_CHECKING:
-    from .result import Result
+from .result import Result, Status
+from .vocab import epoch_iso
 
 SERVICE = "ens-autoscaler"
 logger = logging.getLogger("ens_autoscaler")
@@ -23,11 +25,12 @@ _context: ContextVar[dict[str, Any]] = ContextVar("ens_autoscaler_log_context", 
 _warm = False  # set once the instance has finished its first invocation
 
 
-def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+def log(event: str, level: int = logging.INFO, message: str | None = None, **fields: Any) -> None:
+    """`message`: the line in a sentence; the event's name when the fields say it all."""
     if not logger.isEnabledFor(level):
         return
-    line = {"level": logging.getLevelName(level), "service": SERVICE, "event": event, **_context.get(),
-            **fields}
+    line = {"level": logging.getLevelName(level), "timestamp": epoch_iso(time.time()), "service": SERVICE,
+            "event": event, "message": message or event.replace("_", " "), **_context.get(), **fields}
     logger.log(level, json.dumps(line, default=str, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -48,18 +51,33 @@ def bind(**fields: Any) -> None:
     _context.set({**_context.get(), **fields})
 
 
-def decided(result: Result, plan: Any) -> Result:
+def received(signals: Sequence[Any]) -> None:
+    """The signals an invocation acts on, as they were said: a manual request's reason too."""
+    log("received", signals=[_iso(s.as_dict(), "time") for s in signals])
+
+
+def _iso(fields: dict[str, Any], key: str) -> dict[str, Any]:
+    """`fields` with the epoch seconds under `key` as ISO 8601, as a person and SLS read a time."""
+    return fields if fields.get(key) is None else {**fields, key: epoch_iso(fields[key])}
+
+
+def decided(result: Result, plan: Any, devices: Mapping[str, Sequence[str]] | None = None) -> Result:
     """`result`, once its decisions are logged: where an invocation's outcome is known."""
-    decisions(result.as_dict(), plan)
+    decisions(result.as_dict(), plan, devices or {})
     return result
 
 
-def decisions(result: dict[str, Any], plan: Any) -> None:
-    """One line per decision, with what came of it: outcome, dry run, the order and its devices."""
+def decisions(result: dict[str, Any], plan: Any, devices: Mapping[str, Sequence[str]] | None = None) -> None:
+    """One line per decision, with what came of it *for its region*: a query by region must
+    find that region's devices and outcome, never the whole order's. A region that got nothing
+    took no part in the order (`no_action`, no OrderId); `devices` are the order's, per region."""
     order = result.get("order") or {}
     for d in plan.decisions:
-        log("decision", dryRun=result.get("dryRun"), outcome=result.get("status"),
-            stateScope=result.get("stateScope"), OrderId=order.get("OrderId"),
-            DeviceIds=order.get("DeviceIds", []) if d.final else [], **d.as_dict())
+        took_part, fields = d.final > 0, _iso(d.as_dict(), "cooldownUntil")
+        cut = f" ({', '.join(fields['reasons'])})" if fields["reasons"] else ""
+        log("decision", message=f"{d.region}: asked {d.raw}, got {d.final}{cut}", dryRun=result.get("dryRun"),
+            outcome=result.get("status") if took_part else Status.NO_ACTION.value,
+            stateScope=result.get("stateScope"), OrderId=order.get("OrderId") if took_part else None,
+            DeviceIds=list((devices or {}).get(d.region, ())) if took_part else [], **fields)
     for r in plan.rejections:
         log("signal_rejected", logging.WARNING, **r.as_dict())

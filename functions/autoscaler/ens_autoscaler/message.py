@@ -2,7 +2,9 @@
 
 The message schema is a contract with downstream consumers (README: "Published
 messages"); every `id` is stable across redeliveries and retries, so a consumer
-drops a copy by id.
+drops a copy by id. On the wire each message is a CloudEvents 1.0 structured-mode
+JSON document whose `data` is the message: EventBridge rules and any CloudEvents
+SDK route it by `type`, and `subject` names its region(s).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from .ens import Order
 from .orders import Listed, OrderRecord
 from .planner import Plan
 from .signals import Signal
-from .vocab import canonical_json, digest
+from .vocab import canonical_json, digest, epoch_iso
 
 SCHEMA_VERSION = 1
 TAG_SCALE_OUT = "scale-out"
@@ -21,6 +23,8 @@ TAG_DRY_RUN = "dry-run"
 TAG_READY = "devices-ready"
 TAG_FAILED = "devices-failed"
 TAG_FLEET = "fleet"
+SOURCE = "ens-autoscaler"  # CloudEvents `source` (a URI-reference): the one producer of these types
+TYPE_PREFIX = "ens-autoscaler."  # CloudEvents `type`: ens-autoscaler.scale-out, ….devices-ready, …
 DRY_RUN_PREFIX = "dry-"  # dry runs live in a key space of their own: they never block a real run
 
 
@@ -127,22 +131,49 @@ MAX_BYTES = 60 * 1024  # MNS refuses topic messages over 64 KB; leave room for t
 # The lists a big batch or a big order makes long: split across parts, never cut.
 SPLIT = ("signals", "decisions", "devices", "DeviceIds", "resourceSelector")
 PART_FIELDS_BYTES = len(',"part":999999,"parts":999999')
+PART_SUFFIX = "#999999/999999"  # the longest a part's event id grows
 
 
 def encode(message: dict[str, Any]) -> tuple[str, ...]:
-    """The message as JSON: one text when it fits MNS, else as few parts as fit, nothing dropped.
+    """The message as CloudEvents 1.0 JSON: one event when it fits MNS, else as few as fit, nothing dropped.
 
-    Every part carries the message's other fields (the same `id` among them), `part`
-    (1-based) and `parts`, and a run of each long list; concatenating each list over
-    parts 1..`parts` gives the whole message back. An item too big to fit even alone
-    gets a part of its own: MNS refuses that part, and the outbox parks it where
-    `status` shows it.
+    Each event's `data` is the message or one part of it: every part carries the
+    message's other fields (the same `id` among them), `part` (1-based) and `parts`,
+    and a run of each long list; concatenating each list over parts 1..`parts` gives
+    the whole message back. A part's event has an id of its own (`<id>#<part>/<parts>`),
+    as CloudEvents wants one per event. An item too big to fit even alone gets a part
+    of its own: MNS refuses that part, and the outbox parks it where `status` shows it.
     """
-    text = _json(message)
-    if len(text.encode()) <= MAX_BYTES:
-        return (text,)
+    subject = _subject(message)
+    room = MAX_BYTES - len(_json(_event(message, subject, {}, PART_SUFFIX)).encode())
+    parts = _parts(message, room)
+    return tuple(_json(_event(message, subject, data, "" if len(parts) == 1 else f"#{i}/{len(parts)}"))
+                 for i, data in enumerate(parts, start=1))
+
+
+def _event(message: Mapping[str, Any], subject: str | None, data: Mapping[str, Any], suffix: str) -> dict[str, Any]:
+    event = {"specversion": "1.0", "id": f"{message['id']}{suffix}", "source": SOURCE,
+             "type": TYPE_PREFIX + message["type"], "time": epoch_iso(message["createdAt"]),
+             "datacontenttype": "application/json", "data": data}
+    return event if subject is None else {**event, "subject": subject}
+
+
+def _subject(message: Mapping[str, Any]) -> str | None:
+    """The region the message is about, or its regions comma-separated (a scale-out may span several)."""
+    regions = ([message["region"]] if "region" in message else
+               [e["regionCode"] for e in message.get("resourceSelector", ())] or
+               [d["region"] for d in message.get("decisions", ())] or
+               [d.get("region") for d in message.get("devices", ())])
+    named = sorted({r for r in regions if isinstance(r, str)})
+    return ",".join(named) or None
+
+
+def _parts(message: dict[str, Any], room: int) -> list[dict[str, Any]]:
+    """The message whole when it fits `room` bytes, else the parts `encode` describes."""
+    if len(_json(message).encode()) <= room:
+        return [message]
     head = {k: v for k, v in message.items() if k not in SPLIT}
-    room = MAX_BYTES - len(_json({**head, **{k: [] for k in SPLIT if k in message}}).encode()) - PART_FIELDS_BYTES
+    room -= len(_json({**head, **{k: [] for k in SPLIT if k in message}}).encode()) + PART_FIELDS_BYTES
     parts: list[dict[str, list[Any]]] = [{}]
     used = 0
     for name in (k for k in SPLIT if k in message):
@@ -153,8 +184,8 @@ def encode(message: dict[str, Any]) -> tuple[str, ...]:
                 used = 0
             parts[-1].setdefault(name, []).append(item)
             used += size
-    return tuple(_json({**head, **{k: [] for k in SPLIT if k in message}, **lists, "part": i, "parts": len(parts)})
-                 for i, lists in enumerate(parts, start=1))
+    return [{**head, **{k: [] for k in SPLIT if k in message}, **lists, "part": i, "parts": len(parts)}
+            for i, lists in enumerate(parts, start=1)]
 
 
 def _json(message: Any) -> str:

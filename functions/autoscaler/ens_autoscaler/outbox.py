@@ -11,7 +11,7 @@ import logging
 from dataclasses import replace
 from typing import Callable, Iterable, Sequence
 
-from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
+from .errors import AutoscalerError, ConfigError, PermanentCloudError, PublishDeferred, TransientCloudError
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT
 from .publisher import REFUSED_MESSAGE_CODES, MnsPublisher
@@ -113,8 +113,8 @@ class Outbox:
             out = published.get(key) or self.stored(key)
             result = replace(out, replayed=result.replayed) if out is not None else result
         if not result.published:
-            raise TransientCloudError(f"scale-out {result.invocation_id} committed but its message is still in "
-                                      "the outbox; a retry or the next invocation publishes it", code="PublishDeferred")
+            raise PublishDeferred(f"scale-out {result.invocation_id} committed but its message is still in "
+                                  "the outbox; a retry or the next invocation publishes it", result.as_dict())
         return result
 
     def stored(self, key: str) -> Result | None:

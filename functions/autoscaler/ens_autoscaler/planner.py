@@ -10,6 +10,7 @@ in which a batch arrived.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -228,6 +229,11 @@ class Plan:
     def total(self) -> int:
         return sum(d.final for d in self.decisions)
 
+    @property
+    def refusal(self) -> str | None:
+        """Why the whole event is bad input, when every signal in it was rejected (None: it was not)."""
+        return "; ".join(r.error for r in self.rejections) if self.rejections and not self.decisions else None
+
 
 def make_plan(signals: Iterable[Signal], policy: Policy, history: History = History(), now: float = 0.0,
          inventory: Inventory | None = None) -> Plan:
@@ -357,7 +363,9 @@ def _allowed(region: Any, policy: Policy) -> str:
     if isinstance(region, str) and region in policy.regions:
         return region
     shown = repr(region)[:80]
-    raise InputError(f"region {shown} is not in the policy's regions (the allowlist)")
+    near = difflib.get_close_matches(region, list(policy.regions), n=1) if isinstance(region, str) else []
+    raise InputError(f"region {shown} is not in the policy's regions (the allowlist)"
+                     + (f"; did you mean {near[0]!r}?" if near else ""))
 
 
 def _search_text(expression: Any, signal: Signal) -> str | None:

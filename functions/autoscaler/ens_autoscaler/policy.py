@@ -33,6 +33,9 @@ SIMPLE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 # examples/metrics-day.csv) all use CPUUtilization. A name outside this set is only a
 # warning: an operator's own MNS messages (signals.message.metric) may carry any name.
 KNOWN_METRICS = ("CPUUtilization",)
+# The shipped example's ids (functions/autoscaler/policy.yaml; a test keeps the two the same).
+EXAMPLE_IDS = {"appId": "7aedc50b-b1cb-4a7c-9e3d-4cf3c9ee55a4", "serviceId": "service-01c6dd6e93f040698566",
+               "imageId": "m-5rynw9g1ow1e928lb83bqmbnf"}
 ENS_NAMESPACE = "acs_ens_new"
 
 
@@ -618,9 +621,35 @@ def check_policy(document: Any, found: tuple[Problem, ...] = ()) -> PolicyCheck:
             if region.steps is not None and region.steps.lower is not None:
                 c.problem(f"regions.{code}.steps.lower", "a lower band needs `surplus.afterSeconds`: how long "
                                                          "load must stay in it")
+    _caps_below_a_scale_out(c, policy)
     problems = tuple(c.problems)
     failed = any(p.severity == "error" for p in problems)
     return PolicyCheck(None if failed else policy, problems)
+
+
+def _caps_below_a_scale_out(c: _Checker, policy: Policy) -> None:
+    """A maxDevices below what one scale-out may add is legal (it caps every order), but it is most
+    likely a slip: perRegion is then a promise the region can never keep. Say so, without refusing."""
+    limits = policy.limits
+    fleet = limits.max_devices
+    if fleet is not None and fleet < limits.per_region:
+        c.warn("limits.maxDevices", f"{fleet} is below limits.perRegion ({limits.per_region}): no scale-out "
+                                    f"can add perRegion devices while the fleet cap holds the service to {fleet}")
+    for code, region in policy.regions.items():
+        most = region.max_per_invocation or limits.per_region
+        if region.max_devices is not None and region.max_devices < most:
+            c.warn(f"regions.{code}.maxDevices", f"{region.max_devices} is below what one scale-out may add "
+                                                 f"there ({most}): the region can never hold that many")
+
+
+def example_ids(policy: Policy) -> list[Problem]:
+    """Warnings for the ids of the shipped example (functions/autoscaler/policy.yaml): they name no
+    one's application, and a deploy that keeps them orders devices for the example's service."""
+    service = policy.service
+    return [Problem(f"service.{key}", f"{value!r} is the example policy's: put your own application's "
+                                      f"{key} here before deploying", "warning")
+            for key, value in (("appId", service.app_id), ("serviceId", service.service_id),
+                               ("imageId", service.image_id)) if value is not None and value == EXAMPLE_IDS[key]]
 
 
 def parse_policy(document: Any) -> Policy:
@@ -642,10 +671,22 @@ def check_file(path: str | os.PathLike[str]) -> PolicyCheck:
         duplicates = tuple(_duplicate_keys(node, "")) if node is not None else ()
         document = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(_yaml_error(path, text, exc)) from None
     finally:
         loader.dispose()
     return check_policy(document, duplicates)
+
+
+def _yaml_error(path: str | os.PathLike[str], text: str, exc: Any) -> str:
+    """PyYAML's message names the text `<unicode string>`; a person needs the file, the place, and
+    for the commonest slip, a tab, what to do about it."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+    what = ": ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
+        what += "; that line has a tab: YAML indents with spaces only"
+    return f"policy file {where} is not valid YAML: {what or exc}"
 
 
 def read_policy(path: str | os.PathLike[str]) -> Policy:

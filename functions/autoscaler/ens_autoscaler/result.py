@@ -49,6 +49,7 @@ class Result:
     state_scope: str | None = None  # "instance" or "shared": what the guarantees behind it hold across
     error: Mapping[str, str] | None = None
     orders: tuple[Mapping[str, Any], ...] = ()  # a follow-up's open orders, as `status` shows them
+    closed: tuple[Mapping[str, Any], ...] = ()  # the orders a follow-up closed (ready, failed, not ordered...)
 
     @classmethod
     def of_plan(cls, status: Status, key: str, plan: Plan, dry_run: bool = False,
@@ -83,6 +84,7 @@ class Result:
             return {"status": self.status.value, "error": dict(self.error or {})}
         if self.status is Status.FOLLOW_UP:
             return {"status": self.status.value, "openOrders": [dict(o) for o in self.orders],
+                    "closedOrders": [dict(o) for o in self.closed],
                     "stateScope": self.state_scope}
         out: dict[str, Any] = {
             "status": self.status.value, "invocationId": self.invocation_id, "dryRun": self.dry_run,

@@ -188,7 +188,7 @@ class ScaleOut:
                 order = store.get_order(key) or order
         else:
             raise StaleWrite(f"scale-out {key}: its order kept moving while ENS's answer was committed")
-        return self.outbox.deliver(logs.decided(result, plan), deadline, items)
+        return self.outbox.deliver(logs.decided(result, plan, answer.by_region()), deadline, items)
 
     def _withdraw(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], why: str) -> None:
         """ENS provably took nothing for this intent (it was refused, or never sent): close it and

@@ -21,8 +21,9 @@ NOT_SENT = ("NewConnectionError", "NameResolutionError", "Failed to establish a 
             "Failed to resolve", "ConnectTimeoutError", "SSLError", "CERTIFICATE_VERIFY_FAILED")
 
 
-def classify(exc: Exception, call: str) -> AutoscalerError:
-    """`call` names the API for the message, e.g. "ENS RescaleDeviceService"."""
+def classify(exc: Exception, call: str, where: str | None = None) -> AutoscalerError:
+    """`call` names the API for the message, e.g. "ENS RescaleDeviceService"; `where`, the endpoint
+    and the setting that chose it, so that a connection that never opened names what to fix."""
     from darabonba.exceptions import ResponseException
 
     if isinstance(exc, ResponseException):
@@ -37,9 +38,12 @@ def classify(exc: Exception, call: str) -> AutoscalerError:
             return PermanentCloudError(text, code=code)
         return TransientCloudError(text, code=code, ambiguous=True)
     inner = getattr(exc, "inner_exception", None) or exc
+    if isinstance(inner, AutoscalerError):  # ours, raised inside the SDK (credentials): it says what it is
+        return inner
     said = f"{type(inner).__name__}: {inner}"
     if any(marker in said for marker in NOT_SENT):
         return TransientCloudError(f"{call} failed before sending: {type(inner).__name__} "
-                                   "(no connection)", code="NotSent", ambiguous=False)
+                                   f"(no connection{f' to {where}' if where else ''})", code="NotSent",
+                                   ambiguous=False)
     return TransientCloudError(f"{call} failed: no answer ({type(inner).__name__})",
                                code="NoResponse", ambiguous=True)

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .display import money
-from .errors import InputError
+from .conditions import Conditions, Reading, conditions, desired, last_reading
+from .display import money, order_id_text, order_line, when
+from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
 from .followup import LOOKBACK_S
 from .forecast import lead_time
 from .logs import log
-from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
-from .planner import Cooldown
+from .orders import Attribution, Listed, OrderRecord, Phase, Verdict, in_flight, unresolved_regions
+from .planner import Capacity, Cooldown, Inventory
 from .policy import BUDGET_WINDOW_SECONDS, Policy, Price
-from .state import OutboxItem, ParkedItem, StateStore
+from .settings import Settings, redact_url
+from .state import OutboxItem, ParkedItem, StateStore, sqlite_file
 from .surplus import Low
 from .surplus_watch import shown
-from .vocab import epoch_iso
 
 if TYPE_CHECKING:
     from .app import Autoscaler
@@ -35,7 +37,8 @@ clock: Callable[[], float] = time.time  # the commands' `now`; a test sets it, n
 
 OUTCOMES = {Phase.READY: "ready", Phase.FAILED: "failed", Phase.ORDERED: "pending",
             Phase.PARTLY_READY: "pending", Phase.INTENT: "uncertain", Phase.UNCERTAIN: "uncertain",
-            Phase.AMBIGUOUS: "uncertain", Phase.NOT_ORDERED: "not ordered", Phase.REFUSED: "refused"}
+            Phase.AMBIGUOUS: "uncertain", Phase.NOT_ORDERED: "not ordered", Phase.REFUSED: "refused",
+            Phase.HELD: "held"}
 SPEAKERS = (("cms", "CloudMonitor alarm"), ("manual", "manual request"), ("timer", "timer"))
 LEAD_DAYS = 14  # the forecast's history: the lead it orders ahead by is measured over the same span
 
@@ -62,34 +65,49 @@ class Used:
 
 @dataclass(frozen=True)
 class RegionStatus:
+    """One region as the store counts it (budget, cooldown) beside what ENS lists now."""
+
     region: str
     used: Used
     cooldown: Cooldown | None
+    capacity: Capacity | None  # running and on the way, from DescribeDeviceService; None: not read
+    desired: int | None
+    reading: Reading | None
+    conditions: Conditions
 
     def as_dict(self, now: float) -> dict[str, Any]:
-        held = self.cooldown
+        held, fleet = self.cooldown, self.capacity
         return {"region": self.region, **self.used.as_dict(),
                 "cooldown": None if held is None else {"devices": held.devices, "until": held.until,
-                                                       "remainingSeconds": round(held.until - now, 1)}}
+                                                       "remainingSeconds": round(held.until - now, 1)},
+                "running": None if fleet is None else fleet.running,
+                "onTheWay": None if fleet is None else fleet.pending, "desired": self.desired,
+                "lastReading": None if self.reading is None else self.reading.as_dict(),
+                "conditions": self.conditions.as_dict()}
 
 
 @dataclass(frozen=True)
 class Status:
     now: float
+    store: str  # which store was read, as it may be shown (no password)
     scope: str
+    ens_error: str | None  # why DescribeDeviceService could not be read (None: it was)
     regions: tuple[RegionStatus, ...]
     total: Used
     orders: tuple[OrderRecord, ...]  # open ones
+    from_evidence: tuple[OrderRecord, ...]  # closed in the window, devices found by set difference
     outbox: tuple[OutboxItem, ...]
     parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
     lead: float | None = None  # p90 time-to-ready of the orders of the last LEAD_DAYS (None: none was ready)
     low: Mapping[str, Low] = field(default_factory=dict)  # regions in a low-load spell, and their surplus
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": "status", "at": self.now, "stateScope": self.scope,
+        return {"status": "status", "at": self.now, "store": self.store, "stateScope": self.scope,
+                "ens": {"read": self.ens_error is None, "error": self.ens_error},
                 "regions": [r.as_dict(self.now) for r in self.regions],
                 "total": self.total.as_dict(),
-                "openOrders": [o.as_dict() for o in self.orders],
+                "openOrders": [told_open(o) for o in self.orders],
+                "resolvedFromEvidence": [told_open(o) for o in self.from_evidence],
                 "outbox": [{"id": i.id, "tag": i.tag, "createdAt": i.created_at,
                             "ageSeconds": round(self.now - i.created_at, 1), "attempts": i.attempts}
                            for i in self.outbox],
@@ -99,17 +117,46 @@ class Status:
                 "surplus": [_low(region, low) for region, low in sorted(self.low.items())]}
 
 
-def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
+def status(store: StateStore, policy: Policy, now: float, named: str, scope: str,
+           listing: Callable[[], list[Listed]]) -> Status:
+    """The store's sums and orders, and one DescribeDeviceService (`listing`), side by side."""
     limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
     price = policy.prices.device if policy.prices is not None else None
-    ledger = store.history(policy, now)
-    regions = tuple(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region, price,
-                                            limits.run_rate_per_region),
-                                 ledger.cooldown(code, now, limits.cooldown_seconds))
-                    for code in sorted(policy.regions))
-    return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total, price, limits.run_rate_total),
-                  tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()),
+    ledger, open_orders, recent = store.history(policy, now), store.open_orders(), store.orders_since(since)
+    try:
+        listed: list[Listed] | None = listing()
+        ens_error = None
+    except (TransientCloudError, PermanentCloudError) as exc:
+        listed, ens_error = None, str(exc)
+    unresolved = unresolved_regions(open_orders)
+    inventory = (Inventory(available=False, unresolved=unresolved) if listed is None else
+                 Inventory.from_listing(listed, in_flight(open_orders, listed), unresolved))
+    regions = []
+    for code, spec in sorted(policy.regions.items()):
+        capacity = inventory.of(code) if inventory.available else None
+        regions.append(RegionStatus(code, Used(ledger.added(since, code), limits.budget_per_region, price,
+                                                limits.run_rate_per_region),
+                                    ledger.cooldown(code, now, limits.cooldown_seconds), capacity,
+                                    desired(code, recent, capacity), last_reading(spec, recent),
+                                    conditions(code, policy, ledger, now, inventory)))
+    return Status(now, named, scope, ens_error, tuple(regions),
+                  Used(ledger.added(since), limits.budget_total, price, limits.run_rate_total),
+                  tuple(open_orders), tuple(o for o in recent if not o.phase.open and resolved_by(o) == "evidence"),
+                  tuple(store.outbox_items()), tuple(store.outbox_parked()),
                   lead_time(store.orders_since(now - LEAD_DAYS * 86400)), shown(store, policy))
+
+
+def told_open(o: OrderRecord) -> dict[str, Any]:
+    """An open order as `status` shows it, saying whether ENS's answer or the evidence named its devices."""
+    return {**o.as_dict(), "resolvedBy": resolved_by(o)}
+
+
+def resolved_by(o: OrderRecord) -> str | None:
+    """"ENS" when its answer named the order's devices, "evidence" when set difference did (ENS's
+    answer was lost: no OrderId, yet the devices are known), None while they are not known."""
+    if o.phase.unresolved or o.phase in (Phase.NOT_ORDERED, Phase.REFUSED, Phase.AMBIGUOUS):
+        return None
+    return "ENS" if o.order_id is not None else "evidence"
 
 
 def _low(region: str, low: Low) -> dict[str, Any]:
@@ -119,36 +166,54 @@ def _low(region: str, low: Low) -> dict[str, Any]:
             "since": said.at if said else None, "message": said.id if said else None}
 
 
+
 def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
     """The order book since `hours` ago, newest first."""
     return list(reversed(store.orders_since(now - hours * 3600)))
 
 
 def told(o: OrderRecord) -> dict[str, Any]:
-    """An order as `history` tells it: when, why, which devices, what came of it."""
-    return {"at": o.started_at, "invocationId": o.id, "cause": cause(o), "phase": o.phase.value,
-            "outcome": OUTCOMES[o.phase], "OrderId": o.order_id, "DeviceIds": list(o.device_ids),
-            "ready": len(o.ready), "failed": len(o.failed), "note": o.outcome}
+    """An order as `history` tells it: when, why (as a sentence and as data), which devices, what came
+    of it and how long its devices took to run."""
+    ready_after = o.ready_at - o.started_at if o.phase is Phase.READY and o.ready_at is not None else None
+    return {"at": o.started_at, "invocationId": o.id, "cause": cause(o), "causes": causes(o),
+            "phase": o.phase.value, "outcome": OUTCOMES[o.phase], "OrderId": o.order_id,
+            "DeviceIds": list(o.device_ids), "ready": len(o.ready), "failed": len(o.failed),
+            "readyAfterSeconds": None if ready_after is None else round(ready_after, 1), "note": o.outcome,
+            "resolvedBy": resolved_by(o)}
+
+
+def causes(order: OrderRecord) -> list[dict[str, Any]]:
+    """Each region's decision in the order's message, as data: who spoke, what was read, which rule
+    fired, what it asked, what it got and every guard that cut it — held regions (`got` 0) too."""
+    speakers = {s["dedupeKey"]: s for s in order.message.get("signals", ())}
+    out = []
+    for d in order.message.get("decisions", ()):
+        keys = d["signals"] or ["?"]
+        first = speakers.get(keys[0], {"source": "?"})
+        out.append({"region": d["region"], "signals": list(d["signals"]), "speaker": _speaker(first["source"]),
+                    "said": first.get("reason"), "metric": d.get("metric"), "value": d.get("value"),
+                    "rule": d["rule"], "asked": d["raw"], "got": d["final"], "reasons": list(d["reasons"])})
+    return out
 
 
 def cause(order: OrderRecord) -> str:
     """The order told as a sentence, from the signals and decisions its message holds:
     "CloudMonitor alarm `cms:…` at 91.5 → step 85 <= value < 95: +2 → cn-hangzhou-telecom +2
-    → ordered 2, OrderId …"."""
-    speakers = {s["dedupeKey"]: s for s in order.message.get("signals", ())}
-    told: dict[str, list[str]] = {}  # what was said and which rule fired → the regions it added to
-    for d in order.message.get("decisions", ()):
-        if not d["final"]:
-            continue
-        keys = d["signals"] or ["?"]
-        first = speakers.get(keys[0], {"source": "?"})
-        said = f"{_speaker(first['source'])} `{keys[0]}`" + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
-        said += f" \"{first['reason']}\"" if first.get("reason") else ""
-        said += f" at {d['value']:g}" if d.get("value") is not None else ""
-        cut = f" (asked {d['raw']}: {', '.join(d['reasons'])})" if d["final"] < d["raw"] else ""
-        told.setdefault(f"{said} → {d['rule']}", []).append(f"{d['region']} +{d['final']}{cut}")
+    → ordered 2, OrderId …"; a region the guards held says so: "+0 (asked 2: Coalesced, Cooldown)"."""
+    told: dict[str, list[str]] = {}  # what was said and which rule fired → what each region got
+    for c in causes(order):
+        if not c["asked"]:
+            continue  # nothing asked: no rule fired, nothing to tell
+        keys = c["signals"] or ["?"]
+        said = f"{c['speaker']} `{keys[0]}`" + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
+        said += f" \"{c['said']}\"" if c["said"] else ""
+        said += f" at {c['value']:g}" if c["value"] is not None else ""
+        cut = f" (asked {c['asked']}: {', '.join(c['reasons'])})" if c["got"] < c["asked"] else ""
+        told.setdefault(f"{said} → {c['rule']}", []).append(f"{c['region']} +{c['got']}{cut}")
     parts = [f"{said} → {', '.join(regions)}" for said, regions in told.items()]
-    return f"{'; '.join(parts) or 'no decision recorded'} → ordered {order.asked}, OrderId {order.order_id or '?'}"
+    return f"{'; '.join(parts) or 'no decision recorded'} → ordered {order.asked}, " \
+           f"OrderId {order_id_text(order.order_id, resolved_by(order))}"
 
 
 def _speaker(source: str) -> str:
@@ -164,14 +229,18 @@ def resolve(scaler: Autoscaler, invocation_id: str, devices: Sequence[str] | Non
     store, now = scaler.store, scaler.clock()
     order = store.get_order(invocation_id)
     if order is None:
-        raise InputError(f"no order {invocation_id!r} in the order book (`history` lists them)")
+        by_ens = [o.id for o in store.orders_since(now - BUDGET_WINDOW_SECONDS) if o.order_id == invocation_id]
+        hint = (f": it is ENS's OrderId of {by_ens[0]}, and resolve takes the invocation id" if by_ens else
+                ": resolve takes the invocation id (inv-…), not ENS's OrderId" if not invocation_id.startswith("inv-")
+                else "")
+        raise InputError(f"no order {invocation_id!r} in the order book{hint} (`history` lists them)")
     if not (order.phase in (Phase.UNCERTAIN, Phase.AMBIGUOUS) or order.orphaned(now)):
         raise InputError(f"order {invocation_id} is {order.phase.value}: only an uncertain order "
                          "(uncertain, ambiguous, or an orphaned intent) is resolved by hand")
     if devices is None:
         found, listed = Attribution(Verdict.NOT_ORDERED, (), "resolved by hand: not ordered"), []
     else:
-        listed = scaler.actuator.listing(scaler.policy.service)
+        listed = scaler.actuator.listing(order.service or scaler.policy.service)
         others = store.orders_since(order.started_at - LOOKBACK_S)
         named = claimed(order, devices, listed, others)
         found = Attribution(Verdict.MINE, named, f"resolved by hand: {', '.join(d.id for d in named)}")
@@ -239,18 +308,35 @@ def _device_ids(text: str) -> tuple[str, ...]:
     return ids
 
 
+def watched(settings: Settings, env: Mapping[str, str]) -> str:
+    """The store the commands read, as it may be shown — or an error naming it when it cannot be
+    the function's: an empty store that `status` opened would look like a healthy, idle fleet."""
+    url, scheme = settings.state_url, settings.state_url.partition(":")[0].lower()
+    named = redact_url(url) + ("" if env.get("STATE_URL") else " (the default: STATE_URL is unset)")
+    point = "point STATE_URL at the store the function writes (see \"Where state lives\")"
+    if scheme == "memory":
+        raise ConfigError(f"STATE_URL={named} is one process's memory: another process's state is never in it; "
+                          f"{point}")
+    if scheme == "sqlite" and not os.path.exists(sqlite_file(url)):
+        raise ConfigError(f"no state store at {named}: the file does not exist, so nothing has written it; "
+                          f"{point}")
+    return named
+
+
 def command(args: argparse.Namespace) -> dict[str, Any]:
     from .app import Autoscaler
-    from .settings import Settings
 
-    scaler = Autoscaler(Settings.from_env(), clock=clock)
+    settings = Settings.from_env()
+    named = watched(settings, os.environ)  # before the store is opened: opening creates a SQLite file
+    scaler = Autoscaler(settings, clock=clock)
     if args.command == "status":
-        return status(scaler.store, scaler.policy, scaler.clock(), scaler.settings.state_scope).as_dict()
+        return status(scaler.store, scaler.policy, scaler.clock(), named, settings.state_scope,
+                      lambda: scaler.actuator.listing(scaler.policy.service)).as_dict()
     if args.command == "history":
         return {"status": "history", "hours": args.hours,
                 "orders": [told(o) for o in history(scaler.store, scaler.clock(), args.hours)]}
     order = resolve(scaler, args.invocation_id, None if args.not_ordered else args.devices)
-    return {"status": "resolved", "order": order.as_dict(),
+    return {"status": "resolved", "order": told_open(order),
             "note": "its messages are queued in the outbox: the next invocation publishes them"}
 
 
@@ -260,23 +346,35 @@ def text(result: Mapping[str, Any]) -> str:
         return _status_text(result)
     if kind == "history":
         return _history_text(result)
-    return f"{_order_line(result['order'])}\n{result['note']}"
+    return f"{order_line(result['order'])}\n{result['note']}"
 
 
 def _status_text(result: Mapping[str, Any]) -> str:
-    lines = [f"at {_when(result['at'])} (state: {result['stateScope']})",
-             f"{'region':<32}  {'added 24h/budget':<16}  {'run rate added 24h/budget':<26}  cooldown"]
+    ens = result["ens"]
+    lines = [f"at {when(result['at'])} (state: {result['store']}, {result['stateScope']})"]
+    if not ens["read"]:
+        lines.append(f"ENS could not be read, so running / on the way are unknown: {ens['error']}")
+    lines.append(f"{'region':<32}  {'running':>7}  {'on the way':>10}  {'desired':>7}  {'last reading':<24}  "
+                 f"{'added 24h/budget':<16}  {'run rate added 24h/budget':<26}  cooldown")
     for r in result["regions"]:
         used = Used(r["added24h"], r["budget24h"]).text()
         held = r["cooldown"]
-        cooling = "-" if held is None else (f"{held['devices']} devices count until {_when(held['until'])} "
+        cooling = "-" if held is None else (f"{held['devices']} devices count until {when(held['until'])} "
                                             f"({round(held['remainingSeconds'])} s left)")
-        lines.append(f"{r['region']:<32}  {used:<16}  {_run_rate(r):<26}  {cooling}")
+        fleet = [_count(r["running"]), _count(r["onTheWay"]), _count(r["desired"])]
+        lines.append(f"{r['region']:<32}  {fleet[0]:>7}  {fleet[1]:>10}  {fleet[2]:>7}  "
+                     f"{_reading(r['lastReading']):<24}  {used:<16}  {_run_rate(r):<26}  {cooling}")
     total = result["total"]
-    lines.append(f"{'all regions':<32}  {Used(total['added24h'], total['budget24h']).text():<16}  "
-                 f"{_run_rate(total)}".rstrip())
+    lines.append(f"{'all regions':<32}  {'':>7}  {'':>10}  {'':>7}  {'':<24}  "
+                 f"{Used(total['added24h'], total['budget24h']).text():<16}  {_run_rate(total)}".rstrip())
+    lines.append("conditions (each guard on the most one scale-out may add):")
+    lines += [f"  {r['region']:<32}  {_conditions(r['conditions'])}" for r in result["regions"]]
     lines.append(f"open orders: {len(result['openOrders']) or 'none'}")
-    lines += [f"  {_order_line(o)}" for o in result["openOrders"]]
+    lines += [f"  {order_line(o)}" for o in result["openOrders"]]
+    if result["resolvedFromEvidence"]:
+        lines.append(f"closed orders whose devices evidence named, not ENS's answer (24 h): "
+                     f"{len(result['resolvedFromEvidence'])}")
+        lines += [f"  {order_line(o)}" for o in result["resolvedFromEvidence"]]
     lead = result["timeToReadyP90Seconds"]
     lines.append(f"time to ready (p90, {LEAD_DAYS} days): " + ("no order ready yet" if lead is None else f"{lead:g} s"))
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
@@ -285,13 +383,13 @@ def _status_text(result: Mapping[str, Any]) -> str:
     lines += [_surplus_line(s) for s in result["surplus"]]
     if result["parked"]:
         lines.append(f"parked (MNS refused them for good; see the reason): {len(result['parked'])}")
-        lines += [f"  {p['id']} ({p['tag']}) since {_when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
+        lines += [f"  {p['id']} ({p['tag']}) since {when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
     return "\n".join(lines)
 
 
 def _surplus_line(low: Mapping[str, Any]) -> str:
     """`surplus: cn-x low since …: 2 devices could be released (b-1, b-2), saving 3,650.00 CNY/month`."""
-    spell = "load no longer low" if low["lowSince"] is None else f"low since {_when(low['lowSince'])}"
+    spell = "load no longer low" if low["lowSince"] is None else f"low since {when(low['lowSince'])}"
     if not low["devices"]:
         return f"surplus: {low['region']} {spell}: none named yet"
     saving = low["saving"]
@@ -311,11 +409,24 @@ def _run_rate(used: Mapping[str, Any]) -> str:
             f"{added['currency']}/h")
 
 
-def _order_line(o: Mapping[str, Any]) -> str:
-    regions = ", ".join(f"{r} +{n}" for r, n in o["regions"].items())
-    return (f"{o['invocationId']}  {o['phase']}  since {_when(o['startedAt'])}  {regions}  "
-            f"OrderId {o['OrderId'] or '?'}  {o['ready']}/{o['devices']} ready" +
-            (f"  ({o['outcome']})" if o["outcome"] else ""))
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _reading(reading: Mapping[str, Any] | None) -> str:
+    if reading is None:
+        return "-"
+    return f"{reading['value']:g} ({reading['threshold'] or 'no rule'})"
+
+
+def _conditions(c: Mapping[str, Any]) -> str:
+    able, limited = c["AbleToScale"], c["ScalingLimited"]
+    text = f"AbleToScale {able['status']}" + ("" if able["status"] else f" ({able['reason']})")
+    if not limited["status"]:
+        return f"{text}, ScalingLimited False"
+    guards = [f"{g['reason']} allows {g['allows']} of {g['of']}" + (f" until {when(g['until'])}" if g["until"] else "")
+              for g in limited["guards"]]
+    return f"{text}, ScalingLimited True: {'; '.join(guards)}"
 
 
 def _history_text(result: Mapping[str, Any]) -> str:
@@ -323,11 +434,8 @@ def _history_text(result: Mapping[str, Any]) -> str:
         return f"no order in the last {result['hours']:g} h"
     lines = []
     for o in result["orders"]:
-        lines.append(f"{_when(o['at'])}  {o['invocationId']}  {o['outcome']}  "
+        took = f" after {round(o['readyAfterSeconds'])} s" if o["readyAfterSeconds"] is not None else ""
+        lines.append(f"{when(o['at'])}  {o['invocationId']}  {o['outcome']}{took}  "
                      f"{', '.join(o['DeviceIds']) or 'no devices'}")
         lines.append(f"  {o['cause']}")
     return "\n".join(lines)
-
-
-def _when(epoch: float) -> str:
-    return epoch_iso(round(epoch))  # a person reads seconds; `--json` keeps the exact time

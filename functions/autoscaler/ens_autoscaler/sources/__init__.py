@@ -66,6 +66,10 @@ class Event:
     decoder: Decoder | None  # None: no shape matched, and `signals` says why
     clashes: tuple[str, ...] = ()
 
+    def __repr__(self) -> str:  # the document may hold the callback token: its shape only, never values
+        owner = self.decoder.name if self.decoder is not None else "unrecognised"
+        return f"Event({owner}: {parsing.describe(self.document)})"
+
     @property
     def via_http(self) -> bool:
         return self.decoder is not None and self.decoder.http_token is not None

@@ -46,6 +46,9 @@ class EventView:
         if what is not None:
             self.what = what
 
+    def __repr__(self) -> str:  # the raw event may hold a secret (the callback token): never its values
+        return f"{type(self).__name__}({parsing.describe(self.raw)})"
+
 
 class CloudEventView(EventView):
     """The CloudEvent envelope EventBridge delivers: what every such source reads the same way."""

@@ -14,7 +14,7 @@ from .base import (FLEET, Claim, ClaimStatus, IdempotencyRecord, InProgressError
 
 __all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "LedgerEntry", "NotDurable",
            "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StaleWrite", "StateStore",
-           "open_store"]
+           "open_store", "sqlite_file"]
 
 FORMS = "sqlite:///abs/path.db, redis://[:password@]host:port/db, rediss://... or memory://"
 
@@ -32,9 +32,7 @@ def open_store(url: str) -> StateStore:
     if parts.scheme == "sqlite":
         from .sqlite import SqliteStore
 
-        if parts.netloc or not parts.path.startswith("/") or parts.query:
-            raise ConfigError("STATE_URL must name an absolute SQLite path: sqlite:///abs/path.db")
-        return SqliteStore("/" + parts.path.lstrip("/"))  # sqlite:////tmp/x.db is /tmp/x.db too
+        return SqliteStore(sqlite_file(url))
     if parts.scheme in ("redis", "rediss"):
         from .redis import RedisStore
 
@@ -44,3 +42,11 @@ def open_store(url: str) -> StateStore:
             raise ConfigError(f"STATE_URL is not a valid {parts.scheme} URL; "
                               f"use {parts.scheme}://[:password@]host:port/db") from None
     raise ConfigError(f"STATE_URL scheme {parts.scheme!r} is not supported; use {FORMS}")
+
+
+def sqlite_file(url: str) -> str:
+    """The file a `sqlite:` STATE_URL names."""
+    parts = urlsplit(url)
+    if parts.netloc or not parts.path.startswith("/") or parts.query:
+        raise ConfigError("STATE_URL must name an absolute SQLite path: sqlite:///abs/path.db")
+    return "/" + parts.path.lstrip("/")  # sqlite:////tmp/x.db is /tmp/x.db too
