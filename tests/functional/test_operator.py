@@ -8,6 +8,7 @@ the commands read the state as the CLI does, through `STATE_URL`.
 from __future__ import annotations
 
 import json
+import urllib.parse
 import logging
 import re
 import time
@@ -228,6 +229,29 @@ def test_history_tells_each_order_as_a_sentence_with_its_devices_and_outcome(
     assert shown["timeToReadyP90Seconds"] == pytest.approx(cloud.now - alarm_at) == 180 + TIMEOUT_S
     _, since = command(capsys, "history", "--hours", "0.5")
     assert since["orders"] == []  # all older than half an hour now
+
+
+def test_history_tells_an_invocation_the_guards_held_to_nothing(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    one = scaler()
+    alarm = one.handle(ALARM)  # hangzhou +2
+    cloud.advance(60)
+    again = json.loads(ALARM)  # the same rule a minute later: a new alarm, inside the cooldown
+    body = dict(urllib.parse.parse_qsl(again["body"]))
+    body["timestamp"] = str(int(body["timestamp"]) + 60_000)
+    again["body"] = urllib.parse.urlencode(body)
+    held = one.handle(json.dumps(again).encode())
+    assert held["status"] == "no_action" and held["decisions"][0]["reasons"] == ["Cooldown"]
+    _, shown = command(capsys, "history")
+    newest, oldest = shown["orders"]
+    assert (newest["invocationId"], newest["outcome"], newest["DeviceIds"]) == (held["invocationId"], "held", [])
+    assert oldest["invocationId"] == alarm["invocationId"]
+    assert newest["cause"] == (f"CloudMonitor alarm `cms:ens-cpu-hangzhou:1736391780000` at 91.5 → step 85 <= "
+                               f"value < 95: +2 → {HANGZHOU} +0 (asked 2: Cooldown) → ordered 0")
+    assert [(c["region"], c["asked"], c["got"], c["reasons"]) for c in newest["causes"]] == [
+        (HANGZHOU, 2, 0, ["Cooldown"])]
+    cli.main(["history"])
+    assert f"{held['invocationId']}  held  no devices" in capsys.readouterr().out
 
 
 def test_status_reads_ens_once_and_shows_each_region_beside_what_the_store_says(

@@ -9,6 +9,7 @@ outbox's acknowledgement, after the publish, marks the result published.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from typing import Any, Callable
@@ -26,7 +27,7 @@ from .policy import BUDGET_WINDOW_SECONDS, Policy
 from .result import Result, Status
 from .settings import Settings
 from .signals import Signal, SignalKind
-from .state import FLEET, Claim, ClaimStatus, LedgerEntry, NotDurable, StaleWrite, StateStore
+from .state import FLEET, Claim, ClaimStatus, JournalEntry, LedgerEntry, NotDurable, StaleWrite, StateStore
 from .vocab import epoch_iso
 
 ENS_DEFAULT_TIMEOUT_S = 300  # RescaleDeviceService `Timeout` when the policy sets none (API reference)
@@ -109,7 +110,7 @@ class ScaleOut:
                     return None
                 return logs.decided(result, plan)
             claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,
-                                          self.outbox.lease_until(now), caller)
+                                          self.outbox.lease_until(now), caller, _journal(key, message, plan, now))
             return self._lost(claim, key, deadline) or self.outbox.deliver(logs.decided(result, plan), deadline, items)
         intent = OrderRecord.intent(key, plan.selector, listing.devices if listing else (), now,
                                     policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
@@ -230,6 +231,15 @@ class ScaleOut:
 
     def _in_progress_ttl(self, now: float, deadline: float) -> float:
         return min(self.settings.idempotency_ttl, max(1.0, deadline - now))
+
+
+def _journal(key: str, message: dict[str, Any], plan: Plan, now: float) -> tuple[JournalEntry, ...]:
+    """What `history` keeps of an invocation guards held (a decision cut below what its rule
+    asked): its signals and decisions, as its message would have carried them."""
+    if not any(d.final < d.raw for d in plan.decisions):
+        return ()
+    return (JournalEntry(now, key, json.dumps({"signals": message["signals"], "decisions": message["decisions"]},
+                                              separators=(",", ":"))),)
 
 
 def _fleet_wide(policy: Policy) -> bool:

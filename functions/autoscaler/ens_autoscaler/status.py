@@ -10,6 +10,7 @@ atomic write, and kept in the order's `outcome` as well as in the logs.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import time
@@ -26,7 +27,7 @@ from .orders import Attribution, Listed, OrderRecord, Phase, Verdict, in_flight,
 from .planner import Capacity, Cooldown, Inventory
 from .policy import BUDGET_WINDOW_SECONDS, Policy, Price
 from .settings import Settings, redact_url
-from .state import OutboxItem, ParkedItem, StateStore, sqlite_file
+from .state import JournalEntry, OutboxItem, ParkedItem, StateStore, sqlite_file
 from .surplus import Low
 from .surplus_watch import shown
 
@@ -167,28 +168,39 @@ def _low(region: str, low: Low) -> dict[str, Any]:
 
 
 
-def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
-    """The order book since `hours` ago, newest first."""
-    return list(reversed(store.orders_since(now - hours * 3600)))
+def history(store: StateStore, now: float, hours: float) -> list[dict[str, Any]]:
+    """The order book since `hours` ago and the invocations guards held in that time, newest first."""
+    since = now - hours * 3600
+    told_ = [told(o) for o in store.orders_since(since)] + [told_held(e) for e in store.journal_since(since)]
+    return sorted(told_, key=lambda t: (t["at"], t["invocationId"]), reverse=True)
+
+
+def told_held(entry: JournalEntry) -> dict[str, Any]:
+    """An invocation guards held, told as `history` tells an order: nothing ordered, and why."""
+    message = json.loads(entry.body)
+    return {"at": entry.at, "invocationId": entry.key, "cause": f"{_said(message)} → ordered 0",
+            "causes": causes(message), "phase": "no_action", "outcome": "held", "OrderId": None,
+            "DeviceIds": [], "ready": 0, "failed": 0, "readyAfterSeconds": None, "note": None, "resolvedBy": None}
 
 
 def told(o: OrderRecord) -> dict[str, Any]:
     """An order as `history` tells it: when, why (as a sentence and as data), which devices, what came
     of it and how long its devices took to run."""
     ready_after = o.ready_at - o.started_at if o.phase is Phase.READY and o.ready_at is not None else None
-    return {"at": o.started_at, "invocationId": o.id, "cause": cause(o), "causes": causes(o),
+    return {"at": o.started_at, "invocationId": o.id, "cause": cause(o), "causes": causes(o.message),
             "phase": o.phase.value, "outcome": OUTCOMES[o.phase], "OrderId": o.order_id,
             "DeviceIds": list(o.device_ids), "ready": len(o.ready), "failed": len(o.failed),
             "readyAfterSeconds": None if ready_after is None else round(ready_after, 1), "note": o.outcome,
             "resolvedBy": resolved_by(o)}
 
 
-def causes(order: OrderRecord) -> list[dict[str, Any]]:
-    """Each region's decision in the order's message, as data: who spoke, what was read, which rule
-    fired, what it asked, what it got and every guard that cut it — held regions (`got` 0) too."""
-    speakers = {s["dedupeKey"]: s for s in order.message.get("signals", ())}
+def causes(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each region's decision in an order's (or a held invocation's) message, as data: who spoke, what
+    was read, which rule fired, what it asked, what it got and every guard that cut it — held regions
+    (`got` 0) too."""
+    speakers = {s["dedupeKey"]: s for s in message.get("signals", ())}
     out = []
-    for d in order.message.get("decisions", ()):
+    for d in message.get("decisions", ()):
         keys = d["signals"] or ["?"]
         first = speakers.get(keys[0], {"source": "?"})
         out.append({"region": d["region"], "signals": list(d["signals"]), "speaker": _speaker(first["source"]),
@@ -201,8 +213,13 @@ def cause(order: OrderRecord) -> str:
     """The order told as a sentence, from the signals and decisions its message holds:
     "CloudMonitor alarm `cms:…` at 91.5 → step 85 <= value < 95: +2 → cn-hangzhou-telecom +2
     → ordered 2, OrderId …"; a region the guards held says so: "+0 (asked 2: Coalesced, Cooldown)"."""
+    return f"{_said(order.message)} → ordered {order.asked}, " \
+           f"OrderId {order_id_text(order.order_id, resolved_by(order))}"
+
+
+def _said(message: Mapping[str, Any]) -> str:
     told: dict[str, list[str]] = {}  # what was said and which rule fired → what each region got
-    for c in causes(order):
+    for c in causes(message):
         if not c["asked"]:
             continue  # nothing asked: no rule fired, nothing to tell
         keys = c["signals"] or ["?"]
@@ -211,9 +228,7 @@ def cause(order: OrderRecord) -> str:
         said += f" at {c['value']:g}" if c["value"] is not None else ""
         cut = f" (asked {c['asked']}: {', '.join(c['reasons'])})" if c["got"] < c["asked"] else ""
         told.setdefault(f"{said} → {c['rule']}", []).append(f"{c['region']} +{c['got']}{cut}")
-    parts = [f"{said} → {', '.join(regions)}" for said, regions in told.items()]
-    return f"{'; '.join(parts) or 'no decision recorded'} → ordered {order.asked}, " \
-           f"OrderId {order_id_text(order.order_id, resolved_by(order))}"
+    return "; ".join(f"{said} → {', '.join(regions)}" for said, regions in told.items()) or "no decision recorded"
 
 
 def _speaker(source: str) -> str:
@@ -333,8 +348,7 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
         return status(scaler.store, scaler.policy, scaler.clock(), named, settings.state_scope,
                       lambda: scaler.actuator.listing(scaler.policy.service)).as_dict()
     if args.command == "history":
-        return {"status": "history", "hours": args.hours,
-                "orders": [told(o) for o in history(scaler.store, scaler.clock(), args.hours)]}
+        return {"status": "history", "hours": args.hours, "orders": history(scaler.store, scaler.clock(), args.hours)}
     order = resolve(scaler, args.invocation_id, None if args.not_ordered else args.devices)
     return {"status": "resolved", "order": told_open(order),
             "note": "its messages are queued in the outbox: the next invocation publishes them"}
@@ -431,7 +445,7 @@ def _conditions(c: Mapping[str, Any]) -> str:
 
 def _history_text(result: Mapping[str, Any]) -> str:
     if not result["orders"]:
-        return f"no order in the last {result['hours']:g} h"
+        return f"no order or held decision in the last {result['hours']:g} h"
     lines = []
     for o in result["orders"]:
         took = f" after {round(o['readyAfterSeconds'])} s" if o["readyAfterSeconds"] is not None else ""

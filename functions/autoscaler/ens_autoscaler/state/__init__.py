@@ -8,11 +8,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .base import (FLEET, Claim, ClaimStatus, IdempotencyRecord, InProgressError, LedgerEntry,
+from .base import (FLEET, Claim, ClaimStatus, IdempotencyRecord, InProgressError, JournalEntry, LedgerEntry,
                    NotDurable, OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StaleWrite,
                    StateStore)
 
-__all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "LedgerEntry", "NotDurable",
+__all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "JournalEntry", "LedgerEntry", "NotDurable",
            "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StaleWrite", "StateStore",
            "open_store", "sqlite_file"]
 

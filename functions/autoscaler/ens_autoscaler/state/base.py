@@ -171,6 +171,16 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
+class JournalEntry:
+    """An invocation that ordered nothing because guards held it (`history` tells these beside the
+    orders): when, its key, and what it decided, as JSON."""
+
+    at: float
+    key: str
+    body: str
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     id: str  # the message's stable id (the invocation key): consumers drop copies by it
     body: str
@@ -212,6 +222,12 @@ class Write:
     acked: tuple[str, ...] = ()  # outbox items published: removed
     expect: Mapping[str, int] = field(default_factory=dict)
     bump: tuple[str, ...] = ()
+    journal: tuple[JournalEntry, ...] = ()  # held invocations; each write of one prunes the old ones
+
+    @property
+    def journal_cutoff(self) -> float | None:
+        """Journal entries older than this are past every window `history` reads: the write prunes them."""
+        return max(e.at for e in self.journal) - LEDGER_RETENTION_S if self.journal else None
 
     def check(self, versions: Mapping[str, int], stored: Mapping[str, OrderRecord | None]) -> None:
         """Raise StaleWrite unless this write may be taken over what the backend holds now: the
@@ -266,11 +282,14 @@ class StateStore(ABC):
                                             bump=bump), caller)
 
     def claim_completed(self, key: str, payload_hash: str, result: dict[str, Any], items: Iterable[OutboxItem],
-                        now: float, expiry: float, lease_until: float = 0.0, caller: str = "") -> Claim:
+                        now: float, expiry: float, lease_until: float = 0.0, caller: str = "",
+                        journal: Iterable[JournalEntry] = ()) -> Claim:
         """Own `key` and complete it at once, for a result that orders nothing (no action, a dry run):
-        one write, on the same conditions as `claim_with_intent`."""
+        one write, on the same conditions as `claim_with_intent`, with its `journal` entry when guards
+        held it."""
         return self._claim(_completed(key, payload_hash, result, now, expiry), now,
-                           Write(ttl=expiry, items=tuple(items), lease_until=lease_until), caller)
+                           Write(ttl=expiry, items=tuple(items), lease_until=lease_until, journal=tuple(journal)),
+                           caller)
 
     def held(self, key: str, payload_hash: str, now: float, caller: str = "") -> Claim | None:
         """What a live record of `key` says to a duplicate, read without writing: COMPLETED to replay,
@@ -350,6 +369,10 @@ class StateStore(ABC):
         scopes = tuple(sorted(set(scopes)))
         return {**dict.fromkeys(scopes, 0), **self._versions(scopes)} if scopes else {}
 
+    def journal_since(self, since: float) -> list[JournalEntry]:
+        """Held invocations with `at >= since`, oldest first."""
+        return sorted(self._journal_since(since), key=lambda e: (e.at, e.key))
+
     def open_orders(self) -> list[OrderRecord]:
         """Orders not yet closed (unresolved, or devices not all ready or failed), oldest first."""
         return sorted(self._orders(open_only=True, since=None), key=lambda o: (o.started_at, o.id))
@@ -424,6 +447,9 @@ class StateStore(ABC):
 
     @abstractmethod
     def _ledger_since(self, since: float) -> Iterable[LedgerEntry]: ...
+
+    @abstractmethod
+    def _journal_since(self, since: float) -> Iterable[JournalEntry]: ...
 
     @abstractmethod
     def _ledger_sums(self, since: tuple[float, ...]) -> Iterable[tuple[float, str, int]]:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from ..orders import OrderRecord
-from .base import IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, sums_of
+from .base import IdempotencyRecord, JournalEntry, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, sums_of
 
 
 class MemoryStore(StateStore):
@@ -22,6 +22,7 @@ class MemoryStore(StateStore):
         self._orders_by_id: dict[str, str] = {}  # id → the order as JSON
         self._parked: dict[str, ParkedItem] = {}
         self._versions_by_scope: dict[str, int] = {}
+        self._journal: dict[str, JournalEntry] = {}
         self._notes: dict[str, str] = {}
 
     def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
@@ -59,6 +60,10 @@ class MemoryStore(StateStore):
         for scope in write.bump:
             self._versions_by_scope[scope] = self._versions_by_scope.get(scope, 0) + 1
         self._records.update(encoded.record)
+        if write.journal_cutoff is not None:
+            self._journal = {k: e for k, e in self._journal.items() if e.at >= write.journal_cutoff}
+        for entry in write.journal:
+            self._journal.setdefault(entry.key, entry)
         self._ledger.update(write.entries)
         self._ledger.difference_update(write.unledger)
         cutoff = write.ledger_cutoff
@@ -75,6 +80,10 @@ class MemoryStore(StateStore):
     def _versions(self, scopes: tuple[str, ...]) -> dict[str, int]:
         with self._lock:
             return {s: self._versions_by_scope[s] for s in scopes if s in self._versions_by_scope}
+
+    def _journal_since(self, since: float) -> list[JournalEntry]:
+        with self._lock:
+            return [e for e in self._journal.values() if e.at >= since]
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._lock:

@@ -22,8 +22,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, NotDurable, OutboxItem, ParkedItem, StaleWrite, StateStore, Write,
-                   unavailable)
+from .base import (IdempotencyRecord, JournalEntry, LedgerEntry, NotDurable, OutboxItem, ParkedItem, StaleWrite,
+                   StateStore, Write, unavailable)
 
 PREFIX = "ens-autoscaler:{state}:"
 RECORD = PREFIX + "idempotency:"
@@ -37,6 +37,7 @@ ORDERS = PREFIX + "orders"  # hash: id → the order as JSON
 ORDERS_BY_START = PREFIX + "orders:started"  # sorted set: score `started_at`, member the id
 ORDERS_OPEN = PREFIX + "orders:open"  # set of the ids of open orders
 NOTES = PREFIX + "notes"  # hash: name → text
+JOURNAL = PREFIX + "journal"  # sorted set: score `at`, member [key, body] as JSON
 VERSIONS = PREFIX + "versions"  # hash: scope (a region, or "*") → orders placed in it
 # Durable before ordering: with replicas attached, the claim that records an intent waits this long
 # for one of them to acknowledge it (WAIT), and the order is not sent if none does. How many replicas
@@ -278,6 +279,12 @@ class RedisStore(StateStore):
             found = self._r.hmget(VERSIONS, list(scopes))
         return {scope: int(v) for scope, v in zip(scopes, found) if v is not None}
 
+    def _journal_since(self, since: float) -> list[JournalEntry]:
+        with self._errors("journal read"):
+            members = cast("list[tuple[str, float]]",
+                           self._r.zrangebyscore(JOURNAL, repr(since), "+inf", withscores=True))
+        return [JournalEntry(at, *json.loads(member)) for member, at in members]
+
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._errors("ledger read"):
             members = cast("list[str]", self._r.zrangebyscore(LEDGER, repr(since), "+inf"))
@@ -362,6 +369,9 @@ def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
     """Every part of `write`, queued on the caller's MULTI/EXEC."""
     for scope in write.bump:
         pipe.hincrby(VERSIONS, scope, 1)
+    if write.journal:
+        pipe.zremrangebyscore(JOURNAL, "-inf", f"({write.journal_cutoff!r}")
+        pipe.zadd(JOURNAL, {json.dumps([e.key, e.body], separators=(",", ":")): e.at for e in write.journal})
     if write.record:
         pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
     if write.entries:

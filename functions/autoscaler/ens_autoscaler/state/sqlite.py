@@ -19,8 +19,8 @@ from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore, Write,
-                   unavailable)
+from .base import (IdempotencyRecord, JournalEntry, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore,
+                   Write, unavailable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -48,6 +48,8 @@ CREATE INDEX IF NOT EXISTS orders_open ON orders (open, started_at);
 CREATE INDEX IF NOT EXISTS orders_started_at ON orders (started_at);
 CREATE TABLE IF NOT EXISTS versions (scope TEXT PRIMARY KEY, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS notes (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (key TEXT PRIMARY KEY, at REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
 """
 BUMP = "INSERT INTO versions (scope, version) VALUES (?, 1) ON CONFLICT (scope) DO UPDATE SET version = version + 1"
 COLUMNS = "key, status, payload_hash, result, expires_at, in_progress_until, dead_at"
@@ -170,6 +172,10 @@ class SqliteStore(StateStore):
         with self._lock, self._errors("versions read"):
             return _versions(self._db, scopes)
 
+    def _journal_since(self, since: float) -> list[JournalEntry]:
+        rows = self._read("journal read", "SELECT at, key, body FROM journal WHERE at >= ?", since)
+        return [JournalEntry(*row) for row in rows]
+
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         rows = self._read("ledger read", "SELECT region, count, at, invocation FROM ledger "
                                          "WHERE at >= ?", since)
@@ -272,6 +278,10 @@ def _apply(db: sqlite3.Connection, write: Write) -> None:
         db.execute("DELETE FROM ledger_hours WHERE hour < ?", (_hour(cutoff),))
         db.execute("DELETE FROM ledger WHERE at < ?", (cutoff,))
         db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
+    if write.journal_cutoff is not None:
+        db.execute("DELETE FROM journal WHERE at < ?", (write.journal_cutoff,))
+    db.executemany("INSERT OR IGNORE INTO journal (key, at, body) VALUES (?, ?, ?)",
+                   [(e.key, e.at, e.body) for e in write.journal])
     db.executemany("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts, lease_until) "
                    "VALUES (?, ?, ?, ?, ?, ?)",
                    [(i.id, i.body, i.tag, i.created_at, i.attempts, write.lease_until) for i in write.items])
