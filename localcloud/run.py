@@ -122,7 +122,8 @@ def _summary(report: dict[str, Any]) -> str:
         from ens_autoscaler.display import order_line
 
         runs = report["followUps"]
-        lines.append(f"readiness timer: fired {len(runs)} time{'s' * (len(runs) != 1)}, a minute of emulator time apart; "
+        lines.append(f"readiness timer: fired {len(runs)} time{'s' * (len(runs) != 1)}, "
+                     "a minute of emulator time apart; "
                      f"{len(runs[-1]['openOrders'])} orders still open")
         lines += [f"  +{i} min: closed {order_line(o)}" for i, run in enumerate(runs, 1) for o in run["closedOrders"]]
         lines += [f"  still open: {order_line(o)}" for o in runs[-1]["openOrders"]]

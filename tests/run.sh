@@ -26,6 +26,10 @@ for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
 redis-cli -p "$redis_port" ping >/dev/null
 export TEST_REDIS_URL="redis://127.0.0.1:$redis_port/15"
 
+# The gate: lint and types (pyproject.toml), before any test runs.
+.venv/bin/ruff check --quiet functions bench localcloud tests
+.venv/bin/mypy
+
 # The credential chain must never ask the ECS metadata service (an address off this machine).
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 .venv/bin/python -m pytest "$@"

@@ -18,7 +18,8 @@ from localcloud import LocalCloud
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 COUNTS = (EVENTS / "manual-counts.json").read_bytes()
-COOLDOWN_S = yaml.safe_load((PACKAGE_ROOT / "policy.yaml").read_text())["limits"]["cooldownSeconds"]  # cn-hangzhou-telecom 2, cn-shanghai-cmcc 1
+# cn-hangzhou-telecom 2, cn-shanghai-cmcc 1
+COOLDOWN_S = yaml.safe_load((PACKAGE_ROOT / "policy.yaml").read_text())["limits"]["cooldownSeconds"]
 
 
 class FakeClock:
@@ -77,7 +78,7 @@ def test_an_alarm_firing_every_minute_for_ten_minutes_scales_once(cloud: LocalCl
     clock = FakeClock()
     scaler = make_autoscaler(clock=clock)
     statuses, reasons = [], []
-    for minute in range(10):
+    for _ in range(10):  # an alarm a minute
         result = scaler.handle(alarm_at(int(clock.now * 1000)))
         statuses.append(result["status"])
         reasons.append(result["decisions"][0]["reasons"])

@@ -162,7 +162,8 @@ def test_status_shows_a_message_mns_could_not_take_with_its_age_and_failed_attem
     cloud.advance(90)
     _, shown = command(capsys, "status")
     key = invocation_key(sources.decode(COUNTS), dry_run=False)
-    assert shown["outbox"] == [{"id": key, "tag": "scale-out", "createdAt": pytest.approx(shown["at"] - 90), "ageSeconds": 90,
+    assert shown["outbox"] == [{"id": key, "tag": "scale-out", "createdAt": pytest.approx(shown["at"] - 90),
+                                "ageSeconds": 90,
                                 "attempts": 1}]
 
 

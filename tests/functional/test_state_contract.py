@@ -307,7 +307,8 @@ def test_an_order_never_placed_gives_its_ledger_entries_back_and_closes(store: S
     claim_with_intent(store, order)
     claim_with_intent(store, other, NOW + 5)
     closed = stored(replace(order, phase=Phase.NOT_ORDERED))
-    store.save_order(replace(closed, version=order.version), unledger=LedgerEntry.for_order(order.selector, "inv-1", NOW),
+    store.save_order(replace(closed, version=order.version),
+                     unledger=LedgerEntry.for_order(order.selector, "inv-1", NOW),
                      result={"status": "not_ordered"}, now=NOW + 400, expiry=EXPIRY)
     assert store.ledger_since(0) == [LedgerEntry("cn-hangzhou-telecom", 1, NOW + 5, "inv-2")]
     assert store.open_orders() == [other]

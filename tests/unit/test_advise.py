@@ -307,7 +307,7 @@ def test_no_proposed_burst_is_an_order_the_planners_guards_would_cut() -> None:
     # And wherever something is proposed, the planner grants every firing of it in full.
     for peak in (80.0, 90.0, 99.0):
         for cooldown in (600, 1800):
-            advice = run(history(7, evening(lambda at: peak)), cooldown=cooldown)
+            advice = run(history(7, evening(lambda at, peak=peak: peak)), cooldown=cooldown)
             fired = [d for t in advice.proposed.ticks for d in t.plan.decisions
                      if d.rule and d.rule.startswith("profile:")]
             assert bool(fired) == bool(advice.bursts)

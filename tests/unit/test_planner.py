@@ -79,7 +79,8 @@ def test_holds_leave_a_reason_and_no_selector(signal: Signal, reason: Reason) ->
 
 
 def test_region_without_steps_holds_metric_signals() -> None:
-    doc = {"service": {"appId": "app-1"}, "limits": {"perRegion": 2, "total": 2}, "regions": {"cn-a-1": {"ispCode": "telecom"}},
+    doc = {"service": {"appId": "app-1"}, "limits": {"perRegion": 2, "total": 2},
+           "regions": {"cn-a-1": {"ispCode": "telecom"}},
            "signals": {"alarm": {"region": "dimensions.ensRegionId"}}}
     p = make_plan([alarm("a", "cn-a-1", 99)], parse_policy(doc))
     assert p.decisions[0].reasons == (Reason.NO_RULE,)

@@ -88,6 +88,6 @@ def install(locate: Callable[[str], Iterator[str]] = candidates) -> types.Module
         return importlib.import_module(PACKAGE)  # not a package directory: nothing to be lazy about
     stand_in = LazyModels(PACKAGE, list(spec.submodule_search_locations), locate)
     sys.modules[PACKAGE] = stand_in
-    setattr(importlib.import_module(PACKAGE.rpartition(".")[0]), "models", stand_in)
+    importlib.import_module(PACKAGE.rpartition(".")[0]).models = stand_in  # type: ignore[attr-defined]
     return stand_in
 

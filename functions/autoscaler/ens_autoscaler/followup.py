@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Callable
 
 from .ens import EnsActuator
@@ -75,8 +76,8 @@ class FollowUp:
         moved = {}
         for order in sorted(due, key=lambda o: (o.phase.unresolved, o.started_at, o.id)):
             listed = listings[order.service or current]
-            moved[order.id] = others[order.id] = self.advance(
-                order, lambda o: self._step(o, listed, list(others.values()), now), now)
+            step = partial(self._step, listed=listed, others=list(others.values()), now=now)
+            moved[order.id] = others[order.id] = self.advance(order, step, now)
         if only is None:
             store.outbox_put(*(item for m in fleet_messages(listings[current], policy.regions, now)
                                for item in queued(m["id"], encode(m), TAG_FLEET, now)))

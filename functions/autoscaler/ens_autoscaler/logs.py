@@ -3,7 +3,8 @@
 Every line carries the standard fields (level, timestamp, service, message,
 coldStart, requestId, and the invocation id once known; Powertools' keys, so SLS
 queries written for them work), so one line answers "what, where, why" on its
-own. Times are ISO 8601 in UTC, as a person and SLS's time functions read them. Callers pass only what is safe to show: signal summaries, decisions, ids and
+own. Times are ISO 8601 in UTC, as a person and SLS's time functions read them.
+Callers pass only what is safe to show: signal summaries, decisions, ids and
 error messages — never a raw event body, a key or a token. Nothing is encoded
 for a level no handler takes.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from types import MappingProxyType
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterator, Mapping, Sequence
@@ -21,7 +23,7 @@ from .vocab import epoch_iso
 
 SERVICE = "ens-autoscaler"
 logger = logging.getLogger("ens_autoscaler")
-_context: ContextVar[dict[str, Any]] = ContextVar("ens_autoscaler_log_context", default={})
+_context: ContextVar[Mapping[str, Any]] = ContextVar("ens_autoscaler_log_context", default=MappingProxyType({}))
 _warm = False  # set once the instance has finished its first invocation
 
 

@@ -75,7 +75,8 @@ def late_devices_message(order: OrderRecord, devices: Sequence[Listed], at: floa
     ids = sorted(d.id for d in devices)
     message_id = f"{order.id}:late:{digest(ids)[:16]}"
     return message_id, {**with_devices(order.message, sorted(devices, key=lambda d: d.id)), "id": message_id,
-                        "invocationId": order.id, "OrderId": order.order_id, "RequestId": order.request_id, "reconciled": False,
+                        "invocationId": order.id, "OrderId": order.order_id, "RequestId": order.request_id,
+                        "reconciled": False,
                         "createdAt": round(at, 3), "namedLate": True}
 
 

@@ -181,7 +181,7 @@ class Decision:
     price: Price | None = None  # of one device ordered, when the policy has prices
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"region": self.region, "ispCode": self.isp, "signals": list(self.signals),
+        out: dict[str, Any] = {"region": self.region, "ispCode": self.isp, "signals": list(self.signals),
                "metric": self.metric, "value": self.value, "rule": self.rule, "raw": self.raw,
                "final": self.final, "reasons": [r.value for r in self.reasons]}
         if self.capacity is not None:

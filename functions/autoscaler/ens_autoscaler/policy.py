@@ -290,7 +290,7 @@ class _Checker:
         self.problems.append(Problem(path, message, "warning"))
 
     def mapping(self, value: Any, path: str, allowed: set[str] | None = None,
-                required: set[str] = frozenset()) -> Mapping[str, Any]:
+                required: frozenset[str] | set[str] = frozenset()) -> Mapping[str, Any]:
         if value is None:
             value = {}
         if not isinstance(value, Mapping):
@@ -421,8 +421,8 @@ def _steps(c: _Checker, raw: Any, path: str) -> StepTable | None:
         elif nxt.lower > prev.upper:
             c.problem(f"{path}.table", f"gap between {prev.upper:g} and {nxt.lower:g}: "
                                        "a reading there would match no step")
-    lower = _lower(c, m.get("lower"), f"{path}.lower", steps[0].lower if steps else None)
-    return StepTable(metric=c.metric(m.get("metric"), f"{path}.metric"), steps=tuple(steps), lower=lower)
+    band = _lower(c, m.get("lower"), f"{path}.lower", steps[0].lower if steps else None)
+    return StepTable(metric=c.metric(m.get("metric"), f"{path}.metric"), steps=tuple(steps), lower=band)
 
 
 def _lower(c: _Checker, raw: Any, path: str, first_step: float | None) -> LowBand | None:
@@ -522,13 +522,13 @@ def _prices(c: _Checker, raw: Any, service: ServiceParams | None) -> Prices | No
             c.problem(f"prices.perHour.{spec}", f"must be 0 or more, got {hourly:g}")
         elif hourly is not None:
             per_hour[str(spec)] = hourly
-    spec = service.resource_spec if service is not None else None
-    if service is not None and spec is None:
+    ordered_spec = service.resource_spec if service is not None else None
+    if service is not None and ordered_spec is None:
         c.problem("service.resourceSpec", "is required with `prices`: it is the spec every order adds")
-    elif spec is not None and "perHour" in m and spec not in per_hour:
-        c.problem("prices.perHour", f"no price for service.resourceSpec {spec!r}, the spec every order adds")
+    elif ordered_spec is not None and "perHour" in m and ordered_spec not in per_hour:
+        c.problem("prices.perHour", f"no price for service.resourceSpec {ordered_spec!r}, the spec every order adds")
         return None
-    return None if currency is None or spec is None else Prices(currency, per_hour, spec)
+    return None if currency is None or ordered_spec is None else Prices(currency, per_hour, ordered_spec)
 
 
 def _money(c: _Checker, value: Any, path: str) -> float | None:
@@ -694,7 +694,7 @@ def read_policy(path: str | os.PathLike[str]) -> Policy:
     else parsed from the YAML."""
     from .compiled_policy import load
 
-    return load(path) or check_file(path).require()
+    return load(Path(path)) or check_file(path).require()
 
 
 def _duplicate_keys(node: Any, path: str) -> Iterator[Problem]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from enum import Enum
+from functools import partial
 from typing import Any, Iterable, Sequence
 
 from ..planner import Decision, History, Reason, lookbacks, make_plan
@@ -223,12 +224,17 @@ def _candidates(readings: Sequence[Reading], policy: Policy, fleet: Fleet, zone_
     for code in named:
         initial = fleet.initial.get(code, 0)
         mine = [load.seen(r, initial) for r in readings if r.region == code]
-        for w in windows(mine, lambda r: need(policy, r, initial) > 0, zone_name, fleet.provisioning_delay):
+        for w in windows(mine, partial(_asks, policy, initial), zone_name, fleet.provisioning_delay):
             schedule = Schedule(zone_name, w.days, w.start).earlier(fleet.provisioning_delay)
             peak = w.typical_peak
             found.append(Burst(PROFILE_PREFIX + schedule.label, code, schedule, need(policy, peak, initial),
                                (w.start, w.end), peak.value))
     return found
+
+
+def _asks(policy: Policy, initial: int, reading: Reading) -> bool:
+    """Whether the region's rule asks for devices at `reading`, with its initial devices Running."""
+    return need(policy, reading, initial) > 0
 
 
 def _size(bursts: list[Burst], policy: Policy, fleet: Fleet) -> list[Burst]:
@@ -243,8 +249,8 @@ def _size(bursts: list[Burst], policy: Policy, fleet: Fleet) -> list[Burst]:
         now = group[0].schedule.minute_of_day * 60.0
         ask = Signal(source="advise", dedupe_key=f"advise:{name}", kind=SignalKind.COUNTS, family=Family.MANUAL,
                      counts={b.region: b.count for b in group})
-        granted = {d.region: d.final for d in make_plan([ask], policy, History(sums_of(ledger, lookbacks(policy, now))), now,
-                                                   fleet.inventory(0.0)).decisions}
+        history = History(sums_of(ledger, lookbacks(policy, now)))
+        granted = {d.region: d.final for d in make_plan([ask], policy, history, now, fleet.inventory(0.0)).decisions}
         for b in group:
             if granted.get(b.region, 0) > 0:
                 sized.append(replace(b, count=granted[b.region]))

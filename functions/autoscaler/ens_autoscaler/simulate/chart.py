@@ -171,7 +171,7 @@ def _limits(cap: Any, run: Replay, region: RegionSummary, times: list[datetime],
             ([p.total for p in budget.points], limits.budget_total, budget.bound_total,
              dict(color="tab:purple", ls=(0, (5, 2, 1, 2))), "total")):
         if size is not None:
-            allowed = [have + n for have, n in zip(totals, left)]
+            allowed = [have + (n or 0) for have, n in zip(totals, left)]  # set wherever its budget is
             reach = max([reach, *allowed])
             cap.step(times, allowed, where="post", lw=1, **style,
                      label=f"24 h budget {what} {size}, rolling" + f" (held back {bound}x)" * held_back)

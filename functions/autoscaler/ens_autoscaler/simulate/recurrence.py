@@ -61,11 +61,11 @@ def windows(load: Sequence[Reading], fires: Callable[[Reading], bool], zone_name
         days[day] = days.get(day, False) or fired
         if fired and ((day, slot) not in peak or r.value > peak[(day, slot)].value):
             peak[(day, slot)] = r
-    kinds = {slot: _kind(days, weekday) for slot, days in seen.items()}
+    kinds = {slot: kind for slot, days in seen.items() if (kind := _kind(days, weekday)) is not None}
     found: list[Window] = []
     gap_slots = merge_seconds / 60 / width
     run: list[int] = []
-    for slot in sorted(s for s, k in kinds.items() if k is not None):
+    for slot in sorted(kinds):
         gap = slot - run[-1] - 1 if run else 0  # slots without recurrence since the run's last one
         if run and (kinds[run[0]] != kinds[slot] or (gap and gap >= gap_slots)):
             found.append(_window(run, kinds[run[0]], width, seen, peak, weekday))

@@ -81,9 +81,9 @@ class AlertMessage(EventView):
 
     @property
     def dimensions(self) -> dict[str, str | None]:
-        dims = {k: v for k, v in self.metric_data.items()
-                if isinstance(v, str) and k not in _NOT_DIMENSIONS and not k.startswith("AliyunCms")}
-        dims = parsing.parse_dimensions(dims, f"{self.what}.metricData")
+        found = {k: v for k, v in self.metric_data.items()
+                 if isinstance(v, str) and k not in _NOT_DIMENSIONS and not k.startswith("AliyunCms")}
+        dims = parsing.parse_dimensions(found, f"{self.what}.metricData")
         for key in ("resources", "dimensions"):
             if not parsing.is_blank(self.raw.get(key)):
                 dims.update(parsing.parse_dimensions(self.raw[key], f"{self.what}.{key}"))

@@ -81,7 +81,7 @@ def matches_follow_up(doc: Any) -> bool:
 
 
 def decode_follow_up(doc: Any) -> list[Signal]:
-    TimerEvent(doc).trigger_time  # a malformed firing is refused like any other timer event
+    TimerEvent(doc).trigger_time  # noqa: B018 — a malformed firing is refused like any other timer event
     return []
 
 

@@ -12,8 +12,8 @@ from .base import (FLEET, Claim, ClaimStatus, IdempotencyRecord, InProgressError
                    NotDurable, OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StaleWrite,
                    StateStore)
 
-__all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "JournalEntry", "LedgerEntry", "NotDurable",
-           "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StaleWrite", "StateStore",
+__all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "JournalEntry", "LedgerEntry",
+           "NotDurable", "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StaleWrite", "StateStore",
            "open_store", "sqlite_file"]
 
 FORMS = "sqlite:///abs/path.db, redis://[:password@]host:port/db, rediss://... or memory://"

@@ -415,7 +415,7 @@ class StateStore(ABC):
             raise ValueError(f"need lease_seconds > 0 and limit >= 1, got {lease_seconds}, {limit}")
         return self._lease(now, now + lease_seconds, limit)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 — a hook: the backends with connections override it
         """Let go of connections; the in-memory store holds none."""
 
     # -- primitives: all a backend implements -------------------------------------------

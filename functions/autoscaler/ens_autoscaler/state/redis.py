@@ -303,8 +303,8 @@ class RedisStore(StateStore):
 
     def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
         with self._errors("orders read"):
-            ids = (self._r.smembers(ORDERS_OPEN) if open_only
-                   else self._r.zrangebyscore(ORDERS_BY_START, repr(since), "+inf"))
+            ids = cast("list[str]", list(self._r.smembers(ORDERS_OPEN)) if open_only
+                       else self._r.zrangebyscore(ORDERS_BY_START, repr(since), "+inf"))
             bodies = self._r.hmget(ORDERS, sorted(ids)) if ids else []
         return [OrderRecord.from_json(b) for b in bodies if b is not None]
 
@@ -335,7 +335,7 @@ class RedisStore(StateStore):
 
     def outbox_items(self) -> list[OutboxItem]:
         with self._errors("outbox read"):
-            ids = self._r.zrange(QUEUE, 0, -1)
+            ids = cast("list[str]", self._r.zrange(QUEUE, 0, -1))
             pipe = self._r.pipeline(transaction=True)  # the items and their counts as of one moment
             pipe.hmget(ITEMS, ids)
             pipe.hmget(ATTEMPTS, ids)
