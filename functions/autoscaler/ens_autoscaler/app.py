@@ -12,26 +12,29 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import logs, sources
 from .auth import check_callback_token
-from .ens import EnsActuator
 from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
-from .followup import FollowUp
 from .logs import log
 from .message import invocation_key, replay_identity
 from .orders import Phase, unresolved_regions
 from .outbox import Outbox
 from .planner import History, make_plan
 from .policy import Policy, PolicyCache
-from .publisher import MnsPublisher
 from .result import Result, Status
-from .scaleout import ScaleOut
 from .settings import Settings
 from .signals import Signal
 from .state import StateStore, open_store
 from .vocab import iso_epoch
+
+if TYPE_CHECKING:  # loaded when an order is possible, not on the no-op path most invocations take
+    from .ens import EnsActuator
+    from .followup import FollowUp
+    from .publisher import MnsPublisher
+    from .scaleout import ScaleOut
 
 FLEET_EVERY_MIN = 15  # the readiness timer announces the whole fleet at least this often
 
@@ -41,12 +44,29 @@ class Autoscaler:
                  actuator: EnsActuator | None = None, publisher: MnsPublisher | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings, self.policies, self.clock = settings, PolicyCache(), clock
-        self._store, self._publisher = store, publisher
-        self.actuator = actuator or EnsActuator(settings.ens_endpoint)
+        self._store, self._publisher, self._actuator = store, publisher, actuator
         self.outbox = Outbox(lambda: self.store, lambda: self.publisher, clock)
-        self.follow_up = FollowUp(lambda: self.store, self.actuator, lambda: self.policy, clock,
-                                  settings.idempotency_ttl)
-        self.scale_out = ScaleOut(lambda: self.store, self.actuator, self.follow_up, self.outbox, settings, clock)
+
+    @property
+    def actuator(self) -> EnsActuator:
+        if self._actuator is None:
+            from .ens import EnsActuator
+
+            self._actuator = EnsActuator(self.settings.ens_endpoint)
+        return self._actuator
+
+    @cached_property
+    def follow_up(self) -> FollowUp:
+        from .followup import FollowUp
+
+        return FollowUp(lambda: self.store, lambda: self.actuator, lambda: self.policy, self.clock,
+                        self.settings.idempotency_ttl)
+
+    @cached_property
+    def scale_out(self) -> ScaleOut:
+        from .scaleout import ScaleOut
+
+        return ScaleOut(lambda: self.store, self.actuator, self.follow_up, self.outbox, self.settings, self.clock)
 
     @property
     def store(self) -> StateStore:
@@ -59,6 +79,8 @@ class Autoscaler:
         if self._publisher is None:
             if not (self.settings.mns_endpoint and self.settings.mns_topic):
                 raise ConfigError("MNS_ENDPOINT and MNS_TOPIC must be set to publish scale-outs")
+            from .publisher import MnsPublisher
+
             self._publisher = MnsPublisher(self.settings.mns_endpoint, self.settings.mns_topic)
         return self._publisher
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .ens import EnsActuator
 from .logs import log
 from .message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode,
                       failed_device, fleet_messages, late_devices_message, ready_device, with_devices)
@@ -25,6 +24,9 @@ from .outbox import queued
 from .policy import Policy
 from .result import Announcement, Result, Status
 from .state import LedgerEntry, OutboxItem, StaleWrite, StateStore
+
+if TYPE_CHECKING:  # the client loads when a tick has an order to ask ENS about
+    from .ens import EnsActuator
 
 # How far back another order may have started and still overlap one being resolved: longer than
 # any order's Timeout (ENS caps the asynchronous scale-out well under a day).
@@ -44,9 +46,9 @@ class Step:
 
 
 class FollowUp:
-    def __init__(self, store: Callable[[], StateStore], actuator: EnsActuator,
+    def __init__(self, store: Callable[[], StateStore], actuator: Callable[[], EnsActuator],
                  policy: Callable[[], Policy], clock: Callable[[], float], expiry: float) -> None:
-        self._store, self.actuator, self._policy, self.clock = store, actuator, policy, clock
+        self._store, self._actuator, self._policy, self.clock = store, actuator, policy, clock
         self.expiry = expiry  # how long a settled result stays for duplicates to replay
 
     def run(self, only: str | None = None, fleet_due: bool = False) -> list[OrderRecord]:
@@ -70,7 +72,7 @@ class FollowUp:
         policy = self._policy()
         current = ServiceRef(policy.service.app_id, policy.service.service_id)
         wanted = {o.service or current for o in due} | ({current} if only is None else set())
-        listings = {ref: self.actuator.listing(ref) for ref in sorted(wanted, key=repr)}
+        listings = {ref: self._actuator().listing(ref) for ref in sorted(wanted, key=repr)}
         others = {o.id: o for o in store.orders_since(min(o.started_at for o in due) - LOOKBACK_S)} if due else {}
         moved = {}
         for order in sorted(due, key=lambda o: (o.phase.unresolved, o.started_at, o.id)):
@@ -149,7 +151,7 @@ class FollowUp:
         original, by_id = order, {d.id: d for d in listed}
         items: list[OutboxItem] = []
         if order.order_id and len(order.device_ids) < order.asked:
-            named = [d for d in self.actuator.listing(order.service or self._current(), order.order_id)
+            named = [d for d in self._actuator().listing(order.service or self._current(), order.order_id)
                      if d.id not in order.device_ids]
             if named:
                 by_id.update((d.id, d) for d in named)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT
-from .publisher import REFUSED_MESSAGE_CODES, MnsPublisher
 from .result import Result
 from .state import OutboxItem, StateStore
+
+if TYPE_CHECKING:  # the MNS side loads when something is published, not on every drain of an empty outbox
+    from .publisher import MnsPublisher
 
 LEASE_S = 30.0
 BATCH = 10
@@ -76,6 +78,8 @@ class Outbox:
     def _failed(self, store: StateStore, item: OutboxItem, exc: AutoscalerError) -> None:
         """MNS refusing this very message is final: park it (logged once, here) where `status` shows it.
         Anything else may pass later: end the lease, and the next invocation tries again."""
+        from .publisher import REFUSED_MESSAGE_CODES
+
         if exc.code in REFUSED_MESSAGE_CODES:
             store.outbox_park(item.id, f"{exc.code}: {exc}", self.clock())
             log("publish_parked", logging.ERROR, invocationId=item.id, attempts=item.attempts + 1,

@@ -10,7 +10,6 @@ loading: they are for `validate`, where a person reads them.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -295,6 +294,8 @@ class _Checker:
 
 
 def _did_you_mean(word: str, choices: Any) -> str:
+    import difflib  # only a policy in error pays for it (and for the heapq it brings)
+
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
