@@ -245,8 +245,30 @@ class Attribution:
     why: str = ""
 
 
-def attribute(order: OrderRecord, listed: Iterable[Listed], others: Iterable[OrderRecord],
-              now: float) -> Attribution:
+class Book:
+    """Orders indexed by region, for attribution: an unresolved order is compared with the orders of
+    its own regions only, so a follow-up tick is linear in the orders it reads, never quadratic.
+    `put` replaces an order by id, as a tick moves orders on."""
+
+    def __init__(self, orders: Iterable[OrderRecord] = ()) -> None:
+        self._by_region: dict[str, dict[str, OrderRecord]] = {}
+        for order in orders:
+            self.put(order)
+
+    def put(self, order: OrderRecord) -> None:
+        for region in order.regions:
+            self._by_region.setdefault(region, {})[order.id] = order
+
+    def sharing(self, order: OrderRecord) -> list[OrderRecord]:
+        """The other orders with a region in common with `order`, each once."""
+        found: dict[str, OrderRecord] = {}
+        for region in order.regions:
+            found.update(self._by_region.get(region, {}))
+        found.pop(order.id, None)
+        return list(found.values())
+
+
+def attribute(order: OrderRecord, listed: Iterable[Listed], book: Book, now: float) -> Attribution:
     """Which listed devices an unresolved order made, by set difference — or that it can't say yet.
 
     Candidates in a region are the devices listed now, minus the region's baseline,
@@ -258,8 +280,8 @@ def attribute(order: OrderRecord, listed: Iterable[Listed], others: Iterable[Ord
     plus the listing's grace) is what is still short taken as ENS made it (fewer
     devices), and nothing at all as never ordered.
     """
-    others = [o for o in others if o.id != order.id and o.regions & order.regions
-              and o.started_at < order.timeout_at + LATE_GRACE_S and order.started_at < o.timeout_at + LATE_GRACE_S]
+    others = [o for o in book.sharing(order)
+              if o.started_at < order.timeout_at + LATE_GRACE_S and order.started_at < o.timeout_at + LATE_GRACE_S]
     found = _candidates(order, listed, {d for o in others for d in o.device_ids})
     blocking = sorted(o.id for o in others if o.phase.unresolved)
     return _verdict(order, found, blocking, order.given_up(now))

@@ -27,6 +27,9 @@ from ..policy import Policy
 # The widest window that reads the ledger is the 24 h budget; twice that leaves room for
 # clock skew between instances and for a policy that widens the window later.
 LEDGER_RETENTION_S = 48 * 3600
+# The ledger's sums are kept by whole hour beside its rows (every backend): a window's sum reads
+# its whole hours' sums and the rows of its one partial hour, however many entries it holds.
+HOUR_S = 3600
 
 
 class InProgressError(TransientCloudError):
@@ -485,6 +488,10 @@ def sums_of(entries: Iterable[LedgerEntry], since: Iterable[float]) -> dict[floa
             if e.at >= t and e.count:
                 per_region[e.region] = per_region.get(e.region, 0) + e.count
     return sums
+
+
+def hour_of(at: float) -> int:
+    return int(at // HOUR_S)
 
 
 def _zero_filled(since: tuple[float, ...], rows: Iterable[tuple[float, str, int]]) -> dict[float, dict[str, int]]:

@@ -19,8 +19,8 @@ from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore, Write,
-                   unavailable)
+from .base import (HOUR_S, IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore, Write,
+                   hour_of, unavailable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -57,10 +57,7 @@ ON CONFLICT (key) DO UPDATE SET status = excluded.status, payload_hash = exclude
     result = excluded.result, expires_at = excluded.expires_at,
     in_progress_until = excluded.in_progress_until, dead_at = excluded.dead_at
 WHERE idempotency.dead_at <= ?"""
-# The ledger's per-region sums by whole hour, kept in step with its rows by every write, so that
-# a window's sum reads ~24 rows per region and the rows of one partial hour, however many
-# entries the window holds.
-HOUR_S = 3600
+# The ledger's per-region sums by whole hour (base.HOUR_S), kept in step with its rows by every write.
 ADD_TO_HOUR = """INSERT INTO ledger_hours (region, hour, count) VALUES (?, ?, ?)
 ON CONFLICT (region, hour) DO UPDATE SET count = count + excluded.count"""
 # Before rows of the hour `cutoff` falls in are pruned, take them out of that hour's sum.
@@ -178,7 +175,7 @@ class SqliteStore(StateStore):
         """Whole hours from ledger_hours, the partial first hour from the rows: summed in SQLite."""
         with self._lock, self._errors("ledger sums"):
             return [(t, region, n) for t in since
-                    for region, n in self._db.execute(SUM_SINCE, (_hour(t), t, (_hour(t) + 1) * HOUR_S))]
+                    for region, n in self._db.execute(SUM_SINCE, (hour_of(t), t, (hour_of(t) + 1) * HOUR_S))]
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         rows = self._read("order read", "SELECT body FROM orders WHERE id = ?", order_id)
@@ -241,15 +238,15 @@ def _apply(db: sqlite3.Connection, write: Write) -> None:
     for e in write.entries:  # an entry already there is not counted again
         if db.execute("INSERT OR IGNORE INTO ledger (region, count, at, invocation) VALUES (?, ?, ?, ?)",
                       (e.region, e.count, e.at, e.invocation)).rowcount:
-            db.execute(ADD_TO_HOUR, (e.region, _hour(e.at), e.count))
+            db.execute(ADD_TO_HOUR, (e.region, hour_of(e.at), e.count))
     for e in write.unledger:
         if db.execute("DELETE FROM ledger WHERE region = ? AND count = ? AND at = ? AND invocation = ?",
                       (e.region, e.count, e.at, e.invocation)).rowcount:
-            db.execute(ADD_TO_HOUR, (e.region, _hour(e.at), -e.count))
+            db.execute(ADD_TO_HOUR, (e.region, hour_of(e.at), -e.count))
     if write.ledger_cutoff is not None:
         cutoff = write.ledger_cutoff
-        db.execute(PRUNE_HOUR, (_hour(cutoff) * HOUR_S, cutoff, _hour(cutoff)))
-        db.execute("DELETE FROM ledger_hours WHERE hour < ?", (_hour(cutoff),))
+        db.execute(PRUNE_HOUR, (hour_of(cutoff) * HOUR_S, cutoff, hour_of(cutoff)))
+        db.execute("DELETE FROM ledger_hours WHERE hour < ?", (hour_of(cutoff),))
         db.execute("DELETE FROM ledger WHERE at < ?", (cutoff,))
         db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
     db.executemany("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts, lease_until) "
@@ -273,10 +270,6 @@ def _stored_orders(db: sqlite3.Connection, ids: tuple[str, ...]) -> Mapping[str,
     marks = ", ".join("?" * len(ids))
     rows = db.execute(f"SELECT body FROM orders WHERE id IN ({marks})", ids).fetchall()
     return {o.id: o for o in (OrderRecord.from_json(row[0]) for row in rows)}
-
-
-def _hour(at: float) -> int:
-    return int(at // HOUR_S)
 
 
 def _row(record: IdempotencyRecord) -> tuple[Any, ...]:
