@@ -237,3 +237,21 @@ def test_a_sqlite_file_from_before_the_hour_sums_gets_them_on_open(tmp_path: Pat
     with sqlite3.connect(tmp_path / "state.db") as db:  # as an older release left it
         db.execute("DROP TABLE ledger_hours")
     assert open_store(url).ledger_sums([NOW - 1, NOW + 1]) == {NOW - 1: {"cn-a": 5}, NOW + 1: {"cn-a": 3}}
+
+
+def test_a_redis_ledger_from_before_the_hour_sums_gets_them_on_first_use() -> None:
+    import redis
+
+    from ens_autoscaler.state.redis import HOURS, HOURS_INDEX, RedisStore
+    from tests.state_backends import wipe_redis
+
+    url = redis_url()
+    wipe_redis(url)
+    store = RedisStore(url)
+    store.record_scale_out([LedgerEntry("cn-a", 2, NOW, "inv-1"), LedgerEntry("cn-a", 3, NOW + 7200, "inv-2")])
+    redis.Redis.from_url(url).delete(HOURS, HOURS_INDEX)  # as an older release left it
+    assert store.ledger_sums([NOW - 1, NOW + 1]) == {NOW - 1: {"cn-a": 5}, NOW + 1: {"cn-a": 3}}
+    store.record_scale_out([LedgerEntry("cn-a", 1, NOW + 7300, "inv-3")])
+    assert store.ledger_sums([NOW - 1]) == {NOW - 1: {"cn-a": 6}}
+    store.close()
+    wipe_redis(url)

@@ -78,10 +78,10 @@ class ScaleOut:
         after these reads bumps a version and the claim fails; one closed after them shows in the
         listing, read last."""
         store, now, ttl, scope = self._store(), self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
-        read = store.versions(regions | ({FLEET} if _fleet_wide(policy) else set()))
+        reads = store.plan_reads(regions | ({FLEET} if _fleet_wide(policy) else set()), policy, now)
+        read, history = reads.versions, reads.history
         # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
-        open_orders = [o for o in store.open_orders() if o.id != key]
-        history = store.history(policy, now)
+        open_orders = [o for o in reads.open_orders if o.id != key]
         try:
             listing = self.actuator.inventory(policy.service)
         except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered

@@ -234,6 +234,45 @@ class Write:
         return max(e.at for e in self.entries) - LEDGER_RETENTION_S if self.entries else None
 
 
+@dataclass(frozen=True)
+class PlanReads:
+    """Everything a plan reads of the store, as of one moment where the backend can give one (one
+    read transaction, one pipelined MULTI): the versions (the claim compares them), the open
+    orders, and the ledger as the guards read it."""
+
+    versions: dict[str, int]
+    open_orders: list[OrderRecord]
+    history: History
+
+
+@dataclass(frozen=True)
+class RawReads:
+    """What a backend read for `plan_reads`, before the base class shapes it."""
+
+    versions: Mapping[str, int]
+    orders: Iterable[OrderRecord]
+    sums: Iterable[tuple[float, str, int]]
+    recent: Iterable[LedgerEntry]
+
+
+class DecodedOrders:
+    """Orders decoded from their stored JSON, kept by that very text: a warm instance decodes an
+    order again only once it changed (a new version is new text). Records are frozen and never
+    mutated by their readers; the cache is dropped whole when it outgrows `limit`."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._by_text: dict[str, OrderRecord] = {}
+        self._limit = limit
+
+    def __call__(self, texts: Iterable[str]) -> list[OrderRecord]:
+        known = self._by_text
+        decoded = {text: known.get(text) or OrderRecord.from_json(text) for text in texts}
+        if len(known) + len(decoded) > self._limit:
+            self._by_text = known = {}
+        known.update(decoded)
+        return list(decoded.values())
+
+
 class StateStore(ABC):
     """Shared state of every FC instance. Thread-safe; backends raise TransientCloudError."""
 
@@ -369,9 +408,26 @@ class StateStore(ABC):
     def history(self, policy: Policy, now: float) -> History:
         """The ledger as the planner's guards read it: sums since each look-back, and the last
         addition per region within the cooldown (rows, but only the cooldown's few)."""
+        return self.plan_reads((), policy, now, orders=False).history
+
+    def plan_reads(self, scopes: Iterable[str], policy: Policy, now: float, orders: bool = True) -> PlanReads:
+        """The versions of `scopes`, the open orders (unless `orders` is False) and the history, read
+        together: the backend batches them (SQLite: one read transaction; Redis: one round trip)."""
+        scopes = tuple(sorted(set(scopes)))
+        instants = tuple(sorted(set(lookbacks(policy, now))))
         cooldown = policy.limits.cooldown_seconds
-        recent = self.ledger_since(now - cooldown) if cooldown else ()
-        return History(self.ledger_sums(lookbacks(policy, now)), latest_of(recent))
+        raw = self._plan_reads(scopes, orders, instants, now - cooldown if cooldown else None)
+        return PlanReads({**dict.fromkeys(scopes, 0), **raw.versions},
+                         sorted(raw.orders, key=lambda o: (o.started_at, o.id)),
+                         History(_zero_filled(instants, raw.sums), latest_of(raw.recent)))
+
+    def _plan_reads(self, scopes: tuple[str, ...], orders: bool, instants: tuple[float, ...],
+                    recent_since: float | None) -> RawReads:
+        """One read each; a backend that can batch them overrides this. `scopes` and `instants`
+        are sorted and may be empty."""
+        return RawReads(self._versions(scopes) if scopes else {}, self._orders(True, None) if orders else (),
+                        self._ledger_sums(instants) if instants else (),
+                        self._ledger_since(recent_since) if recent_since is not None else ())
 
     def ledger_sums(self, since: Iterable[float]) -> dict[float, dict[str, int]]:
         """Devices counted per region since each instant: what the planner's `History` holds.

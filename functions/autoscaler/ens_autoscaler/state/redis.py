@@ -22,12 +22,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, LedgerEntry, NotDurable, OutboxItem, ParkedItem, StaleWrite, StateStore, Write,
-                   unavailable)
+from .base import (HOUR_S, DecodedOrders, IdempotencyRecord, LedgerEntry, NotDurable, OutboxItem, ParkedItem,
+                   RawReads, StaleWrite, StateStore, Write, hour_of, unavailable)
 
 PREFIX = "ens-autoscaler:{state}:"
 RECORD = PREFIX + "idempotency:"
 LEDGER = PREFIX + "ledger"  # sorted set: score `at`, member the entry as JSON
+HOURS = PREFIX + "ledger:hours"  # hash: "<hour> <region>" → devices its entries count (base.HOUR_S)
+HOURS_INDEX = PREFIX + "ledger:hours:index"  # sorted set: score the hour, member the HOURS field
 QUEUE = PREFIX + "outbox:queue"  # sorted set: score `created_at`, member the id — the order
 ITEMS = PREFIX + "outbox:items"  # hash: id → {"body", "tag", "created_at"}
 LEASES = PREFIX + "outbox:leases"  # hash: id → lease_until (absent or 0: not leased)
@@ -77,28 +79,89 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 """
-# Per-region sums since each ARGV instant (ascending), added up inside Redis: one round trip and
-# a reply of one number per region and instant, however long the ledger is.
-SUMS = """
-local since, sums, out = {}, {}, {}
-for i, t in ipairs(ARGV) do since[i] = tonumber(t) end
-local rows = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES')
-for i = 1, #rows, 2 do
-  local entry, at = cjson.decode(rows[i]), tonumber(rows[i + 1])
-  for j = 1, #since do
-    if at >= since[j] then
-      local key = j .. ' ' .. entry[1]
-      sums[key] = (sums[key] or 0) + entry[2]
-    end
+# The ledger's hour sums, filled once from the rows of a ledger written before they existed
+# (KEYS[1] the ledger, KEYS[2] HOURS, KEYS[3] HOURS_INDEX, as in both scripts below).
+FILL_HOURS = f"""
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local e = cjson.decode(m)
+    local field = math.floor(e[3] / {HOUR_S}) .. ' ' .. e[1]
+    redis.call('HINCRBY', KEYS[2], field, e[2])
+    redis.call('ZADD', KEYS[3], math.floor(e[3] / {HOUR_S}), field)
   end
 end
-for key, n in pairs(sums) do
-  local j, region = string.match(key, '^(%d+) (.*)$')
-  out[#out + 1] = j
-  out[#out + 1] = region
-  out[#out + 1] = n
+"""
+# Add (sign 1) or remove (-1) ledger entries, each counted in its hour's sum only if the ledger
+# changed (an entry already there is not counted again), then prune rows older than the cutoff
+# (ARGV[1], '' for none) and the hours before its own, whose rows are taken out of its sum first.
+# ARGV after the cutoff: sign, member, at, hour per entry. Queued inside the write's MULTI/EXEC.
+LEDGER_WRITE = FILL_HOURS + f"""
+for i = 2, #ARGV, 4 do
+  local sign, member, at, hour = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local changed = sign > 0 and redis.call('ZADD', KEYS[1], at, member) or redis.call('ZREM', KEYS[1], member)
+  if changed == 1 then
+    local e = cjson.decode(member)
+    redis.call('HINCRBY', KEYS[2], hour .. ' ' .. e[1], sign * e[2])
+    redis.call('ZADD', KEYS[3], hour, hour .. ' ' .. e[1])
+  end
 end
-return out
+if ARGV[1] ~= '' then
+  local cutoff = tonumber(ARGV[1])
+  local hour = math.floor(cutoff / {HOUR_S})
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], hour * {HOUR_S}, '(' .. ARGV[1])) do
+    local e = cjson.decode(m)
+    redis.call('HINCRBY', KEYS[2], hour .. ' ' .. e[1], -e[2])
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+  for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. hour)) do
+    redis.call('HDEL', KEYS[2], field)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. hour)
+end
+return 0
+"""
+# Everything a plan reads, in one round trip and as of one moment: the versions of ARGV[2..n+1]
+# (n = ARGV[1]), the open orders' bodies (when ARGV[n+2] is '1'), the ledger's rows since
+# ARGV[n+3] ('' for none), and per-region sums since each further ARGV instant (ascending): the
+# instant's whole hours from their sums, its partial hour from the rows, however long the ledger.
+PLAN_READS = FILL_HOURS + f"""
+local function hmget(key, names)  -- in slices: unpack() of a long list overflows Lua's stack
+  local out = {{}}
+  for i = 1, #names, 1000 do
+    for _, v in ipairs(redis.call('HMGET', key, unpack(names, i, math.min(i + 999, #names)))) do
+      out[#out + 1] = v
+    end
+  end
+  return out
+end
+local n = tonumber(ARGV[1])
+local versions, bodies, recent, sums = {{}}, {{}}, {{}}, {{}}
+if n > 0 then versions = redis.call('HMGET', KEYS[4], unpack(ARGV, 2, n + 1)) end
+if ARGV[n + 2] == '1' then
+  local ids = redis.call('SMEMBERS', KEYS[5])
+  bodies = hmget(KEYS[6], ids)
+end
+if ARGV[n + 3] ~= '' then recent = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[n + 3], '+inf') end
+for j = n + 4, #ARGV do
+  local t = tonumber(ARGV[j])
+  local hour, per_region = math.floor(t / {HOUR_S}), {{}}
+  local fields = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. hour, '+inf')
+  local counts = hmget(KEYS[2], fields)
+  for i, field in ipairs(fields) do
+    local region = string.match(field, '^%S+ (.*)$')
+    per_region[region] = (per_region[region] or 0) + tonumber(counts[i] or '0')
+  end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[j], '(' .. ((hour + 1) * {HOUR_S}))) do
+    local e = cjson.decode(m)
+    per_region[e[1]] = (per_region[e[1]] or 0) + e[2]
+  end
+  for region, count in pairs(per_region) do
+    sums[#sums + 1] = ARGV[j]
+    sums[#sums + 1] = region
+    sums[#sums + 1] = count
+  end
+end
+return {{versions, bodies, recent, sums}}
 """
 # Move a queued item to the parked hash (its attempts counted), out of the rotation.
 PARK = """
@@ -132,7 +195,8 @@ class RedisStore(StateStore):
         self._put_if_dead = self._r.register_script(PUT_IF_DEAD)
         self._lease_script = self._r.register_script(LEASE)
         self._release_script = self._r.register_script(RELEASE)
-        self._sums_script = self._r.register_script(SUMS)
+        self._plan_script = self._r.register_script(PLAN_READS)
+        self._decoded = DecodedOrders()
         self._park_script = self._r.register_script(PARK)
         self._replicas: tuple[int, float] | None = None  # (replicas attached, when that was asked)
 
@@ -260,22 +324,34 @@ class RedisStore(StateStore):
         return [LedgerEntry(*json.loads(m)) for m in members]
 
     def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
-        with self._errors("ledger sums"):
-            flat = self._sums_script(keys=[LEDGER], args=[repr(t) for t in since])
-        return [(since[int(j) - 1], region, int(n))
-                for j, region, n in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)]
+        return list(self._plan_reads((), False, since, None).sums)
+
+    def _plan_reads(self, scopes: tuple[str, ...], orders: bool, instants: tuple[float, ...],
+                    recent_since: float | None) -> RawReads:
+        """One script: one round trip, one moment."""
+        args = [len(scopes), *scopes, "1" if orders else "0", "" if recent_since is None else repr(recent_since),
+                *(repr(t) for t in instants)]
+        with self._errors("plan reads"):
+            versions, bodies, recent, flat = self._plan_script(
+                keys=[LEDGER, HOURS, HOURS_INDEX, VERSIONS, ORDERS_OPEN, ORDERS], args=args)
+        by_text = dict(zip((repr(t) for t in instants), instants))
+        return RawReads({scope: int(v) for scope, v in zip(scopes, versions) if v is not None},
+                        self._decoded(b for b in bodies if b is not None),
+                        [(by_text[t], region, int(n)) for t, region, n in zip(flat[0::3], flat[1::3], flat[2::3],
+                                                                               strict=True)],
+                        [LedgerEntry(*json.loads(m)) for m in recent])
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         with self._errors("order read"):
             held = self._r.hget(ORDERS, order_id)
-        return OrderRecord.from_json(held) if held is not None else None
+        return self._decoded([held])[0] if held is not None else None
 
     def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
         with self._errors("orders read"):
             ids = (self._r.smembers(ORDERS_OPEN) if open_only
                    else self._r.zrangebyscore(ORDERS_BY_START, repr(since), "+inf"))
             bodies = self._r.hmget(ORDERS, sorted(ids)) if ids else []
-        return [OrderRecord.from_json(b) for b in bodies if b is not None]
+        return self._decoded(b for b in bodies if b is not None)
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
         with self._errors("outbox lease"):
@@ -340,11 +416,11 @@ def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
         pipe.hincrby(VERSIONS, scope, 1)
     if write.record:
         pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
-    if write.entries:
-        pipe.zadd(LEDGER, {_member(e): e.at for e in write.entries})
-        pipe.zremrangebyscore(LEDGER, "-inf", f"({write.ledger_cutoff!r}")
-    if write.unledger:
-        pipe.zrem(LEDGER, *[_member(e) for e in write.unledger])
+    if write.entries or write.unledger:  # EVAL, not EVALSHA: a script the server lost can't fail half a MULTI
+        cutoff = write.ledger_cutoff
+        pipe.eval(LEDGER_WRITE, 3, LEDGER, HOURS, HOURS_INDEX, "" if cutoff is None else repr(cutoff),
+                  *(a for sign, entries in ((1, write.entries), (-1, write.unledger)) for e in entries
+                    for a in (sign, _member(e), repr(e.at), hour_of(e.at))))
     for item in write.items:
         pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
                                                 "created_at": item.created_at}))

@@ -19,8 +19,8 @@ from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
 from ..orders import OrderRecord
-from .base import (HOUR_S, IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore, Write,
-                   hour_of, unavailable)
+from .base import (HOUR_S, DecodedOrders, IdempotencyRecord, LedgerEntry, OutboxItem, ParkedItem, RawReads,
+                   RecordStatus, StateStore, Write, hour_of, unavailable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -66,6 +66,8 @@ PRUNE_HOUR = """UPDATE ledger_hours SET count = count - (SELECT COALESCE(SUM(l.c
 SUM_SINCE = """SELECT region, SUM(count) FROM (
     SELECT region, count FROM ledger_hours WHERE hour > ?
     UNION ALL SELECT region, count FROM ledger WHERE at >= ? AND at < ?) GROUP BY region"""
+OPEN_ORDERS = "SELECT body FROM orders WHERE open = 1"
+LEDGER_SINCE = "SELECT region, count, at, invocation FROM ledger WHERE at >= ?"
 # A file written before ledger_hours existed: sum its rows once.
 FILL_HOURS = f"""INSERT INTO ledger_hours (region, hour, count)
     SELECT region, CAST(at / {HOUR_S} AS INTEGER), SUM(count) FROM ledger GROUP BY 1, 2"""
@@ -77,6 +79,7 @@ class SqliteStore(StateStore):
             raise ConfigError(f"STATE_URL names a SQLite file in a missing directory: {path}")
         self._path = path
         self._lock = threading.Lock()
+        self._decoded = DecodedOrders()
         with self._errors("open"):
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -167,26 +170,38 @@ class SqliteStore(StateStore):
             return _versions(self._db, scopes)
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
-        rows = self._read("ledger read", "SELECT region, count, at, invocation FROM ledger "
-                                         "WHERE at >= ?", since)
+        rows = self._read("ledger read", LEDGER_SINCE, since)
         return [LedgerEntry(*row) for row in rows]
 
     def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
         """Whole hours from ledger_hours, the partial first hour from the rows: summed in SQLite."""
         with self._lock, self._errors("ledger sums"):
-            return [(t, region, n) for t in since
-                    for region, n in self._db.execute(SUM_SINCE, (hour_of(t), t, (hour_of(t) + 1) * HOUR_S))]
+            return _sums(self._db, since)
+
+    def _plan_reads(self, scopes: tuple[str, ...], orders: bool, instants: tuple[float, ...],
+                    recent_since: float | None) -> RawReads:
+        """In one read transaction: one snapshot, and one lock taken, for every read of a plan."""
+        with self._lock, self._errors("plan reads"):
+            self._db.execute("BEGIN")
+            try:
+                versions = _versions(self._db, scopes)
+                bodies = self._db.execute(OPEN_ORDERS).fetchall() if orders else []
+                sums = _sums(self._db, instants)
+                recent = self._db.execute(LEDGER_SINCE, (recent_since,)).fetchall() if recent_since is not None else []
+            finally:
+                self._db.execute("COMMIT")
+        return RawReads(versions, self._decoded(row[0] for row in bodies), sums, [LedgerEntry(*r) for r in recent])
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         rows = self._read("order read", "SELECT body FROM orders WHERE id = ?", order_id)
-        return OrderRecord.from_json(rows[0][0]) if rows else None
+        return self._decoded([rows[0][0]])[0] if rows else None
 
     def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
         if open_only:
-            rows = self._read("orders read", "SELECT body FROM orders WHERE open = 1")
+            rows = self._read("orders read", OPEN_ORDERS)
         else:
             rows = self._read("orders read", "SELECT body FROM orders WHERE started_at >= ?", since)
-        return [OrderRecord.from_json(row[0]) for row in rows]
+        return self._decoded(row[0] for row in rows)
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
         if not self._read("outbox probe", "SELECT 1 FROM outbox WHERE lease_until <= ? LIMIT 1", now):
@@ -262,6 +277,11 @@ def _versions(db: sqlite3.Connection, scopes: tuple[str, ...]) -> dict[str, int]
         return {}
     marks = ", ".join("?" * len(scopes))
     return dict(db.execute(f"SELECT scope, version FROM versions WHERE scope IN ({marks})", scopes).fetchall())
+
+
+def _sums(db: sqlite3.Connection, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
+    return [(t, region, n) for t in since
+            for region, n in db.execute(SUM_SINCE, (hour_of(t), t, (hour_of(t) + 1) * HOUR_S))]
 
 
 def _stored_orders(db: sqlite3.Connection, ids: tuple[str, ...]) -> Mapping[str, OrderRecord]:
