@@ -15,7 +15,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Iterator, cast
+from typing import Iterator, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -93,7 +93,8 @@ end
 """
 # Add (sign 1) or remove (-1) ledger entries, each counted in its hour's sum only if the ledger
 # changed (an entry already there is not counted again), then prune rows older than the cutoff
-# (ARGV[1], '' for none) and the hours before its own, whose rows are taken out of its sum first.
+# (ARGV[1], '' for none) and the hours before its own, whose rows are taken out of its sum first,
+# and the closed orders started before it (in the same atomic step as the write).
 # ARGV after the cutoff: sign, member, at, hour per entry. Queued inside the write's MULTI/EXEC.
 LEDGER_WRITE = FILL_HOURS + f"""
 for i = 2, #ARGV, 4 do
@@ -117,8 +118,25 @@ if ARGV[1] ~= '' then
     redis.call('HDEL', KEYS[2], field)
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. hour)
+  -- closed orders started before the cutoff (KEYS[4] the book, [5] by start, [6] the open set)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[1])) do
+    if redis.call('SISMEMBER', KEYS[6], id) == 0 then
+      redis.call('HDEL', KEYS[4], id)
+      redis.call('ZREM', KEYS[5], id)
+    end
+  end
 end
 return 0
+"""
+# What a conditional write checks, in one round trip under its WATCH: the versions of ARGV[2..n+1]
+# (n = ARGV[1]), the orders of the further ARGV ids, and the claimed record (KEYS[3], '' if none).
+READ_FOR_WRITE = """
+local n = tonumber(ARGV[1])
+local versions, bodies = {}, {}
+if n > 0 then versions = redis.call('HMGET', KEYS[1], unpack(ARGV, 2, n + 1)) end
+if #ARGV > n + 1 then bodies = redis.call('HMGET', KEYS[2], unpack(ARGV, n + 2, #ARGV)) end
+local held = KEYS[3] and redis.call('GET', KEYS[3]) or ''
+return {versions, bodies, held}
 """
 # Everything a plan reads, in one round trip and as of one moment: the versions of ARGV[2..n+1]
 # (n = ARGV[1]), the open orders' bodies (when ARGV[n+2] is '1'), the ledger's rows since
@@ -214,12 +232,9 @@ class RedisStore(StateStore):
         key, value = RECORD + record.key, record.to_json()
         ttl_ms = _ttl_ms(record.expires_at - now)
         if write is not None:
-            put = self._conditional("claim", replace(write, record=record, ttl=record.expires_at - now),
-                                    lambda pipe: self._claimable(pipe, record, now), (key,))
+            put = self._conditional("claim", replace(write, record=record, ttl=record.expires_at - now), (record, now))
             if put and write.orders:
                 self._durable(record.key)
-            if put and write.ledger_cutoff is not None:
-                self._prune_orders(write.ledger_cutoff)
             return put
         with self._errors("claim"):
             if self._r.set(key, value, nx=True, px=ttl_ms):
@@ -246,34 +261,26 @@ class RedisStore(StateStore):
             self._replicas = (attached, now)
         return self._replicas[0]
 
-    @staticmethod
-    def _claimable(pipe: redis.client.Pipeline, record: IdempotencyRecord, now: float) -> bool:
-        """Whether a claim that brings an order may be taken: no live record holds the key, and the
-        book holds no order of it that may have been placed."""
-        held = pipe.get(RECORD + record.key)
-        if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
-            return False
-        booked = pipe.hget(ORDERS, record.key)
-        return booked is None or not OrderRecord.from_json(booked).phase.holds_key
-
-    def _conditional(self, action: str, write: Write, claimable: Callable[[redis.client.Pipeline], bool] | None,
-                     watched: tuple[str, ...] = ()) -> bool:
+    def _conditional(self, action: str, write: Write, claim: tuple[IdempotencyRecord, float] | None = None) -> bool:
         """`write` in one MULTI/EXEC under WATCH of everything its conditions read (the versions it
-        expects, the orders it replaces, and `watched`): if any of them changes between the check
-        and EXEC, nothing is written and the check runs again on what is there now."""
-        ids = [o.id for o in write.orders]
+        expects, the orders it replaces and, for a `claim` (the record, now), the key's record): if
+        any of them changes between the check and EXEC, nothing is written and the check runs again
+        on what is there now. Three round trips: WATCH, one script that reads all the check needs,
+        and the MULTI/EXEC."""
         scopes = list(write.expect)
+        ids = [o.id for o in write.orders] + ([claim[0].key] if claim else [])
+        keys = [VERSIONS, ORDERS] + ([RECORD + claim[0].key] if claim else [])
         with self._errors(action):
             for _ in range(WATCH_RETRIES):
                 with self._r.pipeline(transaction=True) as pipe:
                     try:
-                        pipe.watch(ORDERS, VERSIONS, *watched)
-                        if claimable is not None and not claimable(pipe):
+                        pipe.watch(*keys)
+                        versions, bodies, held = pipe.eval(READ_FOR_WRITE, len(keys), *keys, len(scopes), *scopes, *ids)
+                        stored = {i: self._decoded([b])[0] for i, b in zip(ids, bodies) if b}
+                        if claim is not None and not _claimable(claim[0], claim[1], held or None,
+                                                                stored.get(claim[0].key)):
                             return False
-                        versions = dict(zip(scopes, (int(v or 0) for v in pipe.hmget(VERSIONS, scopes)))) \
-                            if scopes else {}
-                        bodies = pipe.hmget(ORDERS, ids) if ids else []
-                        write.check(versions, {i: OrderRecord.from_json(b) for i, b in zip(ids, bodies) if b})
+                        write.check(dict(zip(scopes, (int(v or 0) for v in versions))), stored)
                         pipe.multi()
                         _queue(pipe, write)
                         pipe.execute()
@@ -299,19 +306,6 @@ class RedisStore(StateStore):
             _queue(pipe, write)
             with self._errors("write"):
                 pipe.execute()
-        if write.ledger_cutoff is not None:
-            self._prune_orders(write.ledger_cutoff)
-
-    def _prune_orders(self, cutoff: float) -> None:
-        """Drop closed orders older than `cutoff`. Not atomic with the write, and need not be:
-        an order closed and that old is read by nothing, and a prune that fails is redone later."""
-        with self._errors("orders prune"):
-            old = cast("list[str]", self._r.zrangebyscore(ORDERS_BY_START, "-inf", f"({cutoff!r}"))
-            still_open = self._r.smismember(ORDERS_OPEN, old) if old else []
-            closed = [order_id for order_id, is_open in zip(old, still_open) if not is_open]
-            if closed:
-                self._r.hdel(ORDERS, *closed)
-                self._r.zrem(ORDERS_BY_START, *closed)
 
     def _versions(self, scopes: tuple[str, ...]) -> dict[str, int]:
         with self._errors("versions read"):
@@ -418,7 +412,8 @@ def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
         pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
     if write.entries or write.unledger:  # EVAL, not EVALSHA: a script the server lost can't fail half a MULTI
         cutoff = write.ledger_cutoff
-        pipe.eval(LEDGER_WRITE, 3, LEDGER, HOURS, HOURS_INDEX, "" if cutoff is None else repr(cutoff),
+        pipe.eval(LEDGER_WRITE, 6, LEDGER, HOURS, HOURS_INDEX, ORDERS, ORDERS_BY_START, ORDERS_OPEN,
+                  "" if cutoff is None else repr(cutoff),
                   *(a for sign, entries in ((1, write.entries), (-1, write.unledger)) for e in entries
                     for a in (sign, _member(e), repr(e.at), hour_of(e.at))))
     for item in write.items:
@@ -434,6 +429,14 @@ def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
         pipe.hset(ORDERS, order.id, order.to_json())
         pipe.zadd(ORDERS_BY_START, {order.id: order.started_at})
         (pipe.sadd if order.phase.open else pipe.srem)(ORDERS_OPEN, order.id)
+
+
+def _claimable(record: IdempotencyRecord, now: float, held: str | None, booked: OrderRecord | None) -> bool:
+    """Whether a claim that brings an order may be taken: no live record holds the key, and the
+    book holds no order of it that may have been placed."""
+    if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
+        return False
+    return booked is None or not booked.phase.holds_key
 
 
 def _queue_ack(pipe: redis.client.Pipeline, item_id: str) -> None:
