@@ -144,11 +144,11 @@ class Autoscaler:
             self.actuator.check_credentials()
         self.publisher  # noqa: B018 — the MNS settings, likewise
         identity, caller = replay_identity(signals), ", ".join(sorted(s.dedupe_key for s in signals))
-        held = self.store.held(key, identity, now, caller)  # a read: a duplicate replays or fails fast, no ENS call
+        # a read: a duplicate replays or fails fast, no ENS call; and the key's order, if any
+        held, existing = self.store.lookup(key, identity, now, caller)
         if held is not None:
             return self.scale_out.replayed(held, deadline)
-        existing = self.store.get_order(key)  # a crashed or uncertain attempt: resolve it, never re-order
-        if existing is not None and existing.phase.holds_key:
+        if existing is not None and existing.phase.holds_key:  # a crashed or uncertain attempt: resolve, never re-order
             return self.scale_out.resolve(existing, deadline)
         return self.scale_out.run(signals, policy, key, identity, caller, dry_run, deadline,
                                   frozenset(d.region for d in preview.decisions), existing)

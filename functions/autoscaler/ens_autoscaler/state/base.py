@@ -317,8 +317,17 @@ class StateStore(ABC):
     def held(self, key: str, payload_hash: str, now: float, caller: str = "") -> Claim | None:
         """What a live record of `key` says to a duplicate, read without writing: COMPLETED to replay,
         or it raises (in progress, another payload). None: no live record holds the key."""
-        live = self.get(key)
-        return _existing(live, payload_hash, caller) if live is not None and live.dead_at > now else None
+        return _held(self.get(key), payload_hash, now, caller)
+
+    def lookup(self, key: str, payload_hash: str, now: float, caller: str = "") -> tuple[Claim | None, OrderRecord | None]:
+        """`held`, and the key's order in the book, read together (Redis: one round trip): what a
+        delivery checks before it plans."""
+        record, order = self._record_and_order(key)
+        return _held(record, payload_hash, now, caller), order
+
+    def _record_and_order(self, key: str) -> tuple[IdempotencyRecord | None, OrderRecord | None]:
+        """One read each; a backend that can batch them overrides this."""
+        return self.get(key), self.get_order(key)
 
     def _claim(self, mine: IdempotencyRecord, now: float, write: Write | None, caller: str = "") -> Claim:
         for _ in range(2):  # the live record we lost to may be released before we read it
@@ -561,6 +570,10 @@ def _zero_filled(since: tuple[float, ...], rows: Iterable[tuple[float, str, int]
 def _next(order: OrderRecord) -> OrderRecord:
     """The record as the next write stores it: one version on from the one it was computed from."""
     return replace(order, version=order.version + 1)
+
+
+def _held(live: IdempotencyRecord | None, payload_hash: str, now: float, caller: str) -> Claim | None:
+    return _existing(live, payload_hash, caller) if live is not None and live.dead_at > now else None
 
 
 def _existing(live: IdempotencyRecord, payload_hash: str, caller: str) -> Claim:

@@ -294,6 +294,15 @@ class RedisStore(StateStore):
             held = self._r.get(RECORD + key)
         return IdempotencyRecord.from_json(held) if held is not None else None
 
+    def _record_and_order(self, key: str) -> tuple[IdempotencyRecord | None, OrderRecord | None]:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.get(RECORD + key)
+        pipe.hget(ORDERS, key)
+        with self._errors("record read"):
+            held, body = pipe.execute()
+        return (IdempotencyRecord.from_json(held) if held is not None else None,
+                self._decoded([body])[0] if body is not None else None)
+
     def release(self, key: str) -> None:
         with self._errors("release"):
             self._r.delete(RECORD + key)
