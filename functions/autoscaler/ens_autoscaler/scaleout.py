@@ -116,7 +116,7 @@ class ScaleOut:
         entries = LedgerEntry.for_order(intent.selector, key, now)
         try:
             claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
-                                            entries, caller, read)
+                                            entries, caller, read, assumed={key: previous})
         except StaleWrite:
             return None
         except NotDurable as exc:
@@ -177,16 +177,16 @@ class ScaleOut:
         order = intent
         for _ in range(WRITE_ATTEMPTS):
             try:
-                store.commit_scale_out(key, intent.identity, result.as_dict(),
+                committed = store.commit_scale_out(key, intent.identity, result.as_dict(),
                                        order.answered(answer.order_id, answer.request_id, answer.device_ids),
                                        items, self.clock(), self.settings.idempotency_ttl,
-                                       self.outbox.lease_until(now))
+                                       self.outbox.lease_until(now), computed_from=order)
                 break
             except StaleWrite:  # evidence moved the order on meanwhile: apply the answer to what it wrote
                 order = store.get_order(key) or order
         else:
             raise StaleWrite(f"scale-out {key}: its order kept moving while ENS's answer was committed")
-        return self.outbox.deliver(logs.decided(result, plan), deadline, items)
+        return self.outbox.deliver(logs.decided(result, plan), deadline, items, committed)
 
     def _withdraw(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], why: str) -> None:
         """ENS provably took nothing for this intent (it was refused, or never sent): close it and

@@ -215,6 +215,9 @@ class Write:
     acked: tuple[str, ...] = ()  # outbox items published: removed
     expect: Mapping[str, int] = field(default_factory=dict)
     bump: tuple[str, ...] = ()
+    # What the writer computed its orders from (id → the stored record, None: no record), when it
+    # knows: a backend may then check that nothing changed by comparing, instead of reading first.
+    assumed: Mapping[str, OrderRecord | None] | None = None
 
     def check(self, versions: Mapping[str, int], stored: Mapping[str, OrderRecord | None]) -> None:
         """Raise StaleWrite unless this write may be taken over what the backend holds now: the
@@ -290,7 +293,8 @@ class StateStore(ABC):
 
     def claim_with_intent(self, key: str, payload_hash: str, now: float, in_progress_ttl: float, expiry: float,
                           order: OrderRecord, entries: Iterable[LedgerEntry], caller: str = "",
-                          read: Mapping[str, int] | None = None) -> Claim:
+                          read: Mapping[str, int] | None = None,
+                          assumed: Mapping[str, OrderRecord | None] | None = None) -> Claim:
         """Own `key` and write down its order and ledger entries *before* the order is sent, in one
         write: from the moment the key is owned, whatever fails — the call, the next write, the
         process — every later delivery finds the order to resolve, never a key free to order
@@ -301,11 +305,12 @@ class StateStore(ABC):
         And only while the versions the plan `read` (`versions`) are unchanged: the write
         bumps the version of each region it orders in and the fleet's, so of plans made on
         the same reads one places its order and the others raise StaleWrite and plan again.
+        `assumed`: the book as the plan read it (`Write.assumed`).
         """
         mine = self._in_progress(key, payload_hash, now, in_progress_ttl, expiry)
         bump = tuple(sorted(order.regions | {FLEET}))
         return self._claim(mine, now, Write(entries=tuple(entries), orders=(order,), expect=dict(read or {}),
-                                            bump=bump), caller)
+                                            bump=bump, assumed=assumed), caller)
 
     def claim_completed(self, key: str, payload_hash: str, result: dict[str, Any], items: Iterable[OutboxItem],
                         now: float, expiry: float, lease_until: float = 0.0, caller: str = "") -> Claim:
@@ -361,17 +366,23 @@ class StateStore(ABC):
 
     def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
                          order: OrderRecord | None, items: Iterable[OutboxItem], now: float,
-                         expiry: float, lease_until: float = 0.0) -> None:
+                         expiry: float, lease_until: float = 0.0,
+                         computed_from: OrderRecord | None = None) -> IdempotencyRecord:
         """Complete `key`, move its order on (over the version it was computed from) and queue its
         messages in one atomic write.
 
         One write, so that a crash can never leave a result stored whose order or
         message was lost: either all of it lands, or the intent still stands. The
         messages may start leased to the committer (`lease_until`), which publishes
-        them without a lease write of its own; if it dies, the lease runs out.
+        them without a lease write of its own; if it dies, the lease runs out. `computed_from`:
+        the stored record `order` was computed from, when the caller holds it (`Write.assumed`).
+        Returns the record stored: the caller's acknowledgement need not read it again.
         """
-        self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry,
-                          items=tuple(items), orders=(_next(order),) if order else (), lease_until=lease_until))
+        record = _completed(key, payload_hash, result, now, expiry)
+        self._write(Write(record, expiry,
+                          items=tuple(items), orders=(_next(order),) if order else (), lease_until=lease_until,
+                          assumed={order.id: computed_from} if order and computed_from else None))
+        return record
 
     def ack_published(self, item_id: str, payload_hash: str, result: dict[str, Any], now: float,
                       expiry: float, key: str | None = None) -> None:

@@ -80,53 +80,85 @@ end
 return out
 """
 # The ledger's hour sums, filled once from the rows of a ledger written before they existed
-# (KEYS[1] the ledger, KEYS[2] HOURS, KEYS[3] HOURS_INDEX, as in both scripts below).
+# (K[1] the ledger, K[2] HOURS, K[3] HOURS_INDEX, as in the scripts below).
 FILL_HOURS = f"""
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    local e = cjson.decode(m)
-    local field = math.floor(e[3] / {HOUR_S}) .. ' ' .. e[1]
-    redis.call('HINCRBY', KEYS[2], field, e[2])
-    redis.call('ZADD', KEYS[3], math.floor(e[3] / {HOUR_S}), field)
+local function fill_hours(K)
+  if redis.call('EXISTS', K[3]) == 0 then
+    for _, m in ipairs(redis.call('ZRANGE', K[1], 0, -1)) do
+      local e = cjson.decode(m)
+      local field = math.floor(e[3] / {HOUR_S}) .. ' ' .. e[1]
+      redis.call('HINCRBY', K[2], field, e[2])
+      redis.call('ZADD', K[3], math.floor(e[3] / {HOUR_S}), field)
+    end
   end
 end
 """
 # Add (sign 1) or remove (-1) ledger entries, each counted in its hour's sum only if the ledger
 # changed (an entry already there is not counted again), then prune rows older than the cutoff
-# (ARGV[1], '' for none) and the hours before its own, whose rows are taken out of its sum first,
-# and the closed orders started before it (in the same atomic step as the write).
-# ARGV after the cutoff: sign, member, at, hour per entry. Queued inside the write's MULTI/EXEC.
-LEDGER_WRITE = FILL_HOURS + f"""
-for i = 2, #ARGV, 4 do
-  local sign, member, at, hour = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local changed = sign > 0 and redis.call('ZADD', KEYS[1], at, member) or redis.call('ZREM', KEYS[1], member)
-  if changed == 1 then
-    local e = cjson.decode(member)
-    redis.call('HINCRBY', KEYS[2], hour .. ' ' .. e[1], sign * e[2])
-    redis.call('ZADD', KEYS[3], hour, hour .. ' ' .. e[1])
+# (A[1], '' for none) and the hours before its own, whose rows are taken out of its sum first,
+# and the closed orders started before it (K[4] the book, K[5] by start, K[6] the open set).
+# A after the cutoff: sign, member, at, hour per entry. Run inside the write's own atomic step.
+LEDGER_FUNCTION = FILL_HOURS + f"""
+local function ledger_write(K, A)
+  fill_hours(K)
+  for i = 2, #A, 4 do
+    local sign, member, at, hour = tonumber(A[i]), A[i + 1], A[i + 2], A[i + 3]
+    local changed = sign > 0 and redis.call('ZADD', K[1], at, member) or redis.call('ZREM', K[1], member)
+    if changed == 1 then
+      local e = cjson.decode(member)
+      redis.call('HINCRBY', K[2], hour .. ' ' .. e[1], sign * e[2])
+      redis.call('ZADD', K[3], hour, hour .. ' ' .. e[1])
+    end
   end
-end
-if ARGV[1] ~= '' then
-  local cutoff = tonumber(ARGV[1])
+  if A[1] == '' then return end
+  local cutoff = tonumber(A[1])
   local hour = math.floor(cutoff / {HOUR_S})
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], hour * {HOUR_S}, '(' .. ARGV[1])) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', K[1], hour * {HOUR_S}, '(' .. A[1])) do
     local e = cjson.decode(m)
-    redis.call('HINCRBY', KEYS[2], hour .. ' ' .. e[1], -e[2])
+    redis.call('HINCRBY', K[2], hour .. ' ' .. e[1], -e[2])
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-  for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. hour)) do
-    redis.call('HDEL', KEYS[2], field)
+  redis.call('ZREMRANGEBYSCORE', K[1], '-inf', '(' .. A[1])
+  for _, field in ipairs(redis.call('ZRANGEBYSCORE', K[3], '-inf', '(' .. hour)) do
+    redis.call('HDEL', K[2], field)
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. hour)
-  -- closed orders started before the cutoff (KEYS[4] the book, [5] by start, [6] the open set)
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[1])) do
-    if redis.call('SISMEMBER', KEYS[6], id) == 0 then
-      redis.call('HDEL', KEYS[4], id)
-      redis.call('ZREM', KEYS[5], id)
+  redis.call('ZREMRANGEBYSCORE', K[3], '-inf', '(' .. hour)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K[5], '-inf', '(' .. A[1])) do
+    if redis.call('SISMEMBER', K[6], id) == 0 then
+      redis.call('HDEL', K[4], id)
+      redis.call('ZREM', K[5], id)
     end
   end
 end
-return 0
+"""
+LEDGER_WRITE = LEDGER_FUNCTION + "ledger_write(KEYS, ARGV)\nreturn 0\n"
+# A conditional write in one round trip, when the writer knows what it is computed from: the
+# write's commands (ARGV[2..], each as JSON; an EVAL of LEDGER_WRITE runs its function) run only
+# while the versions are as expected, each order's stored body is byte for byte the one the
+# writer assumed ('' for none) and, for a claim, no live record holds the key (ARGV[1], JSON:
+# {versions, orders, record, now}). Returns 1 when written, 0 when an assumption failed (nothing
+# written: the caller takes the WATCH path, which reads what is there).
+APPLY = LEDGER_FUNCTION + """
+local spec = cjson.decode(ARGV[1])
+for scope, seen in pairs(spec.versions) do
+  if tonumber(redis.call('HGET', KEYS[1], scope) or '0') ~= seen then return 0 end
+end
+for id, body in pairs(spec.orders) do
+  if (redis.call('HGET', KEYS[2], id) or '') ~= body then return 0 end
+end
+if spec.record ~= '' then
+  local held = redis.call('GET', spec.record)
+  if held and tonumber(cjson.decode(held)['dead_at']) > tonumber(spec.now) then return 0 end
+end
+for i = 2, #ARGV do
+  local c = cjson.decode(ARGV[i])
+  if c[1] == 'EVAL' then
+    local n = tonumber(c[3])
+    ledger_write({unpack(c, 4, 3 + n)}, {unpack(c, 4 + n, #c)})
+  else
+    redis.call(unpack(c))
+  end
+end
+return 1
 """
 # What a conditional write checks, in one round trip under its WATCH: the versions of ARGV[2..n+1]
 # (n = ARGV[1]), the orders of the further ARGV ids, and the claimed record (KEYS[3], '' if none).
@@ -143,6 +175,7 @@ return {versions, bodies, held}
 # ARGV[n+3] ('' for none), and per-region sums since each further ARGV instant (ascending): the
 # instant's whole hours from their sums, its partial hour from the rows, however long the ledger.
 PLAN_READS = FILL_HOURS + f"""
+fill_hours(KEYS)
 local function hmget(key, names)  -- in slices: unpack() of a long list overflows Lua's stack
   local out = {{}}
   for i = 1, #names, 1000 do
@@ -267,6 +300,8 @@ class RedisStore(StateStore):
         any of them changes between the check and EXEC, nothing is written and the check runs again
         on what is there now. Three round trips: WATCH, one script that reads all the check needs,
         and the MULTI/EXEC."""
+        if self._apply_as_assumed(action, write, claim):
+            return True
         scopes = list(write.expect)
         ids = [o.id for o in write.orders] + ([claim[0].key] if claim else [])
         keys = [VERSIONS, ORDERS] + ([RECORD + claim[0].key] if claim else [])
@@ -282,12 +317,34 @@ class RedisStore(StateStore):
                             return False
                         write.check(dict(zip(scopes, (int(v or 0) for v in versions))), stored)
                         pipe.multi()
-                        _queue(pipe, write)
+                        _queue(pipe, _commands(write))
                         pipe.execute()
                         return True
                     except redis.WatchError:
                         continue
         raise StaleWrite(f"{action}: the state kept changing under {WATCH_RETRIES} attempts")
+
+    def _apply_as_assumed(self, action: str, write: Write, claim: tuple[IdempotencyRecord, float] | None) -> bool:
+        """The write in one round trip (APPLY), when the writer said what its orders were computed
+        from and the check passes on that: the script compares it with what is stored and writes
+        only on a match. False: not written (no assumption, or one that no longer holds)."""
+        assumed = write.assumed
+        ids = [o.id for o in write.orders] + ([claim[0].key] if claim else [])
+        if assumed is None or any(i not in assumed for i in ids):
+            return False
+        if claim is not None and not _claimable(claim[0], claim[1], None, assumed[claim[0].key]):
+            return False
+        try:
+            write.check(write.expect, assumed)
+        except StaleWrite:
+            return False
+        spec = {"versions": dict(write.expect), "orders": {i: (o.to_json() if o else "") for i, o in assumed.items()},
+                "record": RECORD + claim[0].key if claim else "", "now": repr(claim[1]) if claim else ""}
+        keys = [VERSIONS, ORDERS, LEDGER, HOURS, HOURS_INDEX, ORDERS_BY_START, ORDERS_OPEN, ITEMS, ATTEMPTS, LEASES,
+                QUEUE] + ([RECORD + claim[0].key] if claim else [])
+        with self._errors(action):
+            return self._r.eval(APPLY, len(keys), *keys, json.dumps(spec),
+                                *(json.dumps(c) for c in _commands(write))) == 1
 
     def get(self, key: str) -> IdempotencyRecord | None:
         with self._errors("get"):
@@ -312,7 +369,7 @@ class RedisStore(StateStore):
             self._conditional("write", write, None)
         else:
             pipe = self._r.pipeline(transaction=True)
-            _queue(pipe, write)
+            _queue(pipe, _commands(write))
             with self._errors("write"):
                 pipe.execute()
 
@@ -369,7 +426,7 @@ class RedisStore(StateStore):
 
     def outbox_ack(self, item_id: str) -> None:
         pipe = self._r.pipeline(transaction=True)
-        _queue_ack(pipe, item_id)
+        _queue(pipe, _ack_commands(item_id))
         with self._errors("outbox ack"):
             pipe.execute()
 
@@ -413,31 +470,36 @@ class RedisStore(StateStore):
         return sorted(parked, key=lambda p: (p.parked_at, p.item.id))
 
 
-def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
-    """Every part of `write`, queued on the caller's MULTI/EXEC."""
-    for scope in write.bump:
-        pipe.hincrby(VERSIONS, scope, 1)
+def _commands(write: Write) -> list[tuple[str | int, ...]]:
+    """Every part of `write` as Redis commands: queued on a MULTI/EXEC, or run by APPLY's script."""
+    out: list[tuple[str | int, ...]] = [("HINCRBY", VERSIONS, scope, 1) for scope in write.bump]
     if write.record:
-        pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
+        out.append(("SET", RECORD + write.record.key, write.record.to_json(), "PX", _ttl_ms(write.ttl)))
     if write.entries or write.unledger:  # EVAL, not EVALSHA: a script the server lost can't fail half a MULTI
         cutoff = write.ledger_cutoff
-        pipe.eval(LEDGER_WRITE, 6, LEDGER, HOURS, HOURS_INDEX, ORDERS, ORDERS_BY_START, ORDERS_OPEN,
-                  "" if cutoff is None else repr(cutoff),
-                  *(a for sign, entries in ((1, write.entries), (-1, write.unledger)) for e in entries
-                    for a in (sign, _member(e), repr(e.at), hour_of(e.at))))
+        out.append(("EVAL", LEDGER_WRITE, 6, LEDGER, HOURS, HOURS_INDEX, ORDERS, ORDERS_BY_START, ORDERS_OPEN,
+                    "" if cutoff is None else repr(cutoff),
+                    *(a for sign, entries in ((1, write.entries), (-1, write.unledger)) for e in entries
+                      for a in (sign, _member(e), repr(e.at), hour_of(e.at)))))
     for item in write.items:
-        pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
-                                                "created_at": item.created_at}))
-        pipe.hsetnx(ATTEMPTS, item.id, item.attempts)
+        out.append(("HSETNX", ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
+                                                           "created_at": item.created_at})))
+        out.append(("HSETNX", ATTEMPTS, item.id, item.attempts))
         if write.lease_until:
-            pipe.hsetnx(LEASES, item.id, repr(write.lease_until))
-        pipe.zadd(QUEUE, {item.id: item.created_at}, nx=True)
+            out.append(("HSETNX", LEASES, item.id, repr(write.lease_until)))
+        out.append(("ZADD", QUEUE, "NX", repr(item.created_at), item.id))
     for item_id in write.acked:
-        _queue_ack(pipe, item_id)
+        out += _ack_commands(item_id)
     for order in write.orders:
-        pipe.hset(ORDERS, order.id, order.to_json())
-        pipe.zadd(ORDERS_BY_START, {order.id: order.started_at})
-        (pipe.sadd if order.phase.open else pipe.srem)(ORDERS_OPEN, order.id)
+        out.append(("HSET", ORDERS, order.id, order.to_json()))
+        out.append(("ZADD", ORDERS_BY_START, repr(order.started_at), order.id))
+        out.append(("SADD" if order.phase.open else "SREM", ORDERS_OPEN, order.id))
+    return out
+
+
+def _queue(pipe: redis.client.Pipeline, commands: list[tuple[str | int, ...]]) -> None:
+    for command in commands:
+        pipe.execute_command(*command)
 
 
 def _claimable(record: IdempotencyRecord, now: float, held: str | None, booked: OrderRecord | None) -> bool:
@@ -448,10 +510,8 @@ def _claimable(record: IdempotencyRecord, now: float, held: str | None, booked: 
     return booked is None or not booked.phase.holds_key
 
 
-def _queue_ack(pipe: redis.client.Pipeline, item_id: str) -> None:
-    pipe.zrem(QUEUE, item_id)
-    for key in (ITEMS, LEASES, ATTEMPTS):
-        pipe.hdel(key, item_id)
+def _ack_commands(item_id: str) -> list[tuple[str | int, ...]]:
+    return [("ZREM", QUEUE, item_id), *(("HDEL", key, item_id) for key in (ITEMS, LEASES, ATTEMPTS))]
 
 
 def _member(entry: LedgerEntry) -> str:
