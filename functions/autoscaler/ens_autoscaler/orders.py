@@ -81,15 +81,17 @@ class Phase(str, Enum):
     @property
     def placed(self) -> bool:
         """ENS may have devices on the way for it: capacity, counted against the caps."""
-        return self in OPEN and self is not Phase.HELD
+        return self in PLACED
 
     @property
     def unresolved(self) -> bool:
         """Which devices are this order's is not known yet."""
-        return self in (Phase.INTENT, Phase.UNCERTAIN)
+        return self in UNRESOLVED
 
 
 OPEN = frozenset({Phase.INTENT, Phase.UNCERTAIN, Phase.ORDERED, Phase.PARTLY_READY, Phase.HELD})
+PLACED = OPEN - {Phase.HELD}
+UNRESOLVED = frozenset({Phase.INTENT, Phase.UNCERTAIN})
 # The order of phases: a record never moves back along it (READY is not followed by PARTLY_READY).
 # AMBIGUOUS ranks with UNCERTAIN: closed to the follow-up, but an operator's `resolve` settles it.
 RANK = {Phase.HELD: 0, Phase.INTENT: 1, Phase.UNCERTAIN: 2, Phase.AMBIGUOUS: 2, Phase.ORDERED: 3,
@@ -364,15 +366,14 @@ def in_flight(orders: Iterable[OrderRecord], listed: Iterable[Listed]) -> dict[s
     """
     seen = {d.id for d in listed}
     out: dict[str, int] = {}
-    for order in orders:
-        if not order.phase.placed:
+    for order in orders:  # once per open order on every scale-out: the phase sets, not the properties
+        if order.phase not in PLACED:
             continue
-        if order.phase.unresolved:
+        if order.phase in UNRESOLVED:
             for region, count in order.selector:
                 out[region] = out.get(region, 0) + count
             continue
-        listed_here = sum(1 for i in order.device_ids if i in seen)
-        unlisted = max(0, order.asked - listed_here)
+        unlisted = max(0, order.asked - sum(map(seen.__contains__, order.device_ids)))
         for region, count in order.selector:  # spread by what each region asked, in selector order
             take = min(count, unlisted)
             if take:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from . import logs
-from .ens import EnsActuator
+from .ens import EnsActuator, Listing
 from .errors import PermanentCloudError, TransientCloudError
 from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
 from .logs import log
@@ -87,10 +87,7 @@ class ScaleOut:
         except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
             listing = None
             log("inventory_unavailable", logging.WARNING, error=str(exc))
-        inventory = Inventory(available=False) if listing is None else Inventory.from_listing(
-            listing.devices, in_flight(open_orders, listing.devices), unresolved_regions(open_orders),
-            listing.created_within(now - BUDGET_WINDOW_SECONDS, in_flight(open_orders, listing.devices)))
-        plan = make_plan(signals, policy, history, now, inventory)
+        plan = make_plan(signals, policy, history, now, _inventory(listing, open_orders, now))
         message = build_message(key, plan, signals, None, dry_run, now)
         status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
         result = Result.of_plan(status, key, plan, dry_run, state_scope=scope)
@@ -228,6 +225,16 @@ class ScaleOut:
 
     def _in_progress_ttl(self, now: float, deadline: float) -> float:
         return min(self.settings.idempotency_ttl, max(1.0, deadline - now))
+
+
+def _inventory(listing: Listing | None, open_orders: list[OrderRecord], now: float) -> Inventory:
+    """What the caps and the budget read: the listing, with the devices open orders have on the way
+    (counted once: a scale-out walks every open order here)."""
+    if listing is None:
+        return Inventory(available=False)
+    coming = in_flight(open_orders, listing.devices)
+    return Inventory.from_listing(listing.devices, coming, unresolved_regions(open_orders),
+                                  listing.created_within(now - BUDGET_WINDOW_SECONDS, coming))
 
 
 def _fleet_wide(policy: Policy) -> bool:
