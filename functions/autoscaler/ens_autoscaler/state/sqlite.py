@@ -138,24 +138,27 @@ class SqliteStore(StateStore):
         with self._transaction("claim") as db:
             # Expired records count as absent anyway; dropping them keeps the file small.
             db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
-            if write is not None:
-                booked = _stored_orders(db, (record.key,)).get(record.key)
+            stored = None
+            if write is not None:  # the key's order and the write's, read once for both checks
+                stored = _stored_orders(db, tuple({record.key, *(o.id for o in write.orders)}))
+                booked = stored.get(record.key)
                 if booked is not None and booked.phase.holds_key:
                     return False
             if db.execute(PUT_IF_ABSENT, (*_row(record), now)).rowcount != 1:
                 return False
             if write is not None:
-                _apply(db, write)
+                _apply(db, write, stored)
             return True
 
     def get(self, key: str) -> IdempotencyRecord | None:
         rows = self._read("get", f"SELECT {COLUMNS} FROM idempotency WHERE key = ?", key)
-        if not rows:
-            return None
-        key, status, payload_hash, result, expires_at, in_progress_until, _ = rows[0]
-        return IdempotencyRecord(key, RecordStatus(status), payload_hash,
-                                 None if result is None else json.loads(result), expires_at,
-                                 in_progress_until)
+        return _record(rows[0]) if rows else None
+
+    def _record_and_order(self, key: str) -> tuple[IdempotencyRecord | None, OrderRecord | None]:
+        with self._lock, self._errors("record read"):
+            record = self._db.execute(f"SELECT {COLUMNS} FROM idempotency WHERE key = ?", (key,)).fetchall()
+            order = self._db.execute("SELECT body FROM orders WHERE id = ?", (key,)).fetchall()
+        return (_record(record[0]) if record else None), (self._decoded([order[0][0]])[0] if order else None)
 
     def release(self, key: str) -> None:
         with self._transaction("release") as db:
@@ -243,10 +246,12 @@ class SqliteStore(StateStore):
         return [ParkedItem(OutboxItem(*row[:5]), row[5], row[6]) for row in rows]
 
 
-def _apply(db: sqlite3.Connection, write: Write) -> None:
+def _apply(db: sqlite3.Connection, write: Write, stored: Mapping[str, OrderRecord] | None = None) -> None:
     """Every part of `write`, inside the caller's transaction, once its conditions hold
-    (StaleWrite otherwise, and the transaction rolls back)."""
-    write.check(_versions(db, tuple(write.expect)), _stored_orders(db, tuple(o.id for o in write.orders)))
+    (StaleWrite otherwise, and the transaction rolls back). `stored`: its orders, if the caller
+    read them in this transaction already."""
+    write.check(_versions(db, tuple(write.expect)),
+                stored if stored is not None else _stored_orders(db, tuple(o.id for o in write.orders)))
     db.executemany(BUMP, [(scope,) for scope in write.bump])
     if write.record:
         db.execute(UPSERT, _row(write.record))
@@ -290,6 +295,12 @@ def _stored_orders(db: sqlite3.Connection, ids: tuple[str, ...]) -> Mapping[str,
     marks = ", ".join("?" * len(ids))
     rows = db.execute(f"SELECT body FROM orders WHERE id IN ({marks})", ids).fetchall()
     return {o.id: o for o in (OrderRecord.from_json(row[0]) for row in rows)}
+
+
+def _record(row: tuple[Any, ...]) -> IdempotencyRecord:
+    key, status, payload_hash, result, expires_at, in_progress_until, _ = row
+    return IdempotencyRecord(key, RecordStatus(status), payload_hash, None if result is None else json.loads(result),
+                             expires_at, in_progress_until)
 
 
 def _row(record: IdempotencyRecord) -> tuple[Any, ...]:
