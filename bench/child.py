@@ -17,6 +17,7 @@ stays alone in the parent, so client and server never share a GIL):
   batch EVENT         bench.batch.child_main
   planner N           bench.plan_micro.child_main
   policy-size DIR     bench.policy_size.child_main
+  book [REDIS_URL]    bench.book.child_main
 
 All modes read the function's configuration from the environment, as FC gives it.
 """
@@ -103,6 +104,8 @@ def main(argv: list) -> None:
             from bench.plan_micro import child_main
         elif mode == "policy-size":
             from bench.policy_size import child_main
+        elif mode == "book":
+            from bench.book import child_main
         else:
             raise SystemExit(f"unknown mode {mode!r}")
         report(**child_main(*args))

@@ -1,6 +1,6 @@
 """Run every benchmark and print one table (or, with --json, one JSON document).
 
-    bench/run.sh [--reps 7] [--warm-events 200] [--no-bytecode] [--only cold,warm,planner,policy,batch] [--json]
+    bench/run.sh [--reps 7] [--warm-events 200] [--no-bytecode] [--only cold,warm,planner,policy,batch,book] [--json]
 
 The emulator (localcloud) runs in this process on a loopback port; every measurement
 runs in a child process (bench/child.py) configured through FC's environment variables.
@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import batch, coldstart, memory, plan_micro, policy_size, report, warm
+from . import batch, book, coldstart, memory, plan_micro, policy_size, report, warm
 from .common import FUNCTION_DIR, ROOT, Bench
 
-SECTIONS = ("cold", "warm", "planner", "policy", "batch")
+SECTIONS = ("cold", "warm", "planner", "policy", "batch", "book")
 REPS = 11  # cold starts per kind: this machine is shared, single runs swing by +-25 %
 
 
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["policy"] = policy_size.run(bench, progress)
             if "batch" in only:
                 results["batch"] = batch.run(bench, results["warm"]["naive_ms"], progress)
+            if "book" in only:
+                results["book"] = book.run(bench, progress)
         finally:
             if not args.keep:
                 shutil.rmtree(bench.scratch, ignore_errors=True)

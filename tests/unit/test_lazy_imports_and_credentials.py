@@ -9,6 +9,10 @@ from pathlib import Path
 from ens_autoscaler.credentials import CredentialSource
 
 ROOT = Path(__file__).resolve().parents[2]
+# What an order needs: the ENS client module, the write path, the follow-up, the MNS side; and
+# difflib, which only a policy error's "did you mean" uses.
+ORDER_MACHINERY = ("ens_autoscaler.ens", "ens_autoscaler.ens_models", "ens_autoscaler.scaleout",
+                   "ens_autoscaler.followup", "ens_autoscaler.publisher", "difflib")
 SDKS = ("alibabacloud_ens20171110", "alibabacloud_credentials", "alibabacloud_tea_openapi", "mns", "redis")
 
 CHILD = """
@@ -20,7 +24,8 @@ try:
     result = json.loads(index.handler(open(sys.argv[1], "rb").read(), None))
 except Exception as exc:  # a scale-out with ENS unreachable: what matters is what it imported
     result = {"raised": type(exc).__name__}
-print(json.dumps({"result": result, "modules": sorted(m.split(".")[0] for m in sys.modules)}))
+print(json.dumps({"result": result, "modules": sorted(m.split(".")[0] for m in sys.modules),
+                  "loaded": sorted(sys.modules)}))
 """
 
 
@@ -48,6 +53,18 @@ def test_events_that_end_in_no_action_never_import_an_sdk(tmp_path: Path) -> Non
         assert not set(SDKS) & set(child["modules"])
 
 
+def test_the_no_op_path_loads_none_of_the_order_machinery(tmp_path: Path) -> None:
+    child = run_child(str(ROOT / "events" / "cms-http-alarm-ok.json"), tmp_path)
+    assert json.loads(child["result"]["body"])["status"] == "no_action"
+    assert not set(ORDER_MACHINERY) & set(child["loaded"])
+
+
+def test_the_idle_readiness_timer_loads_the_follow_up_only(tmp_path: Path) -> None:
+    child = run_child(str(ROOT / "events" / "timer-readiness.json"), tmp_path)
+    assert child["result"]["openOrders"] == []
+    assert set(ORDER_MACHINERY) & set(child["loaded"]) == {"ens_autoscaler.followup"}
+
+
 def test_the_readiness_timer_with_nothing_open_imports_no_sdk(tmp_path: Path) -> None:
     child = run_child(str(ROOT / "events" / "timer-readiness.json"), tmp_path)
     assert child["result"] == {"status": "follow_up", "openOrders": [], "closedOrders": [], "stateScope": "instance"}
@@ -58,6 +75,7 @@ def test_a_scale_out_does_import_the_ens_sdk(tmp_path: Path) -> None:
     child = run_child(str(ROOT / "events" / "manual-counts.json"), tmp_path)
     assert child["result"] == {"raised": "TransientCloudError"}  # it tried: ENS is unreachable here
     assert "alibabacloud_ens20171110" in child["modules"]
+    assert {"ens_autoscaler.ens", "ens_autoscaler.scaleout"} <= set(child["loaded"])
 
 
 def test_a_rotated_sts_token_is_used_at_once() -> None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from ens_autoscaler.orders import (LATE_GRACE_S, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute,
+from ens_autoscaler.orders import (LATE_GRACE_S, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute,
                                    in_flight, progress, unresolved_regions)
 
 HZ, SH = "cn-hangzhou-telecom", "cn-shanghai-cmcc"
@@ -61,7 +61,7 @@ ATTRIBUTION = [
 @pytest.mark.parametrize("case,record,listed,others,now,verdict,mine", ATTRIBUTION, ids=[c[0] for c in ATTRIBUTION])
 def test_attribution(case: str, record: OrderRecord, listed: list[Listed], others: list[OrderRecord], now: float,
                      verdict: Verdict, mine: set[str]) -> None:
-    found = attribute(record, listed, [record, *others], now)
+    found = attribute(record, listed, Book([record, *others]), now)
     assert (found.verdict, {d.id for d in found.devices}) == (verdict, mine), found.why
 
 

@@ -237,3 +237,48 @@ def test_a_sqlite_file_from_before_the_hour_sums_gets_them_on_open(tmp_path: Pat
     with sqlite3.connect(tmp_path / "state.db") as db:  # as an older release left it
         db.execute("DROP TABLE ledger_hours")
     assert open_store(url).ledger_sums([NOW - 1, NOW + 1]) == {NOW - 1: {"cn-a": 5}, NOW + 1: {"cn-a": 3}}
+
+
+def test_a_redis_ledger_from_before_the_hour_sums_gets_them_on_first_use() -> None:
+    import redis
+
+    from ens_autoscaler.state.redis import HOURS, HOURS_INDEX, RedisStore
+    from tests.state_backends import wipe_redis
+
+    url = redis_url()
+    wipe_redis(url)
+    store = RedisStore(url)
+    store.record_scale_out([LedgerEntry("cn-a", 2, NOW, "inv-1"), LedgerEntry("cn-a", 3, NOW + 7200, "inv-2")])
+    redis.Redis.from_url(url).delete(HOURS, HOURS_INDEX)  # as an older release left it
+    assert store.ledger_sums([NOW - 1, NOW + 1]) == {NOW - 1: {"cn-a": 5}, NOW + 1: {"cn-a": 3}}
+    store.record_scale_out([LedgerEntry("cn-a", 1, NOW + 7300, "inv-3")])
+    assert store.ledger_sums([NOW - 1]) == {NOW - 1: {"cn-a": 6}}
+    store.close()
+    wipe_redis(url)
+
+
+def test_a_redis_commit_assuming_an_outdated_order_is_refused_and_changes_nothing() -> None:
+    """The one-round-trip write (APPLY) compares what the writer computed from with what is stored:
+    a commit computed from an order another invocation has since moved on writes nothing."""
+    from dataclasses import replace
+
+    from ens_autoscaler.orders import OrderRecord, Phase
+    from ens_autoscaler.state import StaleWrite
+    from ens_autoscaler.state.redis import RedisStore
+    from tests.state_backends import wipe_redis
+
+    url = redis_url()
+    wipe_redis(url)
+    store = RedisStore(url)
+    first = store.save_order(OrderRecord("inv-1", (("cn-a", 1),), NOW, NOW + 300, NOW + 60, {"cn-a": ()},
+                                         Phase.INTENT, {"id": "inv-1"}, "hash-a", {"status": "uncertain"}))
+    moved = store.save_order(replace(first, phase=Phase.ORDERED, device_ids=("d-1",)))
+    with pytest.raises(StaleWrite):
+        store.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, first.answered("o-1", "r-1", ("d-2",)), (),
+                               NOW, 60, computed_from=first)
+    assert store.get_order("inv-1") == moved and store.get("inv-1") is None
+    store.commit_scale_out("inv-1", "hash-a", {"status": "scaled"}, moved.answered("o-1", "r-1", ("d-1",)), (),
+                           NOW, 60, computed_from=moved)
+    assert store.get_order("inv-1").order_id == "o-1" and store.get("inv-1") is not None
+    store.close()
+    wipe_redis(url)

@@ -12,27 +12,30 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import logs, sources
 from .auth import check_callback_token
-from .ens import EnsActuator
 from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
-from .followup import FollowUp
 from .logs import log
 from .message import invocation_key, replay_identity
 from .orders import Phase, unresolved_regions
 from .outbox import Outbox
 from .planner import History, make_plan
 from .policy import Policy, PolicyCache
-from .publisher import MnsPublisher
 from .result import Result, Status
-from .scaleout import ScaleOut
 from .settings import Settings
 from .signals import Signal
-from .surplus_watch import SurplusWatch
 from .state import StateStore, open_store
 from .vocab import iso_epoch
+
+if TYPE_CHECKING:  # loaded when an order is possible, not on the no-op path most invocations take
+    from .ens import EnsActuator
+    from .followup import FollowUp
+    from .publisher import MnsPublisher
+    from .scaleout import ScaleOut
+    from .surplus_watch import SurplusWatch
 
 FLEET_EVERY_MIN = 15  # the readiness timer announces the whole fleet at least this often
 
@@ -42,13 +45,35 @@ class Autoscaler:
                  actuator: EnsActuator | None = None, publisher: MnsPublisher | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings, self.policies, self.clock = settings, PolicyCache(), clock
-        self._store, self._publisher = store, publisher
-        self.actuator = actuator or EnsActuator(settings.ens_endpoint)
+        self._store, self._publisher, self._actuator = store, publisher, actuator
         self.outbox = Outbox(lambda: self.store, lambda: self.publisher, clock)
-        self.follow_up = FollowUp(lambda: self.store, self.actuator, lambda: self.policy, clock,
-                                  settings.idempotency_ttl)
-        self.surplus = SurplusWatch(lambda: self.store, self.actuator, lambda: self.policy)
-        self.scale_out = ScaleOut(lambda: self.store, self.actuator, self.follow_up, self.outbox, settings, clock)
+
+    @property
+    def actuator(self) -> EnsActuator:
+        if self._actuator is None:
+            from .ens import EnsActuator
+
+            self._actuator = EnsActuator(self.settings.ens_endpoint)
+        return self._actuator
+
+    @cached_property
+    def follow_up(self) -> FollowUp:
+        from .followup import FollowUp
+
+        return FollowUp(lambda: self.store, lambda: self.actuator, lambda: self.policy, self.clock,
+                        self.settings.idempotency_ttl)
+
+    @cached_property
+    def scale_out(self) -> ScaleOut:
+        from .scaleout import ScaleOut
+
+        return ScaleOut(lambda: self.store, self.actuator, self.follow_up, self.outbox, self.settings, self.clock)
+
+    @cached_property
+    def surplus(self) -> SurplusWatch:
+        from .surplus_watch import SurplusWatch
+
+        return SurplusWatch(lambda: self.store, lambda: self.actuator, lambda: self.policy)
 
     @property
     def store(self) -> StateStore:
@@ -61,6 +86,8 @@ class Autoscaler:
         if self._publisher is None:
             if not (self.settings.mns_endpoint and self.settings.mns_topic):
                 raise ConfigError("MNS_ENDPOINT and MNS_TOPIC must be set to publish scale-outs")
+            from .publisher import MnsPublisher
+
             self._publisher = MnsPublisher(self.settings.mns_endpoint, self.settings.mns_topic)
         return self._publisher
 
@@ -129,11 +156,11 @@ class Autoscaler:
             self.actuator.check_credentials()
         self.publisher  # noqa: B018 — the MNS settings, likewise
         identity, caller = replay_identity(signals), ", ".join(sorted(s.dedupe_key for s in signals))
-        held = self.store.held(key, identity, now, caller)  # a read: a duplicate replays or fails fast, no ENS call
+        # a read: a duplicate replays or fails fast, no ENS call; and the key's order, if any
+        held, existing = self.store.lookup(key, identity, now, caller)
         if held is not None:
             return self.scale_out.replayed(held, deadline)
-        existing = self.store.get_order(key)  # a crashed or uncertain attempt: resolve it, never re-order
-        if existing is not None and existing.phase.holds_key:
+        if existing is not None and existing.phase.holds_key:  # a crashed or uncertain attempt: resolve, never re-order
             return self.scale_out.resolve(existing, deadline)
         return self.scale_out.run(signals, policy, key, identity, caller, dry_run, deadline,
                                   frozenset(d.region for d in preview.decisions), existing)

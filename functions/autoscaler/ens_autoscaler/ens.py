@@ -144,7 +144,7 @@ class EnsActuator:
                           ens_models.install().DescribeDeviceServiceRequest(app_id=service.app_id,
                                                               service_id=service.service_id,
                                                               order_id=order_id))
-        devices = tuple(Listed(d.id, d.region_id, d.status or "", _detail(d.to_map()))
+        devices = tuple(Listed(d.id, d.region_id, d.status or "", _detail(d))
                         for d in body.resource_detail_infos or () if d.id and d.region_id)
         instances = tuple(Instance(i.region_id, _minute(i.create_time), len(i.device_infos or ()))
                           for i in body.resource_infos or () if i.region_id)
@@ -187,7 +187,14 @@ def _minute(text: str | None) -> float | None:
         return None
 
 
-def _detail(raw: dict[str, Any]) -> dict[str, Any]:
-    """A DescribeDeviceService device in RescaleDeviceService's ResourceDetailInfos shape."""
-    keys = ("RegionID", "ID", "IP", "Server", "Type", "Status", "Mac", "ISP")
-    return {k: raw[k] for k in keys if k in raw}
+# RescaleDeviceService's ResourceDetailInfos fields, and the attributes of DescribeDeviceService's
+# SDK model (`ResourceDetailInfos[]`) that hold them.
+DETAIL_FIELDS = (("RegionID", "region_id"), ("ID", "id"), ("IP", "ip"), ("Server", "server"), ("Type", "type"),
+                 ("Status", "status"), ("Mac", "mac"), ("ISP", "isp"))
+
+
+def _detail(device: Any) -> dict[str, Any]:
+    """A DescribeDeviceService device in RescaleDeviceService's ResourceDetailInfos shape, read from
+    the model's attributes: its `to_map` would copy every field of every device, and a scale-out
+    reads the whole service's listing."""
+    return {key: value for key, attr in DETAIL_FIELDS if (value := getattr(device, attr, None)) is not None}

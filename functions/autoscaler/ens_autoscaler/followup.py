@@ -15,17 +15,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .ens import EnsActuator
 from .logs import log
 from .message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode,
                       failed_device, fleet_messages, late_devices_message, ready_device, with_devices)
-from .orders import Attribution, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute, progress
+from .orders import Attribution, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute, progress
 from .outbox import queued
 from .policy import Policy
 from .result import Announcement, Result, Status
 from .state import LedgerEntry, OutboxItem, StaleWrite, StateStore
+
+if TYPE_CHECKING:  # the client loads when a tick has an order to ask ENS about
+    from .ens import EnsActuator
 
 # How far back another order may have started and still overlap one being resolved: longer than
 # any order's Timeout (ENS caps the asynchronous scale-out well under a day).
@@ -45,9 +47,9 @@ class Step:
 
 
 class FollowUp:
-    def __init__(self, store: Callable[[], StateStore], actuator: EnsActuator,
+    def __init__(self, store: Callable[[], StateStore], actuator: Callable[[], EnsActuator],
                  policy: Callable[[], Policy], clock: Callable[[], float], expiry: float) -> None:
-        self._store, self.actuator, self._policy, self.clock = store, actuator, policy, clock
+        self._store, self._actuator, self._policy, self.clock = store, actuator, policy, clock
         self.expiry = expiry  # how long a settled result stays for duplicates to replay
 
     def run(self, only: str | None = None, fleet_due: bool = False) -> list[OrderRecord]:
@@ -71,13 +73,16 @@ class FollowUp:
         policy = self._policy()
         current = ServiceRef(policy.service.app_id, policy.service.service_id)
         wanted = {o.service or current for o in due} | ({current} if only is None else set())
-        listings = {ref: self.actuator.listing(ref) for ref in sorted(wanted, key=repr)}
-        others = {o.id: o for o in store.orders_since(min(o.started_at for o in due) - LOOKBACK_S)} if due else {}
+        listings = {ref: self._actuator().listing(ref) for ref in sorted(wanted, key=repr)}
+        book = _book(store, due)
+        by_region = {ref: _by_region(listed) for ref, listed in listings.items()}
         moved = {}
         for order in sorted(due, key=lambda o: (o.phase.unresolved, o.started_at, o.id)):
             listed = listings[order.service or current]
-            step = partial(self._step, listed=listed, others=list(others.values()), now=now)
-            moved[order.id] = others[order.id] = self.advance(order, step, now)
+            near = [d for r in sorted(order.regions) for d in by_region[order.service or current].get(r, ())]
+            step = partial(self._step, listed=listed, near=near, book=book, now=now)
+            moved[order.id] = self.advance(order, step, now)
+            book.put(moved[order.id])
         if only is None:
             store.outbox_put(*(item for m in fleet_messages(listings[current], policy.regions, now)
                                for item in queued(m["id"], encode(m), TAG_FLEET, now)))
@@ -114,9 +119,10 @@ class FollowUp:
             return order
         raise StaleWrite(f"order {order.id} kept moving under {WRITE_ATTEMPTS} follow-ups")
 
-    def _step(self, order: OrderRecord, listed: list[Listed], others: list[OrderRecord], now: float) -> Step:
+    def _step(self, order: OrderRecord, listed: list[Listed], near: list[Listed], book: Book, now: float) -> Step:
+        """`near`: the listed devices of the order's own regions, all attribution looks at."""
         if order.phase.unresolved:
-            return self._settle(order, attribute(order, listed, others, now), listed, now)
+            return self._settle(order, attribute(order, near, book, now), listed, now)
         if not order.phase.placed:
             return Step()
         return self._readiness(order, listed, now)
@@ -150,7 +156,7 @@ class FollowUp:
         original, by_id = order, {d.id: d for d in listed}
         items: list[OutboxItem] = []
         if order.order_id and len(order.device_ids) < order.asked:
-            named = [d for d in self.actuator.listing(order.service or self._current(), order.order_id)
+            named = [d for d in self._actuator().listing(order.service or self._current(), order.order_id)
                      if d.id not in order.device_ids]
             if named:
                 by_id.update((d.id, d) for d in named)
@@ -169,6 +175,20 @@ class FollowUp:
     def _current(self) -> ServiceRef:
         service = self._policy().service
         return ServiceRef(service.app_id, service.service_id)
+
+
+def _book(store: StateStore, due: list[OrderRecord]) -> Book:
+    """What attribution compares the unresolved orders of `due` with: the orders that may overlap
+    them in time. A tick with none unresolved reads no closed order at all."""
+    unresolved = [o.started_at for o in due if o.phase.unresolved]
+    return Book(store.orders_since(min(unresolved) - LOOKBACK_S)) if unresolved else Book()
+
+
+def _by_region(listed: list[Listed]) -> dict[str, list[Listed]]:
+    out: dict[str, list[Listed]] = {}
+    for device in listed:
+        out.setdefault(device.region, []).append(device)
+    return out
 
 
 def _one(store: StateStore, order_id: str) -> list[OrderRecord]:

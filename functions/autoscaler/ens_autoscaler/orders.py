@@ -81,15 +81,17 @@ class Phase(str, Enum):
     @property
     def placed(self) -> bool:
         """ENS may have devices on the way for it: capacity, counted against the caps."""
-        return self in OPEN and self is not Phase.HELD
+        return self in PLACED
 
     @property
     def unresolved(self) -> bool:
         """Which devices are this order's is not known yet."""
-        return self in (Phase.INTENT, Phase.UNCERTAIN)
+        return self in UNRESOLVED
 
 
 OPEN = frozenset({Phase.INTENT, Phase.UNCERTAIN, Phase.ORDERED, Phase.PARTLY_READY, Phase.HELD})
+PLACED = OPEN - {Phase.HELD}
+UNRESOLVED = frozenset({Phase.INTENT, Phase.UNCERTAIN})
 # The order of phases: a record never moves back along it (READY is not followed by PARTLY_READY).
 # AMBIGUOUS ranks with UNCERTAIN: closed to the follow-up, but an operator's `resolve` settles it.
 RANK = {Phase.HELD: 0, Phase.INTENT: 1, Phase.UNCERTAIN: 2, Phase.AMBIGUOUS: 2, Phase.ORDERED: 3,
@@ -245,8 +247,30 @@ class Attribution:
     why: str = ""
 
 
-def attribute(order: OrderRecord, listed: Iterable[Listed], others: Iterable[OrderRecord],
-              now: float) -> Attribution:
+class Book:
+    """Orders indexed by region, for attribution: an unresolved order is compared with the orders of
+    its own regions only, so a follow-up tick is linear in the orders it reads, never quadratic.
+    `put` replaces an order by id, as a tick moves orders on."""
+
+    def __init__(self, orders: Iterable[OrderRecord] = ()) -> None:
+        self._by_region: dict[str, dict[str, OrderRecord]] = {}
+        for order in orders:
+            self.put(order)
+
+    def put(self, order: OrderRecord) -> None:
+        for region in order.regions:
+            self._by_region.setdefault(region, {})[order.id] = order
+
+    def sharing(self, order: OrderRecord) -> list[OrderRecord]:
+        """The other orders with a region in common with `order`, each once."""
+        found: dict[str, OrderRecord] = {}
+        for region in order.regions:
+            found.update(self._by_region.get(region, {}))
+        found.pop(order.id, None)
+        return list(found.values())
+
+
+def attribute(order: OrderRecord, listed: Iterable[Listed], book: Book, now: float) -> Attribution:
     """Which listed devices an unresolved order made, by set difference — or that it can't say yet.
 
     Candidates in a region are the devices listed now, minus the region's baseline,
@@ -258,8 +282,8 @@ def attribute(order: OrderRecord, listed: Iterable[Listed], others: Iterable[Ord
     plus the listing's grace) is what is still short taken as ENS made it (fewer
     devices), and nothing at all as never ordered.
     """
-    others = [o for o in others if o.id != order.id and o.regions & order.regions
-              and o.started_at < order.timeout_at + LATE_GRACE_S and order.started_at < o.timeout_at + LATE_GRACE_S]
+    others = [o for o in book.sharing(order)
+              if o.started_at < order.timeout_at + LATE_GRACE_S and order.started_at < o.timeout_at + LATE_GRACE_S]
     found = _candidates(order, listed, {d for o in others for d in o.device_ids})
     blocking = sorted(o.id for o in others if o.phase.unresolved)
     return _verdict(order, found, blocking, order.given_up(now))
@@ -342,15 +366,14 @@ def in_flight(orders: Iterable[OrderRecord], listed: Iterable[Listed]) -> dict[s
     """
     seen = {d.id for d in listed}
     out: dict[str, int] = {}
-    for order in orders:
-        if not order.phase.placed:
+    for order in orders:  # once per open order on every scale-out: the phase sets, not the properties
+        if order.phase not in PLACED:
             continue
-        if order.phase.unresolved:
+        if order.phase in UNRESOLVED:
             for region, count in order.selector:
                 out[region] = out.get(region, 0) + count
             continue
-        listed_here = sum(1 for i in order.device_ids if i in seen)
-        unlisted = max(0, order.asked - listed_here)
+        unlisted = max(0, order.asked - sum(map(seen.__contains__, order.device_ids)))
         for region, count in order.selector:  # spread by what each region asked, in selector order
             take = min(count, unlisted)
             if take:

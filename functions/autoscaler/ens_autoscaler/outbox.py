@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .errors import AutoscalerError, ConfigError, PermanentCloudError, PublishDeferred, TransientCloudError
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT
-from .publisher import REFUSED_MESSAGE_CODES, MnsPublisher
 from .result import Result
-from .state import OutboxItem, StateStore
+from .state import IdempotencyRecord, OutboxItem, StateStore
+
+if TYPE_CHECKING:  # the MNS side loads when something is published, not on every drain of an empty outbox
+    from .publisher import MnsPublisher
 
 LEASE_S = 30.0
 BATCH = 10
@@ -56,9 +58,10 @@ class Outbox:
         """How long a commit leases its own messages to the committer (`publish` needs no lease write)."""
         return now + LEASE_S
 
-    def publish(self, leased: Iterable[OutboxItem]) -> dict[str, Result]:
+    def publish(self, leased: Iterable[OutboxItem], committed: IdempotencyRecord | None = None) -> dict[str, Result]:
         """Publish items this invocation holds the lease of, each then acked in one write (with its
-        invocation's result marked published where it has one). Returns those results by id."""
+        invocation's result marked published where it has one). Returns those results by id.
+        `committed`: the record this invocation's own commit just stored, not read again."""
         store = self._store()
         published: dict[str, Result] = {}
         for item in leased:
@@ -67,7 +70,7 @@ class Outbox:
             except (TransientCloudError, PermanentCloudError, ConfigError) as exc:
                 self._failed(store, item, exc)
                 continue
-            result = self._ack(store, item, message_id)
+            result = self._ack(store, item, message_id, committed)
             log("published", invocationId=item.id, mnsMessageId=message_id, tag=item.tag)
             if result is not None and result.invocation_id:
                 published[result.invocation_id] = result
@@ -76,6 +79,8 @@ class Outbox:
     def _failed(self, store: StateStore, item: OutboxItem, exc: AutoscalerError) -> None:
         """MNS refusing this very message is final: park it (logged once, here) where `status` shows it.
         Anything else may pass later: end the lease, and the next invocation tries again."""
+        from .publisher import REFUSED_MESSAGE_CODES
+
         if exc.code in REFUSED_MESSAGE_CODES:
             store.outbox_park(item.id, f"{exc.code}: {exc}", self.clock())
             log("publish_parked", logging.ERROR, invocationId=item.id, attempts=item.attempts + 1,
@@ -85,13 +90,15 @@ class Outbox:
             log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
                 errorType=exc.kind, error=str(exc))
 
-    def _ack(self, store: StateStore, item: OutboxItem, message_id: str) -> Result | None:
+    def _ack(self, store: StateStore, item: OutboxItem, message_id: str,
+             committed: IdempotencyRecord | None = None) -> Result | None:
         """Ack the item; where it is the last part out of a message that announces an invocation's
         result, record that result published in the same write. A message in parts is published
         only when every part is: while another is queued its ack waits for that one, and a part MNS
         refused for good (parked) leaves the result unpublished, for `status` to show."""
         key = item.id.partition(PART)[0]
-        record = store.get(key) if item.tag in ANSWERED else None
+        mine = committed if committed is not None and committed.key == key else None
+        record = None if item.tag not in ANSWERED else mine or store.get(key)
         result = Result.from_dict(record.result) if record is not None and record.result is not None else None
         if record is None or result is None or result.message is None or _other_parts(store, item, key):
             store.outbox_ack(item.id)
@@ -102,13 +109,14 @@ class Outbox:
                             key)
         return result
 
-    def deliver(self, result: Result, deadline: float, leased: tuple[OutboxItem, ...] = ()) -> Result:
+    def deliver(self, result: Result, deadline: float, leased: tuple[OutboxItem, ...] = (),
+                committed: IdempotencyRecord | None = None) -> Result:
         """The result once its message is out; until then the invocation fails retryably, and the
         outbox keeps the message for whichever invocation comes next. `leased`: the messages this
         invocation's own commit leased to it, published without another lease."""
         key = result.invocation_id or ""
         if not result.published:
-            published = self.publish(leased) if leased else self.drain(deadline)
+            published = self.publish(leased, committed) if leased else self.drain(deadline)
             # else another instance may hold the item's lease, or have published it
             out = published.get(key) or self.stored(key)
             result = replace(out, replayed=result.replayed) if out is not None else result

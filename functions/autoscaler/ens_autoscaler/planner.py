@@ -10,7 +10,6 @@ in which a batch arrived.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -19,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .errors import InputError
 from .orders import Listed
-from .policy import BUDGET_WINDOW_SECONDS, Extraction, Limits, Policy, Price, Region
+from .policy import BUDGET_WINDOW_SECONDS, Extraction, Limits, Policy, Price, Region, did_you_mean
 from .signals import Family, Signal, SignalKind
 
 
@@ -363,9 +362,8 @@ def _allowed(region: Any, policy: Policy) -> str:
     if isinstance(region, str) and region in policy.regions:
         return region
     shown = repr(region)[:80]
-    near = difflib.get_close_matches(region, list(policy.regions), n=1) if isinstance(region, str) else []
     raise InputError(f"region {shown} is not in the policy's regions (the allowlist)"
-                     + (f"; did you mean {near[0]!r}?" if near else ""))
+                     + (did_you_mean(region, policy.regions) if isinstance(region, str) else ""))
 
 
 def _search_text(expression: Any, signal: Signal) -> str | None:

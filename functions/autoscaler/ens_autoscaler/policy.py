@@ -10,7 +10,6 @@ loading: they are for `validate`, where a person reads them.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -300,7 +299,7 @@ class _Checker:
             if not isinstance(key, str):
                 self.problem(path, f"key {key!r} is not a string")
             elif allowed is not None and key not in allowed:
-                self.problem(f"{path}.{key}", "unknown key" + _did_you_mean(key, allowed)
+                self.problem(f"{path}.{key}", "unknown key" + did_you_mean(key, allowed)
                              + f" (allowed: {', '.join(sorted(allowed))})")
         for key in sorted(required - set(value)):
             self.problem(f"{path}.{key}", "is required")
@@ -357,13 +356,15 @@ class _Checker:
         name = self.text(value, path)
         if name is not None and name not in KNOWN_METRICS:
             self.warn(path, f"no CloudMonitor alarm or sample produces {name!r}"
-                            + _did_you_mean(name, KNOWN_METRICS)
+                            + did_you_mean(name, KNOWN_METRICS)
                             + f" (the {ENS_NAMESPACE} namespace and the samples use: "
                             + f"{', '.join(KNOWN_METRICS)}); only your own MNS messages could carry it")
         return name
 
 
-def _did_you_mean(word: str, choices: Any) -> str:
+def did_you_mean(word: str, choices: Any) -> str:
+    import difflib  # only a policy in error pays for it (and for the heapq it brings)
+
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from . import logs
-from .ens import EnsActuator
+from .ens import EnsActuator, Listing
 from .errors import PermanentCloudError, TransientCloudError
 from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
 from .logs import log
@@ -79,19 +79,16 @@ class ScaleOut:
         after these reads bumps a version and the claim fails; one closed after them shows in the
         listing, read last."""
         store, now, ttl, scope = self._store(), self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
-        read = store.versions(regions | ({FLEET} if _fleet_wide(policy) else set()))
+        reads = store.plan_reads(regions | ({FLEET} if _fleet_wide(policy) else set()), policy, now)
+        read, history = reads.versions, reads.history
         # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
-        open_orders = [o for o in store.open_orders() if o.id != key]
-        history = store.history(policy, now)
+        open_orders = [o for o in reads.open_orders if o.id != key]
         try:
             listing = self.actuator.inventory(policy.service)
         except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
             listing = None
             log("inventory_unavailable", logging.WARNING, error=str(exc))
-        inventory = Inventory(available=False) if listing is None else Inventory.from_listing(
-            listing.devices, in_flight(open_orders, listing.devices), unresolved_regions(open_orders),
-            listing.created_within(now - BUDGET_WINDOW_SECONDS, in_flight(open_orders, listing.devices)))
-        plan = make_plan(signals, policy, history, now, inventory)
+        plan = make_plan(signals, policy, history, now, _inventory(listing, open_orders, now))
         message = build_message(key, plan, signals, None, dry_run, now)
         status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
         result = Result.of_plan(status, key, plan, dry_run, state_scope=scope)
@@ -118,7 +115,7 @@ class ScaleOut:
         entries = LedgerEntry.for_order(intent.selector, key, now)
         try:
             claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
-                                            entries, caller, read)
+                                            entries, caller, read, assumed={key: previous})
         except StaleWrite:
             return None
         except NotDurable as exc:
@@ -180,16 +177,16 @@ class ScaleOut:
         order = intent
         for _ in range(WRITE_ATTEMPTS):
             try:
-                store.commit_scale_out(key, intent.identity, result.as_dict(),
+                committed = store.commit_scale_out(key, intent.identity, result.as_dict(),
                                        order.answered(answer.order_id, answer.request_id, answer.device_ids),
                                        items, self.clock(), self.settings.idempotency_ttl,
-                                       self.outbox.lease_until(now))
+                                       self.outbox.lease_until(now), computed_from=order)
                 break
             except StaleWrite:  # evidence moved the order on meanwhile: apply the answer to what it wrote
                 order = store.get_order(key) or order
         else:
             raise StaleWrite(f"scale-out {key}: its order kept moving while ENS's answer was committed")
-        return self.outbox.deliver(logs.decided(result, plan, answer.by_region()), deadline, items)
+        return self.outbox.deliver(logs.decided(result, plan, answer.by_region()), deadline, items, committed)
 
     def _withdraw(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], why: str) -> None:
         """ENS provably took nothing for this intent (it was refused, or never sent): close it and
@@ -240,6 +237,16 @@ def _journal(key: str, message: dict[str, Any], plan: Plan, now: float) -> tuple
         return ()
     return (JournalEntry(now, key, json.dumps({"signals": message["signals"], "decisions": message["decisions"]},
                                               separators=(",", ":"))),)
+
+
+def _inventory(listing: Listing | None, open_orders: list[OrderRecord], now: float) -> Inventory:
+    """What the caps and the budget read: the listing, with the devices open orders have on the way
+    (counted once: a scale-out walks every open order here)."""
+    if listing is None:
+        return Inventory(available=False)
+    coming = in_flight(open_orders, listing.devices)
+    return Inventory.from_listing(listing.devices, coming, unresolved_regions(open_orders),
+                                  listing.created_within(now - BUDGET_WINDOW_SECONDS, coming))
 
 
 def _fleet_wide(policy: Policy) -> bool:

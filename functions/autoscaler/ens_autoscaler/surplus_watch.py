@@ -11,26 +11,26 @@ Nothing here orders or releases anything.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .ens import EnsActuator
 from .errors import TransientCloudError
 from .logs import log
-from .message import encode
-from .outbox import queued
 from .planner import Plan
 from .policy import Policy
 from .state import StateStore
 from .state.base import LEDGER_RETENTION_S
 from .surplus import NOTE, TAG_SURPLUS, Low, is_low, observed, sustained, watch
 
+if TYPE_CHECKING:  # the timer's side: not loaded by the readings every invocation notes
+    from .ens import EnsActuator
+
 ATTEMPTS = 3  # swaps lost to other writers before giving up: each loss means someone else moved on
 
 
 class SurplusWatch:
-    def __init__(self, store: Callable[[], StateStore], actuator: EnsActuator,
+    def __init__(self, store: Callable[[], StateStore], actuator: Callable[[], EnsActuator],
                  policy: Callable[[], Policy]) -> None:
-        self._store, self.actuator, self._policy = store, actuator, policy
+        self._store, self._actuator, self._policy = store, actuator, policy
 
     def observe(self, plan: Plan, now: float) -> None:
         """Note what the plan's readings say of each region's load (nothing when none says anything).
@@ -65,13 +65,16 @@ class SurplusWatch:
     def tick(self, now: float, look: bool) -> None:
         """Announce each changed surplus. `look`: the fleet is due, so ENS may be asked for the devices
         of regions whose low load has lasted; otherwise only withdrawals go out."""
+        from .message import encode  # the timer's side only
+        from .outbox import queued
+
         store, policy = self._store(), self._policy()
         held = shown(store, policy)
         if not held:
             return
         listed = ordered_at = None
         if look and any(sustained(low, policy, now) for low in held.values()):
-            listed = self.actuator.listing(policy.service)
+            listed = self._actuator().listing(policy.service)
             ordered_at = {d: o.started_at for o in store.orders_since(now - LEDGER_RETENTION_S)
                           for d in o.device_ids}
         for region, low in sorted(held.items()):

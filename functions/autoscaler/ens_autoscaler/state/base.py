@@ -27,6 +27,9 @@ from ..policy import Policy
 # The widest window that reads the ledger is the 24 h budget; twice that leaves room for
 # clock skew between instances and for a policy that widens the window later.
 LEDGER_RETENTION_S = 48 * 3600
+# The ledger's sums are kept by whole hour beside its rows (every backend): a window's sum reads
+# its whole hours' sums and the rows of its one partial hour, however many entries it holds.
+HOUR_S = 3600
 
 
 class InProgressError(TransientCloudError):
@@ -223,6 +226,9 @@ class Write:
     expect: Mapping[str, int] = field(default_factory=dict)
     bump: tuple[str, ...] = ()
     journal: tuple[JournalEntry, ...] = ()  # held invocations; each write of one prunes the old ones
+    # What the writer computed its orders from (id → the stored record, None: no record), when it
+    # knows: a backend may then check that nothing changed by comparing, instead of reading first.
+    assumed: Mapping[str, OrderRecord | None] | None = None
 
     @property
     def journal_cutoff(self) -> float | None:
@@ -247,6 +253,45 @@ class Write:
         return max(e.at for e in self.entries) - LEDGER_RETENTION_S if self.entries else None
 
 
+@dataclass(frozen=True)
+class PlanReads:
+    """Everything a plan reads of the store, as of one moment where the backend can give one (one
+    read transaction, one pipelined MULTI): the versions (the claim compares them), the open
+    orders, and the ledger as the guards read it."""
+
+    versions: dict[str, int]
+    open_orders: list[OrderRecord]
+    history: History
+
+
+@dataclass(frozen=True)
+class RawReads:
+    """What a backend read for `plan_reads`, before the base class shapes it."""
+
+    versions: Mapping[str, int]
+    orders: Iterable[OrderRecord]
+    sums: Iterable[tuple[float, str, int]]
+    recent: Iterable[LedgerEntry]
+
+
+class DecodedOrders:
+    """Orders decoded from their stored JSON, kept by that very text: a warm instance decodes an
+    order again only once it changed (a new version is new text). Records are frozen and never
+    mutated by their readers; the cache is dropped whole when it outgrows `limit`."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._by_text: dict[str, OrderRecord] = {}
+        self._limit = limit
+
+    def __call__(self, texts: Iterable[str]) -> list[OrderRecord]:
+        known = self._by_text
+        decoded = {text: known.get(text) or OrderRecord.from_json(text) for text in texts}
+        if len(known) + len(decoded) > self._limit:
+            self._by_text = known = {}
+        known.update(decoded)
+        return list(decoded.values())
+
+
 class StateStore(ABC):
     """Shared state of every FC instance. Thread-safe; backends raise TransientCloudError."""
 
@@ -264,7 +309,8 @@ class StateStore(ABC):
 
     def claim_with_intent(self, key: str, payload_hash: str, now: float, in_progress_ttl: float, expiry: float,
                           order: OrderRecord, entries: Iterable[LedgerEntry], caller: str = "",
-                          read: Mapping[str, int] | None = None) -> Claim:
+                          read: Mapping[str, int] | None = None,
+                          assumed: Mapping[str, OrderRecord | None] | None = None) -> Claim:
         """Own `key` and write down its order and ledger entries *before* the order is sent, in one
         write: from the moment the key is owned, whatever fails — the call, the next write, the
         process — every later delivery finds the order to resolve, never a key free to order
@@ -275,11 +321,12 @@ class StateStore(ABC):
         And only while the versions the plan `read` (`versions`) are unchanged: the write
         bumps the version of each region it orders in and the fleet's, so of plans made on
         the same reads one places its order and the others raise StaleWrite and plan again.
+        `assumed`: the book as the plan read it (`Write.assumed`).
         """
         mine = self._in_progress(key, payload_hash, now, in_progress_ttl, expiry)
         bump = tuple(sorted(order.regions | {FLEET}))
         return self._claim(mine, now, Write(entries=tuple(entries), orders=(order,), expect=dict(read or {}),
-                                            bump=bump), caller)
+                                            bump=bump, assumed=assumed), caller)
 
     def claim_completed(self, key: str, payload_hash: str, result: dict[str, Any], items: Iterable[OutboxItem],
                         now: float, expiry: float, lease_until: float = 0.0, caller: str = "",
@@ -294,8 +341,18 @@ class StateStore(ABC):
     def held(self, key: str, payload_hash: str, now: float, caller: str = "") -> Claim | None:
         """What a live record of `key` says to a duplicate, read without writing: COMPLETED to replay,
         or it raises (in progress, another payload). None: no live record holds the key."""
-        live = self.get(key)
-        return _existing(live, payload_hash, caller) if live is not None and live.dead_at > now else None
+        return _held(self.get(key), payload_hash, now, caller)
+
+    def lookup(self, key: str, payload_hash: str, now: float,
+               caller: str = "") -> tuple[Claim | None, OrderRecord | None]:
+        """`held`, and the key's order in the book, read together (Redis: one round trip): what a
+        delivery checks before it plans."""
+        record, order = self._record_and_order(key)
+        return _held(record, payload_hash, now, caller), order
+
+    def _record_and_order(self, key: str) -> tuple[IdempotencyRecord | None, OrderRecord | None]:
+        """One read each; a backend that can batch them overrides this."""
+        return self.get(key), self.get_order(key)
 
     def _claim(self, mine: IdempotencyRecord, now: float, write: Write | None, caller: str = "") -> Claim:
         for _ in range(2):  # the live record we lost to may be released before we read it
@@ -329,17 +386,23 @@ class StateStore(ABC):
 
     def commit_scale_out(self, key: str, payload_hash: str, result: dict[str, Any],
                          order: OrderRecord | None, items: Iterable[OutboxItem], now: float,
-                         expiry: float, lease_until: float = 0.0) -> None:
+                         expiry: float, lease_until: float = 0.0,
+                         computed_from: OrderRecord | None = None) -> IdempotencyRecord:
         """Complete `key`, move its order on (over the version it was computed from) and queue its
         messages in one atomic write.
 
         One write, so that a crash can never leave a result stored whose order or
         message was lost: either all of it lands, or the intent still stands. The
         messages may start leased to the committer (`lease_until`), which publishes
-        them without a lease write of its own; if it dies, the lease runs out.
+        them without a lease write of its own; if it dies, the lease runs out. `computed_from`:
+        the stored record `order` was computed from, when the caller holds it (`Write.assumed`).
+        Returns the record stored: the caller's acknowledgement need not read it again.
         """
-        self._write(Write(_completed(key, payload_hash, result, now, expiry), expiry,
-                          items=tuple(items), orders=(_next(order),) if order else (), lease_until=lease_until))
+        record = _completed(key, payload_hash, result, now, expiry)
+        self._write(Write(record, expiry,
+                          items=tuple(items), orders=(_next(order),) if order else (), lease_until=lease_until,
+                          assumed={order.id: computed_from} if order and computed_from else None))
+        return record
 
     def ack_published(self, item_id: str, payload_hash: str, result: dict[str, Any], now: float,
                       expiry: float, key: str | None = None) -> None:
@@ -389,9 +452,26 @@ class StateStore(ABC):
     def history(self, policy: Policy, now: float) -> History:
         """The ledger as the planner's guards read it: sums since each look-back, and the last
         addition per region within the cooldown (rows, but only the cooldown's few)."""
+        return self.plan_reads((), policy, now, orders=False).history
+
+    def plan_reads(self, scopes: Iterable[str], policy: Policy, now: float, orders: bool = True) -> PlanReads:
+        """The versions of `scopes`, the open orders (unless `orders` is False) and the history, read
+        together: the backend batches them (SQLite: one read transaction; Redis: one round trip)."""
+        scopes = tuple(sorted(set(scopes)))
+        instants = tuple(sorted(set(lookbacks(policy, now))))
         cooldown = policy.limits.cooldown_seconds
-        recent = self.ledger_since(now - cooldown) if cooldown else ()
-        return History(self.ledger_sums(lookbacks(policy, now)), latest_of(recent))
+        raw = self._plan_reads(scopes, orders, instants, now - cooldown if cooldown else None)
+        return PlanReads({**dict.fromkeys(scopes, 0), **raw.versions},
+                         sorted(raw.orders, key=lambda o: (o.started_at, o.id)),
+                         History(_zero_filled(instants, raw.sums), latest_of(raw.recent)))
+
+    def _plan_reads(self, scopes: tuple[str, ...], orders: bool, instants: tuple[float, ...],
+                    recent_since: float | None) -> RawReads:
+        """One read each; a backend that can batch them overrides this. `scopes` and `instants`
+        are sorted and may be empty."""
+        return RawReads(self._versions(scopes) if scopes else {}, self._orders(True, None) if orders else (),
+                        self._ledger_sums(instants) if instants else (),
+                        self._ledger_since(recent_since) if recent_since is not None else ())
 
     def ledger_sums(self, since: Iterable[float]) -> dict[float, dict[str, int]]:
         """Devices counted per region since each instant: what the planner's `History` holds.
@@ -523,6 +603,10 @@ def sums_of(entries: Iterable[LedgerEntry], since: Iterable[float]) -> dict[floa
     return sums
 
 
+def hour_of(at: float) -> int:
+    return int(at // HOUR_S)
+
+
 def _zero_filled(since: tuple[float, ...], rows: Iterable[tuple[float, str, int]]) -> dict[float, dict[str, int]]:
     sums: dict[float, dict[str, int]] = {t: {} for t in since}
     for t, region, n in rows:
@@ -534,6 +618,10 @@ def _zero_filled(since: tuple[float, ...], rows: Iterable[tuple[float, str, int]
 def _next(order: OrderRecord) -> OrderRecord:
     """The record as the next write stores it: one version on from the one it was computed from."""
     return replace(order, version=order.version + 1)
+
+
+def _held(live: IdempotencyRecord | None, payload_hash: str, now: float, caller: str) -> Claim | None:
+    return _existing(live, payload_hash, caller) if live is not None and live.dead_at > now else None
 
 
 def _existing(live: IdempotencyRecord, payload_hash: str, caller: str) -> Claim:

@@ -1,25 +1,32 @@
 """In-process state for the offline simulator and unit tests: one lock around plain dicts.
 
-Records are kept as JSON text, as the real backends keep them, so a result that
-would not survive SQLite or Redis fails here too, and nobody can mutate a stored
-result through the dict they were handed.
+Records go through JSON, as the real backends keep them, so a result that would
+not survive SQLite or Redis fails here too, and nobody can mutate a stored result
+through the dict they were handed. Orders are kept decoded from their own JSON (made
+once, when written), with an index of the open ones and a heap by start for pruning;
+the ledger by whole hour with each hour's sums: so a write or a read costs what it
+touches, however many closed orders and ledger rows the window holds.
 """
 from __future__ import annotations
 
+import heapq
 import threading
 from dataclasses import dataclass, replace
 
 from ..orders import OrderRecord
-from .base import IdempotencyRecord, JournalEntry, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, sums_of
+from .base import IdempotencyRecord, JournalEntry, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, hour_of
 
 
 class MemoryStore(StateStore):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[str, str] = {}
-        self._ledger: set[LedgerEntry] = set()
+        self._ledger: dict[int, set[LedgerEntry]] = {}  # hour → its entries
+        self._hour_sums: dict[int, dict[str, int]] = {}  # hour → region → devices
         self._outbox: dict[str, tuple[OutboxItem, float]] = {}  # id → (item, lease_until)
-        self._orders_by_id: dict[str, str] = {}  # id → the order as JSON
+        self._orders_by_id: dict[str, OrderRecord] = {}  # decoded from the JSON the write made
+        self._open: set[str] = set()
+        self._by_start: list[tuple[float, str]] = []  # heap: closed orders are pruned from its top
         self._parked: dict[str, ParkedItem] = {}
         self._versions_by_scope: dict[str, int] = {}
         self._journal: dict[str, JournalEntry] = {}
@@ -32,7 +39,7 @@ class MemoryStore(StateStore):
             if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
                 return False
             booked = self._orders_by_id.get(record.key)
-            if write is not None and booked is not None and OrderRecord.from_json(booked).phase.holds_key:
+            if write is not None and booked is not None and booked.phase.holds_key:
                 return False
             if write is not None:
                 self._apply(write, encoded)  # raises before changing anything when stale
@@ -55,8 +62,7 @@ class MemoryStore(StateStore):
 
     def _apply(self, write: Write, encoded: _Encoded) -> None:
         """Every part of `write`, once its conditions hold; the caller holds the lock."""
-        held = (self._orders_by_id.get(o.id) for o in write.orders)
-        write.check(self._versions_by_scope, {o.id: OrderRecord.from_json(h) for o, h in zip(write.orders, held) if h})
+        write.check(self._versions_by_scope, {o.id: self._orders_by_id.get(o.id) for o in write.orders})
         for scope in write.bump:
             self._versions_by_scope[scope] = self._versions_by_scope.get(scope, 0) + 1
         self._records.update(encoded.record)
@@ -64,18 +70,47 @@ class MemoryStore(StateStore):
             self._journal = {k: e for k, e in self._journal.items() if e.at >= write.journal_cutoff}
         for entry in write.journal:
             self._journal.setdefault(entry.key, entry)
-        self._ledger.update(write.entries)
-        self._ledger.difference_update(write.unledger)
-        cutoff = write.ledger_cutoff
-        if cutoff is not None:
-            self._ledger = {e for e in self._ledger if e.at >= cutoff}
-            self._orders_by_id = {k: v for k, v in self._orders_by_id.items()
-                                  if _keep(OrderRecord.from_json(v), cutoff)}
+        for e in write.entries:
+            self._count(e, 1)
+        for e in write.unledger:
+            self._count(e, -1)
+        if write.ledger_cutoff is not None:
+            self._prune(write.ledger_cutoff)
         for item in write.items:
             self._outbox.setdefault(item.id, (item, write.lease_until))
         for item_id in write.acked:
             self._outbox.pop(item_id, None)
-        self._orders_by_id.update(encoded.orders)
+        for order in encoded.orders:
+            if order.id not in self._orders_by_id:
+                heapq.heappush(self._by_start, (order.started_at, order.id))
+            self._orders_by_id[order.id] = order
+            (self._open.add if order.phase.open else self._open.discard)(order.id)
+
+    def _count(self, entry: LedgerEntry, sign: int) -> None:
+        """Add (1) or remove (-1) an entry and its hour's sum; an entry already so is not counted again."""
+        hour = self._ledger.setdefault(hour_of(entry.at), set())
+        if (entry in hour) == (sign > 0):
+            return
+        (hour.add if sign > 0 else hour.discard)(entry)
+        sums = self._hour_sums.setdefault(hour_of(entry.at), {})
+        sums[entry.region] = sums.get(entry.region, 0) + sign * entry.count
+
+    def _prune(self, cutoff: float) -> None:
+        """Entries older than `cutoff`, and closed orders started before it (open ones stay)."""
+        for hour in [h for h in self._ledger if h < hour_of(cutoff)]:
+            self._ledger.pop(hour)
+            self._hour_sums.pop(hour, None)
+        for e in [e for e in self._ledger.get(hour_of(cutoff), ()) if e.at < cutoff]:
+            self._count(e, -1)
+        kept = []
+        while self._by_start and self._by_start[0][0] < cutoff:
+            order = self._orders_by_id[heapq.heappop(self._by_start)[1]]
+            if order.phase.open or order.started_at >= cutoff:  # a held request carried out restarts it
+                kept.append((order.started_at, order.id))
+            else:
+                del self._orders_by_id[order.id]
+        for entry in kept:
+            heapq.heappush(self._by_start, entry)
 
     def _versions(self, scopes: tuple[str, ...]) -> dict[str, int]:
         with self._lock:
@@ -87,25 +122,33 @@ class MemoryStore(StateStore):
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
         with self._lock:
-            return [e for e in self._ledger if e.at >= since]
+            return [e for h, entries in self._ledger.items() if h >= hour_of(since) for e in entries if e.at >= since]
 
     def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
+        """Whole hours from their sums, the partial first hour from its entries."""
+        out: list[tuple[float, str, int]] = []
         with self._lock:
-            entries = list(self._ledger)
-        return [(t, region, n) for t, per_region in sums_of(entries, since).items()
-                for region, n in per_region.items()]
+            for t in since:
+                sums: dict[str, int] = {}
+                for h, per_region in self._hour_sums.items():
+                    if h > hour_of(t):
+                        for region, n in per_region.items():
+                            sums[region] = sums.get(region, 0) + n
+                for e in self._ledger.get(hour_of(t), ()):
+                    if e.at >= t:
+                        sums[e.region] = sums.get(e.region, 0) + e.count
+                out.extend((t, region, n) for region, n in sums.items())
+        return out
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         with self._lock:
-            held = self._orders_by_id.get(order_id)
-        return OrderRecord.from_json(held) if held is not None else None
+            return self._orders_by_id.get(order_id)
 
     def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
         with self._lock:
-            orders = [OrderRecord.from_json(v) for v in self._orders_by_id.values()]
-        if open_only:
-            return [o for o in orders if o.phase.open]
-        return [o for o in orders if since is not None and o.started_at >= since]
+            if open_only:
+                return [self._orders_by_id[i] for i in self._open]
+            return [o for o in self._orders_by_id.values() if since is not None and o.started_at >= since]
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
         with self._lock:
@@ -160,16 +203,13 @@ class MemoryStore(StateStore):
 
 @dataclass(frozen=True)
 class _Encoded:
-    """A write's JSON, made before taking the lock: a result that is not JSON fails with nothing changed."""
+    """A write's JSON, made before taking the lock: a result that is not JSON fails with nothing
+    changed. Orders are kept decoded from their JSON: a copy the writer's objects share nothing with."""
 
     record: dict[str, str]
-    orders: dict[str, str]
+    orders: tuple[OrderRecord, ...]
 
     @classmethod
     def of(cls, write: Write) -> _Encoded:
         return cls({write.record.key: write.record.to_json()} if write.record else {},
-                   {o.id: o.to_json() for o in write.orders})
-
-
-def _keep(order: OrderRecord, cutoff: float) -> bool:
-    return order.phase.open or order.started_at >= cutoff
+                   tuple(OrderRecord.from_json(o.to_json()) for o in write.orders))

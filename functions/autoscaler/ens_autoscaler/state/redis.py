@@ -15,19 +15,21 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Iterator, cast
+from typing import Iterator, cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, JournalEntry, LedgerEntry, NotDurable, OutboxItem, ParkedItem, StaleWrite,
-                   StateStore, Write, unavailable)
+from .base import (HOUR_S, DecodedOrders, IdempotencyRecord, JournalEntry, LedgerEntry, NotDurable, OutboxItem,
+                   ParkedItem, RawReads, StaleWrite, StateStore, Write, hour_of, unavailable)
 
 PREFIX = "ens-autoscaler:{state}:"
 RECORD = PREFIX + "idempotency:"
 LEDGER = PREFIX + "ledger"  # sorted set: score `at`, member the entry as JSON
+HOURS = PREFIX + "ledger:hours"  # hash: "<hour> <region>" → devices its entries count (base.HOUR_S)
+HOURS_INDEX = PREFIX + "ledger:hours:index"  # sorted set: score the hour, member the HOURS field
 QUEUE = PREFIX + "outbox:queue"  # sorted set: score `created_at`, member the id — the order
 ITEMS = PREFIX + "outbox:items"  # hash: id → {"body", "tag", "created_at"}
 LEASES = PREFIX + "outbox:leases"  # hash: id → lease_until (absent or 0: not leased)
@@ -79,28 +81,140 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 """
-# Per-region sums since each ARGV instant (ascending), added up inside Redis: one round trip and
-# a reply of one number per region and instant, however long the ledger is.
-SUMS = """
-local since, sums, out = {}, {}, {}
-for i, t in ipairs(ARGV) do since[i] = tonumber(t) end
-local rows = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES')
-for i = 1, #rows, 2 do
-  local entry, at = cjson.decode(rows[i]), tonumber(rows[i + 1])
-  for j = 1, #since do
-    if at >= since[j] then
-      local key = j .. ' ' .. entry[1]
-      sums[key] = (sums[key] or 0) + entry[2]
+# The ledger's hour sums, filled once from the rows of a ledger written before they existed
+# (K[1] the ledger, K[2] HOURS, K[3] HOURS_INDEX, as in the scripts below).
+FILL_HOURS = f"""
+local function fill_hours(K)
+  if redis.call('EXISTS', K[3]) == 0 then
+    for _, m in ipairs(redis.call('ZRANGE', K[1], 0, -1)) do
+      local e = cjson.decode(m)
+      local field = math.floor(e[3] / {HOUR_S}) .. ' ' .. e[1]
+      redis.call('HINCRBY', K[2], field, e[2])
+      redis.call('ZADD', K[3], math.floor(e[3] / {HOUR_S}), field)
     end
   end
 end
-for key, n in pairs(sums) do
-  local j, region = string.match(key, '^(%d+) (.*)$')
-  out[#out + 1] = j
-  out[#out + 1] = region
-  out[#out + 1] = n
+"""
+# Add (sign 1) or remove (-1) ledger entries, each counted in its hour's sum only if the ledger
+# changed (an entry already there is not counted again), then prune rows older than the cutoff
+# (A[1], '' for none) and the hours before its own, whose rows are taken out of its sum first,
+# and the closed orders started before it (K[4] the book, K[5] by start, K[6] the open set).
+# A after the cutoff: sign, member, at, hour per entry. Run inside the write's own atomic step.
+LEDGER_FUNCTION = FILL_HOURS + f"""
+local function ledger_write(K, A)
+  fill_hours(K)
+  for i = 2, #A, 4 do
+    local sign, member, at, hour = tonumber(A[i]), A[i + 1], A[i + 2], A[i + 3]
+    local changed = sign > 0 and redis.call('ZADD', K[1], at, member) or redis.call('ZREM', K[1], member)
+    if changed == 1 then
+      local e = cjson.decode(member)
+      redis.call('HINCRBY', K[2], hour .. ' ' .. e[1], sign * e[2])
+      redis.call('ZADD', K[3], hour, hour .. ' ' .. e[1])
+    end
+  end
+  if A[1] == '' then return end
+  local cutoff = tonumber(A[1])
+  local hour = math.floor(cutoff / {HOUR_S})
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', K[1], hour * {HOUR_S}, '(' .. A[1])) do
+    local e = cjson.decode(m)
+    redis.call('HINCRBY', K[2], hour .. ' ' .. e[1], -e[2])
+  end
+  redis.call('ZREMRANGEBYSCORE', K[1], '-inf', '(' .. A[1])
+  for _, field in ipairs(redis.call('ZRANGEBYSCORE', K[3], '-inf', '(' .. hour)) do
+    redis.call('HDEL', K[2], field)
+  end
+  redis.call('ZREMRANGEBYSCORE', K[3], '-inf', '(' .. hour)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K[5], '-inf', '(' .. A[1])) do
+    if redis.call('SISMEMBER', K[6], id) == 0 then
+      redis.call('HDEL', K[4], id)
+      redis.call('ZREM', K[5], id)
+    end
+  end
 end
-return out
+"""
+LEDGER_WRITE = LEDGER_FUNCTION + "ledger_write(KEYS, ARGV)\nreturn 0\n"
+# A conditional write in one round trip, when the writer knows what it is computed from: the
+# write's commands (ARGV[2..], each as JSON; an EVAL of LEDGER_WRITE runs its function) run only
+# while the versions are as expected, each order's stored body is byte for byte the one the
+# writer assumed ('' for none) and, for a claim, no live record holds the key (ARGV[1], JSON:
+# {versions, orders, record, now}). Returns 1 when written, 0 when an assumption failed (nothing
+# written: the caller takes the WATCH path, which reads what is there).
+APPLY = LEDGER_FUNCTION + """
+local spec = cjson.decode(ARGV[1])
+for scope, seen in pairs(spec.versions) do
+  if tonumber(redis.call('HGET', KEYS[1], scope) or '0') ~= seen then return 0 end
+end
+for id, body in pairs(spec.orders) do
+  if (redis.call('HGET', KEYS[2], id) or '') ~= body then return 0 end
+end
+if spec.record ~= '' then
+  local held = redis.call('GET', spec.record)
+  if held and tonumber(cjson.decode(held)['dead_at']) > tonumber(spec.now) then return 0 end
+end
+for i = 2, #ARGV do
+  local c = cjson.decode(ARGV[i])
+  if c[1] == 'EVAL' then
+    local n = tonumber(c[3])
+    ledger_write({unpack(c, 4, 3 + n)}, {unpack(c, 4 + n, #c)})
+  else
+    redis.call(unpack(c))
+  end
+end
+return 1
+"""
+# What a conditional write checks, in one round trip under its WATCH: the versions of ARGV[2..n+1]
+# (n = ARGV[1]), the orders of the further ARGV ids, and the claimed record (KEYS[3], '' if none).
+READ_FOR_WRITE = """
+local n = tonumber(ARGV[1])
+local versions, bodies = {}, {}
+if n > 0 then versions = redis.call('HMGET', KEYS[1], unpack(ARGV, 2, n + 1)) end
+if #ARGV > n + 1 then bodies = redis.call('HMGET', KEYS[2], unpack(ARGV, n + 2, #ARGV)) end
+local held = KEYS[3] and redis.call('GET', KEYS[3]) or ''
+return {versions, bodies, held}
+"""
+# Everything a plan reads, in one round trip and as of one moment: the versions of ARGV[2..n+1]
+# (n = ARGV[1]), the open orders' bodies (when ARGV[n+2] is '1'), the ledger's rows since
+# ARGV[n+3] ('' for none), and per-region sums since each further ARGV instant (ascending): the
+# instant's whole hours from their sums, its partial hour from the rows, however long the ledger.
+PLAN_READS = FILL_HOURS + f"""
+fill_hours(KEYS)
+local function hmget(key, names)  -- in slices: unpack() of a long list overflows Lua's stack
+  local out = {{}}
+  for i = 1, #names, 1000 do
+    for _, v in ipairs(redis.call('HMGET', key, unpack(names, i, math.min(i + 999, #names)))) do
+      out[#out + 1] = v
+    end
+  end
+  return out
+end
+local n = tonumber(ARGV[1])
+local versions, bodies, recent, sums = {{}}, {{}}, {{}}, {{}}
+if n > 0 then versions = redis.call('HMGET', KEYS[4], unpack(ARGV, 2, n + 1)) end
+if ARGV[n + 2] == '1' then
+  local ids = redis.call('SMEMBERS', KEYS[5])
+  bodies = hmget(KEYS[6], ids)
+end
+if ARGV[n + 3] ~= '' then recent = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[n + 3], '+inf') end
+for j = n + 4, #ARGV do
+  local t = tonumber(ARGV[j])
+  local hour, per_region = math.floor(t / {HOUR_S}), {{}}
+  local fields = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. hour, '+inf')
+  local counts = hmget(KEYS[2], fields)
+  for i, field in ipairs(fields) do
+    local region = string.match(field, '^%S+ (.*)$')
+    per_region[region] = (per_region[region] or 0) + tonumber(counts[i] or '0')
+  end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[j], '(' .. ((hour + 1) * {HOUR_S}))) do
+    local e = cjson.decode(m)
+    per_region[e[1]] = (per_region[e[1]] or 0) + e[2]
+  end
+  for region, count in pairs(per_region) do
+    sums[#sums + 1] = ARGV[j]
+    sums[#sums + 1] = region
+    sums[#sums + 1] = count
+  end
+end
+return {{versions, bodies, recent, sums}}
 """
 # Move a queued item to the parked hash (its attempts counted), out of the rotation.
 PARK = """
@@ -146,7 +260,8 @@ class RedisStore(StateStore):
         self._put_if_dead = self._r.register_script(PUT_IF_DEAD)
         self._lease_script = self._r.register_script(LEASE)
         self._release_script = self._r.register_script(RELEASE)
-        self._sums_script = self._r.register_script(SUMS)
+        self._plan_script = self._r.register_script(PLAN_READS)
+        self._decoded = DecodedOrders()
         self._park_script = self._r.register_script(PARK)
         self._replicas: tuple[int, float] | None = None  # (replicas attached, when that was asked)
         self._swap_note_script = self._r.register_script(SWAP_NOTE)
@@ -165,12 +280,9 @@ class RedisStore(StateStore):
         key, value = RECORD + record.key, record.to_json()
         ttl_ms = _ttl_ms(record.expires_at - now)
         if write is not None:
-            put = self._conditional("claim", replace(write, record=record, ttl=record.expires_at - now),
-                                    lambda pipe: self._claimable(pipe, record, now), (key,))
+            put = self._conditional("claim", replace(write, record=record, ttl=record.expires_at - now), (record, now))
             if put and write.orders:
                 self._durable(record.key)
-            if put and write.ledger_cutoff is not None:
-                self._prune_orders(write.ledger_cutoff)
             return put
         with self._errors("claim"):
             if self._r.set(key, value, nx=True, px=ttl_ms):
@@ -197,46 +309,71 @@ class RedisStore(StateStore):
             self._replicas = (attached, now)
         return self._replicas[0]
 
-    @staticmethod
-    def _claimable(pipe: redis.client.Pipeline, record: IdempotencyRecord, now: float) -> bool:
-        """Whether a claim that brings an order may be taken: no live record holds the key, and the
-        book holds no order of it that may have been placed."""
-        held = pipe.get(RECORD + record.key)
-        if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
-            return False
-        booked = pipe.hget(ORDERS, record.key)
-        return booked is None or not OrderRecord.from_json(booked).phase.holds_key
-
-    def _conditional(self, action: str, write: Write, claimable: Callable[[redis.client.Pipeline], bool] | None,
-                     watched: tuple[str, ...] = ()) -> bool:
+    def _conditional(self, action: str, write: Write, claim: tuple[IdempotencyRecord, float] | None = None) -> bool:
         """`write` in one MULTI/EXEC under WATCH of everything its conditions read (the versions it
-        expects, the orders it replaces, and `watched`): if any of them changes between the check
-        and EXEC, nothing is written and the check runs again on what is there now."""
-        ids = [o.id for o in write.orders]
+        expects, the orders it replaces and, for a `claim` (the record, now), the key's record): if
+        any of them changes between the check and EXEC, nothing is written and the check runs again
+        on what is there now. Three round trips: WATCH, one script that reads all the check needs,
+        and the MULTI/EXEC."""
+        if self._apply_as_assumed(action, write, claim):
+            return True
         scopes = list(write.expect)
+        ids = [o.id for o in write.orders] + ([claim[0].key] if claim else [])
+        keys = [VERSIONS, ORDERS] + ([RECORD + claim[0].key] if claim else [])
         with self._errors(action):
             for _ in range(WATCH_RETRIES):
                 with self._r.pipeline(transaction=True) as pipe:
                     try:
-                        pipe.watch(ORDERS, VERSIONS, *watched)
-                        if claimable is not None and not claimable(pipe):
+                        pipe.watch(*keys)
+                        versions, bodies, held = pipe.eval(READ_FOR_WRITE, len(keys), *keys, len(scopes), *scopes, *ids)
+                        stored = {i: self._decoded([b])[0] for i, b in zip(ids, bodies) if b}
+                        if claim is not None and not _claimable(claim[0], claim[1], held or None,
+                                                                stored.get(claim[0].key)):
                             return False
-                        versions = dict(zip(scopes, (int(v or 0) for v in pipe.hmget(VERSIONS, scopes)))) \
-                            if scopes else {}
-                        bodies = pipe.hmget(ORDERS, ids) if ids else []
-                        write.check(versions, {i: OrderRecord.from_json(b) for i, b in zip(ids, bodies) if b})
+                        write.check(dict(zip(scopes, (int(v or 0) for v in versions))), stored)
                         pipe.multi()
-                        _queue(pipe, write)
+                        _queue(pipe, _commands(write))
                         pipe.execute()
                         return True
                     except redis.WatchError:
                         continue
         raise StaleWrite(f"{action}: the state kept changing under {WATCH_RETRIES} attempts")
 
+    def _apply_as_assumed(self, action: str, write: Write, claim: tuple[IdempotencyRecord, float] | None) -> bool:
+        """The write in one round trip (APPLY), when the writer said what its orders were computed
+        from and the check passes on that: the script compares it with what is stored and writes
+        only on a match. False: not written (no assumption, or one that no longer holds)."""
+        assumed = write.assumed
+        ids = [o.id for o in write.orders] + ([claim[0].key] if claim else [])
+        if assumed is None or any(i not in assumed for i in ids):
+            return False
+        if claim is not None and not _claimable(claim[0], claim[1], None, assumed[claim[0].key]):
+            return False
+        try:
+            write.check(write.expect, assumed)
+        except StaleWrite:
+            return False
+        spec = {"versions": dict(write.expect), "orders": {i: (o.to_json() if o else "") for i, o in assumed.items()},
+                "record": RECORD + claim[0].key if claim else "", "now": repr(claim[1]) if claim else ""}
+        keys = [VERSIONS, ORDERS, LEDGER, HOURS, HOURS_INDEX, ORDERS_BY_START, ORDERS_OPEN, ITEMS, ATTEMPTS, LEASES,
+                QUEUE] + ([RECORD + claim[0].key] if claim else [])
+        with self._errors(action):
+            return self._r.eval(APPLY, len(keys), *keys, json.dumps(spec),
+                                *(json.dumps(c) for c in _commands(write))) == 1
+
     def get(self, key: str) -> IdempotencyRecord | None:
         with self._errors("get"):
             held = self._r.get(RECORD + key)
         return IdempotencyRecord.from_json(held) if held is not None else None
+
+    def _record_and_order(self, key: str) -> tuple[IdempotencyRecord | None, OrderRecord | None]:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.get(RECORD + key)
+        pipe.hget(ORDERS, key)
+        with self._errors("record read"):
+            held, body = pipe.execute()
+        return (IdempotencyRecord.from_json(held) if held is not None else None,
+                self._decoded([body])[0] if body is not None else None)
 
     def release(self, key: str) -> None:
         with self._errors("release"):
@@ -247,12 +384,9 @@ class RedisStore(StateStore):
             self._conditional("write", write, None)
         else:
             pipe = self._r.pipeline(transaction=True)
-            _queue(pipe, write)
+            _queue(pipe, _commands(write))
             with self._errors("write"):
                 pipe.execute()
-        if write.ledger_cutoff is not None:
-            self._prune_orders(write.ledger_cutoff)
-
     def notes(self, prefix: str) -> dict[str, str]:
         with self._errors("notes"):
             held = cast("dict[str, str]", self._r.hgetall(NOTES))
@@ -263,16 +397,6 @@ class RedisStore(StateStore):
         with self._errors("note"):
             return bool(self._swap_note_script(keys=[NOTES], args=args))
 
-    def _prune_orders(self, cutoff: float) -> None:
-        """Drop closed orders older than `cutoff`. Not atomic with the write, and need not be:
-        an order closed and that old is read by nothing, and a prune that fails is redone later."""
-        with self._errors("orders prune"):
-            old = cast("list[str]", self._r.zrangebyscore(ORDERS_BY_START, "-inf", f"({cutoff!r}"))
-            still_open = self._r.smismember(ORDERS_OPEN, old) if old else []
-            closed = [order_id for order_id, is_open in zip(old, still_open) if not is_open]
-            if closed:
-                self._r.hdel(ORDERS, *closed)
-                self._r.zrem(ORDERS_BY_START, *closed)
 
     def _versions(self, scopes: tuple[str, ...]) -> dict[str, int]:
         with self._errors("versions read"):
@@ -291,22 +415,34 @@ class RedisStore(StateStore):
         return [LedgerEntry(*json.loads(m)) for m in members]
 
     def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
-        with self._errors("ledger sums"):
-            flat = self._sums_script(keys=[LEDGER], args=[repr(t) for t in since])
-        return [(since[int(j) - 1], region, int(n))
-                for j, region, n in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)]
+        return list(self._plan_reads((), False, since, None).sums)
+
+    def _plan_reads(self, scopes: tuple[str, ...], orders: bool, instants: tuple[float, ...],
+                    recent_since: float | None) -> RawReads:
+        """One script: one round trip, one moment."""
+        args = [len(scopes), *scopes, "1" if orders else "0", "" if recent_since is None else repr(recent_since),
+                *(repr(t) for t in instants)]
+        with self._errors("plan reads"):
+            versions, bodies, recent, flat = self._plan_script(
+                keys=[LEDGER, HOURS, HOURS_INDEX, VERSIONS, ORDERS_OPEN, ORDERS], args=args)
+        by_text = dict(zip((repr(t) for t in instants), instants))
+        return RawReads({scope: int(v) for scope, v in zip(scopes, versions) if v is not None},
+                        self._decoded(b for b in bodies if b is not None),
+                        [(by_text[t], region, int(n)) for t, region, n in zip(flat[0::3], flat[1::3], flat[2::3],
+                                                                               strict=True)],
+                        [LedgerEntry(*json.loads(m)) for m in recent])
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         with self._errors("order read"):
-            held = self._r.hget(ORDERS, order_id)
-        return OrderRecord.from_json(held) if held is not None else None
+            held = cast("str | None", self._r.hget(ORDERS, order_id))
+        return self._decoded([held])[0] if held is not None else None
 
     def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
         with self._errors("orders read"):
             ids = cast("list[str]", list(self._r.smembers(ORDERS_OPEN)) if open_only
                        else self._r.zrangebyscore(ORDERS_BY_START, repr(since), "+inf"))
-            bodies = self._r.hmget(ORDERS, sorted(ids)) if ids else []
-        return [OrderRecord.from_json(b) for b in bodies if b is not None]
+            bodies = cast("list[str | None]", self._r.hmget(ORDERS, sorted(ids)) if ids else [])
+        return self._decoded(b for b in bodies if b is not None)
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
         with self._errors("outbox lease"):
@@ -321,7 +457,7 @@ class RedisStore(StateStore):
 
     def outbox_ack(self, item_id: str) -> None:
         pipe = self._r.pipeline(transaction=True)
-        _queue_ack(pipe, item_id)
+        _queue(pipe, _ack_commands(item_id))
         with self._errors("outbox ack"):
             pipe.execute()
 
@@ -365,39 +501,52 @@ class RedisStore(StateStore):
         return sorted(parked, key=lambda p: (p.parked_at, p.item.id))
 
 
-def _queue(pipe: redis.client.Pipeline, write: Write) -> None:
-    """Every part of `write`, queued on the caller's MULTI/EXEC."""
-    for scope in write.bump:
-        pipe.hincrby(VERSIONS, scope, 1)
+def _commands(write: Write) -> list[tuple[str | int, ...]]:
+    """Every part of `write` as Redis commands: queued on a MULTI/EXEC, or run by APPLY's script."""
+    out: list[tuple[str | int, ...]] = [("HINCRBY", VERSIONS, scope, 1) for scope in write.bump]
     if write.journal:
-        pipe.zremrangebyscore(JOURNAL, "-inf", f"({write.journal_cutoff!r}")
-        pipe.zadd(JOURNAL, {json.dumps([e.key, e.body], separators=(",", ":")): e.at for e in write.journal})
+        out.append(("ZREMRANGEBYSCORE", JOURNAL, "-inf", f"({write.journal_cutoff!r}"))
+        for e in write.journal:
+            out.append(("ZADD", JOURNAL, repr(e.at), json.dumps([e.key, e.body], separators=(",", ":"))))
     if write.record:
-        pipe.set(RECORD + write.record.key, write.record.to_json(), px=_ttl_ms(write.ttl))
-    if write.entries:
-        pipe.zadd(LEDGER, {_member(e): e.at for e in write.entries})
-        pipe.zremrangebyscore(LEDGER, "-inf", f"({write.ledger_cutoff!r}")
-    if write.unledger:
-        pipe.zrem(LEDGER, *[_member(e) for e in write.unledger])
+        out.append(("SET", RECORD + write.record.key, write.record.to_json(), "PX", _ttl_ms(write.ttl)))
+    if write.entries or write.unledger:  # EVAL, not EVALSHA: a script the server lost can't fail half a MULTI
+        cutoff = write.ledger_cutoff
+        out.append(("EVAL", LEDGER_WRITE, 6, LEDGER, HOURS, HOURS_INDEX, ORDERS, ORDERS_BY_START, ORDERS_OPEN,
+                    "" if cutoff is None else repr(cutoff),
+                    *(a for sign, entries in ((1, write.entries), (-1, write.unledger)) for e in entries
+                      for a in (sign, _member(e), repr(e.at), hour_of(e.at)))))
     for item in write.items:
-        pipe.hsetnx(ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
-                                                "created_at": item.created_at}))
-        pipe.hsetnx(ATTEMPTS, item.id, item.attempts)
+        out.append(("HSETNX", ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
+                                                           "created_at": item.created_at})))
+        out.append(("HSETNX", ATTEMPTS, item.id, item.attempts))
         if write.lease_until:
-            pipe.hsetnx(LEASES, item.id, repr(write.lease_until))
-        pipe.zadd(QUEUE, {item.id: item.created_at}, nx=True)
+            out.append(("HSETNX", LEASES, item.id, repr(write.lease_until)))
+        out.append(("ZADD", QUEUE, "NX", repr(item.created_at), item.id))
     for item_id in write.acked:
-        _queue_ack(pipe, item_id)
+        out += _ack_commands(item_id)
     for order in write.orders:
-        pipe.hset(ORDERS, order.id, order.to_json())
-        pipe.zadd(ORDERS_BY_START, {order.id: order.started_at})
-        (pipe.sadd if order.phase.open else pipe.srem)(ORDERS_OPEN, order.id)
+        out.append(("HSET", ORDERS, order.id, order.to_json()))
+        out.append(("ZADD", ORDERS_BY_START, repr(order.started_at), order.id))
+        out.append(("SADD" if order.phase.open else "SREM", ORDERS_OPEN, order.id))
+    return out
 
 
-def _queue_ack(pipe: redis.client.Pipeline, item_id: str) -> None:
-    pipe.zrem(QUEUE, item_id)
-    for key in (ITEMS, LEASES, ATTEMPTS):
-        pipe.hdel(key, item_id)
+def _queue(pipe: redis.client.Pipeline, commands: list[tuple[str | int, ...]]) -> None:
+    for command in commands:
+        pipe.execute_command(*command)
+
+
+def _claimable(record: IdempotencyRecord, now: float, held: str | None, booked: OrderRecord | None) -> bool:
+    """Whether a claim that brings an order may be taken: no live record holds the key, and the
+    book holds no order of it that may have been placed."""
+    if held is not None and IdempotencyRecord.from_json(held).dead_at > now:
+        return False
+    return booked is None or not booked.phase.holds_key
+
+
+def _ack_commands(item_id: str) -> list[tuple[str | int, ...]]:
+    return [("ZREM", QUEUE, item_id), *(("HDEL", key, item_id) for key in (ITEMS, LEASES, ATTEMPTS))]
 
 
 def _member(entry: LedgerEntry) -> str:

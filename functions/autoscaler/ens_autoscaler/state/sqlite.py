@@ -19,8 +19,8 @@ from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
 from ..orders import OrderRecord
-from .base import (IdempotencyRecord, JournalEntry, LedgerEntry, OutboxItem, ParkedItem, RecordStatus, StateStore,
-                   Write, unavailable)
+from .base import (HOUR_S, DecodedOrders, IdempotencyRecord, JournalEntry, LedgerEntry, OutboxItem, ParkedItem,
+                   RawReads, RecordStatus, StateStore, Write, hour_of, unavailable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -60,10 +60,7 @@ ON CONFLICT (key) DO UPDATE SET status = excluded.status, payload_hash = exclude
     result = excluded.result, expires_at = excluded.expires_at,
     in_progress_until = excluded.in_progress_until, dead_at = excluded.dead_at
 WHERE idempotency.dead_at <= ?"""
-# The ledger's per-region sums by whole hour, kept in step with its rows by every write, so that
-# a window's sum reads ~24 rows per region and the rows of one partial hour, however many
-# entries the window holds.
-HOUR_S = 3600
+# The ledger's per-region sums by whole hour (base.HOUR_S), kept in step with its rows by every write.
 ADD_TO_HOUR = """INSERT INTO ledger_hours (region, hour, count) VALUES (?, ?, ?)
 ON CONFLICT (region, hour) DO UPDATE SET count = count + excluded.count"""
 # Before rows of the hour `cutoff` falls in are pruned, take them out of that hour's sum.
@@ -72,6 +69,8 @@ PRUNE_HOUR = """UPDATE ledger_hours SET count = count - (SELECT COALESCE(SUM(l.c
 SUM_SINCE = """SELECT region, SUM(count) FROM (
     SELECT region, count FROM ledger_hours WHERE hour > ?
     UNION ALL SELECT region, count FROM ledger WHERE at >= ? AND at < ?) GROUP BY region"""
+OPEN_ORDERS = "SELECT body FROM orders WHERE open = 1"
+LEDGER_SINCE = "SELECT region, count, at, invocation FROM ledger WHERE at >= ?"
 # A file written before ledger_hours existed: sum its rows once.
 FILL_HOURS = f"""INSERT INTO ledger_hours (region, hour, count)
     SELECT region, CAST(at / {HOUR_S} AS INTEGER), SUM(count) FROM ledger GROUP BY 1, 2"""
@@ -83,6 +82,7 @@ class SqliteStore(StateStore):
             raise ConfigError(f"STATE_URL names a SQLite file in a missing directory: {path}")
         self._path = path
         self._lock = threading.Lock()
+        self._decoded = DecodedOrders()
         with self._errors("open"):
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -141,24 +141,27 @@ class SqliteStore(StateStore):
         with self._transaction("claim") as db:
             # Expired records count as absent anyway; dropping them keeps the file small.
             db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
-            if write is not None:
-                booked = _stored_orders(db, (record.key,)).get(record.key)
+            stored = None
+            if write is not None:  # the key's order and the write's, read once for both checks
+                stored = _stored_orders(db, tuple({record.key, *(o.id for o in write.orders)}))
+                booked = stored.get(record.key)
                 if booked is not None and booked.phase.holds_key:
                     return False
             if db.execute(PUT_IF_ABSENT, (*_row(record), now)).rowcount != 1:
                 return False
             if write is not None:
-                _apply(db, write)
+                _apply(db, write, stored)
             return True
 
     def get(self, key: str) -> IdempotencyRecord | None:
         rows = self._read("get", f"SELECT {COLUMNS} FROM idempotency WHERE key = ?", key)
-        if not rows:
-            return None
-        key, status, payload_hash, result, expires_at, in_progress_until, _ = rows[0]
-        return IdempotencyRecord(key, RecordStatus(status), payload_hash,
-                                 None if result is None else json.loads(result), expires_at,
-                                 in_progress_until)
+        return _record(rows[0]) if rows else None
+
+    def _record_and_order(self, key: str) -> tuple[IdempotencyRecord | None, OrderRecord | None]:
+        with self._lock, self._errors("record read"):
+            record = self._db.execute(f"SELECT {COLUMNS} FROM idempotency WHERE key = ?", (key,)).fetchall()
+            order = self._db.execute("SELECT body FROM orders WHERE id = ?", (key,)).fetchall()
+        return (_record(record[0]) if record else None), (self._decoded([order[0][0]])[0] if order else None)
 
     def release(self, key: str) -> None:
         with self._transaction("release") as db:
@@ -177,26 +180,38 @@ class SqliteStore(StateStore):
         return [JournalEntry(*row) for row in rows]
 
     def _ledger_since(self, since: float) -> list[LedgerEntry]:
-        rows = self._read("ledger read", "SELECT region, count, at, invocation FROM ledger "
-                                         "WHERE at >= ?", since)
+        rows = self._read("ledger read", LEDGER_SINCE, since)
         return [LedgerEntry(*row) for row in rows]
 
     def _ledger_sums(self, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
         """Whole hours from ledger_hours, the partial first hour from the rows: summed in SQLite."""
         with self._lock, self._errors("ledger sums"):
-            return [(t, region, n) for t in since
-                    for region, n in self._db.execute(SUM_SINCE, (_hour(t), t, (_hour(t) + 1) * HOUR_S))]
+            return _sums(self._db, since)
+
+    def _plan_reads(self, scopes: tuple[str, ...], orders: bool, instants: tuple[float, ...],
+                    recent_since: float | None) -> RawReads:
+        """In one read transaction: one snapshot, and one lock taken, for every read of a plan."""
+        with self._lock, self._errors("plan reads"):
+            self._db.execute("BEGIN")
+            try:
+                versions = _versions(self._db, scopes)
+                bodies = self._db.execute(OPEN_ORDERS).fetchall() if orders else []
+                sums = _sums(self._db, instants)
+                recent = self._db.execute(LEDGER_SINCE, (recent_since,)).fetchall() if recent_since is not None else []
+            finally:
+                self._db.execute("COMMIT")
+        return RawReads(versions, self._decoded(row[0] for row in bodies), sums, [LedgerEntry(*r) for r in recent])
 
     def get_order(self, order_id: str) -> OrderRecord | None:
         rows = self._read("order read", "SELECT body FROM orders WHERE id = ?", order_id)
-        return OrderRecord.from_json(rows[0][0]) if rows else None
+        return self._decoded([rows[0][0]])[0] if rows else None
 
     def _orders(self, open_only: bool, since: float | None) -> list[OrderRecord]:
         if open_only:
-            rows = self._read("orders read", "SELECT body FROM orders WHERE open = 1")
+            rows = self._read("orders read", OPEN_ORDERS)
         else:
             rows = self._read("orders read", "SELECT body FROM orders WHERE started_at >= ?", since)
-        return [OrderRecord.from_json(row[0]) for row in rows]
+        return self._decoded(row[0] for row in rows)
 
     def _lease(self, now: float, until: float, limit: int) -> list[OutboxItem]:
         if not self._read("outbox probe", "SELECT 1 FROM outbox WHERE lease_until <= ? LIMIT 1", now):
@@ -257,25 +272,27 @@ def _held_note(db: sqlite3.Connection, name: str) -> str | None:
     return rows[0][0] if rows else None
 
 
-def _apply(db: sqlite3.Connection, write: Write) -> None:
+def _apply(db: sqlite3.Connection, write: Write, stored: Mapping[str, OrderRecord] | None = None) -> None:
     """Every part of `write`, inside the caller's transaction, once its conditions hold
-    (StaleWrite otherwise, and the transaction rolls back)."""
-    write.check(_versions(db, tuple(write.expect)), _stored_orders(db, tuple(o.id for o in write.orders)))
+    (StaleWrite otherwise, and the transaction rolls back). `stored`: its orders, if the caller
+    read them in this transaction already."""
+    write.check(_versions(db, tuple(write.expect)),
+                stored if stored is not None else _stored_orders(db, tuple(o.id for o in write.orders)))
     db.executemany(BUMP, [(scope,) for scope in write.bump])
     if write.record:
         db.execute(UPSERT, _row(write.record))
     for e in write.entries:  # an entry already there is not counted again
         if db.execute("INSERT OR IGNORE INTO ledger (region, count, at, invocation) VALUES (?, ?, ?, ?)",
                       (e.region, e.count, e.at, e.invocation)).rowcount:
-            db.execute(ADD_TO_HOUR, (e.region, _hour(e.at), e.count))
+            db.execute(ADD_TO_HOUR, (e.region, hour_of(e.at), e.count))
     for e in write.unledger:
         if db.execute("DELETE FROM ledger WHERE region = ? AND count = ? AND at = ? AND invocation = ?",
                       (e.region, e.count, e.at, e.invocation)).rowcount:
-            db.execute(ADD_TO_HOUR, (e.region, _hour(e.at), -e.count))
+            db.execute(ADD_TO_HOUR, (e.region, hour_of(e.at), -e.count))
     if write.ledger_cutoff is not None:
         cutoff = write.ledger_cutoff
-        db.execute(PRUNE_HOUR, (_hour(cutoff) * HOUR_S, cutoff, _hour(cutoff)))
-        db.execute("DELETE FROM ledger_hours WHERE hour < ?", (_hour(cutoff),))
+        db.execute(PRUNE_HOUR, (hour_of(cutoff) * HOUR_S, cutoff, hour_of(cutoff)))
+        db.execute("DELETE FROM ledger_hours WHERE hour < ?", (hour_of(cutoff),))
         db.execute("DELETE FROM ledger WHERE at < ?", (cutoff,))
         db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
     if write.journal_cutoff is not None:
@@ -297,6 +314,11 @@ def _versions(db: sqlite3.Connection, scopes: tuple[str, ...]) -> dict[str, int]
     return dict(db.execute(f"SELECT scope, version FROM versions WHERE scope IN ({marks})", scopes).fetchall())
 
 
+def _sums(db: sqlite3.Connection, since: tuple[float, ...]) -> list[tuple[float, str, int]]:
+    return [(t, region, n) for t in since
+            for region, n in db.execute(SUM_SINCE, (hour_of(t), t, (hour_of(t) + 1) * HOUR_S))]
+
+
 def _stored_orders(db: sqlite3.Connection, ids: tuple[str, ...]) -> Mapping[str, OrderRecord]:
     if not ids:
         return {}
@@ -305,8 +327,10 @@ def _stored_orders(db: sqlite3.Connection, ids: tuple[str, ...]) -> Mapping[str,
     return {o.id: o for o in (OrderRecord.from_json(row[0]) for row in rows)}
 
 
-def _hour(at: float) -> int:
-    return int(at // HOUR_S)
+def _record(row: tuple[Any, ...]) -> IdempotencyRecord:
+    key, status, payload_hash, result, expires_at, in_progress_until, _ = row
+    return IdempotencyRecord(key, RecordStatus(status), payload_hash, None if result is None else json.loads(result),
+                             expires_at, in_progress_until)
 
 
 def _row(record: IdempotencyRecord) -> tuple[Any, ...]:
