@@ -16,6 +16,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -81,6 +82,15 @@ class Region:
     max_devices: int | None = None  # devices the region may hold in all (running + on the way)
 
 
+def rule_of(spec: Region) -> tuple[str | None, str | None, float | None]:
+    """(kind, metric, threshold) of a region's rule for readings."""
+    if spec.target is not None:
+        return "target", spec.target.metric, spec.target.value
+    if spec.steps is not None:
+        return "step", spec.steps.metric, spec.steps.steps[0].lower
+    return None, None, None
+
+
 @dataclass(frozen=True)
 class ServiceParams:
     """The RescaleDeviceService parameters that do not depend on the signals."""
@@ -117,6 +127,26 @@ class Extraction:
     bindings: Mapping[str, str] = field(default_factory=dict)
 
 
+class ForecastMode(str, Enum):
+    ONLY = "forecast-only"  # recorded, published, shown by `status`; nothing ordered
+    SCALE = "forecast-and-scale"  # and ordered ahead of, through the planner and its guards
+
+
+STATISTICS = ("Average", "Maximum", "Minimum")  # what CloudMonitor's ENS datapoints carry
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """The daily forecast (the `ens-autoscaler:forecast` timer): where its history is and what it may do."""
+
+    mode: ForecastMode = ForecastMode.ONLY
+    namespace: str = ENS_NAMESPACE
+    statistic: str = "Maximum"  # a period's peak: capacity that covers the mean is short for half of it
+    period_seconds: int = 3600  # one datapoint per instance and hour: 14 days in a few pages
+    dimension_key: str = "ensRegionId"
+    time_zone: str = "UTC"  # where weekdays and weekend days are told apart
+
+
 @dataclass(frozen=True)
 class Policy:
     service: ServiceParams
@@ -125,6 +155,7 @@ class Policy:
     profiles: Mapping[str, Mapping[str, int]]
     alarm: Extraction
     message: Extraction
+    forecast: ForecastSettings = ForecastSettings()
 
 
 class FieldPath:
@@ -458,10 +489,42 @@ def _at_least(c: _Checker, path: str, value: int | None, other_path: str, other:
                         f"raise {path} or lower {other_path}")
 
 
+def _forecast(c: _Checker, raw: Any) -> ForecastSettings:
+    m = c.mapping(raw, "forecast", {"mode", "namespace", "statistic", "periodSeconds", "dimensionKey", "timeZone"})
+    default = ForecastSettings()
+    mode = m.get("mode", default.mode.value)
+    if mode not in {f.value for f in ForecastMode}:
+        c.problem("forecast.mode", f"must be one of {', '.join(f.value for f in ForecastMode)}, got {mode!r}")
+        mode = default.mode.value
+    statistic = m.get("statistic", default.statistic)
+    if statistic not in STATISTICS:
+        c.problem("forecast.statistic", f"must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    period = c.integer(m.get("periodSeconds", default.period_seconds), "forecast.periodSeconds", 60, 86400)
+    if period is not None and period % 60:
+        c.problem("forecast.periodSeconds", f"must be whole minutes (CloudMonitor periods are), got {period}")
+    zone = c.text(m.get("timeZone", default.time_zone), "forecast.timeZone")
+    if zone is not None and not _known_zone(zone):
+        c.problem("forecast.timeZone", f"unknown time zone {zone!r}: give an IANA name such as Asia/Shanghai or UTC")
+    return ForecastSettings(ForecastMode(mode), c.text(m.get("namespace", default.namespace), "forecast.namespace")
+                            or default.namespace, statistic, period or default.period_seconds,
+                            c.text(m.get("dimensionKey", default.dimension_key), "forecast.dimensionKey")
+                            or default.dimension_key, zone or default.time_zone)
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def check_policy(document: Any, found: tuple[Problem, ...] = ()) -> PolicyCheck:
     """Validate a decoded policy document; `found` are problems already seen in its source text."""
     c = _Checker(found)
-    top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals"},
+    top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals", "forecast"},
                     required={"regions", "limits", "service"})
     regions = _regions(c, top.get("regions"))
     signals = c.mapping(top.get("signals"), "signals", {"alarm", "message"})
@@ -473,6 +536,7 @@ def check_policy(document: Any, found: tuple[Problem, ...] = ()) -> PolicyCheck:
         alarm=_extraction(c, signals.get("alarm"), "signals.alarm", {"region", "bindings"}, regions),
         message=_extraction(c, signals.get("message"), "signals.message",
                             {"region", "metric", "value"}, regions),
+        forecast=_forecast(c, top.get("forecast")),
     )
     problems = tuple(c.problems)
     failed = any(p.severity == "error" for p in problems)

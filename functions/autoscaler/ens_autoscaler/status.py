@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from . import predictive
 from .errors import InputError
 from .followup import LOOKBACK_S
-from .forecast import lead_time
+from .forecast import MAX_HISTORY_SECONDS, lead_time
 from .logs import log
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict
 from .planner import Cooldown
@@ -34,7 +35,7 @@ OUTCOMES = {Phase.READY: "ready", Phase.FAILED: "failed", Phase.ORDERED: "pendin
             Phase.PARTLY_READY: "pending", Phase.INTENT: "uncertain", Phase.UNCERTAIN: "uncertain",
             Phase.AMBIGUOUS: "uncertain", Phase.NOT_ORDERED: "not ordered", Phase.REFUSED: "refused"}
 SPEAKERS = (("cms", "CloudMonitor alarm"), ("manual", "manual request"), ("timer", "timer"))
-LEAD_DAYS = 14  # the forecast's history: the lead it orders ahead by is measured over the same span
+LEAD_DAYS = MAX_HISTORY_SECONDS // 86400  # the forecast's history: its lead is measured over the same span
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Status:
     outbox: tuple[OutboxItem, ...]
     parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
     lead: float | None = None  # p90 time-to-ready of the orders of the last LEAD_DAYS (None: none was ready)
+    forecast: Mapping[str, Any] | None = None  # the daily forecast's last message, while it covers now
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": "status", "at": self.now, "stateScope": self.scope,
@@ -82,7 +84,7 @@ class Status:
                            for i in self.outbox],
                 "parked": [{"id": p.item.id, "tag": p.item.tag, "reason": p.reason, "parkedAt": p.parked_at}
                            for p in self.parked],
-                "timeToReadyP90Seconds": self.lead}
+                "timeToReadyP90Seconds": self.lead, "forecast": self.forecast}
 
 
 def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
@@ -93,7 +95,7 @@ def status(store: StateStore, policy: Policy, now: float, scope: str) -> Status:
                     for code in sorted(policy.regions))
     return Status(now, scope, regions, Used(ledger.added(since), limits.budget_total),
                   tuple(store.open_orders()), tuple(store.outbox_items()), tuple(store.outbox_parked()),
-                  lead_time(store.orders_since(now - LEAD_DAYS * 86400)))
+                  lead_time(store.orders_since(now - LEAD_DAYS * 86400)), predictive.latest(store, now))
 
 
 def history(store: StateStore, now: float, hours: float) -> list[OrderRecord]:
@@ -255,6 +257,7 @@ def _status_text(result: Mapping[str, Any]) -> str:
     lines += [f"  {_order_line(o)}" for o in result["openOrders"]]
     lead = result["timeToReadyP90Seconds"]
     lines.append(f"time to ready (p90, {LEAD_DAYS} days): " + ("no order ready yet" if lead is None else f"{lead:g} s"))
+    lines += _forecast_lines(result.get("forecast"))
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
     lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]
@@ -262,6 +265,20 @@ def _status_text(result: Mapping[str, Any]) -> str:
         lines.append(f"parked (MNS refused them for good; see the reason): {len(result['parked'])}")
         lines += [f"  {p['id']} ({p['tag']}) since {_when(p['parkedAt'])}: {p['reason']}" for p in result["parked"]]
     return "\n".join(lines)
+
+
+def _forecast_lines(forecast: Mapping[str, Any] | None) -> list[str]:
+    """The last daily forecast: when, in which mode, and each region's busiest hour in devices."""
+    if forecast is None:
+        return ["forecast: none in the last 48 h"]
+    lead = f"lead {forecast['leadSeconds']:g} s ({'measured' if forecast['leadMeasured'] else 'ENS Timeout'})"
+    lines = [f"forecast {forecast['id']} ({forecast['mode']}, {lead}, made {_when(forecast['createdAt'])}):"]
+    for r in forecast["regions"]:
+        peak = max(r["hours"], key=lambda h: h["devices"])
+        lines.append(f"  {r['region']:<32}  {r['running']} running, wants {peak['devices']} from {peak['from']}"
+                     + (f", ordering ahead to {forecast['orderAhead'][r['region']]}" if forecast["orderAhead"] else ""))
+    lines += [f"  {s['region']:<32}  not forecast: {s['why']}" for s in forecast["notForecast"]]
+    return lines
 
 
 def _order_line(o: Mapping[str, Any]) -> str:
