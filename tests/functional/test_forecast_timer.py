@@ -26,6 +26,7 @@ from localcloud import LocalCloud
 from tests.functional.conftest import TOPIC
 
 EVENT = (Path(__file__).resolve().parents[2] / "events" / "timer-forecast.json").read_bytes()
+README = Path(__file__).resolve().parents[2] / "README.md"
 FIRED = datetime(2025, 1, 9, 16, 5, tzinfo=timezone.utc).timestamp()
 GZ = "cn-guangzhou-unicom"
 SERVICE = read_policy(PACKAGE_ROOT / "policy.yaml").service
@@ -57,9 +58,9 @@ def test_forecast_only_records_and_publishes_the_forecast_and_orders_nothing(
         cloud: LocalCloud, make_autoscaler, tmp_path: Path) -> None:
     seed_history(cloud, busy_hour=17, busy=90.0)
     cloud.seed_devices(GZ, 2, isp="unicom", app_id=SERVICE.app_id, service_id=SERVICE.service_id)
-    scaler = make_autoscaler(policy=policy_file(tmp_path))  # no mode given: forecast-only, the default
+    scaler = make_autoscaler(policy=policy_file(tmp_path), clock=lambda: FIRED + 1)  # no mode: forecast-only
     result = scaler.handle(EVENT)
-    assert result["status"] == "forecast" and result["mode"] == "forecast-only", result
+    assert result["status"] == "forecast_recorded" and result["mode"] == "forecast-only", result
     assert result["scaleOut"] is None and result["orderAhead"] is None
     assert not cloud.calls_for("RescaleDeviceService") and not cloud.calls_for("DescribeDeviceService")
     calls = cloud.calls_for("DescribeMetricList")  # signed by the real SDK, 14 days back from the firing
@@ -83,9 +84,10 @@ def test_forecast_only_records_and_publishes_the_forecast_and_orders_nothing(
 
     shown = status(scaler.store, scaler.policy, FIRED + 60, "instance").as_dict()
     assert shown["forecast"]["id"] == message["id"]
-    lines = text(shown)
-    assert f"forecast {message['id']} (forecast-only, lead 1800 s (ENS Timeout)" in lines
-    assert f"  {GZ:<32}  2 running, wants 3 from 2025-01-09T17:00:00Z" in lines
+    printed = text(shown)
+    assert f"  {GZ:<32}  2 running, wants 3 from 2025-01-09T17:00:00Z" in printed
+    readme = README.read_text(encoding="utf-8").split("and `status` shows the\nlatest one:\n\n```\n", 1)[1]
+    assert readme.split("\n```", 1)[0] in printed  # the README's example is this run's
     # kept for the 48 h it covers, then gone from `status`
     assert status(scaler.store, scaler.policy, scaler.clock() + 49 * HOUR, "instance").forecast is None
 
@@ -98,7 +100,7 @@ def test_forecast_and_scale_orders_ahead_through_the_guards(cloud: LocalCloud, m
     cloud.seed_devices(GZ, 2, isp="unicom", app_id=SERVICE.app_id, service_id=SERVICE.service_id)
     scaler = make_autoscaler(policy=policy_file(tmp_path, mode="forecast-and-scale"))
     result = scaler.handle(EVENT)
-    assert result["status"] == "forecast" and result["orderAhead"] == {GZ: 20}, result
+    assert result["status"] == "forecast_recorded" and result["orderAhead"] == {GZ: 20}, result
     scaled = result["scaleOut"]
     assert scaled["status"] == "scaled"
     (decision,) = scaled["decisions"]

@@ -24,7 +24,7 @@ class Status(str, Enum):
     HELD = "held"  # a one-shot request waiting for an unresolved order in its regions: the follow-up carries it out
     PLAN = "plan"  # the CLI's preview: nothing stored, nothing ordered
     FOLLOW_UP = "follow_up"  # the readiness timer: open orders moved on, queued messages published
-    FORECAST = "forecast"  # the daily forecast: recorded and published (and in forecast-and-scale mode, ordered ahead of)
+    FORECAST = "forecast_recorded"  # the daily forecast: recorded and published (and in forecast-and-scale mode, ordered ahead of)
 
 
 @dataclass(frozen=True)
