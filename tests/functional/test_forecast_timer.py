@@ -144,11 +144,3 @@ def test_the_lead_comes_from_the_order_book(cloud: LocalCloud, make_autoscaler, 
     assert result["leadSeconds"] == (took or 1800.0)
     assert result["orderAhead"] == {GZ: orders_for}
 
-
-def test_a_policy_with_a_bad_forecast_mode_is_refused(tmp_path: Path) -> None:
-    from ens_autoscaler.policy import check_file
-
-    problems = check_file(policy_file(tmp_path, mode="forecast-and-order", periodSeconds=90,
-                                      timeZone="Mars/Base")).errors
-    assert {p.path for p in problems} == {"forecast.mode", "forecast.periodSeconds", "forecast.timeZone"}
-

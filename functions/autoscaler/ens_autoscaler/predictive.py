@@ -39,36 +39,38 @@ from .vocab import epoch_iso, iso_epoch
 if TYPE_CHECKING:
     from .app import Autoscaler
 
-RECORD_KEY = "forecast:latest"  # the last forecast, for `status`: no invocation key has a colon
+RECORD_KEY = "forecast:latest"  # the last forecast, for `status`: an idempotency record no invocation key (inv-…) names
 RECORD_TTL_S = 48 * 3600  # the span it forecasts: an older one says nothing about now
 SOURCE = "timer_forecast"
 
 
 def refresh(scaler: Autoscaler, document: Mapping[str, Any], deadline: float) -> Result:
+    """One firing: forecast from the history up to the firing's time, record and publish it, and in
+    forecast-and-scale mode hand what must be ordered now to the pipeline. Raises like `run` (FC retries
+    the firing: the same history, the same forecast, the same message id, the order replayed)."""
     event = TimerEvent(document)
     name, when = event.trigger_name, event.trigger_time
-    policy, store, now = scaler.policy, scaler.store, iso_epoch(when)
+    policy, store, now, at = scaler.policy, scaler.store, iso_epoch(when), scaler.clock()
     scaler.publisher  # noqa: B018 — the MNS settings are checked before anything is read or written
     settings = policy.forecast
     made, skipped = forecasts(policy, history(policy, now, scaler.settings.cms_endpoint))
     measured = lead_time(store.orders_since(now - MAX_HISTORY_SECONDS))
     lead = measured if measured is not None else float(policy.service.timeout or ENS_DEFAULT_TIMEOUT_S)
-    scale = settings.mode is ForecastMode.SCALE
-    ahead = {f.region: f.ahead(now, lead) for f in made} if scale else None
+    ahead = {f.region: f.ahead(now, lead) for f in made} if settings.mode is ForecastMode.SCALE else None
     message_id = f"forecast:{name}:{when}"
     message = forecast_message(message_id, settings.mode.value, settings.time_zone, lead, measured is not None,
-                               [f.as_dict() for f in made], skipped, ahead, scaler.clock())
-    items = queued(message_id, encode(message), TAG_FORECAST, scaler.clock())
-    store.commit_scale_out(RECORD_KEY, message_id, message, None, items, scaler.clock(), RECORD_TTL_S,
-                           scaler.outbox.lease_until(scaler.clock()))
+                               [f.as_dict() for f in made], skipped, ahead, at)
+    items = queued(message_id, encode(message), TAG_FORECAST, at)
+    store.commit_scale_out(RECORD_KEY, message_id, message, None, items, at, RECORD_TTL_S,
+                           scaler.outbox.lease_until(at))
     scaler.outbox.publish(items)  # leased by the write above; one MNS refuses waits in the outbox for the next drain
     log("forecast", mode=settings.mode.value, regions=len(made), notForecast=sorted(skipped), leadSeconds=lead)
     scaled = scaler.run([signal(ahead, message_id, now)], deadline).as_dict() if ahead else None
     summary = {"mode": settings.mode.value, "leadSeconds": message["leadSeconds"], "leadMeasured": measured is not None,
                "regions": [summarize(f) for f in made], "notForecast": message["notForecast"],
                "orderAhead": message["orderAhead"], "scaleOut": scaled}
-    queued_still = any(i.id.startswith(message_id) for i in store.outbox_items())
-    return Result(Status.FORECAST, message_id, message=Announcement(message_id, not queued_still),
+    unsent = any(i.id.startswith(message_id) for i in store.outbox_items())
+    return Result(Status.FORECAST, message_id, message=Announcement(message_id, not unsent),
                   forecast=summary, state_scope=scaler.settings.state_scope)
 
 
