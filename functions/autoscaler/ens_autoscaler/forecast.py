@@ -118,7 +118,8 @@ class RegionForecast:
 
     def ahead(self, now: float, lead: float) -> int:
         """The most devices any forecast hour needs from `now` until an order placed now is ready
-        (`lead` later): what must be ordered now, since an order placed later lands too late."""
+        (`lead` later): what must be ordered now, since an order placed later lands too late. The first
+        forecast hour always counts, however short the lead: the next firing may be a day away."""
         start, wanted = self.forecast.start, [self.running]
         for i, devices in enumerate(self.devices):
             begins = start + i * HOUR
