@@ -86,7 +86,8 @@ def _asks(task: str) -> Callable[[Any], bool]:
 
 
 def decode_task(doc: Any) -> list[Signal]:
-    TimerEvent(doc).trigger_time  # a malformed firing is refused like any other timer event
+    event = TimerEvent(doc)
+    event.trigger_name, event.trigger_time  # a malformed firing is refused like any other timer event
     return []
 
 
