@@ -217,9 +217,12 @@ def test_the_forecast_section_defaults_to_forecast_only(doc: dict) -> None:
 
 
 def test_a_bad_forecast_section_is_refused_with_every_key_at_fault(doc: dict) -> None:
-    doc["forecast"] = {"mode": "forecast-and-order", "periodSeconds": 90, "timeZone": "Mars/Base",
+    doc["forecast"] = {"mode": ["forecast-only"], "periodSeconds": 90, "timeZone": "Mars/Base",
                        "statistic": "Median", "horizon": 72}
     found = problems_of(doc)
     for path in ("forecast.mode", "forecast.periodSeconds", "forecast.timeZone", "forecast.statistic",
                  "forecast.horizon: unknown key"):
         assert path in found, found
+    for zone in ("America", "x" * 300):  # a zoneinfo directory, a name too long for a file
+        doc["forecast"] = {"timeZone": zone}
+        assert "forecast.timeZone: unknown time zone" in problems_of(doc)

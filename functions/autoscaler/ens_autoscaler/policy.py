@@ -493,7 +493,7 @@ def _forecast(c: _Checker, raw: Any) -> ForecastSettings:
     m = c.mapping(raw, "forecast", {"mode", "namespace", "statistic", "periodSeconds", "dimensionKey", "timeZone"})
     default = ForecastSettings()
     mode = m.get("mode", default.mode.value)
-    if mode not in {f.value for f in ForecastMode}:
+    if mode not in tuple(f.value for f in ForecastMode):  # a tuple: an unhashable value is just not in it
         c.problem("forecast.mode", f"must be one of {', '.join(f.value for f in ForecastMode)}, got {mode!r}")
         mode = default.mode.value
     statistic = m.get("statistic", default.statistic)
@@ -516,7 +516,7 @@ def _known_zone(name: str) -> bool:
 
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: `America` is a directory, a long name too long
         return False
     return True
 
