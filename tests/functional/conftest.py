@@ -155,7 +155,7 @@ def make_autoscaler(cloud: LocalCloud, tmp_path: Any, monkeypatch: pytest.Monkey
              policy: str | None = None) -> Autoscaler:
         settings = Settings(ens_endpoint=cloud.url, mns_endpoint=cloud.url, mns_topic=TOPIC,
                             policy_path=policy or str(PACKAGE_ROOT / "policy.yaml"), state_url=state_url,
-                            dry_run=dry_run, callback_token=callback_token)
+                            dry_run=dry_run, callback_token=callback_token, cms_endpoint=cloud.url)
         kwargs = {"clock": clock} if clock else {}
         actuator = EnsActuator(cloud.url, read_timeout_ms=read_timeout_ms,
                                backoff=Backoff(attempts=4, base_s=0.001, cap_s=0.002), sleep=sleep, **kwargs)

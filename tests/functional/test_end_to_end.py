@@ -19,6 +19,7 @@ EVENT_FILES = sorted(p.name for p in EVENTS.glob("*.json"))
 NO_ACTION = {"cms-http-alarm-ok.json"}
 DRY_RUN = {"manual-dry-run.json"}
 FOLLOW_UP = {"timer-readiness.json"}
+FORECAST = {"timer-forecast.json"}
 
 
 def body_of(returned: str) -> dict[str, Any]:
@@ -41,6 +42,11 @@ def test_sample_event_end_to_end(name: str, cloud: LocalCloud, make_autoscaler) 
     if name in FOLLOW_UP:  # nothing open: one state read, no cloud call
         assert result == {"status": "follow_up", "openOrders": [], "closedOrders": [], "stateScope": "instance"}
         assert cloud.calls == []
+        return
+    if name in FORECAST:  # an empty CloudMonitor: every region unforecast, said so, and nothing ordered
+        (message,) = messages
+        assert result["status"] == "forecast_recorded" and message["tag"] == "forecast" and not rescales
+        assert len(json.loads(message["body"])["data"]["notForecast"]) == len(result["notForecast"]) == 4
         return
     if name in NO_REGION:
         assert result["status"] == "rejected" and "names no region" in result["error"]["message"]

@@ -47,6 +47,7 @@ TRIGGER_CONFIG_DEFINITIONS = {
 EXPECTED_ACTIONS = {
     "ens:RescaleDeviceService",
     "ens:DescribeDeviceService",
+    "cms:DescribeMetricList",  # the daily forecast's history
     "mns:PublishMessage",
     "mns:SendMessage",
 }
@@ -518,7 +519,15 @@ def test_dependencies_are_installed_where_pythonpath_points(fc3_resources: dict[
 def test_the_triggers(triggers: dict[str, dict[str, Any]]) -> None:
     assert {name: t["triggerType"] for name, t in triggers.items()} == {
         "cms-callback": "http", "mns-signals": "mns_topic", "evening-peak": "timer",
-        "readiness": "timer", "cms-eventbridge": "eventbridge"}
+        "readiness": "timer", "forecast": "timer", "cms-eventbridge": "eventbridge"}
+
+
+def test_the_forecast_timer_runs_daily_with_the_sample_payload(triggers: dict[str, dict[str, Any]]) -> None:
+    config = triggers["forecast"]["triggerConfig"]
+    sample = json.loads((REPO / "events" / "timer-forecast.json").read_text())
+    assert config["enable"] is True and config["payload"] == sample["payload"]
+    fields = re.sub(r"^CRON_TZ=\S+\s+", "", config["cronExpression"]).split()
+    assert len(fields) == 6 and fields[3:] == ["*", "*", "*"], config["cronExpression"]  # once a day
 
 
 def test_the_readiness_timer_runs_every_minute_with_the_sample_payload(triggers: dict[str, dict[str, Any]]) -> None:
@@ -603,8 +612,9 @@ def test_policy_grants_exactly_the_needed_actions(policy: dict[str, Any]) -> Non
 def test_policy_resources(policy: dict[str, Any]) -> None:
     for statement in _statements(policy):
         actions, resources = _as_list(statement["Action"]), _as_list(statement["Resource"])
-        if all(a.startswith("ens:") for a in actions):
-            # Neither ENS action supports resource-level permission ("All Resources").
+        if all(a.startswith(("ens:", "cms:")) for a in actions):
+            # Neither the ENS actions nor CloudMonitor's DescribeMetricList supports resource-level
+            # permission ("All Resources" in their RAM authorization tables).
             assert resources == ["*"]
             continue
         assert len(actions) == 1 and len(resources) == 1, "one MNS action, one resource per statement"

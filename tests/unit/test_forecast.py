@@ -13,7 +13,8 @@ import pytest
 
 from ens_autoscaler.errors import InputError
 from ens_autoscaler.forecast import HOUR, devices_for, forecast
-from ens_autoscaler.policy import parse_policy
+from ens_autoscaler.policy import parse_policy, read_policy
+from ens_autoscaler.settings import PACKAGE_ROOT
 from ens_autoscaler.simulate.backtest import backtest
 from ens_autoscaler.simulate.history import Reading
 from ens_autoscaler.simulate.replay import Load
@@ -110,3 +111,18 @@ def test_the_forecast_command_wants_devices_never_below_what_runs_nor_past_max_d
     capsys.readouterr()
     assert main(["forecast", "--policy", str(policy), "--metrics", str(csv)]) == 0
     assert f"{R}: 2 running; wants 2 from Thu 00:00, 3 from Thu 12:00, 2 from Thu 13:00" in capsys.readouterr().out
+
+
+def test_the_function_forecasts_every_region_it_can_and_names_the_others() -> None:
+    """Too little history in one region is no reason to leave the others unforecast (predictive.forecasts)."""
+    from ens_autoscaler.predictive import forecasts
+
+    policy = read_policy(PACKAGE_ROOT / "policy.yaml")
+    start = 1_736_208_000.0  # 2025-01-07T00:00Z
+    readings = [Reading(start + h * HOUR, "cn-guangzhou-unicom", "CPUUtilization", 30.0, 2) for h in range(72)]
+    readings += [Reading(start + h * HOUR, "cn-hangzhou-telecom", "CPUUtilization", 30.0, 2) for h in range(3)]
+    made, skipped = forecasts(policy, readings)
+    assert [f.region for f in made] == ["cn-guangzhou-unicom"]
+    assert skipped["cn-hangzhou-telecom"] == "a forecast needs at least 24 h of history"
+    assert set(skipped) == {"cn-hangzhou-telecom", "cn-shanghai-cmcc", "cn-wuxi-telecom_unicom_cmcc-3"}
+    assert made[0].devices[0] == 2  # 2 × 30 % = 60 %: one device's worth, but never below the 2 that run

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # difflib, which only a policy error's "did you mean" uses.
 ORDER_MACHINERY = ("ens_autoscaler.ens", "ens_autoscaler.ens_models", "ens_autoscaler.scaleout",
                    "ens_autoscaler.followup", "ens_autoscaler.publisher", "difflib")
-SDKS = ("alibabacloud_ens20171110", "alibabacloud_credentials", "alibabacloud_tea_openapi", "mns", "redis")
+SDKS = ("alibabacloud_ens20171110", "alibabacloud_credentials", "alibabacloud_tea_openapi", "mns", "redis",
+        "alibabacloud_cms20190101")
 
 CHILD = """
 import json, sys
@@ -33,7 +34,7 @@ def run_child(event: str, tmp_path: Path) -> dict:
     """FC's view: a fresh interpreter, the handler on one event (ENS and MNS unreachable)."""
     env = {"PATH": "/usr/bin:/bin", "STATE_URL": f"sqlite:///{tmp_path}/state.db",
            "CALLBACK_TOKEN": "example-callback-token", "ENS_ENDPOINT": "http://127.0.0.1:9",
-           "MNS_ENDPOINT": "http://127.0.0.1:9", "MNS_TOPIC": "t",
+           "MNS_ENDPOINT": "http://127.0.0.1:9", "MNS_TOPIC": "t", "CMS_ENDPOINT": "http://127.0.0.1:9",
            "ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret",
            "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
     out = subprocess.run([sys.executable, "-c", CHILD, event], cwd=ROOT, env=env, capture_output=True,
@@ -69,6 +70,12 @@ def test_the_readiness_timer_with_nothing_open_imports_no_sdk(tmp_path: Path) ->
     child = run_child(str(ROOT / "events" / "timer-readiness.json"), tmp_path)
     assert child["result"] == {"status": "follow_up", "openOrders": [], "closedOrders": [], "stateScope": "instance"}
     assert not set(SDKS) & set(child["modules"])
+
+
+def test_only_the_forecast_timer_imports_the_cloudmonitor_sdk(tmp_path: Path) -> None:
+    child = run_child(str(ROOT / "events" / "timer-forecast.json"), tmp_path)
+    assert child["result"] == {"raised": "TransientCloudError"}  # it tried: CloudMonitor is unreachable here
+    assert "alibabacloud_cms20190101" in child["modules"]
 
 
 def test_a_scale_out_does_import_the_ens_sdk(tmp_path: Path) -> None:

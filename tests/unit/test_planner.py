@@ -342,3 +342,26 @@ def test_the_readme_reason_table_names_every_reason_and_the_guard_chain_every_cu
     assert cutting == {Reason.COOLDOWN, Reason.MAX_DEVICES, Reason.INVENTORY_UNAVAILABLE, Reason.REGION_CAP,
                        Reason.BUDGET_EXHAUSTED, Reason.INVOCATION_CAP, Reason.FLEET_CAP, Reason.ORDER_UNRESOLVED,
                        Reason.RUN_RATE_BUDGET, Reason.RUN_RATE_CAP, Reason.PRICE_UNKNOWN}
+
+
+
+def ahead_of_forecast(regions: dict[str, int]) -> Signal:
+    return Signal("timer_forecast", "forecast:f:1", SignalKind.FORECAST, Family.TIMER, counts=regions)
+
+
+def test_a_forecast_asks_for_what_running_and_pending_devices_do_not_hold_yet() -> None:
+    (d,) = make_plan([ahead_of_forecast({GZ: 9})], POLICY, inventory=stock(4, 2)).decisions
+    assert (d.raw, d.final, d.rule) == (3, 3, "forecast: 9 devices, have 4 running + 2 pending")
+    (met,) = make_plan([ahead_of_forecast({GZ: 6})], POLICY, inventory=stock(4, 2)).decisions
+    assert (met.raw, met.reasons) == (0, (Reason.DESIRED_MET,))  # never below what is there: it only adds
+    blind = make_plan([ahead_of_forecast({GZ: 9})], POLICY)
+    assert blind.needs_inventory and blind.decisions[0].reasons == (Reason.INVENTORY_UNAVAILABLE,)
+    # level-triggered like target tracking: what was just added is in the inventory, not cut again by the cooldown
+    recent = summed([Entry(GZ, 3, 1_000.0)], 1_100.0)
+    (d,) = make_plan([ahead_of_forecast({GZ: 9})], POLICY, recent, 1_100.0, stock(4, 2)).decisions
+    assert (d.final, d.reasons) == (3, ())
+
+
+def test_a_forecast_naming_a_region_outside_the_allowlist_is_rejected() -> None:
+    plan = make_plan([ahead_of_forecast({"cn-nowhere-x": 3})], POLICY, inventory=stock(0))
+    assert not plan.decisions and "not in the policy's regions" in plan.rejections[0].error

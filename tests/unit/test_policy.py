@@ -204,3 +204,25 @@ def test_a_metric_no_source_produces_is_a_warning_that_still_loads(doc: dict) ->
     assert "did you mean 'CPUUtilization'?" in first.message and "acs_ens_new" in first.message
     assert second.path == "regions.cn-guangzhou-unicom.target.metric" and "did you mean" not in second.message
     assert second.as_dict() == {"path": second.path, "message": second.message, "severity": "warning"}
+
+
+def test_the_forecast_section_defaults_to_forecast_only(doc: dict) -> None:
+    from ens_autoscaler.policy import ForecastMode, ForecastSettings
+
+    assert parse_policy(doc).forecast == ForecastSettings()
+    assert ForecastSettings().mode is ForecastMode.ONLY
+    doc["forecast"] = {"mode": "forecast-and-scale", "periodSeconds": 300, "timeZone": "Asia/Shanghai"}
+    settings = parse_policy(doc).forecast
+    assert (settings.mode, settings.period_seconds, settings.time_zone) == (ForecastMode.SCALE, 300, "Asia/Shanghai")
+
+
+def test_a_bad_forecast_section_is_refused_with_every_key_at_fault(doc: dict) -> None:
+    doc["forecast"] = {"mode": ["forecast-only"], "periodSeconds": 90, "timeZone": "Mars/Base",
+                       "statistic": "Median", "horizon": 72}
+    found = problems_of(doc)
+    for path in ("forecast.mode", "forecast.periodSeconds", "forecast.timeZone", "forecast.statistic",
+                 "forecast.horizon: unknown key"):
+        assert path in found, found
+    for zone in ("America", "x" * 300):  # a zoneinfo directory, a name too long for a file
+        doc["forecast"] = {"timeZone": zone}
+        assert "forecast.timeZone: unknown time zone" in problems_of(doc)

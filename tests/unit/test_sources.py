@@ -11,7 +11,8 @@ import pytest
 
 from ens_autoscaler import sources
 from ens_autoscaler.signals import Family, Signal, SignalKind
-from ens_autoscaler.sources import cms_http, parsing
+from ens_autoscaler.errors import InputError
+from ens_autoscaler.sources import cms_http, parsing, timer
 from ens_autoscaler import vocab
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -88,6 +89,7 @@ EXPECTED = {
                               kind=SignalKind.PROFILE, family=Family.TIMER, profile="evening-peak",
                               time=1736418600.0)],
     "timer-readiness.json": [],  # the follow-up carries no signal (test_the_readiness_timer_...)
+    "timer-forecast.json": [],  # nor does the daily forecast (test_the_forecast_timer_...)
     "manual-counts.json": [dict(source="manual", dedupe_key="manual:launch-2025-01-09",
                                 kind=SignalKind.COUNTS, family=Family.MANUAL,
                                 counts={"cn-hangzhou-telecom": 2, "cn-shanghai-cmcc": 1},
@@ -435,6 +437,14 @@ def test_queue_message_body_already_parsed_is_read():
     event = load("mns-eventbridge.json")
     event["data"]["messageBody"] = json.loads(event["data"]["messageBody"])
     assert sources.decode(event) == decode_file("mns-eventbridge.json")
+
+
+def test_the_forecast_timer_asks_for_a_forecast_and_carries_no_signal():
+    event = sources.read(EVENTS.joinpath("timer-forecast.json").read_bytes())
+    assert event.task == timer.FORECAST and not event.follow_up and event.signals() == []
+    bad = {**json.loads(EVENTS.joinpath("timer-forecast.json").read_text()), "triggerTime": "soon"}
+    with pytest.raises(InputError, match="triggerTime"):
+        sources.read(bad).signals()
 
 
 def test_the_readiness_timer_asks_for_a_follow_up_and_carries_no_signal():

@@ -27,6 +27,7 @@ from .policy import Policy, PolicyCache
 from .result import Result, Status
 from .settings import Settings
 from .signals import Signal
+from .sources.timer import FORECAST
 from .state import StateStore, open_store
 from .vocab import iso_epoch
 
@@ -115,6 +116,10 @@ class Autoscaler:
                     check_callback_token(self.settings.callback_token, read.token)
                 if read.follow_up:
                     return self.follow(deadline, read.document["triggerTime"]), via_http
+                if read.task == FORECAST:
+                    from . import predictive  # imports the CloudMonitor SDK: only this timer pays for it
+
+                    return predictive.refresh(self, read.document, deadline), via_http
                 return self.run(read.signals(), deadline), via_http
             except InputError as exc:
                 log("rejected", logging.WARNING, errorType=exc.kind, error=str(exc))

@@ -13,8 +13,10 @@ covers an hour's average is short for half of it.
 Pure: samples in, numbers out; no clock, no I/O. Demand is whatever unit the
 caller measures it in (a utilization reading times the devices that served it);
 `devices_for` turns it into devices at the rule's threshold, never below what
-is running and never past the cap; `lead_time` is how far ahead to order, as
-the order book measured it.
+is running and never past the cap; `RegionForecast` is one region's hours in
+devices, as the `forecast` command prints them and the function's daily
+forecast publishes and orders ahead of; `lead_time` is how far ahead to order,
+as the order book measured it.
 """
 from __future__ import annotations
 
@@ -22,10 +24,12 @@ import math
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, tzinfo, timezone
-from typing import Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InputError
 from .orders import OrderRecord, Phase
+from .policy import Region, rule_of
+from .vocab import epoch_iso
 
 HOUR = 3600
 MIN_HISTORY_SECONDS = 24 * HOUR
@@ -33,6 +37,23 @@ MAX_HISTORY_SECONDS = 14 * 24 * HOUR
 HOURS_AHEAD = 48
 MIN_DAYS = 2  # same-kind days an hour needs before its kind is trusted on its own
 LEAD_PERCENTILE = 0.9
+
+
+@dataclass(frozen=True, order=True)
+class Reading:
+    """One metric reading of one region: a history's row, or CloudMonitor's datapoints of one period."""
+
+    time: float  # epoch seconds
+    region: str
+    metric: str
+    value: float
+    devices: int | None = None  # Running in the region when it was recorded; None: not known
+
+    @property
+    def demand(self) -> float:
+        """The load the region's devices served: the reading times how many served it (one when not
+        known) — a utilization reading turned back into demand, which a change of devices leaves alone."""
+        return self.value * (self.devices or 1)
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,52 @@ def devices_for(demand: float, per_device: float, running: int, cap: int | None)
     if cap is not None:
         needed = min(needed, cap)
     return max(running, needed)
+
+
+@dataclass(frozen=True)
+class RegionForecast:
+    """One region's forecast in devices at its rule's threshold, never below what its last reading
+    ran on (`running`) and never past its maxDevices."""
+
+    region: str
+    threshold: float  # demand one device carries: the rule's lowest step, or its target
+    running: int
+    max_devices: int | None
+    forecast: Forecast
+
+    @property
+    def devices(self) -> tuple[int, ...]:
+        return tuple(devices_for(v, self.threshold, self.running, self.max_devices) for v in self.forecast.hourly)
+
+    def ahead(self, now: float, lead: float) -> int:
+        """The most devices any forecast hour needs from `now` until an order placed now is ready
+        (`lead` later): what must be ordered now, since an order placed later lands too late. The first
+        forecast hour always counts, however short the lead: the next firing may be a day away."""
+        start, wanted = self.forecast.start, [self.running]
+        for i, devices in enumerate(self.devices):
+            begins = start + i * HOUR
+            if begins + HOUR > now and (begins <= now + lead or i == 0):
+                wanted.append(devices)
+        return max(wanted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"region": self.region, "threshold": self.threshold, "running": self.running,
+                "maxDevices": self.max_devices,
+                "hours": [{"from": epoch_iso(self.forecast.start + i * HOUR), "peakDemand": round(value, 2),
+                           "devices": devices} for i, (value, devices)
+                          in enumerate(zip(self.forecast.hourly, self.devices))]}
+
+
+def region_forecast(spec: Region, readings: Sequence[Reading], demand: Callable[[Reading], float],
+                    zone: tzinfo = timezone.utc) -> RegionForecast | None:
+    """The region's forecast from its readings of its rule's metric (None: it has none, or its rule
+    has no threshold to size devices at); InputError when they span less than 24 h."""
+    _, metric, threshold = rule_of(spec)
+    mine = sorted(r for r in readings if r.region == spec.code and metric in (None, r.metric))
+    if not mine or not threshold:
+        return None
+    return RegionForecast(spec.code, threshold, mine[-1].devices or 0, spec.max_devices,
+                          forecast([(r.time, demand(r)) for r in mine], zone))
 
 
 def lead_time(orders: Iterable[OrderRecord]) -> float | None:

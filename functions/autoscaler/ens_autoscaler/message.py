@@ -25,6 +25,7 @@ TAG_DRY_RUN = "dry-run"
 TAG_READY = "devices-ready"
 TAG_FAILED = "devices-failed"
 TAG_FLEET = "fleet"
+TAG_FORECAST = "forecast"
 SOURCE = "ens-autoscaler"  # CloudEvents `source` (a URI-reference): the one producer of these types
 TYPE_PREFIX = "ens-autoscaler."  # CloudEvents `type`: ens-autoscaler.scale-out, ….devices-ready, …
 DRY_RUN_PREFIX = "dry-"  # dry runs live in a key space of their own: they never block a real run
@@ -106,6 +107,19 @@ def failed_device(device_id: str, listed: Listed | None) -> dict[str, Any]:
             "why": "failed" if listed is not None and listed.failed else "not Running by the order's Timeout"}
 
 
+def forecast_message(message_id: str, mode: str, time_zone: str, lead: float, measured: bool,
+                     regions: Sequence[Mapping[str, Any]], skipped: Mapping[str, str],
+                     order_ahead: Mapping[str, int] | None, at: float) -> dict[str, Any]:
+    """The daily forecast: each region's next 48 h in devices, the lead an order needs, and (in
+    forecast-and-scale mode) the devices each region is to hold by then. Its id names the firing,
+    so FC's retries of one firing publish one id."""
+    return {"schemaVersion": SCHEMA_VERSION, "id": message_id, "type": TAG_FORECAST, "createdAt": round(at, 3),
+            "mode": mode, "timeZone": time_zone, "leadSeconds": round(lead, 1), "leadMeasured": measured,
+            "orderAhead": None if order_ahead is None else dict(sorted(order_ahead.items())),
+            "notForecast": [{"region": r, "why": why} for r, why in sorted(skipped.items())],
+            "regions": list(regions)}
+
+
 def fleet_messages(listed: Sequence[Listed], regions: Iterable[str], at: float) -> list[dict[str, Any]]:
     """One `fleet` message per region: every device the service has there, with its status.
 
@@ -132,7 +146,7 @@ def fleet_messages(listed: Sequence[Listed], regions: Iterable[str], at: float) 
 
 MAX_BYTES = 60 * 1024  # MNS refuses topic messages over 64 KB; leave room for the XML around it
 # The lists a big batch or a big order makes long: split across parts, never cut.
-SPLIT = ("signals", "decisions", "devices", "DeviceIds", "resourceSelector")
+SPLIT = ("signals", "decisions", "devices", "DeviceIds", "resourceSelector", "regions")
 PART_FIELDS_BYTES = len(',"part":999999,"parts":999999')
 PART_SUFFIX = "#999999/999999"  # the longest a part's event id grows
 

@@ -286,6 +286,9 @@ def _candidates(signal: Signal, policy: Policy, inventory: Inventory | None) -> 
         for region in signal.counts:
             _allowed(region, policy)
         return [Candidate(r, key, n, "manual", kind=RuleKind.MANUAL) for r, n in sorted(signal.counts.items())]
+    if signal.kind is SignalKind.FORECAST:
+        return [_ahead(policy.regions[_allowed(r, policy)], key, n, inventory)
+                for r, n in sorted(signal.counts.items())]
     if signal.kind is SignalKind.PROFILE:
         counts = policy.profiles.get(signal.profile or "")
         if counts is None:
@@ -335,6 +338,19 @@ def _track(spec: Region, key: str, metric: str | None, value: float, inventory: 
     if desired <= have.total:
         return hold(Reason.DESIRED_MET, rule)
     return Candidate(spec.code, key, desired - have.total, rule, metric, value, kind=RuleKind.TARGET)
+
+
+def _ahead(spec: Region, key: str, wanted: int, inventory: Inventory | None) -> Candidate:
+    """The forecast's devices, level-triggered like target tracking: add what running + pending
+    devices don't hold yet (never below what runs: it only adds)."""
+    rule = f"forecast: {wanted} devices"
+    if inventory is None or not inventory.available:
+        return Candidate(spec.code, key, 0, rule, hold=Reason.INVENTORY_UNAVAILABLE, kind=RuleKind.TARGET)
+    have = inventory.of(spec.code)
+    rule += f", have {have.running} running + {have.pending} pending"
+    if wanted <= have.total:
+        return Candidate(spec.code, key, 0, rule, hold=Reason.DESIRED_MET, kind=RuleKind.TARGET)
+    return Candidate(spec.code, key, wanted - have.total, rule, kind=RuleKind.TARGET)
 
 
 def _region_of(signal: Signal, extraction: Extraction) -> Any:

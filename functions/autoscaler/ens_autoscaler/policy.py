@@ -15,6 +15,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -91,6 +92,15 @@ class Region:
     max_per_invocation: int | None
     target: Target | None = None
     max_devices: int | None = None  # devices the region may hold in all (running + on the way)
+
+
+def rule_of(spec: Region) -> tuple[str | None, str | None, float | None]:
+    """(kind, metric, threshold) of a region's rule for readings."""
+    if spec.target is not None:
+        return "target", spec.target.metric, spec.target.value
+    if spec.steps is not None:
+        return "step", spec.steps.metric, spec.steps.steps[0].lower
+    return None, None, None
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,26 @@ class Extraction:
     bindings: Mapping[str, str] = field(default_factory=dict)
 
 
+class ForecastMode(str, Enum):
+    ONLY = "forecast-only"  # recorded, published, shown by `status`; nothing ordered
+    SCALE = "forecast-and-scale"  # and ordered ahead of, through the planner and its guards
+
+
+STATISTICS = ("Average", "Maximum", "Minimum")  # what CloudMonitor's ENS datapoints carry
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """The daily forecast (the `ens-autoscaler:forecast` timer): where its history is and what it may do."""
+
+    mode: ForecastMode = ForecastMode.ONLY
+    namespace: str = ENS_NAMESPACE
+    statistic: str = "Maximum"  # a period's peak: capacity that covers the mean is short for half of it
+    period_seconds: int = 3600  # one datapoint per instance and hour: 14 days in a few pages
+    dimension_key: str = "ensRegionId"
+    time_zone: str = "UTC"  # where weekdays and weekend days are told apart
+
+
 @dataclass(frozen=True)
 class Policy:
     service: ServiceParams
@@ -181,6 +211,7 @@ class Policy:
     alarm: Extraction
     message: Extraction
     surplus: Surplus | None = None
+    forecast: ForecastSettings = ForecastSettings()
 
     @property
     def prices(self) -> Prices | None:
@@ -598,11 +629,43 @@ def _at_least(c: _Checker, path: str, value: int | None, other_path: str, other:
                         f"raise {path} or lower {other_path}")
 
 
+def _forecast(c: _Checker, raw: Any) -> ForecastSettings:
+    m = c.mapping(raw, "forecast", {"mode", "namespace", "statistic", "periodSeconds", "dimensionKey", "timeZone"})
+    default = ForecastSettings()
+    mode = m.get("mode", default.mode.value)
+    if mode not in tuple(f.value for f in ForecastMode):  # a tuple: an unhashable value is just not in it
+        c.problem("forecast.mode", f"must be one of {', '.join(f.value for f in ForecastMode)}, got {mode!r}")
+        mode = default.mode.value
+    statistic = m.get("statistic", default.statistic)
+    if statistic not in STATISTICS:
+        c.problem("forecast.statistic", f"must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    period = c.integer(m.get("periodSeconds", default.period_seconds), "forecast.periodSeconds", 60, 86400)
+    if period is not None and period % 60:
+        c.problem("forecast.periodSeconds", f"must be whole minutes (CloudMonitor periods are), got {period}")
+    zone = c.text(m.get("timeZone", default.time_zone), "forecast.timeZone")
+    if zone is not None and not _known_zone(zone):
+        c.problem("forecast.timeZone", f"unknown time zone {zone!r}: give an IANA name such as Asia/Shanghai or UTC")
+    return ForecastSettings(ForecastMode(mode), c.text(m.get("namespace", default.namespace), "forecast.namespace")
+                            or default.namespace, statistic, period or default.period_seconds,
+                            c.text(m.get("dimensionKey", default.dimension_key), "forecast.dimensionKey")
+                            or default.dimension_key, zone or default.time_zone)
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: `America` is a directory, a long name too long
+        return False
+    return True
+
+
 def check_policy(document: Any, found: tuple[Problem, ...] = ()) -> PolicyCheck:
     """Validate a decoded policy document; `found` are problems already seen in its source text."""
     c = _Checker(found)
     top = c.mapping(document, "(policy)", {"service", "limits", "regions", "profiles", "signals", "prices",
-                                           "surplus"}, required={"regions", "limits", "service"})
+                                           "surplus", "forecast"}, required={"regions", "limits", "service"})
     regions = _regions(c, top.get("regions"))
     signals = c.mapping(top.get("signals"), "signals", {"alarm", "message"})
     service = _service(c, top.get("service"))
@@ -616,6 +679,7 @@ def check_policy(document: Any, found: tuple[Problem, ...] = ()) -> PolicyCheck:
         message=_extraction(c, signals.get("message"), "signals.message",
                             {"region", "metric", "value"}, regions),
         surplus=_surplus(c, top.get("surplus")),
+        forecast=_forecast(c, top.get("forecast")),
     )
     if policy.surplus is None:
         for code, region in regions.items():

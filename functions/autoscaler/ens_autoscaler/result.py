@@ -24,6 +24,8 @@ class Status(str, Enum):
     HELD = "held"  # a one-shot request waiting for an unresolved order in its regions: the follow-up carries it out
     PLAN = "plan"  # the CLI's preview: nothing stored, nothing ordered
     FOLLOW_UP = "follow_up"  # the readiness timer: open orders moved on, queued messages published
+    # the daily forecast: recorded and published (and in forecast-and-scale mode, ordered ahead of)
+    FORECAST = "forecast_recorded"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Result:
     error: Mapping[str, str] | None = None
     orders: tuple[Mapping[str, Any], ...] = ()  # a follow-up's open orders, as `status` shows them
     closed: tuple[Mapping[str, Any], ...] = ()  # the orders a follow-up closed (ready, failed, not ordered...)
+    forecast: Mapping[str, Any] | None = None  # the daily forecast's summary, and its scale-out's result
 
     @classmethod
     def of_plan(cls, status: Status, key: str, plan: Plan, dry_run: bool = False,
@@ -85,6 +88,10 @@ class Result:
         if self.status is Status.FOLLOW_UP:
             return {"status": self.status.value, "openOrders": [dict(o) for o in self.orders],
                     "closedOrders": [dict(o) for o in self.closed],
+                    "stateScope": self.state_scope}
+        if self.status is Status.FORECAST:
+            return {"status": self.status.value, "invocationId": self.invocation_id, **dict(self.forecast or {}),
+                    "message": None if self.message is None else _announcement(self.message),
                     "stateScope": self.state_scope}
         out: dict[str, Any] = {
             "status": self.status.value, "invocationId": self.invocation_id, "dryRun": self.dry_run,

@@ -8,6 +8,7 @@ from typing import Literal, Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .endpoints import CMS_DEFAULT, cms_endpoint
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # functions/autoscaler: beside index.py
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
@@ -24,13 +25,14 @@ class Settings:
     dry_run: bool
     callback_token: str | None
     idempotency_ttl: float = 24 * 3600  # longer than any redelivery: FC async retries, MNS, EventBridge
+    cms_endpoint: str = CMS_DEFAULT  # where the daily forecast reads its metric history
 
     def __repr__(self) -> str:  # the callback token and STATE_URL's password are secrets
         return (f"Settings(ens_endpoint={self.ens_endpoint!r}, mns_endpoint={self.mns_endpoint!r}, "
                 f"mns_topic={self.mns_topic!r}, policy_path={self.policy_path!r}, "
                 f"state_url={redact_url(self.state_url)!r}, dry_run={self.dry_run}, "
                 f"callback_token={'set' if self.callback_token else 'unset'}, "
-                f"idempotency_ttl={self.idempotency_ttl:g})")
+                f"idempotency_ttl={self.idempotency_ttl:g}, cms_endpoint={self.cms_endpoint!r})")
 
     @property
     def state_scope(self) -> Literal["instance", "shared"]:
@@ -61,6 +63,7 @@ class Settings:
             dry_run=dry_run in TRUE,
             callback_token=env.get("CALLBACK_TOKEN") or None,
             idempotency_ttl=float(ttl),
+            cms_endpoint=cms_endpoint(env),
         )
 
 

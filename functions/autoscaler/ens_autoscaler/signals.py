@@ -17,6 +17,7 @@ class SignalKind(str, Enum):
     COUNTS = "counts"  # explicit devices to add per region (manual call)
     PROFILE = "profile"  # a named burst profile from the policy (timer, manual call)
     RESOLVED = "resolved"  # an alarm back in OK state: recorded, never acted on
+    FORECAST = "forecast"  # devices each region should hold (`counts`), ordered ahead of a forecast
 
 
 class Family(str, Enum):
@@ -38,7 +39,7 @@ class Signal:
     region: str | None = None
     metric: str | None = None
     value: float | None = None
-    counts: Mapping[str, int] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)  # to add (COUNTS), or to hold (FORECAST)
     profile: str | None = None
     binding_keys: tuple[str, ...] = ()  # alarm ruleId / alertName: static region bindings
     reason: str | None = None

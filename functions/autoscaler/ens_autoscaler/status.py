@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from . import predictive
 from .conditions import Conditions, Reading, conditions, desired, last_reading
 from .display import money, order_id_text, order_line, when
 from .errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
 from .followup import LOOKBACK_S
-from .forecast import lead_time
+from .forecast import MAX_HISTORY_SECONDS, lead_time
 from .logs import log
 from .orders import Attribution, Listed, OrderRecord, Phase, Verdict, in_flight, unresolved_regions
 from .planner import Capacity, Cooldown, Inventory
@@ -41,7 +42,7 @@ OUTCOMES = {Phase.READY: "ready", Phase.FAILED: "failed", Phase.ORDERED: "pendin
             Phase.AMBIGUOUS: "uncertain", Phase.NOT_ORDERED: "not ordered", Phase.REFUSED: "refused",
             Phase.HELD: "held"}
 SPEAKERS = (("cms", "CloudMonitor alarm"), ("manual", "manual request"), ("timer", "timer"))
-LEAD_DAYS = 14  # the forecast's history: the lead it orders ahead by is measured over the same span
+LEAD_DAYS = MAX_HISTORY_SECONDS // 86400  # the forecast's history: its lead is measured over the same span
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Status:
     parked: tuple[ParkedItem, ...]  # refused by MNS for good: out of the rotation, for a person to look at
     lead: float | None = None  # p90 time-to-ready of the orders of the last LEAD_DAYS (None: none was ready)
     low: Mapping[str, Low] = field(default_factory=dict)  # regions in a low-load spell, and their surplus
+    forecast: Mapping[str, Any] | None = None  # the daily forecast's last message, while it covers now
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": "status", "at": self.now, "store": self.store, "stateScope": self.scope,
@@ -114,7 +116,7 @@ class Status:
                            for i in self.outbox],
                 "parked": [{"id": p.item.id, "tag": p.item.tag, "reason": p.reason, "parkedAt": p.parked_at}
                            for p in self.parked],
-                "timeToReadyP90Seconds": self.lead,
+                "timeToReadyP90Seconds": self.lead, "forecast": self.forecast,
                 "surplus": [_low(region, low) for region, low in sorted(self.low.items())]}
 
 
@@ -144,7 +146,8 @@ def status(store: StateStore, policy: Policy, now: float, named: str, scope: str
                   Used(ledger.added(since), limits.budget_total, price, limits.run_rate_total),
                   tuple(open_orders), tuple(o for o in recent if not o.phase.open and resolved_by(o) == "evidence"),
                   tuple(store.outbox_items()), tuple(store.outbox_parked()),
-                  lead_time(store.orders_since(now - LEAD_DAYS * 86400)), shown(store, policy))
+                  lead_time(store.orders_since(now - LEAD_DAYS * 86400)), shown(store, policy),
+                  predictive.latest(store, now))
 
 
 def told_open(o: OrderRecord) -> dict[str, Any]:
@@ -391,6 +394,7 @@ def _status_text(result: Mapping[str, Any]) -> str:
         lines += [f"  {order_line(o)}" for o in result["resolvedFromEvidence"]]
     lead = result["timeToReadyP90Seconds"]
     lines.append(f"time to ready (p90, {LEAD_DAYS} days): " + ("no order ready yet" if lead is None else f"{lead:g} s"))
+    lines += _forecast_lines(result.get("forecast"))
     lines.append(f"outbox: {len(result['outbox']) or 'empty'}")
     lines += [f"  {i['id']} ({i['tag']}) waiting {round(i['ageSeconds'])} s, {i['attempts']} failed attempts"
               for i in result["outbox"]]
@@ -441,6 +445,20 @@ def _conditions(c: Mapping[str, Any]) -> str:
     guards = [f"{g['reason']} allows {g['allows']} of {g['of']}" + (f" until {when(g['until'])}" if g["until"] else "")
               for g in limited["guards"]]
     return f"{text}, ScalingLimited True: {'; '.join(guards)}"
+
+
+def _forecast_lines(forecast: Mapping[str, Any] | None) -> list[str]:
+    """The last daily forecast: when, in which mode, and each region's busiest hour in devices."""
+    if forecast is None:
+        return ["forecast: none in the last 48 h"]
+    lead = f"lead {forecast['leadSeconds']:g} s ({'measured' if forecast['leadMeasured'] else 'ENS Timeout'})"
+    lines = [f"forecast {forecast['id']} ({forecast['mode']}, {lead}, made {when(forecast['createdAt'])}):"]
+    for r in forecast["regions"]:
+        peak = max(r["hours"], key=lambda h: h["devices"])
+        lines.append(f"  {r['region']:<32}  {r['running']} running, wants {peak['devices']} from {peak['from']}"
+                     + (f", ordering ahead to {forecast['orderAhead'][r['region']]}" if forecast["orderAhead"] else ""))
+    lines += [f"  {s['region']:<32}  not forecast: {s['why']}" for s in forecast["notForecast"]]
+    return lines
 
 
 def _history_text(result: Mapping[str, Any]) -> str:

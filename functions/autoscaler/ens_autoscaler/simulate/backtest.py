@@ -22,10 +22,9 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from ..forecast import MIN_HISTORY_SECONDS, devices_for, forecast, hourly_peaks
-from ..policy import Policy
+from ..policy import Policy, rule_of
 from .history import Reading
 from .replay import Load
-from .report import rule_of
 from .schedule import zone
 from .shortfall import spans
 
@@ -57,7 +56,7 @@ def backtest(readings: Iterable[Reading], policy: Policy, load: Load, zone_name:
 
 
 def demand(reading: Reading, load: Load) -> float:
-    return reading.value * (reading.devices or 1) if load is Load.CAPACITY else reading.value
+    return reading.demand if load is Load.CAPACITY else reading.value
 
 
 def _region(code: str, mine: Sequence[Reading], load: Load, threshold: float, tz: Any) -> Accuracy:

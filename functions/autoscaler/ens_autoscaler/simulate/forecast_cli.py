@@ -26,32 +26,20 @@ def arguments(s: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> dict[str, Any]:
-    from ..forecast import HOUR, devices_for, forecast
+    from ..forecast import region_forecast
     from ..policy import read_policy
     from .backtest import demand
-    from .history import format_time, read_history
+    from .history import read_history
     from .replay import Load
-    from .report import rule_of
     from .schedule import zone
 
     policy, load, tz = read_policy(args.policy), Load(args.load), zone(args.time_zone)
     readings = read_history(args.metrics)
-    regions = []
-    for code in sorted(policy.regions):
-        spec = policy.regions[code]
-        _, metric, threshold = rule_of(spec)
-        mine = [r for r in readings if r.region == code and metric in (None, r.metric)]
-        if not mine or not threshold:
-            continue
-        ahead = forecast([(r.time, demand(r, load)) for r in mine], tz)
-        running = mine[-1].devices or 0
-        regions.append({"region": code, "threshold": threshold, "running": running,
-                        "maxDevices": spec.max_devices,
-                        "hours": [{"from": format_time(ahead.start + i * HOUR), "peakDemand": round(value, 2),
-                                   "devices": devices_for(value, threshold, running, spec.max_devices)}
-                                  for i, value in enumerate(ahead.hourly)]})
+    found = (region_forecast(policy.regions[code], readings, lambda r: demand(r, load), tz)
+             for code in sorted(policy.regions))
     return {"status": "forecast", "policy": str(args.policy), "metrics": str(args.metrics), "load": load.value,
-            "model": load.assumption, "timeZone": args.time_zone, "regions": regions}
+            "model": load.assumption, "timeZone": args.time_zone,
+            "regions": [f.as_dict() for f in found if f is not None]}
 
 
 def text(result: dict[str, Any]) -> str:

@@ -19,25 +19,16 @@ import io
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, TextIO
 
 from ..errors import InputError
+from ..forecast import Reading
 from ..vocab import epoch_iso, iso_epoch
 
 COLUMNS = ("time", "regionCode", "metric", "value")
 DEVICES = "devices"  # optional
 EPOCH = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-
-
-@dataclass(frozen=True, order=True)
-class Reading:
-    time: float  # epoch seconds
-    region: str
-    metric: str
-    value: float
-    devices: int | None = None  # Running in the region when it was recorded; None: not known
 
 
 def parse_time(text: str) -> float:

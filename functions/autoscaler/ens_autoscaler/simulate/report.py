@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..planner import GUARDS, Capacity, Reason
-from ..policy import Region
+from ..policy import Region, rule_of
 from .history import Reading, format_time
 from .replay import Replay
 from .shortfall import Outcome, outcomes
@@ -110,15 +110,6 @@ def summarize(run: Replay) -> Summary:
                    tuple(replace(r, run_rate_added=price.run_rate(r.devices_ordered) if price else None,
                                  surplus_device_hours=kept[r.region]) for r in regions),
                    dict(sorted(rejections.items())))
-
-
-def rule_of(spec: Region) -> tuple[str | None, str | None, float | None]:
-    """(kind, metric, threshold) of a region's rule for readings."""
-    if spec.target is not None:
-        return "target", spec.target.metric, spec.target.value
-    if spec.steps is not None:
-        return "step", spec.steps.metric, spec.steps.steps[0].lower
-    return None, None, None
 
 
 def load_of(run: Replay, spec: Region) -> list[Reading]:

@@ -13,8 +13,9 @@ Detection order, and why it is unambiguous:
    JSON array is only ever an EventBridge batch.
 3. `mns_topic`: the JSON format (`Message` + `TopicName`/`TopicOwner`) or STREAM
    with attributes (`body` + `attrs`).
-4. `timer`: `triggerTime` + `triggerName` (the readiness follow-up first: its
-   payload is `ens-autoscaler:follow-up`).
+4. `timer`: `triggerTime` + `triggerName` (the readiness follow-up and the daily
+   forecast first: their payloads are `ens-autoscaler:follow-up` and
+   `ens-autoscaler:forecast`).
 5. `manual`: `action`.
 6. Last, the fallback: a topic trigger's bare STREAM body, which has no envelope
    to recognise it by. It is accepted if it is a CloudMonitor alert (`ruleId` +
@@ -48,7 +49,8 @@ DECODERS: tuple[Decoder, ...] = (
     cms_eventbridge.DECODER,
     mns_eventbridge.DECODER,
     mns_topic.DECODER,
-    timer.FOLLOW_UP_DECODER,  # before the timer's: its payload is no profile name
+    timer.FOLLOW_UP_DECODER,  # before the timer's: their payloads are no profile name
+    timer.FORECAST_DECODER,
     timer.DECODER,
     manual.DECODER,
     mns_topic.RAW_BODY_DECODER,  # last: the fallback for a bare STREAM message body
@@ -81,8 +83,13 @@ class Event:
         return self.decoder.http_token(self.document)
 
     @property
+    def task(self) -> str | None:
+        """The timer's own work the event asks for (`timer.FOLLOW_UP`, `timer.FORECAST`), if any."""
+        return self.decoder.task if self.decoder is not None else None
+
+    @property
     def follow_up(self) -> bool:
-        return self.decoder is not None and self.decoder.follow_up
+        return self.task == timer.FOLLOW_UP
 
     def signals(self) -> list[Signal]:
         if self.decoder is None:

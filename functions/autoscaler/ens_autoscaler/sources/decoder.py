@@ -29,7 +29,7 @@ class Decoder:
     vouches_for: Callable[[Any], bool] | None = None
     # FC's HTTP trigger: the caller must present the callback token, and gets an HTTP response
     http_token: Callable[[Any], str | None] | None = None
-    follow_up: bool = False  # the event asks to follow orders up, and carries no signal
+    task: str | None = None  # a timer's own work (follow orders up, forecast): the event carries no signal
 
 
 class EventView:

@@ -8,14 +8,16 @@ object `{"profile": "evening-peak", "reason": "weekday evening traffic"}`.
 Dedupe key: `timer:<triggerName>:<triggerTime>`, the same for FC's retries of one
 firing. The profile's existence is the planner's to check (it holds the policy).
 
-The payload `ens-autoscaler:follow-up` (no profile name has a colon) is the
-readiness timer instead: it carries no signal and asks the function to follow its
-open orders up (`followup.py`); see `events/timer-readiness.json`.
+Two payloads (no profile name has a colon) carry no signal and ask for the
+function's own work instead: `ens-autoscaler:follow-up`, the readiness timer,
+follows open orders up (`followup.py`, `events/timer-readiness.json`);
+`ens-autoscaler:forecast`, the daily forecast, reads the metric history and
+forecasts the next 48 h (`predictive.py`, `events/timer-forecast.json`).
 """
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import InputError
 from ..signals import Family, Signal, SignalKind
@@ -26,6 +28,7 @@ NAME = "timer"
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 PAYLOAD_KEYS = frozenset({"profile", "reason"})
 FOLLOW_UP = "ens-autoscaler:follow-up"
+FORECAST = "ens-autoscaler:forecast"
 
 
 class TimerEvent(EventView):
@@ -76,12 +79,15 @@ def matches(doc: Any) -> bool:
     return isinstance(doc, dict) and "triggerTime" in doc and "triggerName" in doc
 
 
-def matches_follow_up(doc: Any) -> bool:
-    return matches(doc) and isinstance(doc.get("payload"), str) and doc["payload"].strip() == FOLLOW_UP
+def _asks(task: str) -> Callable[[Any], bool]:
+    def matches_task(doc: Any) -> bool:
+        return matches(doc) and isinstance(doc.get("payload"), str) and doc["payload"].strip() == task
+    return matches_task
 
 
-def decode_follow_up(doc: Any) -> list[Signal]:
-    TimerEvent(doc).trigger_time  # noqa: B018 — a malformed firing is refused like any other timer event
+def decode_task(doc: Any) -> list[Signal]:
+    event = TimerEvent(doc)
+    event.trigger_name, event.trigger_time  # noqa: B018 — a malformed firing is refused like any other timer event
     return []
 
 
@@ -109,11 +115,12 @@ DECODER = Decoder(
     reserved_keys=frozenset({"triggerTime", "triggerName", "payload"}),
 )
 
-FOLLOW_UP_DECODER = Decoder(
-    name="timer_follow_up",
-    shape=f'timer event {{"triggerTime", "triggerName", "payload": "{FOLLOW_UP}"}}: the readiness follow-up',
-    matches=matches_follow_up,
-    decode=decode_follow_up,
+FOLLOW_UP_DECODER, FORECAST_DECODER = (Decoder(
+    name=name,
+    shape=f'timer event {{"triggerTime", "triggerName", "payload": "{task}"}}: {what}',
+    matches=_asks(task),
+    decode=decode_task,
     reserved_keys=frozenset({"triggerTime", "triggerName", "payload"}),
-    follow_up=True,
-)
+    task=task,
+) for name, task, what in (("timer_follow_up", FOLLOW_UP, "the readiness follow-up"),
+                           ("timer_forecast", FORECAST, "the daily forecast")))
