@@ -16,6 +16,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Callable, Mapping, Sequence
 
 from . import ens_models
@@ -191,10 +192,11 @@ def _minute(text: str | None) -> float | None:
 # SDK model (`ResourceDetailInfos[]`) that hold them.
 DETAIL_FIELDS = (("RegionID", "region_id"), ("ID", "id"), ("IP", "ip"), ("Server", "server"), ("Type", "type"),
                  ("Status", "status"), ("Mac", "mac"), ("ISP", "isp"))
+_DETAIL_VALUES = attrgetter(*(attr for _, attr in DETAIL_FIELDS))
 
 
 def _detail(device: Any) -> dict[str, Any]:
     """A DescribeDeviceService device in RescaleDeviceService's ResourceDetailInfos shape, read from
-    the model's attributes: its `to_map` would copy every field of every device, and a scale-out
-    reads the whole service's listing."""
-    return {key: value for key, attr in DETAIL_FIELDS if (value := getattr(device, attr, None)) is not None}
+    the model's attributes in one go: its `to_map` would copy every field of every device, and a
+    scale-out reads the whole service's listing."""
+    return {key: value for (key, _), value in zip(DETAIL_FIELDS, _DETAIL_VALUES(device)) if value is not None}

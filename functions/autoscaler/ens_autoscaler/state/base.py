@@ -256,7 +256,7 @@ class Write:
 @dataclass(frozen=True)
 class PlanReads:
     """Everything a plan reads of the store, as of one moment where the backend can give one (one
-    read transaction, one pipelined MULTI): the versions (the claim compares them), the open
+    read transaction, one Redis script): the versions (the claim compares them), the open
     orders, and the ledger as the guards read it."""
 
     versions: dict[str, int]
