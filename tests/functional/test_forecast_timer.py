@@ -82,7 +82,7 @@ def test_forecast_only_records_and_publishes_the_forecast_and_orders_nothing(
     # no order has been seen ready: the lead is the order's ENS Timeout, and says so
     assert (message["leadSeconds"], message["leadMeasured"]) == (1800.0, False)
 
-    listing = lambda: scaler.actuator.listing(scaler.policy.service)  # noqa: E731
+    listing = lambda: scaler.actuator.inventory(scaler.policy.service)  # noqa: E731
     shown = status(scaler.store, scaler.policy, FIRED + 60, "sqlite", "instance", listing).as_dict()
     assert shown["forecast"]["id"] == message["id"]
     printed = text(shown)

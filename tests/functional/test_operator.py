@@ -309,6 +309,20 @@ def test_status_names_the_guard_that_holds_a_region_budget_and_unresolved_order(
     assert {"reason": "OrderUnresolved", "allows": 0, "of": 4, "until": None} in regions[HANGZHOU]["guards"]
 
 
+def test_status_counts_the_budget_from_what_ens_lists_as_created_as_the_planner_does(
+        cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty store (a recycled instance), and 12 devices ENS lists as created an hour ago in
+    shanghai: the budget is spent, and `status` says so as the next scale-out would."""
+    service = read_policy(PACKAGE_ROOT / "policy.yaml").service
+    cloud.seed_devices(SHANGHAI, 12, isp="cmcc", app_id=service.app_id, service_id=service.service_id, age_s=3600)
+    one = scaler()
+    _, shown = command(capsys, "status")
+    regions = {r["region"]: r["conditions"]["ScalingLimited"] for r in shown["regions"]}
+    assert {"reason": "BudgetExhausted", "allows": 0, "of": 4, "until": None} in regions[SHANGHAI]["guards"]
+    held = one.handle(manual("after-recycle", cn_shanghai_cmcc=4))
+    assert held["status"] == "no_action" and "BudgetExhausted" in held["decisions"][0]["reasons"]
+
+
 def test_status_says_which_orders_evidence_resolved_when_ens_answer_was_lost(
         cloud: LocalCloud, scaler, capsys: pytest.CaptureFixture[str]) -> None:
     one = scaler()

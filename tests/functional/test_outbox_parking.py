@@ -35,7 +35,7 @@ def test_a_message_too_large_for_mns_is_parked_once_and_the_rest_goes_out(
     assert parked.item.attempts == 1 and scaler.store.outbox_pending() == 0
     assert len(events(caplog, "publish_parked")) == 1
     shown = status(scaler.store, scaler.policy, NOW + 60, "sqlite:///state.db", "instance",
-                   lambda: scaler.actuator.listing(scaler.policy.service)).as_dict()
+                   lambda: scaler.actuator.inventory(scaler.policy.service)).as_dict()
     assert [(p["id"], p["reason"][:15]) for p in shown["parked"]] == [("inv-big", "InvalidArgument")]
     assert "parked (MNS refused them for good" in text(shown)
 

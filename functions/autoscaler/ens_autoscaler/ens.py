@@ -17,13 +17,13 @@ import random
 import time
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from . import ens_models
 from .credentials import default_source
 from .endpoints import split_endpoint
 from .errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
-from .orders import Listed, ServiceRef
+from .orders import Instance, Listed, Listing, ServiceRef
 from .policy import ServiceParams
 from .sdk_errors import classify
 from .vocab import iso_epoch
@@ -150,35 +150,6 @@ class EnsActuator:
         instances = tuple(Instance(i.region_id, _minute(i.create_time), len(i.device_infos or ()))
                           for i in body.resource_infos or () if i.region_id)
         return Listing(devices, instances)
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One application instance as DescribeDeviceService lists it (`ResourceInfos[]`): where, when
-    it was created (`CreateTime`, "the time when the resource was created", at minute precision;
-    None when absent or unreadable), and how many devices it lists (`DeviceInfos`)."""
-
-    region: str
-    created: float | None
-    devices: int
-
-
-@dataclass(frozen=True)
-class Listing:
-    devices: tuple[Listed, ...]
-    instances: tuple[Instance, ...]
-
-    def created_within(self, since: float, unlisted: Mapping[str, int]) -> dict[str, int]:
-        """Devices per region created at or after `since`, by their instance's `CreateTime`, plus
-        `unlisted` (ordered, not listed yet): what the rolling budget counts from ENS itself, so
-        it holds whatever became of our state. A minute-precision time counts when any moment
-        of its minute could fall in the window; an instance with no readable time counts (the
-        safe side)."""
-        out = dict(unlisted)
-        for instance in self.instances:
-            if instance.created is None or instance.created + 60 > since:
-                out[instance.region] = out.get(instance.region, 0) + instance.devices
-        return out
 
 
 def _minute(text: str | None) -> float | None:

@@ -126,6 +126,35 @@ class Listed:
 
 
 @dataclass(frozen=True)
+class Instance:
+    """One application instance as DescribeDeviceService lists it (`ResourceInfos[]`): where, when
+    it was created (`CreateTime`, "the time when the resource was created", at minute precision;
+    None when absent or unreadable), and how many devices it lists (`DeviceInfos`)."""
+
+    region: str
+    created: float | None
+    devices: int
+
+
+@dataclass(frozen=True)
+class Listing:
+    devices: tuple[Listed, ...]
+    instances: tuple[Instance, ...]
+
+    def created_within(self, since: float, unlisted: Mapping[str, int]) -> dict[str, int]:
+        """Devices per region created at or after `since`, by their instance's `CreateTime`, plus
+        `unlisted` (ordered, not listed yet): what the rolling budget counts from ENS itself, so
+        it holds whatever became of our state. A minute-precision time counts when any moment
+        of its minute could fall in the window; an instance with no readable time counts (the
+        safe side)."""
+        out = dict(unlisted)
+        for instance in self.instances:
+            if instance.created is None or instance.created + 60 > since:
+                out[instance.region] = out.get(instance.region, 0) + instance.devices
+        return out
+
+
+@dataclass(frozen=True)
 class OrderRecord:
     id: str  # the invocation key: the scale-out message's id
     selector: tuple[tuple[str, int], ...]  # (region, devices asked), as sent in ResourceSelector

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .errors import InputError
-from .orders import Listed
+from .orders import Listed, Listing, OrderRecord, in_flight, unresolved_regions
 from .policy import BUDGET_WINDOW_SECONDS, Extraction, Limits, Policy, Price, Region, did_you_mean
 from .signals import Family, Signal, SignalKind
 
@@ -123,6 +123,17 @@ class Inventory:
     @property
     def total(self) -> int:
         return sum(c.total for c in self.regions.values())
+
+    @classmethod
+    def of_book(cls, listing: Listing | None, open_orders: Iterable[OrderRecord], now: float) -> Inventory:
+        """What the caps and the budget read, as a scale-out and `status` alike see it: the listing
+        (None: it could not be read), with the devices open orders have on the way counted once."""
+        open_orders = list(open_orders)
+        if listing is None:
+            return cls(available=False, unresolved=unresolved_regions(open_orders))
+        coming = in_flight(open_orders, listing.devices)
+        return cls.from_listing(listing.devices, coming, unresolved_regions(open_orders),
+                                listing.created_within(now - BUDGET_WINDOW_SECONDS, coming))
 
     @classmethod
     def from_listing(cls, listed: Iterable[Listed], unlisted: Mapping[str, int] | None = None,

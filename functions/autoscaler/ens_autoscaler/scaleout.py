@@ -15,15 +15,15 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from . import logs
-from .ens import EnsActuator, Listing
+from .ens import EnsActuator
 from .errors import PermanentCloudError, TransientCloudError
 from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode
-from .orders import OrderRecord, Phase, ServiceRef, in_flight, unresolved_regions
+from .orders import OrderRecord, Phase, ServiceRef
 from .outbox import Outbox, queued
 from .planner import History, Inventory, Plan, Reason, make_plan
-from .policy import BUDGET_WINDOW_SECONDS, Policy
+from .policy import Policy
 from .result import Result, Status
 from .settings import Settings
 from .signals import Signal, SignalKind
@@ -88,7 +88,7 @@ class ScaleOut:
         except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
             listing = None
             log("inventory_unavailable", logging.WARNING, error=str(exc))
-        plan = make_plan(signals, policy, history, now, _inventory(listing, open_orders, now))
+        plan = make_plan(signals, policy, history, now, Inventory.of_book(listing, open_orders, now))
         message = build_message(key, plan, signals, None, dry_run, now)
         status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
         result = Result.of_plan(status, key, plan, dry_run, state_scope=scope)
@@ -237,16 +237,6 @@ def _journal(key: str, message: dict[str, Any], plan: Plan, now: float) -> tuple
         return ()
     return (JournalEntry(now, key, json.dumps({"signals": message["signals"], "decisions": message["decisions"]},
                                               separators=(",", ":"))),)
-
-
-def _inventory(listing: Listing | None, open_orders: list[OrderRecord], now: float) -> Inventory:
-    """What the caps and the budget read: the listing, with the devices open orders have on the way
-    (counted once: a scale-out walks every open order here)."""
-    if listing is None:
-        return Inventory(available=False)
-    coming = in_flight(open_orders, listing.devices)
-    return Inventory.from_listing(listing.devices, coming, unresolved_regions(open_orders),
-                                  listing.created_within(now - BUDGET_WINDOW_SECONDS, coming))
 
 
 def _fleet_wide(policy: Policy) -> bool:

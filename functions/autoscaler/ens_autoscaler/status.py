@@ -24,7 +24,7 @@ from .errors import ConfigError, InputError, PermanentCloudError, TransientCloud
 from .followup import LOOKBACK_S
 from .forecast import MAX_HISTORY_SECONDS, lead_time
 from .logs import log
-from .orders import Attribution, Listed, OrderRecord, Phase, Verdict, in_flight, unresolved_regions
+from .orders import Attribution, Listed, Listing, OrderRecord, Phase, Verdict
 from .planner import Capacity, Cooldown, Inventory
 from .policy import BUDGET_WINDOW_SECONDS, Policy, Price
 from .settings import Settings, redact_url
@@ -121,19 +121,17 @@ class Status:
 
 
 def status(store: StateStore, policy: Policy, now: float, named: str, scope: str,
-           listing: Callable[[], list[Listed]]) -> Status:
+           listing: Callable[[], Listing]) -> Status:
     """The store's sums and orders, and one DescribeDeviceService (`listing`), side by side."""
     limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
     price = policy.prices.device if policy.prices is not None else None
     ledger, open_orders, recent = store.history(policy, now), store.open_orders(), store.orders_since(since)
     try:
-        listed: list[Listed] | None = listing()
+        listed: Listing | None = listing()
         ens_error = None
     except (TransientCloudError, PermanentCloudError) as exc:
         listed, ens_error = None, str(exc)
-    unresolved = unresolved_regions(open_orders)
-    inventory = (Inventory(available=False, unresolved=unresolved) if listed is None else
-                 Inventory.from_listing(listed, in_flight(open_orders, listed), unresolved))
+    inventory = Inventory.of_book(listed, open_orders, now)  # as the next scale-out will count it
     regions = []
     for code, spec in sorted(policy.regions.items()):
         capacity = inventory.of(code) if inventory.available else None
@@ -349,7 +347,7 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
     scaler = Autoscaler(settings, clock=clock)
     if args.command == "status":
         return status(scaler.store, scaler.policy, scaler.clock(), named, settings.state_scope,
-                      lambda: scaler.actuator.listing(scaler.policy.service)).as_dict()
+                      lambda: scaler.actuator.inventory(scaler.policy.service)).as_dict()
     if args.command == "history":
         return {"status": "history", "hours": args.hours, "orders": history(scaler.store, scaler.clock(), args.hours)}
     order = resolve(scaler, args.invocation_id, None if args.not_ordered else args.devices)
