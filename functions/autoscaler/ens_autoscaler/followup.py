@@ -63,30 +63,32 @@ class FollowUp:
         """
         store, now = self._store(), self.clock()
         orders = store.open_orders() if only is None else _one(store, only)
-        due = [o for o in orders if o.phase.placed and (o.phase is not Phase.INTENT or o.orphaned(now)
-                                                         or o.id == only)]
-        if only is not None and any(o.phase.unresolved for o in due):  # its neighbours' late devices first
-            due += [o for o in store.open_orders() if o.id != only and o.order_id and len(o.device_ids) < o.asked
-                    and o.regions & due[0].regions]
+        due = _due(store, orders, only, now)
         if not due and not fleet_due:
             return orders
         policy = self._policy()
         current = ServiceRef(policy.service.app_id, policy.service.service_id)
         wanted = {o.service or current for o in due} | ({current} if only is None else set())
         listings = {ref: self._actuator().listing(ref) for ref in sorted(wanted, key=repr)}
-        book = _book(store, due)
-        by_region = {ref: _by_region(listed) for ref, listed in listings.items()}
-        moved = {}
-        for order in sorted(due, key=lambda o: (o.phase.unresolved, o.started_at, o.id)):
-            listed = listings[order.service or current]
-            near = [d for r in sorted(order.regions) for d in by_region[order.service or current].get(r, ())]
-            step = partial(self._step, listed=listed, near=near, book=book, now=now)
-            moved[order.id] = self.advance(order, step, now)
-            book.put(moved[order.id])
+        moved = self._move(due, {ref: listings[ref] for ref in wanted}, current, _book(store, due), now)
         if only is None:
             store.outbox_put(*(item for m in fleet_messages(listings[current], policy.regions, now)
                                for item in queued(m["id"], encode(m), TAG_FLEET, now)))
         return [moved.get(o.id, o) for o in orders]
+
+    def _move(self, due: list[OrderRecord], listings: dict[ServiceRef, list[Listed]], current: ServiceRef,
+              book: Book, now: float) -> dict[str, OrderRecord]:
+        """Each due order one step on, against its own service's listing: orders whose devices are
+        known first, so the book knows every device before an unresolved order is attributed."""
+        by_region = {ref: _by_region(listed) for ref, listed in listings.items()}
+        moved = {}
+        for order in sorted(due, key=lambda o: (o.phase.unresolved, o.started_at, o.id)):
+            ref = order.service or current
+            near = [d for r in sorted(order.regions) for d in by_region[ref].get(r, ())]
+            moved[order.id] = self.advance(order, partial(self._step, listed=listings[ref], near=near, book=book,
+                                                          now=now), now)
+            book.put(moved[order.id])
+        return moved
 
     def settle(self, order: OrderRecord, found: Attribution, listed: list[Listed]) -> OrderRecord:
         """Settle an unresolved order on evidence found elsewhere (an operator's word, `resolve`):
@@ -189,6 +191,17 @@ def _by_region(listed: list[Listed]) -> dict[str, list[Listed]]:
     for device in listed:
         out.setdefault(device.region, []).append(device)
     return out
+
+
+def _due(store: StateStore, orders: list[OrderRecord], only: str | None, now: float) -> list[OrderRecord]:
+    """The orders a follow-up moves on: every placed one but an INTENT whose owner may still be placing
+    it (unless that is the one asked for); with an unresolved one asked for, the open orders of its
+    regions whose answers named fewer devices than made, so their late devices are known first."""
+    due = [o for o in orders if o.phase.placed and (o.phase is not Phase.INTENT or o.orphaned(now) or o.id == only)]
+    if only is not None and any(o.phase.unresolved for o in due):
+        due += [o for o in store.open_orders() if o.id != only and o.order_id and len(o.device_ids) < o.asked
+                and o.regions & due[0].regions]
+    return due
 
 
 def _one(store: StateStore, order_id: str) -> list[OrderRecord]:

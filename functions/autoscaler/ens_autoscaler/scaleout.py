@@ -20,7 +20,7 @@ from .errors import PermanentCloudError, TransientCloudError
 from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
 from .logs import log
 from .message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode
-from .orders import OrderRecord, Phase, ServiceRef
+from .orders import Listing, OrderRecord, Phase, ServiceRef
 from .outbox import Outbox, queued
 from .planner import History, Inventory, Plan, Reason, make_plan
 from .policy import Policy
@@ -83,11 +83,7 @@ class ScaleOut:
         read, history = reads.versions, reads.history
         # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
         open_orders = [o for o in reads.open_orders if o.id != key]
-        try:
-            listing = self.actuator.inventory(policy.service)
-        except TransientCloudError as exc:  # no inventory and no evidence baseline: nothing is ordered
-            listing = None
-            log("inventory_unavailable", logging.WARNING, error=str(exc))
+        listing = self._listing(policy)
         plan = make_plan(signals, policy, history, now, Inventory.of_book(listing, open_orders, now))
         message = build_message(key, plan, signals, None, dry_run, now)
         status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
@@ -99,16 +95,7 @@ class ScaleOut:
         if not dry_run and _waits(signals, plan):
             return self._hold(signals, plan, key, identity, message, service, previous, now)
         if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: claimed and completed in one write
-            items = queued(key, encode(message), TAG_DRY_RUN, now) if dry_run else ()
-            if previous is not None and previous.phase is Phase.HELD:  # carried out, and nothing to order now
-                try:  # closing the held record stores this result for its duplicates: one write
-                    self._close_held(previous, result, "carried out: nothing to order by then", now)
-                except StaleWrite:
-                    return None
-                return logs.decided(result, plan)
-            claim = store.claim_completed(key, identity, result.as_dict(), items, now, ttl,
-                                          self.outbox.lease_until(now), caller, _journal(key, message, plan, now))
-            return self._lost(claim, key, deadline) or self.outbox.deliver(logs.decided(result, plan), deadline, items)
+            return self._complete(key, identity, caller, plan, message, result, previous, now, deadline)
         intent = OrderRecord.intent(key, plan.selector, listing.devices if listing else (), now,
                                     policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
                                     result.as_dict(), service, previous)
@@ -122,6 +109,32 @@ class ScaleOut:
             self._withdraw(intent, entries, str(exc))
             raise
         return self._lost(claim, key, deadline) or self._order(intent, entries, plan, signals, policy, deadline)
+
+    def _listing(self, policy: Policy) -> Listing | None:
+        """DescribeDeviceService for the plan; None when it failed: then there are no caps and no evidence
+        baseline, and nothing is ordered."""
+        try:
+            return self.actuator.inventory(policy.service)
+        except TransientCloudError as exc:
+            log("inventory_unavailable", logging.WARNING, error=str(exc))
+            return None
+
+    def _complete(self, key: str, identity: str, caller: str, plan: Plan, message: dict[str, Any],
+                  result: Result, previous: OrderRecord | None, now: float, deadline: float) -> Result | None:
+        """A plan that orders nothing (or a dry run): the key claimed and completed in one write, with
+        the dry run's message or the journal entry of what guards held. A held request carried out
+        with nothing to order by then is closed instead, its record keeping the answer."""
+        if previous is not None and previous.phase is Phase.HELD:
+            try:
+                self._close_held(previous, result, "carried out: nothing to order by then", now)
+            except StaleWrite:
+                return None
+            return logs.decided(result, plan)
+        items = queued(key, encode(message), TAG_DRY_RUN, now) if result.dry_run else ()
+        claim = self._store().claim_completed(key, identity, result.as_dict(), items, now,
+                                              self.settings.idempotency_ttl, self.outbox.lease_until(now), caller,
+                                              _journal(key, message, plan, now))
+        return self._lost(claim, key, deadline) or self.outbox.deliver(logs.decided(result, plan), deadline, items)
 
     def redrive(self, held: OrderRecord, policy: Policy, deadline: float) -> Result:
         """Carry out a held request now that its regions are free: planned and guarded as of now,
