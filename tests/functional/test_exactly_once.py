@@ -67,9 +67,12 @@ def test_fifty_concurrent_deliveries_make_one_order(cloud: LocalCloud, make_auto
     assert len(rescales(cloud)) == 1
     assert len(scale_outs(cloud)) == 1
     # a duplicate of a running invocation fails fast and retryably (FC retries it later); one
-    # that finds it finished replays its result
+    # that finds it finished replays its result. On a loaded machine a duplicate may not get as far
+    # as the claim: its DescribeDeviceService times out first (InventoryUnavailable), retryable too.
     answered = [r for r in results if isinstance(r, dict)]
-    assert all(isinstance(r, InProgressError) for r in results if not isinstance(r, dict))
+    failed = [r for r in results if not isinstance(r, dict)]
+    assert all(isinstance(r, TransientCloudError) for r in failed), failed
+    assert all(isinstance(r, InProgressError) or r.code == "InventoryUnavailable" for r in failed), failed
     assert answered and all(r["status"] == "scaled" and r["message"]["published"] for r in answered)
     assert len({r["order"]["OrderId"] for r in answered}) == 1
 
