@@ -10,17 +10,9 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 if command -v redis-server >/dev/null; then
-    redis_dir="$(mktemp -d "${TMPDIR:-/tmp}/ens-autoscaler-bench-redis.XXXXXX")"
-    redis_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save '' --appendonly no \
-        --daemonize yes --pidfile "$redis_dir/redis.pid" >/dev/null
-    stop_redis() {
-        redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
-        rm -rf "$redis_dir"
-    }
-    trap stop_redis EXIT
-    for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-    export BENCH_REDIS_URL="redis://127.0.0.1:$redis_port"
+    source tests/private-redis.sh
+    start_private_redis
+    export BENCH_REDIS_URL="$PRIVATE_REDIS_URL"
 else
     echo "bench: no redis-server on PATH: the Redis rows are left out" >&2
 fi

@@ -13,18 +13,9 @@ python3 -m venv .venv
 if ! command -v redis-server >/dev/null; then
     apt-get update -qq && apt-get install -y -qq redis-server
 fi
-redis_dir="$(mktemp -d "${TMPDIR:-/tmp}/ens-autoscaler-redis.XXXXXX")"
-redis_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save '' --appendonly no \
-    --daemonize yes --pidfile "$redis_dir/redis.pid" >/dev/null
-stop_redis() {
-    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
-    rm -rf "$redis_dir"
-}
-trap stop_redis EXIT
-for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-redis-cli -p "$redis_port" ping >/dev/null
-export TEST_REDIS_URL="redis://127.0.0.1:$redis_port/15"
+source tests/private-redis.sh
+start_private_redis
+export TEST_REDIS_URL="$PRIVATE_REDIS_URL/15"
 
 # The gate: lint and types (pyproject.toml), before any test runs.
 .venv/bin/ruff check --quiet functions bench localcloud tests
