@@ -66,8 +66,8 @@ def child_main(event_path: str) -> dict[str, Any]:
     import mns.account  # noqa: F401
     from bench.child import Context, status_of
     from ens_autoscaler import sources
-    from ens_autoscaler.planner import History, make_plan
-    from ens_autoscaler.policy import read_policy
+    from ens_autoscaler.core.planner import History, make_plan
+    from ens_autoscaler.core.policy import read_policy
 
     event = Path(event_path).read_bytes()
     policy = read_policy(str(POLICY))

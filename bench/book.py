@@ -41,7 +41,7 @@ def _order(i: int, kind: str, now: float) -> Any:
     """A record of the book: `closed` (READY, started in the last 24 h), `open` (ORDERED, devices
     not listed yet) or `unresolved` (UNCERTAIN, nothing listed in its region yet) — in regions the
     warm event does not touch."""
-    from ens_autoscaler.orders import OrderRecord, Phase
+    from ens_autoscaler.core.orders import OrderRecord, Phase
 
     phase = {"closed": Phase.READY, "open": Phase.ORDERED, "unresolved": Phase.UNCERTAIN}[kind]
     region = f"cn-bench-{i}" if kind == "unresolved" else f"cn-bench-{i % 50}"

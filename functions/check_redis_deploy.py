@@ -14,8 +14,8 @@ from typing import Mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "autoscaler"))
 
-from ens_autoscaler.errors import ConfigError  # noqa: E402  (the function's package, beside this file)
-from ens_autoscaler.settings import Settings  # noqa: E402
+from ens_autoscaler.core.errors import ConfigError  # noqa: E402  (the function's package, beside this file)
+from ens_autoscaler.runtime.settings import Settings  # noqa: E402
 
 VPC_VARIABLES = ("ENS_AUTOSCALER_VPC_ID", "ENS_AUTOSCALER_VSWITCH_ID", "ENS_AUTOSCALER_SECURITY_GROUP_ID")
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.state is not None and not args.state.resolve().parent.is_dir():
         parser.error(f"--state {args.state}: the folder {args.state.resolve().parent} does not exist")
     sys.path.insert(0, str(ROOT / "functions" / "autoscaler"))
-    from ens_autoscaler.display import exit_code, print_quietly, quiet_sdk_logs, show_logs
+    from ens_autoscaler.tools.display import exit_code, print_quietly, quiet_sdk_logs, show_logs
 
     quiet_sdk_logs()
     if args.verbose:
@@ -74,8 +74,8 @@ def _invoke(cloud: LocalCloud, event: bytes, state: Path, dry_run: bool, until_r
         DRY_RUN="true" if dry_run else "false",
     )
     import index
-    from ens_autoscaler.display import failure
-    from ens_autoscaler.errors import AutoscalerError
+    from ens_autoscaler.tools.display import failure
+    from ens_autoscaler.core.errors import AutoscalerError
 
     context = SimpleNamespace(request_id="local-run-1", function=SimpleNamespace(timeout=60))
     try:
@@ -99,7 +99,7 @@ def _until_ready(cloud: LocalCloud, context: Any) -> list[dict[str, Any]]:
     orders' Timeout has passed on that clock: what FC's timer trigger does while a person waits.
     (The function's own clock is the wall clock: it never sees a Timeout pass in this run.)"""
     import index
-    from ens_autoscaler.vocab import epoch_iso
+    from ens_autoscaler.core.vocab import epoch_iso
 
     answers: list[dict[str, Any]] = []
     while True:
@@ -113,13 +113,13 @@ def _until_ready(cloud: LocalCloud, context: Any) -> list[dict[str, Any]]:
 
 
 def _summary(report: dict[str, Any]) -> str:
-    from ens_autoscaler.display import render
+    from ens_autoscaler.tools.display import render
 
     http = f" (HTTP {report['httpStatus']})" if report["httpStatus"] is not None else ""
     state = report["state"] or "temporary, removed at exit (--state FILE keeps it)"
     lines = [f"event: {report['event']}{http}", f"state: {state}", render(report["result"])]
     if report["followUps"]:
-        from ens_autoscaler.display import order_line
+        from ens_autoscaler.tools.display import order_line
 
         runs = report["followUps"]
         lines.append(f"readiness timer: fired {len(runs)} time{'s' * (len(runs) != 1)}, "

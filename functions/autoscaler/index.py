@@ -10,9 +10,9 @@ import os
 import time
 from typing import Any, Mapping
 
-from ens_autoscaler.app import Autoscaler
-from ens_autoscaler.logs import log
-from ens_autoscaler.settings import Settings
+from ens_autoscaler.runtime.app import Autoscaler
+from ens_autoscaler.runtime.logs import log
+from ens_autoscaler.runtime.settings import Settings
 
 logging.getLogger("ens_autoscaler").setLevel(logging.INFO)
 DEADLINE_MARGIN_S = 3.0  # leave time to commit state and answer before FC cuts the invocation

@@ -140,9 +140,9 @@ def make_autoscaler(cloud: LocalCloud, tmp_path: Any, monkeypatch: pytest.Monkey
     Every instance built by one factory shares one SQLite state file unless a
     `state_url` is given (a Redis URL makes them separate instances of one deployment).
     """
-    from ens_autoscaler.app import Autoscaler
-    from ens_autoscaler.ens import Backoff, EnsActuator
-    from ens_autoscaler.settings import PACKAGE_ROOT, Settings
+    from ens_autoscaler.runtime.app import Autoscaler
+    from ens_autoscaler.cloud.ens import Backoff, EnsActuator
+    from ens_autoscaler.runtime.settings import PACKAGE_ROOT, Settings
     from ens_autoscaler.state import open_store
 
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)

@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from ens_autoscaler.errors import TransientCloudError
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.core.errors import TransientCloudError
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import REAL_ENS, LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET

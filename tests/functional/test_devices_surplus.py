@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from ens_autoscaler import cli
-from ens_autoscaler import status as status_module
-from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
-from ens_autoscaler.vocab import epoch_iso
+from ens_autoscaler.tools import cli
+from ens_autoscaler.tools import status as status_module
+from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
+from ens_autoscaler.core.vocab import epoch_iso
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 

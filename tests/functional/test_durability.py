@@ -15,9 +15,9 @@ from typing import Any, Callable
 import pytest
 import redis
 
-from ens_autoscaler.errors import TransientCloudError
-from ens_autoscaler.message import invocation_key
-from ens_autoscaler.orders import Phase
+from ens_autoscaler.core.errors import TransientCloudError
+from ens_autoscaler.core.message import invocation_key
+from ens_autoscaler.core.orders import Phase
 from ens_autoscaler.sources import decode
 from ens_autoscaler.state.redis import RECORD
 from localcloud import LocalCloud

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ens_autoscaler.errors import PermanentCloudError
+from ens_autoscaler.core.errors import PermanentCloudError
 from localcloud import LocalCloud
 
 from localcloud import DEFAULT_ACCESS_KEY_SECRET as ACCESS_KEY_SECRET, DEFAULT_TOPIC as TOPIC

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ens_autoscaler.settings import PACKAGE_ROOT
-from ens_autoscaler.errors import PermanentCloudError, TransientCloudError
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
+from ens_autoscaler.core.errors import PermanentCloudError, TransientCloudError
 from ens_autoscaler.state import InProgressError, LedgerEntry
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
@@ -185,7 +185,7 @@ def test_a_state_store_outage_fails_a_scale_out_retryably_but_not_a_no_op(cloud:
 def test_a_result_another_instance_published_is_not_reported_deferred(cloud: LocalCloud, make_autoscaler) -> None:
     from dataclasses import replace
 
-    from ens_autoscaler.result import Announcement, Result
+    from ens_autoscaler.core.result import Announcement, Result
 
     scaler = make_autoscaler()
     first = scaler.handle(COUNTS)

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import pytest
 
-from ens_autoscaler.cli import main
-from ens_autoscaler.simulate.history import Reading, read_history
+from ens_autoscaler.tools.cli import main
+from ens_autoscaler.tools.simulate.history import Reading, read_history
 from localcloud import LocalCloud
 from localcloud import DEFAULT_ACCESS_KEY_ID as ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET as ACCESS_KEY_SECRET
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ens_autoscaler.followup import LOOKBACK_S
-from ens_autoscaler.orders import OrderRecord, Phase
+from ens_autoscaler.runtime.followup import LOOKBACK_S
+from ens_autoscaler.core.orders import OrderRecord, Phase
 
 NOW = 1_750_000_000.0
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from ens_autoscaler.forecast import HOUR
-from ens_autoscaler.orders import OrderRecord, Phase, ServiceRef
-from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
-from ens_autoscaler.status import status, text
+from ens_autoscaler.core.forecast import HOUR
+from ens_autoscaler.core.orders import OrderRecord, Phase, ServiceRef
+from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
+from ens_autoscaler.tools.status import status, text
 from localcloud import LocalCloud
 from tests.functional.conftest import TOPIC
 

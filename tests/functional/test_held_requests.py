@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ens_autoscaler.orders import Phase
+from ens_autoscaler.core.orders import Phase
 from localcloud import Lifecycle, LocalCloud
 from tests.functional.soak_kit import FC_ERRORS, Request, attempt, manual, readiness, write_policy
 

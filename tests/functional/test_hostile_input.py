@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ens_autoscaler.errors import TransientCloudError
-from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.core.errors import TransientCloudError
+from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import LocalCloud
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

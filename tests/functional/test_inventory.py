@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ens_autoscaler.planner import Capacity, Inventory
-from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.core.planner import Capacity, Inventory
+from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import LocalCloud
 
 SERVICE = read_policy(PACKAGE_ROOT / "policy.yaml").service

@@ -18,15 +18,16 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from ens_autoscaler import cli, sources
-from ens_autoscaler import status as status_module
-from ens_autoscaler.app import Autoscaler
-from ens_autoscaler.display import render
-from ens_autoscaler.errors import ConfigError, TransientCloudError
-from ens_autoscaler.message import invocation_key
-from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT, Settings
-from ens_autoscaler.vocab import epoch_iso, iso_epoch
+from ens_autoscaler.tools import cli
+from ens_autoscaler import sources
+from ens_autoscaler.tools import status as status_module
+from ens_autoscaler.runtime.app import Autoscaler
+from ens_autoscaler.tools.display import render
+from ens_autoscaler.core.errors import ConfigError, TransientCloudError
+from ens_autoscaler.core.message import invocation_key
+from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT, Settings
+from ens_autoscaler.core.vocab import epoch_iso, iso_epoch
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET

@@ -7,7 +7,7 @@ import json
 import logging
 
 from ens_autoscaler.state import OutboxItem
-from ens_autoscaler.status import status, text
+from ens_autoscaler.tools.status import status, text
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.soak_kit import big_batch
@@ -69,8 +69,8 @@ def test_a_scale_out_whose_message_outgrows_mns_goes_out_whole_in_parts(cloud: L
 def test_a_result_is_published_only_when_every_part_of_its_message_is(cloud: LocalCloud, make_autoscaler) -> None:
     """Issue 19: one part MNS refuses for good (parked) leaves the result unpublished, whichever
     part goes out last; once every part is out, the result says published."""
-    from ens_autoscaler.outbox import queued
-    from ens_autoscaler.result import Announcement, Result, Status
+    from ens_autoscaler.runtime.outbox import queued
+    from ens_autoscaler.core.result import Announcement, Result, Status
 
     scaler = make_autoscaler(clock=lambda: NOW)
     store = scaler.store

@@ -19,11 +19,11 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from ens_autoscaler.errors import ConfigError, TransientCloudError
+from ens_autoscaler.core.errors import ConfigError, TransientCloudError
 from ens_autoscaler import sources
-from ens_autoscaler.message import invocation_key
-from ens_autoscaler.orders import LATE_GRACE_S
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.core.message import invocation_key
+from ens_autoscaler.core.orders import LATE_GRACE_S
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from ens_autoscaler.state import InProgressError
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import LocalCloud
 
 SERVICE = read_policy(PACKAGE_ROOT / "policy.yaml").service

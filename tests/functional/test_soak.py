@@ -38,8 +38,8 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from ens_autoscaler.errors import PermanentCloudError, TransientCloudError
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.core.errors import PermanentCloudError, TransientCloudError
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET

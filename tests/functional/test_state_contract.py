@@ -17,8 +17,8 @@ import pytest
 
 from dataclasses import replace
 
-from ens_autoscaler.errors import InputError, TransientCloudError
-from ens_autoscaler.orders import OrderRecord, Phase
+from ens_autoscaler.core.errors import InputError, TransientCloudError
+from ens_autoscaler.core.orders import OrderRecord, Phase
 from ens_autoscaler.state import (FLEET, ClaimStatus, InProgressError, LedgerEntry, OutboxItem, ParkedItem,
                                   PayloadMismatchError, RecordStatus, StaleWrite, StateStore)
 from ens_autoscaler.state.base import LEDGER_RETENTION_S, sums_of

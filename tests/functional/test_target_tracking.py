@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ens_autoscaler import cli
-from ens_autoscaler.policy import read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
+from ens_autoscaler.tools import cli
+from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import Lifecycle, LocalCloud
 from tests.samples import NO_REGION
 

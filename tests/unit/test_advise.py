@@ -19,16 +19,16 @@ import pytest
 import yaml
 
 from ens_autoscaler import sources
-from ens_autoscaler.cli import main
-from ens_autoscaler.errors import InputError
-from ens_autoscaler.planner import Inventory, Reason, make_plan
-from ens_autoscaler.policy import Policy, parse_policy
-from ens_autoscaler.simulate.advise import Advice, Verdict, advise
-from ens_autoscaler.simulate.advise_cli import as_dict, text
-from ens_autoscaler.simulate.fleet import Fleet
-from ens_autoscaler.simulate.history import Reading, write_history
-from ens_autoscaler.simulate.recurrence import windows
-from ens_autoscaler.simulate.schedule import WEEKDAYS, Schedule
+from ens_autoscaler.tools.cli import main
+from ens_autoscaler.core.errors import InputError
+from ens_autoscaler.core.planner import Inventory, Reason, make_plan
+from ens_autoscaler.core.policy import Policy, parse_policy
+from ens_autoscaler.tools.simulate.advise import Advice, Verdict, advise
+from ens_autoscaler.tools.simulate.advise_cli import as_dict, text
+from ens_autoscaler.tools.simulate.fleet import Fleet
+from ens_autoscaler.tools.simulate.history import Reading, write_history
+from ens_autoscaler.tools.simulate.recurrence import windows
+from ens_autoscaler.tools.simulate.schedule import WEEKDAYS, Schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 R = "cn-hangzhou-telecom"

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ens_autoscaler.errors import InputError
-from ens_autoscaler.policy import parse_policy
-from ens_autoscaler.simulate import report
-from ens_autoscaler.simulate.fleet import Fleet
-from ens_autoscaler.simulate.history import Reading, read_history, write_history
-from ens_autoscaler.simulate.replay import Load, replay, served
-from ens_autoscaler.simulate.shortfall import outcomes
+from ens_autoscaler.core.errors import InputError
+from ens_autoscaler.core.policy import parse_policy
+from ens_autoscaler.tools.simulate import report
+from ens_autoscaler.tools.simulate.fleet import Fleet
+from ens_autoscaler.tools.simulate.history import Reading, read_history, write_history
+from ens_autoscaler.tools.simulate.replay import Load, replay, served
+from ens_autoscaler.tools.simulate.shortfall import outcomes
 
 R = "cn-hangzhou-telecom"
 MONDAY = datetime(2025, 5, 5, tzinfo=timezone.utc)
@@ -100,7 +100,7 @@ def test_the_devices_column_round_trips_and_a_bad_count_is_refused(tmp_path: Pat
 
 
 def test_advise_compares_at_equal_device_hours_and_drops_bursts_the_same_spend_beats() -> None:
-    from ens_autoscaler.simulate.advise import Verdict, advise
+    from ens_autoscaler.tools.simulate.advise import Verdict, advise
 
     # The daily 18:00 peak recurs, so a +2 burst at 17:30 is found and, on day 1, has the devices Running at
     # 18:00: 30 minutes under target -> 0. But the function never releases devices, so the burst adds 2 more

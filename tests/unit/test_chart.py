@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from ens_autoscaler.cli import main
-from ens_autoscaler.display import Progress
-from ens_autoscaler.planner import Reason
-from ens_autoscaler.policy import parse_policy, read_policy
-from ens_autoscaler.simulate import chart, report
-from ens_autoscaler.simulate.budget import trace
-from ens_autoscaler.simulate.fleet import starting_fleet
-from ens_autoscaler.simulate.history import Reading, read_history
-from ens_autoscaler.simulate.replay import replay
+from ens_autoscaler.tools.cli import main
+from ens_autoscaler.tools.display import Progress
+from ens_autoscaler.core.planner import Reason
+from ens_autoscaler.core.policy import parse_policy, read_policy
+from ens_autoscaler.tools.simulate import chart, report
+from ens_autoscaler.tools.simulate.budget import trace
+from ens_autoscaler.tools.simulate.fleet import starting_fleet
+from ens_autoscaler.tools.simulate.history import Reading, read_history
+from ens_autoscaler.tools.simulate.replay import replay
 
 ROOT = Path(__file__).resolve().parents[2]
 HZ, SH = "cn-hangzhou-telecom", "cn-shanghai-cmcc"
@@ -164,9 +164,9 @@ def evening_week() -> list[Reading]:
 
 
 def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legend_outside(tmp_path: Path) -> None:
-    from ens_autoscaler.simulate.advise import advise
-    from ens_autoscaler.simulate.advise_chart import render
-    from ens_autoscaler.simulate.replay import Load
+    from ens_autoscaler.tools.simulate.advise import advise
+    from ens_autoscaler.tools.simulate.advise_chart import render
+    from ens_autoscaler.tools.simulate.replay import Load
 
     # Replayed as recorded, a daily burst is proposed: the right column orders more devices than the left
     # (no maxDevices line to give both the same top), and still the row's two device axes are one axis.
@@ -192,7 +192,7 @@ def test_the_advise_chart_puts_each_comparison_on_one_device_axis_with_its_legen
 
 
 def test_replayed_as_demand_the_chart_labels_the_recorded_and_the_simulated_reading(tmp_path: Path) -> None:
-    from ens_autoscaler.simulate.replay import Load
+    from ens_autoscaler.tools.simulate.replay import Load
 
     policy = read_policy(ROOT / "functions" / "autoscaler" / "policy.yaml")
     run = replay(evening_week(), policy, starting_fleet(policy, 2, {}, 1800.0), load=Load.CAPACITY)

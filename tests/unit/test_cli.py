@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ens_autoscaler import cli
-from ens_autoscaler.display import ELLIPSIS, EXIT_CUT, cut_requests, decision_table
-from ens_autoscaler.planner import GUARDS
-from ens_autoscaler.policy import EXAMPLE_IDS
+from ens_autoscaler.tools import cli
+from ens_autoscaler.tools.display import ELLIPSIS, EXIT_CUT, cut_requests, decision_table
+from ens_autoscaler.core.planner import GUARDS
+from ens_autoscaler.core.policy import EXAMPLE_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -153,7 +153,7 @@ def test_a_region_not_in_the_policy_suggests_the_nearest(capsys, tmp_path: Path)
 def test_the_sdks_tracebacks_never_reach_the_terminal_only_our_one_error() -> None:
     """The credentials chain logs each provider's failure with its traceback; Python prints such a
     record on stderr when nothing handles it."""
-    script = ("import logging\nfrom ens_autoscaler import cli\n"
+    script = ("import logging\nfrom ens_autoscaler.tools import cli\n"
               "cli.main(['validate', '--json', 'no-such.yaml'])\n"
               "try:\n    raise RuntimeError('ECS metadata unreachable')\n"
               "except RuntimeError as exc:\n    logging.getLogger('credentials').exception(exc)\n")

@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ens_autoscaler.settings import Settings
+from ens_autoscaler.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 S_YAML = REPO / "s.yaml"

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import json, sys
 sys.path.insert(0, "functions/autoscaler")
-from ens_autoscaler import ens_models
+from ens_autoscaler.cloud import ens_models
 LOCATE = {locate}
 models = ens_models.install(LOCATE) if LOCATE else ens_models.install()
 from alibabacloud_ens20171110.client import Client  # binds the models package as the SDK does
@@ -57,7 +57,7 @@ def test_a_file_without_the_name_falls_back_too() -> None:
 
 
 def test_candidates_walk_from_the_own_file_to_the_parents() -> None:
-    from ens_autoscaler.ens_models import candidates
+    from ens_autoscaler.cloud.ens_models import candidates
 
     assert list(candidates("RescaleDeviceServiceResponseBody"))[:2] == [
         "_rescale_device_service_response_body", "_rescale_device_service_response"]

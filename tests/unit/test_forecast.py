@@ -11,13 +11,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ens_autoscaler.errors import InputError
-from ens_autoscaler.forecast import HOUR, devices_for, forecast
-from ens_autoscaler.policy import parse_policy, read_policy
-from ens_autoscaler.settings import PACKAGE_ROOT
-from ens_autoscaler.simulate.backtest import backtest
-from ens_autoscaler.simulate.history import Reading
-from ens_autoscaler.simulate.replay import Load
+from ens_autoscaler.core.errors import InputError
+from ens_autoscaler.core.forecast import HOUR, devices_for, forecast
+from ens_autoscaler.core.policy import parse_policy, read_policy
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT
+from ens_autoscaler.tools.simulate.backtest import backtest
+from ens_autoscaler.tools.simulate.history import Reading
+from ens_autoscaler.tools.simulate.replay import Load
 
 R = "cn-hangzhou-telecom"
 T0 = datetime(2025, 5, 5, tzinfo=timezone.utc).timestamp()
@@ -88,8 +88,8 @@ def test_the_forecast_command_wants_devices_never_below_what_runs_nor_past_max_d
         tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from ens_autoscaler.cli import main
-    from ens_autoscaler.simulate.history import write_history
+    from ens_autoscaler.tools.cli import main
+    from ens_autoscaler.tools.simulate.history import write_history
 
     # Three days recorded on 2 devices: 30 % (60 points: 1 device at 60 % carries it, but 2 run) and 90 % at
     # noon (180 points: 3 devices). A second region with maxDevices 2 peaks at 96 % (4 devices wanted).
@@ -115,7 +115,7 @@ def test_the_forecast_command_wants_devices_never_below_what_runs_nor_past_max_d
 
 def test_the_function_forecasts_every_region_it_can_and_names_the_others() -> None:
     """Too little history in one region is no reason to leave the others unforecast (predictive.forecasts)."""
-    from ens_autoscaler.predictive import forecasts
+    from ens_autoscaler.runtime.predictive import forecasts
 
     policy = read_policy(PACKAGE_ROOT / "policy.yaml")
     start = 1_736_208_000.0  # 2025-01-07T00:00Z

@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ens_autoscaler.credentials import CredentialSource
+from ens_autoscaler.cloud.credentials import CredentialSource
 
 ROOT = Path(__file__).resolve().parents[2]
 # What an order needs: the ENS client module, the write path, the follow-up, the MNS side; and
 # difflib, which only a policy error's "did you mean" uses.
-ORDER_MACHINERY = ("ens_autoscaler.ens", "ens_autoscaler.ens_models", "ens_autoscaler.scaleout",
-                   "ens_autoscaler.followup", "ens_autoscaler.publisher", "difflib")
+ORDER_MACHINERY = ("ens_autoscaler.cloud.ens", "ens_autoscaler.cloud.ens_models", "ens_autoscaler.runtime.scaleout",
+                   "ens_autoscaler.runtime.followup", "ens_autoscaler.cloud.publisher", "difflib")
 SDKS = ("alibabacloud_ens20171110", "alibabacloud_credentials", "alibabacloud_tea_openapi", "mns", "redis",
         "alibabacloud_cms20190101")
 
@@ -63,7 +63,7 @@ def test_the_no_op_path_loads_none_of_the_order_machinery(tmp_path: Path) -> Non
 def test_the_idle_readiness_timer_loads_the_follow_up_only(tmp_path: Path) -> None:
     child = run_child(str(ROOT / "events" / "timer-readiness.json"), tmp_path)
     assert child["result"]["openOrders"] == []
-    assert set(ORDER_MACHINERY) & set(child["loaded"]) == {"ens_autoscaler.followup"}
+    assert set(ORDER_MACHINERY) & set(child["loaded"]) == {"ens_autoscaler.runtime.followup"}
 
 
 def test_the_readiness_timer_with_nothing_open_imports_no_sdk(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_a_scale_out_does_import_the_ens_sdk(tmp_path: Path) -> None:
     child = run_child(str(ROOT / "events" / "manual-counts.json"), tmp_path)
     assert child["result"] == {"raised": "TransientCloudError"}  # it tried: ENS is unreachable here
     assert "alibabacloud_ens20171110" in child["modules"]
-    assert {"ens_autoscaler.ens", "ens_autoscaler.scaleout"} <= set(child["loaded"])
+    assert {"ens_autoscaler.cloud.ens", "ens_autoscaler.runtime.scaleout"} <= set(child["loaded"])
 
 
 def test_a_rotated_sts_token_is_used_at_once() -> None:

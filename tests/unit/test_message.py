@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 
-from ens_autoscaler.ens import Order
-from ens_autoscaler.message import MAX_BYTES, build_message, encode, invocation_key
-from ens_autoscaler.planner import make_plan
-from ens_autoscaler.policy import parse_policy
-from ens_autoscaler.signals import Family, Signal, SignalKind
+from ens_autoscaler.cloud.ens import Order
+from ens_autoscaler.core.message import MAX_BYTES, build_message, encode, invocation_key
+from ens_autoscaler.core.planner import make_plan
+from ens_autoscaler.core.policy import parse_policy
+from ens_autoscaler.core.signals import Family, Signal, SignalKind
 
 POLICY = parse_policy({"service": {"appId": "app-1"}, "limits": {"perRegion": 1000, "total": 1000},
                        "regions": {f"cn-r-{i}": {"ispCode": "telecom",

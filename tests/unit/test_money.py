@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from ens_autoscaler.errors import ConfigError
-from ens_autoscaler.orders import Listed
-from ens_autoscaler.planner import Capacity, History, Inventory, Reason, lookbacks, make_plan
-from ens_autoscaler.policy import parse_policy
-from ens_autoscaler.signals import Family, Signal, SignalKind
+from ens_autoscaler.core.errors import ConfigError
+from ens_autoscaler.core.orders import Listed
+from ens_autoscaler.core.planner import Capacity, History, Inventory, Reason, lookbacks, make_plan
+from ens_autoscaler.core.policy import parse_policy
+from ens_autoscaler.core.signals import Family, Signal, SignalKind
 from ens_autoscaler.state.base import sums_of
 
 A, B = "cn-a-1", "cn-b-1"
@@ -126,7 +126,7 @@ def test_a_simulated_fleet_is_priced_as_the_ordered_spec() -> None:
 def test_plan_says_what_the_order_adds_to_the_hourly_and_monthly_run_rate(capsys, tmp_path) -> None:
     from pathlib import Path
 
-    from ens_autoscaler import cli
+    from ens_autoscaler.tools import cli
 
     root = Path(__file__).resolve().parents[2]
     event = tmp_path / "manual.json"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ens_autoscaler.orders import Book, OrderRecord, Phase
+from ens_autoscaler.core.orders import Book, OrderRecord, Phase
 from ens_autoscaler.state import LedgerEntry
 from ens_autoscaler.state.memory import MemoryStore
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from ens_autoscaler.orders import (LATE_GRACE_S, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute,
-                                   in_flight, progress, unresolved_regions)
+from ens_autoscaler.core.orders import (LATE_GRACE_S, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute,
+                                        in_flight, progress, unresolved_regions)
 
 HZ, SH = "cn-hangzhou-telecom", "cn-shanghai-cmcc"
 T0, TIMEOUT = 1_000_000.0, 300.0

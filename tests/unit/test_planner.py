@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ens_autoscaler.planner import Capacity, History, Inventory, Reason, lookbacks, make_plan
-from ens_autoscaler.policy import parse_policy, read_policy
-from ens_autoscaler.signals import Family, Signal, SignalKind
+from ens_autoscaler.core.planner import Capacity, History, Inventory, Reason, lookbacks, make_plan
+from ens_autoscaler.core.policy import parse_policy, read_policy
+from ens_autoscaler.core.signals import Family, Signal, SignalKind
 from ens_autoscaler.state.base import latest_of, sums_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -332,7 +332,7 @@ def test_a_message_repeated_inside_one_batch_counts_once() -> None:
 def test_the_readme_reason_table_names_every_reason_and_the_guard_chain_every_cut() -> None:
     from pathlib import Path
 
-    from ens_autoscaler.planner import GUARDS
+    from ens_autoscaler.core.planner import GUARDS
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = readme.split("### Reason codes", 1)[1].split("\n\n", 2)[1]

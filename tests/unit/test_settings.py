@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ens_autoscaler.credentials import KeyPair
-from ens_autoscaler.errors import ConfigError
-from ens_autoscaler.settings import PACKAGE_ROOT, Settings
+from ens_autoscaler.cloud.credentials import KeyPair
+from ens_autoscaler.core.errors import ConfigError
+from ens_autoscaler.runtime.settings import PACKAGE_ROOT, Settings
 
 
 def test_defaults_follow_the_contract() -> None:

@@ -15,14 +15,14 @@ from typing import Any, Iterator
 
 import pytest
 
-from ens_autoscaler.cli import main
-from ens_autoscaler.errors import InputError
-from ens_autoscaler.planner import Capacity
-from ens_autoscaler.policy import parse_policy, read_policy
-from ens_autoscaler.simulate import chart, report
-from ens_autoscaler.simulate.fleet import Fleet, starting_fleet
-from ens_autoscaler.simulate.history import Reading, parse_time, read_history, write_history
-from ens_autoscaler.simulate.replay import replay
+from ens_autoscaler.tools.cli import main
+from ens_autoscaler.core.errors import InputError
+from ens_autoscaler.core.planner import Capacity
+from ens_autoscaler.core.policy import parse_policy, read_policy
+from ens_autoscaler.tools.simulate import chart, report
+from ens_autoscaler.tools.simulate.fleet import Fleet, starting_fleet
+from ens_autoscaler.tools.simulate.history import Reading, parse_time, read_history, write_history
+from ens_autoscaler.tools.simulate.replay import replay
 
 ROOT = Path(__file__).resolve().parents[2]
 HZ, SH, GZ = "cn-hangzhou-telecom", "cn-shanghai-cmcc", "cn-guangzhou-unicom"

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 import pytest
 
 from ens_autoscaler import sources
-from ens_autoscaler.signals import Family, Signal, SignalKind
-from ens_autoscaler.errors import InputError
+from ens_autoscaler.core.signals import Family, Signal, SignalKind
+from ens_autoscaler.core.errors import InputError
 from ens_autoscaler.sources import cms_http, parsing, timer
-from ens_autoscaler import vocab
+from ens_autoscaler.core import vocab
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

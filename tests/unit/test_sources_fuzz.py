@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ens_autoscaler import sources
-from ens_autoscaler.errors import InputError
-from ens_autoscaler.signals import Signal, SignalKind
+from ens_autoscaler.core.errors import InputError
+from ens_autoscaler.core.signals import Signal, SignalKind
 from ens_autoscaler.sources import cms_http
 from ens_autoscaler.sources.decoder import Decoder
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from ens_autoscaler import sources
-from ens_autoscaler.errors import InputError
+from ens_autoscaler.core.errors import InputError
 from ens_autoscaler.sources import parsing
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ens_autoscaler.errors import InputError
+from ens_autoscaler.core.errors import InputError
 from ens_autoscaler.sources import parsing
 
 

@@ -12,10 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from ens_autoscaler.errors import ConfigError, TransientCloudError
-from ens_autoscaler.vocab import digest
-from ens_autoscaler.state import (ClaimStatus, IdempotencyRecord, LedgerEntry, OutboxItem,
-                                  RecordStatus, open_store)
+from ens_autoscaler.core.errors import ConfigError, TransientCloudError
+from ens_autoscaler.core.vocab import digest
+from ens_autoscaler.state import ClaimStatus, IdempotencyRecord, LedgerEntry, OutboxItem, RecordStatus, open_store
 from ens_autoscaler.state.memory import MemoryStore
 from ens_autoscaler.state import sqlite as sqlite_store
 from ens_autoscaler.state.sqlite import SqliteStore
@@ -262,7 +261,7 @@ def test_a_redis_commit_assuming_an_outdated_order_is_refused_and_changes_nothin
     a commit computed from an order another invocation has since moved on writes nothing."""
     from dataclasses import replace
 
-    from ens_autoscaler.orders import OrderRecord, Phase
+    from ens_autoscaler.core.orders import OrderRecord, Phase
     from ens_autoscaler.state import StaleWrite
     from ens_autoscaler.state.redis import RedisStore
     from tests.state_backends import wipe_redis

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import index
-from ens_autoscaler.settings import Settings
+from ens_autoscaler.runtime.settings import Settings
 
 # What FC sets in every instance (help/en/functioncompute/fc/environment-variables).
 ON_FC = {"FC_FUNCTION_NAME": "ens-autoscaler", "FC_REGION": "cn-hangzhou", "FC_INSTANCE_ID": "c-1"}

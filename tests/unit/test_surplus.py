@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from ens_autoscaler.errors import ConfigError
-from ens_autoscaler.orders import Listed
-from ens_autoscaler.planner import Capacity, Inventory, make_plan
-from ens_autoscaler.policy import parse_policy
-from ens_autoscaler.signals import Family, Signal, SignalKind
-from ens_autoscaler.surplus import Low, is_low, observed, releasable, watch
+from ens_autoscaler.core.errors import ConfigError
+from ens_autoscaler.core.orders import Listed
+from ens_autoscaler.core.planner import Capacity, Inventory, make_plan
+from ens_autoscaler.core.policy import parse_policy
+from ens_autoscaler.core.signals import Family, Signal, SignalKind
+from ens_autoscaler.core.surplus import Low, is_low, observed, releasable, watch
 
 STEP, TARGET = "cn-step-1", "cn-target-1"
 HOUR = 3600.0
@@ -125,10 +125,10 @@ def test_a_changed_surplus_is_announced_again_and_a_withdrawn_one_once() -> None
 
 
 def test_simulate_counts_the_device_hours_the_ratchet_kept_that_the_load_did_not_need() -> None:
-    from ens_autoscaler.simulate.fleet import starting_fleet
-    from ens_autoscaler.simulate.history import Reading
-    from ens_autoscaler.simulate.replay import replay
-    from ens_autoscaler.simulate.report import summarize
+    from ens_autoscaler.tools.simulate.fleet import starting_fleet
+    from ens_autoscaler.tools.simulate.history import Reading
+    from ens_autoscaler.tools.simulate.replay import replay
+    from ens_autoscaler.tools.simulate.report import summarize
 
     doc = copy.deepcopy(DOC)
     doc["surplus"]["afterSeconds"] = 3600

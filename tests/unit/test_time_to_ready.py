@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from ens_autoscaler.forecast import lead_time
-from ens_autoscaler.orders import Listed, OrderRecord, Phase, ServiceRef, progress
+from ens_autoscaler.core.forecast import lead_time
+from ens_autoscaler.core.orders import Listed, OrderRecord, Phase, ServiceRef, progress
 
 R = "cn-hangzhou-telecom"
 T0 = 1_746_403_200.0

@@ -39,8 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
-from ..signals import Signal
+from ..core.errors import InputError
+from ..core.signals import Signal
 from . import cms_eventbridge, cms_http, manual, mns_eventbridge, mns_topic, parsing, timer
 from .decoder import Decoder
 

@@ -40,9 +40,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..errors import InputError
-from ..signals import Family, Signal, SignalKind
-from ..vocab import digest
+from ..core.errors import InputError
+from ..core.signals import Family, Signal, SignalKind
+from ..core.vocab import digest
 from . import parsing
 
 STATES = {"ALERT": "ALERT", "ALARM": "ALERT", "OK": "OK", "INSUFFICIENT_DATA": "INSUFFICIENT_DATA"}

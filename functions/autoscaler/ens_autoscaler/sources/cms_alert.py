@@ -24,8 +24,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..errors import InputError
-from ..signals import Signal
+from ..core.errors import InputError
+from ..core.signals import Signal
 from . import alarm, parsing
 from .decoder import EventView
 

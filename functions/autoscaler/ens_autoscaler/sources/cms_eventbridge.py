@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..errors import InputError
-from ..signals import Signal
+from ..core.errors import InputError
+from ..core.signals import Signal
 from . import alarm, cms_alert, parsing
 from .decoder import CloudEventView, Decoder, is_cloud_event
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ..signals import Signal
+from ..core.signals import Signal
 from . import parsing
 
 

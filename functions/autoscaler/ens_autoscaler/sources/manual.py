@@ -28,10 +28,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import InputError
-from ..signals import Family, Signal, SignalKind
+from ..core.errors import InputError
+from ..core.signals import Family, Signal, SignalKind
 from . import parsing
-from ..vocab import MAX_COUNT, REGION_CODE, digest
+from ..core.vocab import MAX_COUNT, REGION_CODE, digest
 from .decoder import Decoder, EventView
 from .timer import PROFILE_NAME
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError
-from ..signals import Family, Signal, SignalKind
-from ..vocab import digest
+from ..core.errors import InputError
+from ..core.signals import Family, Signal, SignalKind
+from ..core.vocab import digest
 from . import cms_alert, parsing
 
 NAME = "message"

@@ -15,8 +15,8 @@ import re
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
-from ..errors import InputError
-from ..vocab import iso_epoch
+from ..core.errors import InputError
+from ..core.vocab import iso_epoch
 
 MAX_EVENT_BYTES = 1 << 20  # FC's async payload limit is far below this; anything bigger is not ours
 MAX_DEPTH = 32  # the deepest real event (a CloudEvent carrying an alert) is about 5

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from ..errors import InputError
-from ..signals import Family, Signal, SignalKind
+from ..core.errors import InputError
+from ..core.signals import Family, Signal, SignalKind
 from . import parsing
 from .decoder import Decoder, EventView
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
-from .base import (FLEET, Claim, ClaimStatus, IdempotencyRecord, InProgressError, JournalEntry, LedgerEntry,
-                   NotDurable, OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StaleWrite,
-                   StateStore)
+from ..core.errors import ConfigError
+from .base import (FLEET, Claim, ClaimStatus, IdempotencyRecord, InProgressError, JournalEntry, LedgerEntry, NotDurable,
+                   OutboxItem, ParkedItem, PayloadMismatchError, RecordStatus, StaleWrite, StateStore)
 
 __all__ = ["FLEET", "Claim", "ClaimStatus", "IdempotencyRecord", "InProgressError", "JournalEntry", "LedgerEntry",
            "NotDurable", "OutboxItem", "ParkedItem", "PayloadMismatchError", "RecordStatus", "StaleWrite", "StateStore",

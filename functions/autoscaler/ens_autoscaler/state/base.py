@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Iterable, Mapping
 
-from ..errors import InputError, TransientCloudError
-from ..orders import OrderRecord
-from ..planner import History, lookbacks
-from ..policy import Policy
+from ..core.errors import InputError, TransientCloudError
+from ..core.orders import OrderRecord
+from ..core.planner import History, lookbacks
+from ..core.policy import Policy
 
 # The widest window that reads the ledger is the 24 h budget; twice that leaves room for
 # clock skew between instances and for a policy that widens the window later.

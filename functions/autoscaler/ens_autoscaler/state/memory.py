@@ -13,7 +13,7 @@ import heapq
 import threading
 from dataclasses import dataclass, replace
 
-from ..orders import OrderRecord
+from ..core.orders import OrderRecord
 from .base import IdempotencyRecord, JournalEntry, LedgerEntry, OutboxItem, ParkedItem, StateStore, Write, hour_of
 
 

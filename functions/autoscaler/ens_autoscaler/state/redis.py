@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..orders import OrderRecord
+from ..core.orders import OrderRecord
 from .base import (HOUR_S, DecodedOrders, IdempotencyRecord, JournalEntry, LedgerEntry, NotDurable, OutboxItem,
                    ParkedItem, RawReads, StaleWrite, StateStore, Write, hour_of, unavailable)
 

@@ -17,8 +17,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
-from ..errors import ConfigError
-from ..orders import OrderRecord
+from ..core.errors import ConfigError
+from ..core.orders import OrderRecord
 from .base import (HOUR_S, DecodedOrders, IdempotencyRecord, JournalEntry, LedgerEntry, OutboxItem, ParkedItem,
                    RawReads, RecordStatus, StateStore, Write, hour_of, unavailable)
 

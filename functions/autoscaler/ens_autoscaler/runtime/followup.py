@@ -1,0 +1,227 @@
+"""Following orders up: evidence for the uncertain ones, readiness for the rest.
+
+Runs from the readiness timer (`events/timer-readiness.json`), right after an
+order, and when a delivery finds its key's order still open. With no open order
+it costs one state read and imports no SDK. With open orders it asks ENS once per
+device service the orders were placed in (`DescribeDeviceService`, plus one
+`OrderId`-filtered call for an order whose answer named fewer devices than it
+asked) and moves each order on by the rules of `orders`; each change is one
+atomic write with the messages that announce it, taken only over the version it
+was computed from, so a follow-up that is lost, cut short or raced by another is
+simply caught up by the next one.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
+
+from .logs import log
+from ..core.message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode, failed_device,
+                            fleet_messages, late_devices_message, ready_device, with_devices)
+from ..core.orders import Attribution, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute, progress
+from .outbox import queued
+from ..core.policy import Policy
+from ..core.result import Announcement, Result, Status
+from ..state import LedgerEntry, OutboxItem, StaleWrite, StateStore
+
+if TYPE_CHECKING:  # the client loads when a tick has an order to ask ENS about
+    from ..cloud.ens import EnsActuator
+
+# How far back another order may have started and still overlap one being resolved: longer than
+# any order's Timeout (ENS caps the asynchronous scale-out well under a day).
+LOOKBACK_S = 24 * 3600.0
+# How often a step is taken again from a fresher record when another invocation moved the order on.
+WRITE_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one follow-up decided for one order: nothing to write when `order` is None."""
+
+    order: OrderRecord | None = None
+    items: tuple[OutboxItem, ...] = ()
+    unledger: tuple[LedgerEntry, ...] = ()
+    result: Result | None = None
+
+
+class FollowUp:
+    def __init__(self, store: Callable[[], StateStore], actuator: Callable[[], EnsActuator],
+                 policy: Callable[[], Policy], clock: Callable[[], float], expiry: float) -> None:
+        self._store, self._actuator, self._policy, self.clock = store, actuator, policy, clock
+        self.expiry = expiry  # how long a settled result stays for duplicates to replay
+
+    def run(self, only: str | None = None, fleet_due: bool = False) -> list[OrderRecord]:
+        """Move every open order on (or just `only`); the orders as they stand afterwards.
+
+        The timer's run (`only` None) also announces the fleet whenever it asked ENS —
+        every tick while orders are open, so a change is out within a tick — and when
+        `fleet_due` says the bounded interval has come round, open orders or not.
+        Orders whose devices are known go first, so that every device an order of the
+        book owns is known before an unresolved one is attributed by set difference.
+        """
+        store, now = self._store(), self.clock()
+        orders = store.open_orders() if only is None else _one(store, only)
+        due = _due(store, orders, only, now)
+        if not due and not fleet_due:
+            return orders
+        policy = self._policy()
+        current = ServiceRef(policy.service.app_id, policy.service.service_id)
+        wanted = {o.service or current for o in due} | ({current} if only is None else set())
+        listings = {ref: self._actuator().listing(ref) for ref in sorted(wanted, key=repr)}
+        moved = self._move(due, {ref: listings[ref] for ref in wanted}, current, _book(store, due), now)
+        if only is None:
+            store.outbox_put(*(item for m in fleet_messages(listings[current], policy.regions, now)
+                               for item in queued(m["id"], encode(m), TAG_FLEET, now)))
+        return [moved.get(o.id, o) for o in orders]
+
+    def _move(self, due: list[OrderRecord], listings: dict[ServiceRef, list[Listed]], current: ServiceRef,
+              book: Book, now: float) -> dict[str, OrderRecord]:
+        """Each due order one step on, against its own service's listing: orders whose devices are
+        known first, so the book knows every device before an unresolved order is attributed."""
+        by_region = {ref: _by_region(listed) for ref, listed in listings.items()}
+        moved = {}
+        for order in sorted(due, key=lambda o: (o.phase.unresolved, o.started_at, o.id)):
+            ref = order.service or current
+            near = [d for r in sorted(order.regions) for d in by_region[ref].get(r, ())]
+            moved[order.id] = self.advance(order, partial(self._step, listed=listings[ref], near=near, book=book,
+                                                          now=now), now)
+            book.put(moved[order.id])
+        return moved
+
+    def settle(self, order: OrderRecord, found: Attribution, listed: list[Listed]) -> OrderRecord:
+        """Settle an unresolved order on evidence found elsewhere (an operator's word, `resolve`):
+        the same step and the same atomic write as evidence the follow-up found itself."""
+        now = self.clock()
+        return self.advance(order, lambda o: self._settle(o, found, listed, now)
+                             if o.phase.unresolved or o.phase is Phase.AMBIGUOUS else Step(), now)
+
+    def advance(self, order: OrderRecord, step: Callable[[OrderRecord], Step], now: float | None = None) -> OrderRecord:
+        """Take one step and write it over the version it was computed from. When another
+        invocation moved the order on meanwhile, the step is taken again from what it wrote:
+        records only move forward, and a device is announced once."""
+        store, now = self._store(), self.clock() if now is None else now
+        for _ in range(WRITE_ATTEMPTS):
+            taken = step(order)
+            if taken.order is None:
+                return order
+            try:
+                order = store.save_order(taken.order, taken.items, taken.unledger,
+                                         taken.result.as_dict() if taken.result else None, now, self.expiry)
+            except StaleWrite:
+                fresh = store.get_order(order.id)
+                if fresh is None:
+                    raise
+                order = fresh
+                continue
+            log("order_followed_up", invocationId=order.id, phase=order.phase.value,
+                outcome=order.outcome, OrderId=order.order_id, DeviceIds=list(order.device_ids),
+                ready=len(order.ready), failed=len(order.failed), asked=order.asked)
+            return order
+        raise StaleWrite(f"order {order.id} kept moving under {WRITE_ATTEMPTS} follow-ups")
+
+    def _step(self, order: OrderRecord, listed: list[Listed], near: list[Listed], book: Book, now: float) -> Step:
+        """`near`: the listed devices of the order's own regions, all attribution looks at."""
+        if order.phase.unresolved:
+            return self._settle(order, attribute(order, near, book, now), listed, now)
+        if not order.phase.placed:
+            return Step()
+        return self._readiness(order, listed, now)
+
+    def _settle(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> Step:
+        if found.verdict is Verdict.WAIT:
+            if order.phase is Phase.INTENT:  # orphaned: say so, so status shows it
+                return Step(replace(order, phase=Phase.UNCERTAIN, outcome=found.why))
+            return Step()
+        if found.verdict is Verdict.NOT_ORDERED:
+            log("order_not_placed", logging.WARNING, invocationId=order.id, why=found.why)
+            closed = replace(order, phase=Phase.NOT_ORDERED, outcome=found.why)
+            return Step(closed, unledger=LedgerEntry.for_order(order.selector, order.id, order.started_at),
+                        result=settled(closed))
+        if found.verdict is Verdict.AMBIGUOUS:
+            log("order_ambiguous", logging.ERROR, invocationId=order.id, why=found.why,
+                candidates=[d.id for d in found.devices])
+            closed = replace(order, phase=Phase.AMBIGUOUS, outcome=found.why)
+            return Step(closed, result=settled(closed))
+        ids = tuple(d.id for d in found.devices)
+        resolved = replace(order, phase=Phase.ORDERED, device_ids=ids, outcome=found.why)
+        messages = queued(order.id, encode(with_devices(order.message, found.devices)), TAG_SCALE_OUT, now)
+        result = replace(Result.from_dict(order.result), status=Status.SCALED, message=Announcement(order.id),
+                         order={"OrderId": None, "RequestId": None, "DeviceIds": list(ids), "Reconciled": True})
+        ready = self._readiness(resolved, listed, now)
+        return Step(ready.order or resolved, messages + ready.items, result=result)
+
+    def _readiness(self, order: OrderRecord, listed: list[Listed], now: float) -> Step:
+        """Devices named late (ENS's answer named fewer than it asked) are looked up by the order's
+        own OrderId, and go out in a scale-out message of their own order; then readiness."""
+        original, by_id = order, {d.id: d for d in listed}
+        items: list[OutboxItem] = []
+        if order.order_id and len(order.device_ids) < order.asked:
+            named = [d for d in self._actuator().listing(order.service or self._current(), order.order_id)
+                     if d.id not in order.device_ids]
+            if named:
+                by_id.update((d.id, d) for d in named)
+                order = replace(order, device_ids=order.device_ids + tuple(sorted(d.id for d in named)))
+                late_id, late = late_devices_message(order, named, now)
+                items.extend(queued(late_id, encode(late), TAG_SCALE_OUT, now))
+        moved = progress(order, by_id, now)
+        if moved.ready:
+            items.extend(_item(order, TAG_READY, [ready_device(d, order, now) for d in moved.ready], now))
+        if moved.failed:
+            items.extend(_item(order, TAG_FAILED, [failed_device(i, by_id.get(i)) for i in moved.failed], now))
+        if moved.order == original and not items:
+            return Step()
+        return Step(moved.order, tuple(items))
+
+    def _current(self) -> ServiceRef:
+        service = self._policy().service
+        return ServiceRef(service.app_id, service.service_id)
+
+
+def _book(store: StateStore, due: list[OrderRecord]) -> Book:
+    """What attribution compares the unresolved orders of `due` with: the orders that may overlap
+    them in time. A tick with none unresolved reads no closed order at all."""
+    unresolved = [o.started_at for o in due if o.phase.unresolved]
+    return Book(store.orders_since(min(unresolved) - LOOKBACK_S)) if unresolved else Book()
+
+
+def _by_region(listed: list[Listed]) -> dict[str, list[Listed]]:
+    out: dict[str, list[Listed]] = {}
+    for device in listed:
+        out.setdefault(device.region, []).append(device)
+    return out
+
+
+def _due(store: StateStore, orders: list[OrderRecord], only: str | None, now: float) -> list[OrderRecord]:
+    """The orders a follow-up moves on: every placed one but an INTENT whose owner may still be placing
+    it (unless that is the one asked for); with an unresolved one asked for, the open orders of its
+    regions whose answers named fewer devices than made, so their late devices are known first."""
+    due = [o for o in orders if o.phase.placed and (o.phase is not Phase.INTENT or o.orphaned(now) or o.id == only)]
+    if only is not None and any(o.phase.unresolved for o in due):
+        due += [o for o in store.open_orders() if o.id != only and o.order_id and len(o.device_ids) < o.asked
+                and o.regions & due[0].regions]
+    return due
+
+
+def _one(store: StateStore, order_id: str) -> list[OrderRecord]:
+    found = store.get_order(order_id)
+    return [found] if found is not None and found.phase.open else []
+
+
+def settled(order: OrderRecord) -> Result:
+    """The result of a closed or resolved order, from its phase: stored when evidence closes it, and
+    rebuilt when the stored one outlived the idempotency expiry (its message went out long before)."""
+    planned = Result.from_dict(order.result)
+    if order.phase in (Phase.NOT_ORDERED, Phase.REFUSED):
+        return replace(planned, status=Status.NOT_ORDERED, message=None)
+    if order.phase is Phase.AMBIGUOUS:
+        return replace(planned, status=Status.UNCERTAIN, message=None)
+    return replace(planned, status=Status.SCALED, message=Announcement(order.id, published=True),
+                   order={"OrderId": order.order_id, "RequestId": order.request_id,
+                          "DeviceIds": list(order.device_ids)})
+
+
+def _item(order: OrderRecord, tag: str, devices: list[dict[str, Any]], now: float) -> tuple[OutboxItem, ...]:
+    message_id, message = devices_message(order, tag, devices, now)
+    return queued(message_id, encode(message), tag, now)
