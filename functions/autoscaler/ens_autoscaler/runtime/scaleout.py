@@ -18,6 +18,7 @@ from . import logs
 from ..cloud.ens import EnsActuator
 from ..core.errors import PermanentCloudError, TransientCloudError
 from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
+from .ledger import plan_reads
 from .logs import log
 from ..core.message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode
 from ..core.orders import Listing, OrderRecord, Phase, ServiceRef
@@ -79,7 +80,7 @@ class ScaleOut:
         after these reads bumps a version and the claim fails; one closed after them shows in the
         listing, read last."""
         store, now, ttl, scope = self._store(), self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
-        reads = store.plan_reads(regions | ({FLEET} if _fleet_wide(policy) else set()), policy, now)
+        reads = plan_reads(store, regions | ({FLEET} if _fleet_wide(policy) else set()), policy, now)
         read, history = reads.versions, reads.history
         # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
         open_orders = [o for o in reads.open_orders if o.id != key]

@@ -21,8 +21,6 @@ from typing import Any, Iterable, Mapping
 
 from ..core.errors import InputError, TransientCloudError
 from ..core.orders import OrderRecord
-from ..core.planner import History, lookbacks
-from ..core.policy import Policy
 
 # The widest window that reads the ledger is the 24 h budget; twice that leaves room for
 # clock skew between instances and for a policy that widens the window later.
@@ -257,11 +255,13 @@ class Write:
 class PlanReads:
     """Everything a plan reads of the store, as of one moment where the backend can give one (one
     read transaction, one Redis script): the versions (the claim compares them), the open
-    orders, and the ledger as the guards read it."""
+    orders, and the ledger's sums since each instant and last addition per region
+    (runtime/ledger.py shapes the two into the planner's `History`)."""
 
     versions: dict[str, int]
     open_orders: list[OrderRecord]
-    history: History
+    sums: dict[float, dict[str, int]]
+    latest: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -449,21 +449,18 @@ class StateStore(ABC):
         return sorted(self._ledger_since(since),
                       key=lambda e: (e.at, e.invocation, e.region, e.count))
 
-    def history(self, policy: Policy, now: float) -> History:
-        """The ledger as the planner's guards read it: sums since each look-back, and the last
-        addition per region within the cooldown (rows, but only the cooldown's few)."""
-        return self.plan_reads((), policy, now, orders=False).history
-
-    def plan_reads(self, scopes: Iterable[str], policy: Policy, now: float, orders: bool = True) -> PlanReads:
-        """The versions of `scopes`, the open orders (unless `orders` is False) and the history, read
-        together: the backend batches them (SQLite: one read transaction; Redis: one round trip)."""
+    def plan_reads(self, scopes: Iterable[str], since: Iterable[float], recent_since: float | None,
+                   orders: bool = True) -> PlanReads:
+        """The versions of `scopes`, the open orders (unless `orders` is False), the ledger's sums
+        since each instant of `since` and the last addition per region at or after `recent_since`
+        (none when it is None), read together: the backend batches them (SQLite: one read
+        transaction; Redis: one round trip)."""
         scopes = tuple(sorted(set(scopes)))
-        instants = tuple(sorted(set(lookbacks(policy, now))))
-        cooldown = policy.limits.cooldown_seconds
-        raw = self._plan_reads(scopes, orders, instants, now - cooldown if cooldown else None)
+        instants = tuple(sorted(set(since)))
+        raw = self._plan_reads(scopes, orders, instants, recent_since)
         return PlanReads({**dict.fromkeys(scopes, 0), **raw.versions},
                          sorted(raw.orders, key=lambda o: (o.started_at, o.id)),
-                         History(_zero_filled(instants, raw.sums), latest_of(raw.recent)))
+                         _zero_filled(instants, raw.sums), latest_of(raw.recent))
 
     def _plan_reads(self, scopes: tuple[str, ...], orders: bool, instants: tuple[float, ...],
                     recent_since: float | None) -> RawReads:

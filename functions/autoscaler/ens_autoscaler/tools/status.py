@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..runtime import predictive
+from ..runtime.ledger import history as ledger_history
 from .conditions import Conditions, Reading, conditions, desired, last_reading
 from .display import money, order_id_text, order_line, when
 from ..core.errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
@@ -125,7 +126,7 @@ def status(store: StateStore, policy: Policy, now: float, named: str, scope: str
     """The store's sums and orders, and one DescribeDeviceService (`listing`), side by side."""
     limits, since = policy.limits, now - BUDGET_WINDOW_SECONDS
     price = policy.prices.device if policy.prices is not None else None
-    ledger, open_orders, recent = store.history(policy, now), store.open_orders(), store.orders_since(since)
+    ledger, open_orders, recent = ledger_history(store, policy, now), store.open_orders(), store.orders_since(since)
     try:
         listed: Listing | None = listing()
         ens_error = None

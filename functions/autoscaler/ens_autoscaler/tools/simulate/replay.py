@@ -24,6 +24,7 @@ from ...core.message import invocation_key
 from ...core.planner import Inventory, Plan, make_plan
 from ...core.policy import Policy
 from ...core.signals import Family, Signal, SignalKind
+from ...runtime import ledger
 from ...state import LedgerEntry
 from ...state.memory import MemoryStore
 from .fleet import Fleet
@@ -91,7 +92,7 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
     start, store, ticks, seen = fleet, MemoryStore(), [], []
     total = len(set(recorded) | set(timers)) if progress else 0
     for now in sorted(set(recorded) | set(timers)):
-        history = store.history(policy, now)
+        history = ledger.history(store, policy, now)
         inventory = fleet.inventory(now)
         batch = [load.seen(r, inventory.of(r.region).running) for r in recorded.get(now, ())]
         seen += batch
