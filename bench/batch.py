@@ -67,7 +67,7 @@ def child_main(event_path: str) -> dict[str, Any]:
     from bench.child import Context, status_of
     from ens_autoscaler import sources
     from ens_autoscaler.core.planner import History, make_plan
-    from ens_autoscaler.core.policy import read_policy
+    from ens_autoscaler.core.policy.loading import read_policy
 
     event = Path(event_path).read_bytes()
     policy = read_policy(str(POLICY))

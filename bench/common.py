@@ -39,13 +39,13 @@ class Bench:
 
     def deployed(self, policy: Path | None) -> Path:
         """The policy as s.yaml's pre-deploy leaves it: a copy in scratch, compiled beside it
-        (`ens_autoscaler.core.compiled_policy`, run with the code under test)."""
+        (`ens_autoscaler.core.policy.loading`, run with the code under test)."""
         source = policy or self.function_dir / "policy.yaml"
         if source not in self._deployed:
             target = self.scratch / "policies" / f"{len(self._deployed)}-{source.name}"
             target.parent.mkdir(exist_ok=True)
             target.write_bytes(source.read_bytes())
-            subprocess.run([self.python, "-m", "ens_autoscaler.core.compiled_policy", str(target)], check=True,
+            subprocess.run([self.python, "-m", "ens_autoscaler.core.policy.loading", str(target)], check=True,
                            cwd=str(self.function_dir), capture_output=True, timeout=CHILD_TIMEOUT_S)
             self._deployed[source] = target
         return self._deployed[source]

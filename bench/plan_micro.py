@@ -22,7 +22,7 @@ def child_main(calls: str) -> dict[str, Any]:
 
     from ens_autoscaler import sources
     from ens_autoscaler.core.planner import History, lookbacks, make_plan
-    from ens_autoscaler.core.policy import read_policy
+    from ens_autoscaler.core.policy.loading import read_policy
     from ens_autoscaler.runtime.settings import PACKAGE_ROOT
     from ens_autoscaler.state.base import sums_of
 

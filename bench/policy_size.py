@@ -1,7 +1,7 @@
 """Flat in policy size: a 1,000-region policy loaded (as a cold start does) and planned.
 
 - policy load: `policy.read_policy` on a 1,000-region YAML compiled as s.yaml's
-  pre-deploy compiles it (`ens_autoscaler.core.compiled_policy`), median of REPEATS; the
+  pre-deploy compiles it (`ens_autoscaler.core.policy.loading`), median of REPEATS; the
   same YAML parsed without the compiled form is printed beside it.
 - plan: one metric signal per region, every region firing, `planner.make_plan` with an
   empty ledger, median of REPEATS.
@@ -34,9 +34,9 @@ def child_main(scratch: str) -> dict[str, Any]:
 
     import yaml
 
-    from ens_autoscaler.core import compiled_policy
+    from ens_autoscaler.core.policy import loading as compiled_policy
     from ens_autoscaler.core.planner import History, make_plan
-    from ens_autoscaler.core.policy import check_file, read_policy
+    from ens_autoscaler.core.policy.loading import check_file, read_policy
     from ens_autoscaler.core.signals import Family, Signal, SignalKind
 
     path = Path(scratch) / "policy-1000-regions.yaml"

@@ -19,7 +19,7 @@ import yaml
 
 from ens_autoscaler.core.forecast import HOUR
 from ens_autoscaler.core.orders import OrderRecord, Phase, ServiceRef
-from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from ens_autoscaler.tools.status import status, text
 from localcloud import LocalCloud

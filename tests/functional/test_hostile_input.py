@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ens_autoscaler.core.errors import TransientCloudError
-from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import LocalCloud
 

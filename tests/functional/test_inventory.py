@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ens_autoscaler.core.planner import Capacity, Inventory
-from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import LocalCloud
 

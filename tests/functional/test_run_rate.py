@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import LocalCloud
 

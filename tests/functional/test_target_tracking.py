@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ens_autoscaler.tools import cli
-from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import Lifecycle, LocalCloud
 from tests.samples import NO_REGION

@@ -22,7 +22,8 @@ from ens_autoscaler import sources
 from ens_autoscaler.tools.cli import main
 from ens_autoscaler.core.errors import InputError
 from ens_autoscaler.core.planner import Inventory, Reason, make_plan
-from ens_autoscaler.core.policy import Policy, parse_policy
+from ens_autoscaler.core.policy.model import Policy
+from ens_autoscaler.core.policy.validation import parse_policy
 from ens_autoscaler.tools.simulate.advise import Advice, Verdict, advise
 from ens_autoscaler.tools.simulate.advise_cli import as_dict, text
 from ens_autoscaler.tools.simulate.fleet import Fleet

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ens_autoscaler.core.errors import InputError
-from ens_autoscaler.core.policy import parse_policy
+from ens_autoscaler.core.policy.validation import parse_policy
 from ens_autoscaler.tools.simulate import report
 from ens_autoscaler.tools.simulate.fleet import Fleet
 from ens_autoscaler.tools.simulate.history import Reading, read_history, write_history

@@ -11,7 +11,8 @@ import pytest
 from ens_autoscaler.tools.cli import main
 from ens_autoscaler.tools.display import Progress
 from ens_autoscaler.core.planner import Reason
-from ens_autoscaler.core.policy import parse_policy, read_policy
+from ens_autoscaler.core.policy.validation import parse_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.tools.simulate import chart, report
 from ens_autoscaler.tools.simulate.budget import trace
 from ens_autoscaler.tools.simulate.fleet import starting_fleet

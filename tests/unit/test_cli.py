@@ -12,7 +12,7 @@ import pytest
 from ens_autoscaler.tools import cli
 from ens_autoscaler.tools.display import ELLIPSIS, EXIT_CUT, cut_requests, decision_table
 from ens_autoscaler.core.planner import GUARDS
-from ens_autoscaler.core.policy import EXAMPLE_IDS
+from ens_autoscaler.core.policy.model import EXAMPLE_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

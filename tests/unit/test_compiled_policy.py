@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ens_autoscaler.core import compiled_policy
-from ens_autoscaler.core.compiled_policy import compiled_path, load
-from ens_autoscaler.core.policy import read_policy
+from ens_autoscaler.core.policy import loading as compiled_policy
+from ens_autoscaler.core.policy.loading import compiled_path, load
+from ens_autoscaler.core.policy.loading import read_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "functions" / "autoscaler" / "policy.yaml"
@@ -54,7 +54,7 @@ def test_a_pickle_made_by_other_code_or_broken_is_ignored(policy_file: Path) -> 
 
 def test_a_policy_with_errors_fails_the_compile_and_writes_nothing(policy_file: Path) -> None:
     policy_file.write_text(policy_file.read_text().replace("limits:", "limitz:", 1))
-    done = subprocess.run([sys.executable, "-m", "ens_autoscaler.core.compiled_policy", str(policy_file)],
+    done = subprocess.run([sys.executable, "-m", "ens_autoscaler.core.policy.loading", str(policy_file)],
                           cwd=ROOT / "functions" / "autoscaler", capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "limitz" in done.stderr
     assert not compiled_path(policy_file).exists()
@@ -63,7 +63,7 @@ def test_a_policy_with_errors_fails_the_compile_and_writes_nothing(policy_file: 
 def test_s_yaml_compiles_the_deployed_policy_after_installing_what_it_imports(policy_file: Path) -> None:
     resource = yaml.safe_load((ROOT / "s.yaml").read_text())["resources"]["autoscaler"]
     runs = [" ".join(str(s.get("run", "")).split()) for s in resource["actions"]["pre-deploy"]]
-    (compile_step,) = [r for r in runs if "ens_autoscaler.core.compiled_policy" in r]
+    (compile_step,) = [r for r in runs if "ens_autoscaler.core.policy.loading" in r]
     install = next(i for i, r in enumerate(runs) if "pip install" in r)
     assert runs.index(compile_step) > install  # PyYAML is in the package by then
     assert "python3.12 " in compile_step and "functions/autoscaler/python" in compile_step

@@ -13,7 +13,8 @@ import pytest
 
 from ens_autoscaler.core.errors import InputError
 from ens_autoscaler.core.forecast import HOUR, devices_for, forecast
-from ens_autoscaler.core.policy import parse_policy, read_policy
+from ens_autoscaler.core.policy.validation import parse_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from ens_autoscaler.tools.simulate.backtest import backtest
 from ens_autoscaler.tools.simulate.history import Reading

@@ -6,7 +6,7 @@ import json
 from ens_autoscaler.cloud.ens import Order
 from ens_autoscaler.core.message import MAX_BYTES, build_message, encode, invocation_key
 from ens_autoscaler.core.planner import make_plan
-from ens_autoscaler.core.policy import parse_policy
+from ens_autoscaler.core.policy.validation import parse_policy
 from ens_autoscaler.core.signals import Family, Signal, SignalKind
 
 POLICY = parse_policy({"service": {"appId": "app-1"}, "limits": {"perRegion": 1000, "total": 1000},

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ens_autoscaler.core.planner import Capacity, History, Inventory, Reason, lookbacks, make_plan
-from ens_autoscaler.core.policy import parse_policy, read_policy
+from ens_autoscaler.core.policy.validation import parse_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.core.signals import Family, Signal, SignalKind
 from ens_autoscaler.state.base import latest_of, sums_of
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 import yaml
 
 from ens_autoscaler.core.errors import ConfigError
-from ens_autoscaler.core.policy import PolicyCache, check_file, check_policy, parse_policy, read_policy
+from ens_autoscaler.core.policy.loading import PolicyCache, check_file, read_policy
+from ens_autoscaler.core.policy.validation import check_policy, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = ROOT / "functions" / "autoscaler" / "policy.yaml"
@@ -207,7 +208,7 @@ def test_a_metric_no_source_produces_is_a_warning_that_still_loads(doc: dict) ->
 
 
 def test_the_forecast_section_defaults_to_forecast_only(doc: dict) -> None:
-    from ens_autoscaler.core.policy import ForecastMode, ForecastSettings
+    from ens_autoscaler.core.policy.model import ForecastMode, ForecastSettings
 
     assert parse_policy(doc).forecast == ForecastSettings()
     assert ForecastSettings().mode is ForecastMode.ONLY

@@ -18,7 +18,8 @@ import pytest
 from ens_autoscaler.tools.cli import main
 from ens_autoscaler.core.errors import InputError
 from ens_autoscaler.core.planner import Capacity
-from ens_autoscaler.core.policy import parse_policy, read_policy
+from ens_autoscaler.core.policy.validation import parse_policy
+from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.tools.simulate import chart, report
 from ens_autoscaler.tools.simulate.fleet import Fleet, starting_fleet
 from ens_autoscaler.tools.simulate.history import Reading, parse_time, read_history, write_history

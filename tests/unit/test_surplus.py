@@ -9,7 +9,7 @@ import pytest
 from ens_autoscaler.core.errors import ConfigError
 from ens_autoscaler.core.orders import Listed
 from ens_autoscaler.core.planner import Capacity, Inventory, make_plan
-from ens_autoscaler.core.policy import parse_policy
+from ens_autoscaler.core.policy.validation import parse_policy
 from ens_autoscaler.core.signals import Family, Signal, SignalKind
 from ens_autoscaler.core.surplus import Low, is_low, observed, releasable, watch
 

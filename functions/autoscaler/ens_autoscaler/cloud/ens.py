@@ -24,7 +24,7 @@ from .credentials import default_source
 from .endpoints import split_endpoint
 from ..core.errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
 from ..core.orders import Instance, Listed, Listing, ServiceRef
-from ..core.policy import ServiceParams
+from ..core.policy.model import ServiceParams
 from .sdk_errors import classify
 from ..core.vocab import iso_epoch
 

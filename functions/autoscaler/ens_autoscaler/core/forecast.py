@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InputError
 from .orders import OrderRecord, Phase
-from .policy import Region, rule_of
+from .policy.model import Region, rule_of
 from .vocab import epoch_iso
 
 HOUR = 3600

@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .errors import InputError
 from .orders import Listed, Listing, OrderRecord, in_flight, unresolved_regions
-from .policy import BUDGET_WINDOW_SECONDS, Extraction, Limits, Policy, Price, Region, did_you_mean
+from .policy.model import BUDGET_WINDOW_SECONDS, Extraction, Limits, Policy, Price, Region
+from .policy.validation import did_you_mean
 from .signals import Family, Signal, SignalKind
 
 

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .message import SCHEMA_VERSION
 from .orders import Listed
 from .planner import Decision
-from .policy import Policy, Price, Prices, Region
+from .policy.model import Policy, Price, Prices, Region
 from .vocab import digest
 
 TAG_SURPLUS = "devices-surplus"

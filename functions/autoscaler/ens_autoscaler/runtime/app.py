@@ -24,7 +24,8 @@ from ..core.message import invocation_key, replay_identity
 from ..core.orders import Phase, unresolved_regions
 from .outbox import Outbox
 from ..core.planner import History, make_plan
-from ..core.policy import Policy, PolicyCache
+from ..core.policy.model import Policy
+from ..core.policy.loading import PolicyCache
 from ..core.result import Result, Status
 from .settings import Settings
 from ..core.signals import Signal

@@ -22,7 +22,7 @@ from ..core.message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, dev
                             fleet_messages, late_devices_message, ready_device, with_devices)
 from ..core.orders import Attribution, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute, progress
 from .outbox import queued
-from ..core.policy import Policy
+from ..core.policy.model import Policy
 from ..core.result import Announcement, Result, Status
 from ..state import LedgerEntry, OutboxItem, StaleWrite, StateStore
 

@@ -11,7 +11,7 @@ from typing import Iterable
 
 from ..core.orders import OrderRecord
 from ..core.planner import History, lookbacks
-from ..core.policy import Policy
+from ..core.policy.model import Policy
 from ..state import StateStore
 
 

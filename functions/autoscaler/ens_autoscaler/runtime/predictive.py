@@ -28,7 +28,7 @@ from .logs import log
 from ..core.message import TAG_FORECAST, encode, forecast_message
 from ..cloud.metrics import MAX_PAGE, Query, client, fetch, readings
 from .outbox import queued
-from ..core.policy import KNOWN_METRICS, ForecastMode, Policy, rule_of
+from ..core.policy.model import KNOWN_METRICS, ForecastMode, Policy, rule_of
 from ..core.result import Announcement, Result, Status
 from .scaleout import ENS_DEFAULT_TIMEOUT_S
 from ..core.signals import Family, Signal, SignalKind

@@ -24,7 +24,7 @@ from ..core.message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode
 from ..core.orders import Listing, OrderRecord, Phase, ServiceRef
 from .outbox import Outbox, queued
 from ..core.planner import History, Inventory, Plan, Reason, make_plan
-from ..core.policy import Policy
+from ..core.policy.model import Policy
 from ..core.result import Result, Status
 from .settings import Settings
 from ..core.signals import Signal, SignalKind

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from ..core.errors import TransientCloudError
 from .logs import log
 from ..core.planner import Plan
-from ..core.policy import Policy
+from ..core.policy.model import Policy
 from ..state import StateStore
 from ..state.base import LEDGER_RETENTION_S
 from ..core.surplus import NOTE, TAG_SURPLUS, Low, is_low, observed, sustained, watch

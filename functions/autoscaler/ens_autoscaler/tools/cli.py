@@ -21,7 +21,8 @@ from ..core.errors import AutoscalerError, InputError
 from . import status
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
-    from ..core.policy import check_file, example_ids
+    from ..core.policy.loading import check_file
+    from ..core.policy.validation import example_ids
 
     check = check_file(args.policy)
     problems = list(check.problems) + (example_ids(check.policy) if check.policy else [])
@@ -35,7 +36,7 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     from .. import sources
     from ..core.message import invocation_key
     from ..core.planner import make_plan
-    from ..core.policy import read_policy
+    from ..core.policy.loading import read_policy
     from ..core.result import Result, Status
     from ..runtime.settings import Settings
 
@@ -76,7 +77,7 @@ def event_bytes(path: Path) -> bytes:
 
 
 def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
-    from ..core.policy import read_policy
+    from ..core.policy.loading import read_policy
     from .simulate import chart, history, report
     from .simulate.fleet import starting_fleet
     from .simulate.replay import Load, replay

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ..core.orders import OrderRecord, Phase
 from ..core.planner import REGION_GUARDS, TOTAL_GUARDS, Ask, Capacity, History, Inventory, Reason, RuleKind
-from ..core.policy import Policy, Region
+from ..core.policy.model import Policy, Region
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from ..core.forecast import MAX_HISTORY_SECONDS, lead_time
 from ..runtime.logs import log
 from ..core.orders import Attribution, Listed, Listing, OrderRecord, Phase, Verdict
 from ..core.planner import Capacity, Cooldown, Inventory
-from ..core.policy import BUDGET_WINDOW_SECONDS, Policy, Price
+from ..core.policy.model import BUDGET_WINDOW_SECONDS, Policy, Price
 from ..runtime.settings import Settings, redact_url
 from ..state import JournalEntry, OutboxItem, ParkedItem, StateStore, sqlite_file
 from ..core.surplus import Low

@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any, Iterable, Sequence
 
 from ...core.planner import Decision, History, Reason, lookbacks, make_plan
-from ...core.policy import Policy
+from ...core.policy.model import Policy
 from ...core.signals import Family, Signal, SignalKind
 from ...sources import timer
 from ...state import LedgerEntry

@@ -48,7 +48,7 @@ def load_argument(s: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> dict[str, Any]:
-    from ...core.policy import read_policy
+    from ...core.policy.loading import read_policy
     from .advise import advise
     from .fleet import starting_fleet
     from .history import read_history
@@ -85,7 +85,7 @@ def write(advice: Advice, directory: Path, policy_path: Path) -> list[str]:
     it: a fragment that `validate` would refuse is never written."""
     import yaml
 
-    from ...core.policy import parse_policy
+    from ...core.policy.validation import parse_policy
 
     try:
         document = yaml.safe_load(Path(policy_path).read_text(encoding="utf-8")) or {}

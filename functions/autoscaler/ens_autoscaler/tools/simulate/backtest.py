@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from ...core.forecast import MIN_HISTORY_SECONDS, devices_for, forecast, hourly_peaks
-from ...core.policy import Policy, rule_of
+from ...core.policy.model import Policy, rule_of
 from .history import Reading
 from .replay import Load
 from .schedule import zone

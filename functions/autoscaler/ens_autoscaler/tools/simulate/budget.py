@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ...core.planner import Reason
-from ...core.policy import BUDGET_WINDOW_SECONDS
+from ...core.policy.model import BUDGET_WINDOW_SECONDS
 from .replay import Replay
 
 

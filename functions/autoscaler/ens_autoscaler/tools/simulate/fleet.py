@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from ...core.errors import InputError
 from ...core.planner import Capacity, Inventory
-from ...core.policy import Policy
+from ...core.policy.model import Policy
 
 
 @dataclass(frozen=True)

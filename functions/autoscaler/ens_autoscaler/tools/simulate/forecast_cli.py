@@ -27,7 +27,7 @@ def arguments(s: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> dict[str, Any]:
     from ...core.forecast import region_forecast
-    from ...core.policy import read_policy
+    from ...core.policy.loading import read_policy
     from .backtest import demand
     from .history import read_history
     from .replay import Load

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from ...core.errors import InputError
 from ...core.message import invocation_key
 from ...core.planner import Inventory, Plan, make_plan
-from ...core.policy import Policy
+from ...core.policy.model import Policy
 from ...core.signals import Family, Signal, SignalKind
 from ...runtime import ledger
 from ...state import LedgerEntry

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ...core.planner import GUARDS, Capacity, Reason
-from ...core.policy import Region, rule_of
+from ...core.policy.model import Region, rule_of
 from .history import Reading, format_time
 from .replay import Replay
 from .shortfall import Outcome, outcomes

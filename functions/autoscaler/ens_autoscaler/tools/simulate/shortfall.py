@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from ...core.planner import Capacity, History, Inventory, make_plan
-from ...core.policy import BUDGET_WINDOW_SECONDS, Policy
+from ...core.policy.model import BUDGET_WINDOW_SECONDS, Policy
 from .history import Reading
 from .replay import Load, Replay, signal_of
 from .surplus import kept_hours
