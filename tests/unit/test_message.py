@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ens_autoscaler.cloud.ens import Order
+from ens_autoscaler.core.orders import Order
 from ens_autoscaler.core.message import MAX_BYTES, build_message, encode, invocation_key
 from ens_autoscaler.core.planner import make_plan
 from ens_autoscaler.core.policy.validation import parse_policy

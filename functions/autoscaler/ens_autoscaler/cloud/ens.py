@@ -23,35 +23,12 @@ from . import ens_models
 from .credentials import default_source
 from .endpoints import split_endpoint
 from ..core.errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
-from ..core.orders import Instance, Listed, Listing, ServiceRef
+from ..core.orders import Instance, Listed, Listing, Order, ServiceRef
 from ..core.policy.model import ServiceParams
 from .sdk_errors import classify
 from ..core.vocab import iso_epoch
 
 CONNECT_TIMEOUT_MS = 3_000
-
-
-@dataclass(frozen=True)
-class Order:
-    """What RescaleDeviceService answered: its ids, and the devices it named (possibly not all yet)."""
-
-    order_id: str | None
-    request_id: str | None
-    device_ids: tuple[str, ...]
-    devices: tuple[dict[str, Any], ...]  # ResourceDetailInfos, as ENS names the fields
-
-    def by_region(self) -> dict[str, list[str]]:
-        """The devices ENS named, per region (`ResourceDetailInfos[].RegionID`): what each region's
-        decision line may carry. A device named without its region is in none."""
-        found: dict[str, list[str]] = {}
-        for detail in self.devices:
-            if detail.get("ID") in self.device_ids and isinstance(detail.get("RegionID"), str):
-                found.setdefault(detail["RegionID"], []).append(detail["ID"])
-        return found
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"OrderId": self.order_id, "RequestId": self.request_id, "DeviceIds": list(self.device_ids),
-                "ResourceDetailInfos": list(self.devices)}
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,12 @@ SDK route it by `type`, and `subject` names its region(s).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from .orders import Listed, OrderRecord
+from .orders import Listed, Order, OrderRecord
 from .planner import Plan
 from .signals import Signal
 from .vocab import canonical_json, digest, epoch_iso
-
-if TYPE_CHECKING:  # the ENS client module is the scale-out's: the no-op path keys its result with this module
-    from ..cloud.ens import Order
 
 SCHEMA_VERSION = 1
 TAG_SCALE_OUT = "scale-out"
