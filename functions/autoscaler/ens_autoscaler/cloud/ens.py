@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Callable, Sequence
 
-from . import ens_models
-from .credentials import default_source
-from .endpoints import split_endpoint
 from ..core.errors import AutoscalerError, ConfigError, PermanentCloudError, TransientCloudError
 from ..core.orders import Instance, Listed, Listing, Order, ServiceRef
 from ..core.policy.model import ServiceParams
-from .sdk_errors import classify
 from ..core.vocab import iso_epoch
+from . import ens_models
+from .credentials import default_source
+from .endpoints import split_endpoint
+from .sdk_errors import classify
 
 CONNECT_TIMEOUT_MS = 3_000
 

@@ -23,11 +23,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .endpoints import split_endpoint
 from ..core.errors import ConfigError, InputError, PermanentCloudError
 from ..core.forecast import Reading
-from .sdk_errors import classify
 from ..core.vocab import epoch_iso
+from .endpoints import split_endpoint
+from .sdk_errors import classify
 
 MAX_RANGE_S = 31 * 24 * 3600  # the most one DescribeMetricList query may span
 MAX_PAGE = 1440  # the most datapoints one page may hold (Length)

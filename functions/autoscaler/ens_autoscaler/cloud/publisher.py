@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from .credentials import CredentialSource, default_source
 from ..core.errors import PermanentCloudError, TransientCloudError
+from .credentials import CredentialSource, default_source
 
 TIMEOUT_S = 10
 # Codes that refuse this one message (too large, malformed) for good: another message may pass.

@@ -15,23 +15,23 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import logs
 from .. import sources
-from .auth import check_callback_token
 from ..core.errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
-from .logs import log
 from ..core.message import invocation_key, replay_identity
 from ..core.orders import Phase, unresolved_regions
-from .outbox import Outbox
 from ..core.planner import History, make_plan
-from ..core.policy.model import Policy
 from ..core.policy.loading import PolicyCache
+from ..core.policy.model import Policy
 from ..core.result import Result, Status
-from .settings import Settings
 from ..core.signals import Signal
+from ..core.vocab import iso_epoch
 from ..sources.timer import FORECAST
 from ..state import StateStore, open_store
-from ..core.vocab import iso_epoch
+from . import logs
+from .auth import check_callback_token
+from .logs import log
+from .outbox import Outbox
+from .settings import Settings
 
 if TYPE_CHECKING:  # loaded when an order is possible, not on the no-op path most invocations take
     from ..cloud.ens import EnsActuator

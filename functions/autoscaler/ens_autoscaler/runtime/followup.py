@@ -21,10 +21,10 @@ from .logs import log
 from ..core.message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode, failed_device,
                             fleet_messages, late_devices_message, ready_device, with_devices)
 from ..core.orders import Attribution, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute, progress
-from .outbox import queued
 from ..core.policy.model import Policy
 from ..core.result import Announcement, Result, Status
 from ..state import LedgerEntry, OutboxItem, StaleWrite, StateStore
+from .outbox import queued
 
 if TYPE_CHECKING:  # the client loads when a tick has an order to ask ENS about
     from ..cloud.ens import EnsActuator

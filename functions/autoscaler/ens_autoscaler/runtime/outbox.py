@@ -12,10 +12,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from ..core.errors import AutoscalerError, ConfigError, PermanentCloudError, PublishDeferred, TransientCloudError
-from .logs import log
 from ..core.message import TAG_DRY_RUN, TAG_SCALE_OUT
 from ..core.result import Result
 from ..state import IdempotencyRecord, OutboxItem, StateStore
+from .logs import log
 
 if TYPE_CHECKING:  # the MNS side loads when something is published, not on every drain of an empty outbox
     from ..cloud.publisher import MnsPublisher

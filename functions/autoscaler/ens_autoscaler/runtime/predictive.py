@@ -22,19 +22,19 @@ import logging
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..cloud.credentials import default_source
+from ..cloud.metrics import MAX_PAGE, Query, client, fetch, readings
 from ..core.errors import InputError
 from ..core.forecast import HOUR, MAX_HISTORY_SECONDS, Reading, RegionForecast, lead_time, region_forecast
-from .logs import log
 from ..core.message import TAG_FORECAST, encode, forecast_message
-from ..cloud.metrics import MAX_PAGE, Query, client, fetch, readings
-from .outbox import queued
 from ..core.policy.model import KNOWN_METRICS, ForecastMode, Policy, rule_of
 from ..core.result import Announcement, Result, Status
-from .scaleout import ENS_DEFAULT_TIMEOUT_S
 from ..core.signals import Family, Signal, SignalKind
-from ..state import StateStore
-from ..sources.timer import TimerEvent
 from ..core.vocab import epoch_iso, iso_epoch
+from ..sources.timer import TimerEvent
+from ..state import StateStore
+from .logs import log
+from .outbox import queued
+from .scaleout import ENS_DEFAULT_TIMEOUT_S
 
 if TYPE_CHECKING:
     from .app import Autoscaler

@@ -14,22 +14,22 @@ import logging
 from dataclasses import replace
 from typing import Any, Callable
 
-from . import logs
 from ..cloud.ens import EnsActuator
 from ..core.errors import PermanentCloudError, TransientCloudError
-from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
-from .ledger import plan_reads
-from .logs import log
 from ..core.message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode
 from ..core.orders import Listing, OrderRecord, Phase, ServiceRef
-from .outbox import Outbox, queued
 from ..core.planner import History, Inventory, Plan, Reason, make_plan
 from ..core.policy.model import Policy
 from ..core.result import Result, Status
-from .settings import Settings
 from ..core.signals import Signal, SignalKind
-from ..state import FLEET, Claim, ClaimStatus, JournalEntry, LedgerEntry, NotDurable, StaleWrite, StateStore
 from ..core.vocab import epoch_iso
+from ..state import FLEET, Claim, ClaimStatus, JournalEntry, LedgerEntry, NotDurable, StaleWrite, StateStore
+from . import logs
+from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
+from .ledger import plan_reads
+from .logs import log
+from .outbox import Outbox, queued
+from .settings import Settings
 
 ENS_DEFAULT_TIMEOUT_S = 300  # RescaleDeviceService `Timeout` when the policy sets none (API reference)
 ONE_SHOT = (SignalKind.COUNTS, SignalKind.PROFILE)  # asked once: never dropped for a hold that will lift

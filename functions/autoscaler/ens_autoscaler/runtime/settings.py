@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Literal, Mapping
 from urllib.parse import urlsplit
 
-from ..core.errors import ConfigError
 from ..cloud.endpoints import CMS_DEFAULT, cms_endpoint
+from ..core.errors import ConfigError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # functions/autoscaler: beside index.py
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}

@@ -14,12 +14,12 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 from ..core.errors import TransientCloudError
-from .logs import log
 from ..core.planner import Plan
 from ..core.policy.model import Policy
+from ..core.surplus import NOTE, TAG_SURPLUS, Low, is_low, observed, sustained, watch
 from ..state import StateStore
 from ..state.base import LEDGER_RETENTION_S
-from ..core.surplus import NOTE, TAG_SURPLUS, Low, is_low, observed, sustained, watch
+from .logs import log
 
 if TYPE_CHECKING:  # the timer's side: not loaded by the readings every invocation notes
     from ..cloud.ens import EnsActuator

@@ -30,8 +30,8 @@ from typing import Any
 
 from ..core.errors import InputError
 from ..core.signals import Family, Signal, SignalKind
-from . import parsing
 from ..core.vocab import MAX_COUNT, REGION_CODE, digest
+from . import parsing
 from .decoder import Decoder, EventView
 from .timer import PROFILE_NAME
 

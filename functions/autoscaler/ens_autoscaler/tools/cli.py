@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .display import Progress, exit_code, failure, print_quietly, quiet_sdk_logs, render, show_logs
 from ..core.errors import AutoscalerError, InputError
 from . import status
+from .display import Progress, exit_code, failure, print_quietly, quiet_sdk_logs, render, show_logs
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
     from ..core.policy.loading import check_file

@@ -17,21 +17,21 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..runtime import predictive
-from ..runtime.ledger import history as ledger_history
-from .conditions import Conditions, Reading, conditions, desired, last_reading
-from .display import money, order_id_text, order_line, when
 from ..core.errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
-from ..runtime.followup import LOOKBACK_S
 from ..core.forecast import MAX_HISTORY_SECONDS, lead_time
-from ..runtime.logs import log
 from ..core.orders import Attribution, Listed, Listing, OrderRecord, Phase, Verdict
 from ..core.planner import Capacity, Cooldown, Inventory
 from ..core.policy.model import BUDGET_WINDOW_SECONDS, Policy, Price
-from ..runtime.settings import Settings, redact_url
-from ..state import JournalEntry, OutboxItem, ParkedItem, StateStore, sqlite_file
 from ..core.surplus import Low
+from ..runtime import predictive
+from ..runtime.followup import LOOKBACK_S
+from ..runtime.ledger import history as ledger_history
+from ..runtime.logs import log
+from ..runtime.settings import Settings, redact_url
 from ..runtime.surplus_watch import shown
+from ..state import JournalEntry, OutboxItem, ParkedItem, StateStore, sqlite_file
+from .conditions import Conditions, Reading, conditions, desired, last_reading
+from .display import money, order_id_text, order_line, when
 
 if TYPE_CHECKING:
     from ..runtime.app import Autoscaler

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..display import money
 from ...core.errors import ConfigError, InputError
+from ..display import money
 
 if TYPE_CHECKING:  # registering the command must not import the planner and the replay
     from .advise import Advice, RegionAdvice
