@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import InputError
 from .orders import Listed, Listing, OrderRecord, in_flight, unresolved_regions
@@ -42,14 +42,6 @@ class Reason(str, Enum):
     RUN_RATE_BUDGET = "RunRateBudget"  # the rolling 24 h run-rate budget (region or total) is spent
     RUN_RATE_CAP = "RunRateCap"  # the service's run rate would pass limits.maxRunRate
     PRICE_UNKNOWN = "PriceUnknown"  # ENS lists devices of a spec the policy has no price for
-
-
-class LedgerEntry(Protocol):
-    """One ledger entry: `count` devices were ordered for `region` at `at` (epoch seconds)."""
-
-    region: str
-    count: int
-    at: float
 
 
 @dataclass(frozen=True)
