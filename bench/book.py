@@ -83,7 +83,7 @@ def child_main(redis_url: str = "") -> dict[str, Any]:
     import index
     import naive_handler
     import redis.connection
-    from bench.child import Context, status_of
+    from bench.child import Context, timed_scale_out
     from ens_autoscaler.state import open_store
     from ens_autoscaler.state.memory import MemoryStore
 
@@ -97,13 +97,7 @@ def child_main(redis_url: str = "") -> dict[str, Any]:
 
     def scale_out(store: Any) -> float:
         instance._store = store
-        ev = event(next(counter))
-        started = time.perf_counter()
-        status = status_of(index.handler(ev, context))
-        took = time.perf_counter() - started
-        if status != "scaled":
-            raise RuntimeError(f"book event ended {status!r}, not 'scaled'")
-        return took
+        return timed_scale_out(index.handler, event(next(counter)), context, "book")
 
     def tick(store: Any) -> float:
         instance._store = store

@@ -24,6 +24,7 @@ All modes read the function's configuration from the environment, as FC gives it
 import os
 import sys
 import time
+from typing import Any
 
 T0 = time.perf_counter()
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +55,17 @@ def report(**fields: object) -> None:
     fields["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
+
+
+def timed_scale_out(handler: Any, event: bytes, context: Any, what: str) -> float:
+    """Seconds `handler` took on `event`, which must have ended `scaled` (a figure of anything else
+    would time another path)."""
+    started = time.perf_counter()
+    status = status_of(handler(event, context))
+    took = time.perf_counter() - started
+    if status != "scaled":
+        raise RuntimeError(f"{what} event ended {status!r}, not 'scaled'")
+    return took
 
 
 def status_of(returned: str) -> str:

@@ -48,7 +48,7 @@ def child_main(n: str, warmup: str, ledger_cap: str = "0") -> dict[str, Any]:
 
     import index
     import naive_handler
-    from bench.child import Context, status_of
+    from bench.child import Context, timed_scale_out
     from ens_autoscaler.state import open_store
 
     count, skip, cap = int(n), int(warmup), int(ledger_cap)
@@ -58,12 +58,7 @@ def child_main(n: str, warmup: str, ledger_cap: str = "0") -> dict[str, Any]:
     sides: dict[str, list[float]] = {"ours": [], "naive": [], "naive_fresh": []}
 
     def ours_once(ev: bytes) -> float:
-        started = time.perf_counter()
-        status = status_of(index.handler(ev, context))
-        took = time.perf_counter() - started
-        if status != "scaled":
-            raise RuntimeError(f"warm event ended {status!r}, not 'scaled'")
-        return took
+        return timed_scale_out(index.handler, ev, context, "warm")
 
     def timed(handler: Callable[[bytes, Any], str]) -> Callable[[bytes], float]:
         def once(ev: bytes) -> float:
