@@ -22,7 +22,7 @@ import yaml
 
 from ens_autoscaler import sources
 from ens_autoscaler.core.errors import PermanentCloudError, TransientCloudError
-from ens_autoscaler.core.message import invocation_key
+from ens_autoscaler.core.keys import invocation_key
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud

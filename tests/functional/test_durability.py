@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from ens_autoscaler.core.errors import TransientCloudError
-from ens_autoscaler.core.message import invocation_key
+from ens_autoscaler.core.keys import invocation_key
 from ens_autoscaler.core.orders import Phase
 from ens_autoscaler.sources import decode
 from ens_autoscaler.state.redis import RECORD

@@ -24,7 +24,7 @@ from ens_autoscaler.tools import status as status_module
 from ens_autoscaler.runtime.app import Autoscaler
 from ens_autoscaler.tools.display import render
 from ens_autoscaler.core.errors import ConfigError, TransientCloudError
-from ens_autoscaler.core.message import invocation_key
+from ens_autoscaler.core.keys import invocation_key
 from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT, Settings
 from ens_autoscaler.core.vocab import epoch_iso, iso_epoch

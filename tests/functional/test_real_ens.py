@@ -21,7 +21,7 @@ import yaml
 
 from ens_autoscaler.core.errors import ConfigError, TransientCloudError
 from ens_autoscaler import sources
-from ens_autoscaler.core.message import invocation_key
+from ens_autoscaler.core.keys import invocation_key
 from ens_autoscaler.core.orders import LATE_GRACE_S
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from ens_autoscaler.state import InProgressError

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from .message import SCHEMA_VERSION
+from .messages import SCHEMA_VERSION
 from .orders import Listed
 from .planner import Decision
 from .policy.model import Policy, Price, Prices, Region

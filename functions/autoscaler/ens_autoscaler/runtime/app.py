@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import sources
 from ..core.errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
-from ..core.message import invocation_key, replay_identity
+from ..core.keys import invocation_key, replay_identity
 from ..core.orders import Phase, unresolved_regions
 from ..core.planner import History, make_plan
 from ..core.policy.loading import PolicyCache

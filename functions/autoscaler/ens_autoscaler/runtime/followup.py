@@ -18,8 +18,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from .logs import log
-from ..core.message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode, failed_device,
-                            fleet_messages, late_devices_message, ready_device, with_devices)
+from ..core.envelope import encode
+from ..core.messages import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, failed_device,
+                             fleet_messages, late_devices_message, ready_device, with_devices)
 from ..core.orders import Attribution, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute, progress
 from ..core.policy.model import Policy
 from ..core.result import Announcement, Result, Status

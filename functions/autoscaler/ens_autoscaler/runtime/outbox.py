@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from ..core.errors import AutoscalerError, ConfigError, PermanentCloudError, PublishDeferred, TransientCloudError
-from ..core.message import TAG_DRY_RUN, TAG_SCALE_OUT
+from ..core.messages import TAG_DRY_RUN, TAG_SCALE_OUT
 from ..core.result import Result
 from ..state import IdempotencyRecord, OutboxItem, StateStore
 from .logs import log

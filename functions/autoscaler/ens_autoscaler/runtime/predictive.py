@@ -25,7 +25,8 @@ from ..cloud.credentials import default_source
 from ..cloud.metrics import MAX_PAGE, Query, client, fetch, readings
 from ..core.errors import InputError
 from ..core.forecast import HOUR, MAX_HISTORY_SECONDS, Reading, RegionForecast, lead_time, region_forecast
-from ..core.message import TAG_FORECAST, encode, forecast_message
+from ..core.envelope import encode
+from ..core.messages import TAG_FORECAST, forecast_message
 from ..core.policy.model import KNOWN_METRICS, ForecastMode, Policy, rule_of
 from ..core.result import Announcement, Result, Status
 from ..core.signals import Family, Signal, SignalKind

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from ..cloud.ens import EnsActuator
 from ..core.errors import PermanentCloudError, TransientCloudError
-from ..core.message import TAG_DRY_RUN, TAG_SCALE_OUT, build_message, encode
+from ..core.envelope import encode
+from ..core.messages import TAG_DRY_RUN, TAG_SCALE_OUT, build_message
 from ..core.orders import Listing, OrderRecord, Phase, ServiceRef
 from ..core.planner import History, Inventory, Plan, Reason, make_plan
 from ..core.policy.model import Policy

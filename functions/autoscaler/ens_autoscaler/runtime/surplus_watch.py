@@ -65,7 +65,7 @@ class SurplusWatch:
     def tick(self, now: float, look: bool) -> None:
         """Announce each changed surplus. `look`: the fleet is due, so ENS may be asked for the devices
         of regions whose low load has lasted; otherwise only withdrawals go out."""
-        from ..core.message import encode  # the timer's side only
+        from ..core.envelope import encode  # the timer's side only
         from .outbox import queued
 
         store, policy = self._store(), self._policy()

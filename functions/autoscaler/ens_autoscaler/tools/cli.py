@@ -34,7 +34,7 @@ def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     from .. import sources
-    from ..core.message import invocation_key
+    from ..core.keys import invocation_key
     from ..core.planner import make_plan
     from ..core.policy.loading import read_policy
     from ..core.result import Result, Status

@@ -20,7 +20,7 @@ from itertools import groupby
 from typing import Callable, Iterable
 
 from ...core.errors import InputError
-from ...core.message import invocation_key
+from ...core.keys import invocation_key
 from ...core.planner import Inventory, Plan, make_plan
 from ...core.policy.model import Policy
 from ...core.signals import Family, Signal, SignalKind

@@ -1,20 +1,17 @@
-"""The published messages, the invocation's idempotency key and its replay identity. Pure.
+"""The published messages' bodies: scale-out, dry-run, devices-ready/-failed, fleet, forecast. Pure.
 
 The message schema is a contract with downstream consumers (README: "Published
 messages"); every `id` is stable across redeliveries and retries, so a consumer
-drops a copy by id. On the wire each message is a CloudEvents 1.0 structured-mode
-JSON document whose `data` is the message: EventBridge rules and any CloudEvents
-SDK route it by `type`, and `subject` names its region(s).
+drops a copy by id. `envelope.encode` puts each body on the wire.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable, Mapping, Sequence
 
 from .orders import Listed, Order, OrderRecord
 from .planner import Plan
 from .signals import Signal
-from .vocab import canonical_json, digest, epoch_iso
+from .vocab import digest
 
 SCHEMA_VERSION = 1
 TAG_SCALE_OUT = "scale-out"
@@ -23,25 +20,6 @@ TAG_READY = "devices-ready"
 TAG_FAILED = "devices-failed"
 TAG_FLEET = "fleet"
 TAG_FORECAST = "forecast"
-SOURCE = "ens-autoscaler"  # CloudEvents `source` (a URI-reference): the one producer of these types
-TYPE_PREFIX = "ens-autoscaler."  # CloudEvents `type`: ens-autoscaler.scale-out, ….devices-ready, …
-DRY_RUN_PREFIX = "dry-"  # dry runs live in a key space of their own: they never block a real run
-
-
-def invocation_key(signals: Sequence[Signal], dry_run: bool) -> str:
-    """One key for the set of signals, whatever order a batch arrived in."""
-    key = f"inv-{digest(sorted({s.dedupe_key for s in signals}))[:32]}"
-    return DRY_RUN_PREFIX + key if dry_run else key
-
-
-def replay_identity(signals: Sequence[Signal]) -> str:
-    """What must match for a duplicate to replay: the signals' content, not the route it took."""
-    return digest(sorted(canonical_json({**_without_route(s.as_dict()), "document": s.document})
-                         for s in signals))
-
-
-def _without_route(signal: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in signal.items() if k != "source"}
 
 
 def build_message(key: str, plan: Plan, signals: Sequence[Signal], order: Order | None,
@@ -139,68 +117,3 @@ def fleet_messages(listed: Sequence[Listed], regions: Iterable[str], at: float) 
                     "onTheWay": sum(1 for d in devices if not d.running and not d.failed),
                     "devices": entries})
     return out
-
-
-MAX_BYTES = 60 * 1024  # MNS refuses topic messages over 64 KB; leave room for the XML around it
-# The lists a big batch or a big order makes long: split across parts, never cut.
-SPLIT = ("signals", "decisions", "devices", "DeviceIds", "resourceSelector", "regions")
-PART_FIELDS_BYTES = len(',"part":999999,"parts":999999')
-PART_SUFFIX = "#999999/999999"  # the longest a part's event id grows
-
-
-def encode(message: dict[str, Any]) -> tuple[str, ...]:
-    """The message as CloudEvents 1.0 JSON: one event when it fits MNS, else as few as fit, nothing dropped.
-
-    Each event's `data` is the message or one part of it: every part carries the
-    message's other fields (the same `id` among them), `part` (1-based) and `parts`,
-    and a run of each long list; concatenating each list over parts 1..`parts` gives
-    the whole message back. A part's event has an id of its own (`<id>#<part>/<parts>`),
-    as CloudEvents wants one per event. An item too big to fit even alone gets a part
-    of its own: MNS refuses that part, and the outbox parks it where `status` shows it.
-    """
-    subject = _subject(message)
-    room = MAX_BYTES - len(_json(_event(message, subject, {}, PART_SUFFIX)).encode())
-    parts = _parts(message, room)
-    return tuple(_json(_event(message, subject, data, "" if len(parts) == 1 else f"#{i}/{len(parts)}"))
-                 for i, data in enumerate(parts, start=1))
-
-
-def _event(message: Mapping[str, Any], subject: str | None, data: Mapping[str, Any], suffix: str) -> dict[str, Any]:
-    event = {"specversion": "1.0", "id": f"{message['id']}{suffix}", "source": SOURCE,
-             "type": TYPE_PREFIX + message["type"], "time": epoch_iso(message["createdAt"]),
-             "datacontenttype": "application/json", "data": data}
-    return event if subject is None else {**event, "subject": subject}
-
-
-def _subject(message: Mapping[str, Any]) -> str | None:
-    """The region the message is about, or its regions comma-separated (a scale-out may span several)."""
-    regions = ([message["region"]] if "region" in message else
-               [e["regionCode"] for e in message.get("resourceSelector", ())] or
-               [d["region"] for d in message.get("decisions", ())] or
-               [d.get("region") for d in message.get("devices", ())])
-    named = sorted({r for r in regions if isinstance(r, str)})
-    return ",".join(named) or None
-
-
-def _parts(message: dict[str, Any], room: int) -> list[dict[str, Any]]:
-    """The message whole when it fits `room` bytes, else the parts `encode` describes."""
-    if len(_json(message).encode()) <= room:
-        return [message]
-    head = {k: v for k, v in message.items() if k not in SPLIT}
-    room -= len(_json({**head, **{k: [] for k in SPLIT if k in message}}).encode()) + PART_FIELDS_BYTES
-    parts: list[dict[str, list[Any]]] = [{}]
-    used = 0
-    for name in (k for k in SPLIT if k in message):
-        for item in message[name]:
-            size = len(_json(item).encode()) + 1  # the comma before it
-            if used + size > room and used:
-                parts.append({})
-                used = 0
-            parts[-1].setdefault(name, []).append(item)
-            used += size
-    return [{**head, **{k: [] for k in SPLIT if k in message}, **lists, "part": i, "parts": len(parts)}
-            for i, lists in enumerate(parts, start=1)]
-
-
-def _json(message: Any) -> str:
-    return json.dumps(message, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

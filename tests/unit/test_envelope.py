@@ -1,10 +1,12 @@
-"""The published message: fits MNS's 64 KB limit however big the batch, split into parts, nothing cut."""
+"""The published message on the wire: a CloudEvents envelope within MNS's 64 KB limit, split into parts, nothing cut."""
 from __future__ import annotations
 
 import json
 
+from ens_autoscaler.core.envelope import MAX_BYTES, encode
+from ens_autoscaler.core.keys import invocation_key
+from ens_autoscaler.core.messages import build_message
 from ens_autoscaler.core.orders import Order
-from ens_autoscaler.core.message import MAX_BYTES, build_message, encode, invocation_key
 from ens_autoscaler.core.planner import make_plan
 from ens_autoscaler.core.policy.validation import parse_policy
 from ens_autoscaler.core.signals import Family, Signal, SignalKind
