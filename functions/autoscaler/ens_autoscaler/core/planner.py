@@ -247,13 +247,7 @@ def make_plan(signals: Iterable[Signal], policy: Policy, history: History = Hist
     plan never asks for more than the informed one would (guards only lower counts).
     """
     ordered = _canonical_order(signals)
-    candidates: list[Candidate] = []
-    rejections: list[Rejection] = []
-    for signal in ordered:
-        try:
-            candidates.extend(_candidates(signal, policy, inventory))
-        except InputError as exc:
-            rejections.append(Rejection(signal.dedupe_key, signal.source, str(exc)))
+    candidates, rejections = _read(ordered, policy, inventory)
     by_region: dict[str, list[Candidate]] = {}
     for cand in candidates:
         by_region.setdefault(cand.region, []).append(cand)
@@ -265,12 +259,32 @@ def make_plan(signals: Iterable[Signal], policy: Policy, history: History = Hist
         rejections=tuple(rejections),
         dry_run_requested=any(s.dry_run for s in ordered),
         signal_keys=tuple(s.dedupe_key for s in ordered),
-        needs_inventory=inventory is None and any(
-            Reason.INVENTORY_UNAVAILABLE in d.reasons
-            or (d.final and (policy.regions[d.region].max_devices or policy.limits.max_devices is not None
-                             or policy.limits.max_run_rate is not None))
-            for d in decisions),
+        needs_inventory=inventory is None and any(_would_read_inventory(d, policy) for d in decisions),
     )
+
+
+def _read(signals: Iterable[Signal], policy: Policy,
+          inventory: Inventory | None) -> tuple[list[Candidate], list[Rejection]]:
+    """Each signal's candidates, or its rejection: one bad signal is bad input on its own, it does
+    not sink the batch."""
+    candidates: list[Candidate] = []
+    rejections: list[Rejection] = []
+    for signal in signals:
+        try:
+            candidates.extend(_candidates(signal, policy, inventory))
+        except InputError as exc:
+            rejections.append(Rejection(signal.dedupe_key, signal.source, str(exc)))
+    return candidates, rejections
+
+
+def _would_read_inventory(decision: Decision, policy: Policy) -> bool:
+    """Whether a plan made without the inventory would change with it: a rule held for want of
+    it, or a count that a device cap (the region's, the total's, the run rate's) could lower."""
+    if Reason.INVENTORY_UNAVAILABLE in decision.reasons:
+        return True
+    return bool(decision.final) and bool(policy.regions[decision.region].max_devices
+                                         or policy.limits.max_devices is not None
+                                         or policy.limits.max_run_rate is not None)
 
 
 def _canonical_order(signals: Iterable[Signal]) -> list[Signal]:
@@ -285,39 +299,62 @@ def _canonical_order(signals: Iterable[Signal]) -> list[Signal]:
 
 
 def _candidates(signal: Signal, policy: Policy, inventory: Inventory | None) -> list[Candidate]:
-    key = signal.dedupe_key
+    """What one signal asks of each region it names, by the kind of signal it is."""
     if signal.kind is SignalKind.COUNTS:
-        for region in signal.counts:
-            _allowed(region, policy)
-        return [Candidate(r, key, n, "manual", kind=RuleKind.MANUAL) for r, n in sorted(signal.counts.items())]
+        return _manual(signal, policy)
     if signal.kind is SignalKind.FORECAST:
-        return [_ahead(policy.regions[_allowed(r, policy)], key, n, inventory)
+        return [_ahead(policy.regions[_allowed(r, policy)], signal.dedupe_key, n, inventory)
                 for r, n in sorted(signal.counts.items())]
     if signal.kind is SignalKind.PROFILE:
-        counts = policy.profiles.get(signal.profile or "")
-        if counts is None:
-            known = ", ".join(sorted(policy.profiles)) or "none"
-            raise InputError(f"unknown burst profile {signal.profile!r} (policy profiles: {known})")
-        return [Candidate(r, key, n, f"profile:{signal.profile}", kind=RuleKind.PROFILE)
-                for r, n in sorted(counts.items())]
+        return _profile(signal, policy)
+    return [_measured(signal, policy, inventory)]
+
+
+def _manual(signal: Signal, policy: Policy) -> list[Candidate]:
+    """An operator's counts, as asked: every region must be one the policy allows, or none is taken."""
+    for region in signal.counts:
+        _allowed(region, policy)
+    return [Candidate(r, signal.dedupe_key, n, "manual", kind=RuleKind.MANUAL)
+            for r, n in sorted(signal.counts.items())]
+
+
+def _profile(signal: Signal, policy: Policy) -> list[Candidate]:
+    """A named burst profile's counts; a name the policy doesn't know is bad input."""
+    counts = policy.profiles.get(signal.profile or "")
+    if counts is None:
+        known = ", ".join(sorted(policy.profiles)) or "none"
+        raise InputError(f"unknown burst profile {signal.profile!r} (policy profiles: {known})")
+    return [Candidate(r, signal.dedupe_key, n, f"profile:{signal.profile}", kind=RuleKind.PROFILE)
+            for r, n in sorted(counts.items())]
+
+
+def _measured(signal: Signal, policy: Policy, inventory: Inventory | None) -> Candidate:
+    """An alarm or a metric message: its region's rule (target tracking, else the step table)
+    applied to the reading; a resolved alarm asks for nothing."""
     extraction = policy.alarm if signal.family is Family.ALARM else policy.message
     region = _allowed(_region_of(signal, extraction), policy)
+    key = signal.dedupe_key
     if signal.kind is SignalKind.RESOLVED:
-        return [Candidate(region, key, 0, None, signal.metric, signal.value, Reason.ALARM_RESOLVED)]
+        return Candidate(region, key, 0, None, signal.metric, signal.value, Reason.ALARM_RESOLVED)
     metric = signal.metric if signal.metric is not None else _search_text(extraction.metric, signal)
     value = signal.value if signal.value is not None else _search_number(extraction.value, signal)
     spec = policy.regions[region]
     if spec.target is not None:
-        return [_track(spec, key, metric, value, inventory)]
+        return _track(spec, key, metric, value, inventory)
+    return _step(spec, key, metric, value)
+
+
+def _step(spec: Region, key: str, metric: str | None, value: float) -> Candidate:
+    """The step table's answer for a reading: the step it falls in, or why it adds nothing."""
     table = spec.steps
     if table is None:
-        return [Candidate(region, key, 0, None, metric, value, Reason.NO_RULE)]
+        return Candidate(spec.code, key, 0, None, metric, value, Reason.NO_RULE)
     if table.metric is not None and metric != table.metric:
-        return [Candidate(region, key, 0, None, metric, value, Reason.METRIC_NOT_IN_RULE)]
+        return Candidate(spec.code, key, 0, None, metric, value, Reason.METRIC_NOT_IN_RULE)
     step = table.lookup(value)
     if step is None:
-        return [Candidate(region, key, 0, None, metric, value, Reason.BELOW_THRESHOLD)]
-    return [Candidate(region, key, step.add, step.describe(), metric, value)]
+        return Candidate(spec.code, key, 0, None, metric, value, Reason.BELOW_THRESHOLD)
+    return Candidate(spec.code, key, step.add, step.describe(), metric, value)
 
 
 def _track(spec: Region, key: str, metric: str | None, value: float, inventory: Inventory | None) -> Candidate:
