@@ -88,6 +88,10 @@ READINESS = [
      by_id(*devices(HZ, "b-1", "b-2")), T0 + 10, Phase.READY, {"b-2"}, set()),
     ("named fewer than asked: open until every device is known", known("b-1"),
      by_id(*devices(HZ, "b-1")), T0 + 10, Phase.PARTLY_READY, {"b-1"}, set()),
+    ("named fewer than asked, given up: settled on the devices it named", known("b-1"),
+     by_id(*devices(HZ, "b-1")), EXPIRED, Phase.READY, {"b-1"}, set()),
+    ("none Running yet, none failed: still ordered", known("b-1", "b-2"),
+     by_id(*devices(HZ, "b-1", "b-2", status="Pending")), T0 + 10, Phase.ORDERED, set(), set()),
 ]
 
 

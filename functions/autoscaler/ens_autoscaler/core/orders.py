@@ -385,8 +385,21 @@ def progress(order: OrderRecord, listed: Mapping[str, Listed], now: float) -> Pr
     `listed` maps device id to its listing; a device not Running yet is on its way
     until the order has `given_up` (Timeout plus the listing's grace), then failed.
     """
-    announced = set(order.ready) | set(order.failed)
     expired = order.given_up(now)
+    ready, failed = _newly_settled(order, listed, expired)
+    all_ready = order.ready + tuple(d.id for d in ready)
+    all_failed = order.failed + tuple(failed)
+    phase = _phase(order, all_ready, all_failed, expired)
+    ready_at = now if phase is Phase.READY and order.ready_at is None else order.ready_at
+    moved = replace(order, ready=all_ready, failed=all_failed, phase=phase, ready_at=ready_at)
+    return Progress(moved, tuple(ready), tuple(failed))
+
+
+def _newly_settled(order: OrderRecord, listed: Mapping[str, Listed],
+                   expired: bool) -> tuple[list[Listed], list[str]]:
+    """The order's devices not announced yet that are Running now (ready), or failed — a device
+    still on its way counts as failed once the order has given up on it."""
+    announced = set(order.ready) | set(order.failed)
     ready, failed = [], []
     for device_id in order.device_ids:
         if device_id in announced:
@@ -396,16 +409,17 @@ def progress(order: OrderRecord, listed: Mapping[str, Listed], now: float) -> Pr
             ready.append(device)
         elif (device is not None and device.failed) or expired:
             failed.append(device_id)
-    all_ready = order.ready + tuple(d.id for d in ready)
-    all_failed = order.failed + tuple(failed)
-    known_all = len(order.device_ids) >= order.asked or expired  # ENS may name devices late
-    if len(all_ready) + len(all_failed) < len(order.device_ids) or not known_all:
-        phase = Phase.PARTLY_READY if all_ready else Phase.ORDERED
-    else:
-        phase = Phase.FAILED if all_failed else Phase.READY
-    ready_at = now if phase is Phase.READY and order.ready_at is None else order.ready_at
-    moved = replace(order, ready=all_ready, failed=all_failed, phase=phase, ready_at=ready_at)
-    return Progress(moved, tuple(ready), tuple(failed))
+    return ready, failed
+
+
+def _phase(order: OrderRecord, ready: tuple[str, ...], failed: tuple[str, ...], expired: bool) -> Phase:
+    """READY or FAILED only once every device is settled and the order's devices are all known
+    (ENS may name devices late, until the order has given up); before that, PARTLY_READY as
+    soon as one is Running."""
+    known_all = len(order.device_ids) >= order.asked or expired
+    if len(ready) + len(failed) < len(order.device_ids) or not known_all:
+        return Phase.PARTLY_READY if ready else Phase.ORDERED
+    return Phase.FAILED if failed else Phase.READY
 
 
 def in_flight(orders: Iterable[OrderRecord], listed: Iterable[Listed]) -> dict[str, int]:
