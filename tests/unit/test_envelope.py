@@ -63,6 +63,12 @@ def test_an_item_too_big_for_any_part_gets_a_part_of_its_own() -> None:
     assert [p["signals"] for p in parts] == [["s" * 100], ["x" * (MAX_BYTES + 1)], ["t" * 100]]
 
 
+def test_a_first_item_too_big_for_any_part_leaves_no_empty_part_before_it() -> None:
+    message = {"id": "inv-1", "type": "scale-out", "createdAt": 1.0, "signals": ["x" * (MAX_BYTES + 1), "t" * 100]}
+    parts = [json.loads(t)["data"] for t in encode(message)]
+    assert [p["signals"] for p in parts] == [["x" * (MAX_BYTES + 1)], ["t" * 100]]
+
+
 def test_every_message_is_a_cloudevents_structured_document_with_the_message_as_data() -> None:
     signals = batch(3)
     plan = make_plan(signals, POLICY)

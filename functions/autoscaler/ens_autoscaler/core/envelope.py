@@ -59,20 +59,34 @@ def _parts(message: dict[str, Any], room: int) -> list[dict[str, Any]]:
     """The message whole when it fits `room` bytes, else the parts `encode` describes."""
     if len(_json(message).encode()) <= room:
         return [message]
-    head = {k: v for k, v in message.items() if k not in SPLIT}
-    room -= len(_json({**head, **{k: [] for k in SPLIT if k in message}}).encode()) + PART_FIELDS_BYTES
-    parts: list[dict[str, list[Any]]] = [{}]
+    head = {**{k: v for k, v in message.items() if k not in SPLIT}, **_no_items(message)}
+    runs = _runs(message, room - len(_json(head).encode()) - PART_FIELDS_BYTES)
+    return [{**head, **lists, "part": i, "parts": len(runs)} for i, lists in enumerate(runs, start=1)]
+
+
+def _no_items(message: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Each long list the message has, empty: every part carries all of them, so a consumer
+    reads the same fields in each part, a run of items or none."""
+    return {k: [] for k in SPLIT if k in message}
+
+
+def _runs(message: Mapping[str, Any], room: int) -> list[dict[str, list[Any]]]:
+    """The long lists' items in order, packed into as few parts as fit `room` bytes each.
+
+    An item starts a new part only when the current one holds something, so an
+    item too big for any part gets one of its own rather than being cut.
+    """
+    runs: list[dict[str, list[Any]]] = [{}]
     used = 0
-    for name in (k for k in SPLIT if k in message):
+    for name in _no_items(message):
         for item in message[name]:
             size = len(_json(item).encode()) + 1  # the comma before it
             if used + size > room and used:
-                parts.append({})
+                runs.append({})
                 used = 0
-            parts[-1].setdefault(name, []).append(item)
+            runs[-1].setdefault(name, []).append(item)
             used += size
-    return [{**head, **{k: [] for k in SPLIT if k in message}, **lists, "part": i, "parts": len(parts)}
-            for i, lists in enumerate(parts, start=1)]
+    return runs
 
 
 def _json(message: Any) -> str:
