@@ -83,22 +83,34 @@ class Result:
                 "body": json.dumps(self.as_dict())}
 
     def as_dict(self) -> dict[str, Any]:
+        """The result as FC returns it: each kind of run has a shape of its own."""
         if self.status is Status.REJECTED:
             return {"status": self.status.value, "error": dict(self.error or {})}
         if self.status is Status.FOLLOW_UP:
-            return {"status": self.status.value, "openOrders": [dict(o) for o in self.orders],
-                    "closedOrders": [dict(o) for o in self.closed],
-                    "stateScope": self.state_scope}
+            return self._follow_up_dict()
         if self.status is Status.FORECAST:
-            return {"status": self.status.value, "invocationId": self.invocation_id, **dict(self.forecast or {}),
-                    "message": None if self.message is None else _announcement(self.message),
-                    "stateScope": self.state_scope}
+            return self._forecast_dict()
+        return self._scale_out_dict()
+
+    def _follow_up_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "openOrders": [dict(o) for o in self.orders],
+                "closedOrders": [dict(o) for o in self.closed],
+                "stateScope": self.state_scope}
+
+    def _forecast_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "invocationId": self.invocation_id, **dict(self.forecast or {}),
+                "message": _announcement(self.message),
+                "stateScope": self.state_scope}
+
+    def _scale_out_dict(self) -> dict[str, Any]:
+        """A scale-out's result (scaled, dry run, held, no action, replayed): the plan's decisions,
+        the order and its message; `stateScope` only when the run named one."""
         out: dict[str, Any] = {
             "status": self.status.value, "invocationId": self.invocation_id, "dryRun": self.dry_run,
             "decisions": [dict(d) for d in self.decisions], "rejections": [dict(r) for r in self.rejections],
             "resourceSelector": [dict(e) for e in self.selector],
             "order": dict(self.order) if self.order is not None else None,
-            "message": None if self.message is None else _announcement(self.message),
+            "message": _announcement(self.message),
             "replayed": self.replayed,
         }
         if self.state_scope is not None:
@@ -116,7 +128,9 @@ class Result:
                    bool(raw.get("replayed")), raw.get("stateScope"), raw.get("error"))
 
 
-def _announcement(message: Announcement) -> dict[str, Any]:
+def _announcement(message: Announcement | None) -> dict[str, Any] | None:
+    if message is None:
+        return None
     out: dict[str, Any] = {"id": message.id, "published": message.published}
     if message.mns_message_id is not None:
         out["mnsMessageId"] = message.mns_message_id
