@@ -140,18 +140,30 @@ def watch(region: Region, held: Low, listed: Sequence[Listed] | None, ordered_at
     if sustained(held, policy, now):
         if listed is None:
             return Watch(held, None)
-        assert policy.surplus is not None
-        running = [d for d in listed if d.region == region.code and d.running]
-        devices = named(running, releasable(region, held, len(running)), ordered_at, policy.surplus.newest_first)
-        if devices:
-            ids = tuple(d.id for d in devices)
-            announced = Announced(f"surplus:{region.code}:{digest(list(ids))[:16]}", ids,
-                                  saving(devices, policy.prices), now)
+        announced = _surplus(region, held, listed, ordered_at, policy, now)
     note = None if held.since is None else replace(held, announced=announced)
     before = held.announced
-    if (before.id if before else None) == (announced.id if announced else None):
+    if _id(before) == _id(announced):
         return Watch(None if note is None else held, None)  # unchanged: keep the note (an ended spell's goes)
     return Watch(note, surplus_message(region.code, held, announced, before, listed or (), now))
+
+
+def _surplus(region: Region, held: Low, listed: Sequence[Listed], ordered_at: Mapping[str, float],
+             policy: Policy, now: float) -> Announced | None:
+    """The devices a sustained spell leaves idle among the region's Running ones, named and priced
+    (None: the low load leaves none idle)."""
+    assert policy.surplus is not None
+    running = [d for d in listed if d.region == region.code and d.running]
+    devices = named(running, releasable(region, held, len(running)), ordered_at, policy.surplus.newest_first)
+    if not devices:
+        return None
+    ids = tuple(d.id for d in devices)
+    return Announced(f"surplus:{region.code}:{digest(list(ids))[:16]}", ids, saving(devices, policy.prices), now)
+
+
+def _id(announced: Announced | None) -> str | None:
+    """What tells two announcements apart: the id, which names the region and the devices."""
+    return announced.id if announced else None
 
 
 def surplus_message(region: str, low: Low, announced: Announced | None, before: Announced | None,
