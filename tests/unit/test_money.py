@@ -63,6 +63,7 @@ def test_a_policy_without_prices_shows_no_run_rate() -> None:
     (lambda d: d["prices"]["perHour"].update({"ens.small": "cheap"}),
      "prices.perHour.ens.small: expected a finite number"),
     (lambda d: d["prices"]["perHour"].pop("ens.big"), "prices.perHour: no price for service.resourceSpec 'ens.big'"),
+    (lambda d: d["service"].pop("resourceSpec"), "service.resourceSpec: is required with `prices`"),
     (lambda d: d["prices"].pop("currency"), "prices.currency: is required"),
     (lambda d: d["prices"].update({"curency": "CNY"}), "prices.curency: unknown key; did you mean 'currency'?"),
     (lambda d: (d.pop("prices"), d["limits"].update({"maxRunRate": 10})),

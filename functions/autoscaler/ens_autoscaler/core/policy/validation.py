@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..vocab import MAX_COUNT, REGION_CODE
@@ -199,29 +199,36 @@ def _steps(c: _Checker, raw: Any, path: str) -> StepTable | None:
         if "table" in m:
             c.problem(f"{path}.table", "expected a non-empty list of steps")
         return None
-    steps: list[Step] = []
-    for i, entry in enumerate(table):
-        entry_path = f"{path}.table[{i}]"
-        e = c.mapping(entry, entry_path, {"lower", "upper", "add"}, required={"lower", "add"})
-        lower = c.number(e.get("lower"), f"{entry_path}.lower") if "lower" in e else None
-        upper = c.number(e.get("upper"), f"{entry_path}.upper") if e.get("upper") is not None else math.inf
-        add = c.integer(e.get("add"), f"{entry_path}.add", 1, MAX_COUNT) if "add" in e else None
-        if lower is None or upper is None or add is None:
-            continue
-        if upper <= lower:
-            c.problem(entry_path, f"upper {upper:g} must be greater than lower {lower:g}")
-            continue
-        steps.append(Step(lower, upper, add))
-    steps.sort(key=lambda s: s.lower)
-    for prev, nxt in zip(steps, steps[1:]):
-        if nxt.lower < prev.upper:
-            c.problem(f"{path}.table", f"steps overlap: [{prev.lower:g}, {prev.upper:g}) and "
-                                       f"[{nxt.lower:g}, {nxt.upper:g})")
-        elif nxt.lower > prev.upper:
-            c.problem(f"{path}.table", f"gap between {prev.upper:g} and {nxt.lower:g}: "
-                                       "a reading there would match no step")
+    steps = sorted((step for i, entry in enumerate(table)
+                    if (step := _step(c, entry, f"{path}.table[{i}]")) is not None), key=lambda s: s.lower)
+    _contiguous(c, steps, f"{path}.table")
     band = _lower(c, m.get("lower"), f"{path}.lower", steps[0].lower if steps else None)
     return StepTable(metric=c.metric(m.get("metric"), f"{path}.metric"), steps=tuple(steps), lower=band)
+
+
+def _step(c: _Checker, raw: Any, path: str) -> Step | None:
+    """One step of a table: `[lower, upper)` adds `add` (no `upper`: open above). None: it is invalid,
+    and a problem says why."""
+    e = c.mapping(raw, path, {"lower", "upper", "add"}, required={"lower", "add"})
+    lower = c.number(e.get("lower"), f"{path}.lower") if "lower" in e else None
+    upper = c.number(e.get("upper"), f"{path}.upper") if e.get("upper") is not None else math.inf
+    add = c.integer(e.get("add"), f"{path}.add", 1, MAX_COUNT) if "add" in e else None
+    if lower is None or upper is None or add is None:
+        return None
+    if upper <= lower:
+        c.problem(path, f"upper {upper:g} must be greater than lower {lower:g}")
+        return None
+    return Step(lower, upper, add)
+
+
+def _contiguous(c: _Checker, steps: Sequence[Step], path: str) -> None:
+    """Steps sorted by `lower` must tile the readings: an overlap makes a reading match two steps,
+    a gap makes it match none."""
+    for prev, nxt in zip(steps, steps[1:]):
+        if nxt.lower < prev.upper:
+            c.problem(path, f"steps overlap: [{prev.lower:g}, {prev.upper:g}) and [{nxt.lower:g}, {nxt.upper:g})")
+        elif nxt.lower > prev.upper:
+            c.problem(path, f"gap between {prev.upper:g} and {nxt.lower:g}: a reading there would match no step")
 
 
 def _lower(c: _Checker, raw: Any, path: str, first_step: float | None) -> LowBand | None:
@@ -314,20 +321,37 @@ def _prices(c: _Checker, raw: Any, service: ServiceParams | None) -> Prices | No
         return None
     m = c.mapping(raw, "prices", {"currency", "perHour"}, required={"currency", "perHour"})
     currency = c.text(m.get("currency"), "prices.currency")
+    per_hour = _per_hour(c, m.get("perHour"))
+    ordered_spec = _priced_spec(c, service, per_hour if "perHour" in m else None)
+    return None if currency is None or ordered_spec is None else Prices(currency, per_hour, ordered_spec)
+
+
+def _per_hour(c: _Checker, raw: Any) -> dict[str, float]:
+    """Each spec's price per device-hour, 0 or more; the invalid ones are left out (a problem says why)."""
     per_hour: dict[str, float] = {}
-    for spec, price in c.mapping(m.get("perHour"), "prices.perHour").items():
+    for spec, price in c.mapping(raw, "prices.perHour").items():
         hourly = c.number(price, f"prices.perHour.{spec}")
         if hourly is not None and hourly < 0:
             c.problem(f"prices.perHour.{spec}", f"must be 0 or more, got {hourly:g}")
         elif hourly is not None:
             per_hour[str(spec)] = hourly
-    ordered_spec = service.resource_spec if service is not None else None
-    if service is not None and ordered_spec is None:
-        c.problem("service.resourceSpec", "is required with `prices`: it is the spec every order adds")
-    elif ordered_spec is not None and "perHour" in m and ordered_spec not in per_hour:
-        c.problem("prices.perHour", f"no price for service.resourceSpec {ordered_spec!r}, the spec every order adds")
+    return per_hour
+
+
+def _priced_spec(c: _Checker, service: ServiceParams | None, per_hour: Mapping[str, float] | None) -> str | None:
+    """The spec every order adds, which prices must price: `service.resourceSpec` is required with
+    `prices`, and must be in `perHour` (`per_hour` None: no perHour given, a problem already).
+    None: there is no such spec to price (a problem says why, or the service is unknown)."""
+    if service is None:
         return None
-    return None if currency is None or ordered_spec is None else Prices(currency, per_hour, ordered_spec)
+    spec = service.resource_spec
+    if spec is None:
+        c.problem("service.resourceSpec", "is required with `prices`: it is the spec every order adds")
+        return None
+    if per_hour is not None and spec not in per_hour:
+        c.problem("prices.perHour", f"no price for service.resourceSpec {spec!r}, the spec every order adds")
+        return None
+    return spec
 
 
 def _money(c: _Checker, value: Any, path: str) -> float | None:
@@ -406,16 +430,28 @@ def _forecast(c: _Checker, raw: Any) -> ForecastSettings:
     statistic = m.get("statistic", default.statistic)
     if statistic not in STATISTICS:
         c.problem("forecast.statistic", f"must be one of {', '.join(STATISTICS)}, got {statistic!r}")
-    period = c.integer(m.get("periodSeconds", default.period_seconds), "forecast.periodSeconds", 60, 86400)
-    if period is not None and period % 60:
-        c.problem("forecast.periodSeconds", f"must be whole minutes (CloudMonitor periods are), got {period}")
-    zone = c.text(m.get("timeZone", default.time_zone), "forecast.timeZone")
-    if zone is not None and not _known_zone(zone):
-        c.problem("forecast.timeZone", f"unknown time zone {zone!r}: give an IANA name such as Asia/Shanghai or UTC")
+    period = _period(c, m.get("periodSeconds", default.period_seconds))
+    zone = _zone(c, m.get("timeZone", default.time_zone))
     return ForecastSettings(ForecastMode(mode), c.text(m.get("namespace", default.namespace), "forecast.namespace")
                             or default.namespace, statistic, period or default.period_seconds,
                             c.text(m.get("dimensionKey", default.dimension_key), "forecast.dimensionKey")
                             or default.dimension_key, zone or default.time_zone)
+
+
+def _period(c: _Checker, raw: Any) -> int | None:
+    """The forecast's reading period: 1 minute to a day, in whole minutes, as CloudMonitor's are."""
+    period = c.integer(raw, "forecast.periodSeconds", 60, 86400)
+    if period is not None and period % 60:
+        c.problem("forecast.periodSeconds", f"must be whole minutes (CloudMonitor periods are), got {period}")
+    return period
+
+
+def _zone(c: _Checker, raw: Any) -> str | None:
+    """The time zone the forecast's days are in: an IANA name this Python knows."""
+    zone = c.text(raw, "forecast.timeZone")
+    if zone is not None and not _known_zone(zone):
+        c.problem("forecast.timeZone", f"unknown time zone {zone!r}: give an IANA name such as Asia/Shanghai or UTC")
+    return zone
 
 
 def _known_zone(name: str) -> bool:
