@@ -27,16 +27,28 @@ def classify(exc: Exception, call: str, where: str | None = None) -> AutoscalerE
     from darabonba.exceptions import ResponseException
 
     if isinstance(exc, ResponseException):
-        code = str(getattr(exc, "code", "") or "")
-        status = int(getattr(exc, "status_code", 0) or 0)
-        text = f"{call} failed: {code} (HTTP {status}): {getattr(exc, 'message', '')}"
-        if code.startswith(THROTTLED) or type(exc).__name__ == "ThrottlingException":
-            retry_after_ms = getattr(exc, "retry_after", None)
-            return TransientCloudError(text, code=code, ambiguous=False,
-                                       retry_after=retry_after_ms / 1000 if retry_after_ms else None)
-        if code.startswith(REJECTED):
-            return PermanentCloudError(text, code=code)
-        return TransientCloudError(text, code=code, ambiguous=True)
+        return _answered(exc, call)
+    return _unanswered(exc, call, where)
+
+
+def _answered(exc: Exception, call: str) -> AutoscalerError:
+    """The service answered with an error: throttling and the documented refusals prove nothing
+    happened; any other code (a 5xx, ENS's `ens.interface.error`) may have taken effect."""
+    code = str(getattr(exc, "code", "") or "")
+    status = int(getattr(exc, "status_code", 0) or 0)
+    text = f"{call} failed: {code} (HTTP {status}): {getattr(exc, 'message', '')}"
+    if code.startswith(THROTTLED) or type(exc).__name__ == "ThrottlingException":
+        retry_after_ms = getattr(exc, "retry_after", None)
+        return TransientCloudError(text, code=code, ambiguous=False,
+                                   retry_after=retry_after_ms / 1000 if retry_after_ms else None)
+    if code.startswith(REJECTED):
+        return PermanentCloudError(text, code=code)
+    return TransientCloudError(text, code=code, ambiguous=True)
+
+
+def _unanswered(exc: Exception, call: str, where: str | None) -> AutoscalerError:
+    """No answer came: ours raised inside the SDK says what it is; a connection that never opened
+    proves the request never left; anything else (a read timeout, a dropped connection) may have."""
     inner = getattr(exc, "inner_exception", None) or exc
     if isinstance(inner, AutoscalerError):  # ours, raised inside the SDK (credentials): it says what it is
         return inner
