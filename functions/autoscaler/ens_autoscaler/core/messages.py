@@ -106,14 +106,16 @@ def fleet_messages(listed: Sequence[Listed], regions: Iterable[str], at: float) 
     by_region: dict[str, list[Listed]] = {region: [] for region in regions}
     for device in listed:
         by_region.setdefault(device.region, []).append(device)
-    out = []
-    for region, devices in sorted(by_region.items()):
-        entries = [{"id": d.id, "status": d.status, "ip": d.detail.get("IP"), "isp": d.detail.get("ISP"),
-                    "server": d.detail.get("Server")} for d in sorted(devices, key=lambda d: d.id)]
-        out.append({"schemaVersion": SCHEMA_VERSION, "id": f"fleet:{region}:{digest(entries)[:16]}",
-                    "type": TAG_FLEET, "region": region, "createdAt": round(at, 3),
-                    "running": sum(1 for d in devices if d.running),
-                    "failed": sum(1 for d in devices if d.failed),
-                    "onTheWay": sum(1 for d in devices if not d.running and not d.failed),
-                    "devices": entries})
-    return out
+    return [_fleet_message(region, devices, at) for region, devices in sorted(by_region.items())]
+
+
+def _fleet_message(region: str, devices: Sequence[Listed], at: float) -> dict[str, Any]:
+    """One region's `fleet` message: its devices by id, and how many run, failed, or are on their way."""
+    entries = [{"id": d.id, "status": d.status, "ip": d.detail.get("IP"), "isp": d.detail.get("ISP"),
+                "server": d.detail.get("Server")} for d in sorted(devices, key=lambda d: d.id)]
+    return {"schemaVersion": SCHEMA_VERSION, "id": f"fleet:{region}:{digest(entries)[:16]}",
+            "type": TAG_FLEET, "region": region, "createdAt": round(at, 3),
+            "running": sum(1 for d in devices if d.running),
+            "failed": sum(1 for d in devices if d.failed),
+            "onTheWay": sum(1 for d in devices if not d.running and not d.failed),
+            "devices": entries}
