@@ -355,10 +355,9 @@ def _verdict(order: OrderRecord, candidates: Mapping[str, list[Listed]], blockin
              expired: bool) -> Attribution:
     asked = dict(order.selector)
     found = tuple(d for r in sorted(candidates) for d in sorted(candidates[r], key=lambda d: d.id))
-    if blocking or any(len(candidates[r]) > asked[r] for r in asked):
-        why = (f"unresolved orders share its regions: {', '.join(blocking)}" if blocking
-               else "more devices appeared than it asked for: another actor ordered too")
-        return Attribution(Verdict.AMBIGUOUS if expired else Verdict.WAIT, found, why)
+    unclear = _unclear(candidates, asked, blocking)
+    if unclear is not None:
+        return Attribution(Verdict.AMBIGUOUS if expired else Verdict.WAIT, found, unclear)
     if all(len(candidates[r]) == asked[r] for r in asked):
         return Attribution(Verdict.MINE, found, "the new devices number exactly what it asked")
     if not expired:
@@ -368,6 +367,16 @@ def _verdict(order: OrderRecord, candidates: Mapping[str, list[Listed]], blockin
                                                 f"and {LATE_GRACE_S:.0f} s of grace")
     return Attribution(Verdict.NOT_ORDERED, (), f"no new device appeared by its Timeout and {LATE_GRACE_S:.0f} s "
                                                 "of grace for the listing's lag")
+
+
+def _unclear(candidates: Mapping[str, list[Listed]], asked: Mapping[str, int], blocking: list[str]) -> str | None:
+    """Why the set difference can't name the order's devices (None: it can): another unresolved order
+    shares its regions, or more devices appeared than it asked for, so another actor ordered too."""
+    if blocking:
+        return f"unresolved orders share its regions: {', '.join(blocking)}"
+    if any(len(candidates[r]) > asked[r] for r in asked):
+        return "more devices appeared than it asked for: another actor ordered too"
+    return None
 
 
 @dataclass(frozen=True)
