@@ -247,7 +247,7 @@ def make_plan(signals: Iterable[Signal], policy: Policy, history: History = Hist
     plan never asks for more than the informed one would (guards only lower counts).
     """
     ordered = _canonical_order(signals)
-    candidates, rejections = _read(ordered, policy, inventory)
+    candidates, rejections = _candidates_and_rejections(ordered, policy, inventory)
     by_region: dict[str, list[Candidate]] = {}
     for cand in candidates:
         by_region.setdefault(cand.region, []).append(cand)
@@ -263,8 +263,8 @@ def make_plan(signals: Iterable[Signal], policy: Policy, history: History = Hist
     )
 
 
-def _read(signals: Iterable[Signal], policy: Policy,
-          inventory: Inventory | None) -> tuple[list[Candidate], list[Rejection]]:
+def _candidates_and_rejections(signals: Iterable[Signal], policy: Policy,
+                               inventory: Inventory | None) -> tuple[list[Candidate], list[Rejection]]:
     """Each signal's candidates, or its rejection: one bad signal is bad input on its own, it does
     not sink the batch."""
     candidates: list[Candidate] = []
