@@ -32,13 +32,14 @@ if TYPE_CHECKING:  # the client loads when a tick has an order to ask ENS about
 # How far back another order may have started and still overlap one being resolved: longer than
 # any order's Timeout (ENS caps the asynchronous scale-out well under a day).
 LOOKBACK_S = 24 * 3600.0
-# How often a step is taken again from a fresher record when another invocation moved the order on.
+# How often a move is computed again from a fresher record when another invocation moved the order on.
 WRITE_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
-class Step:
-    """What one follow-up decided for one order: nothing to write when `order` is None."""
+class OrderMove:
+    """One order's move as a follow-up decided it — the record it moves to, the messages that announce
+    it, the ledger entries it gives back, the result it stores — or nothing to write when `order` is None."""
 
     order: OrderRecord | None = None
     items: tuple[OutboxItem, ...] = ()
@@ -52,7 +53,7 @@ class FollowUp:
         self._store, self._actuator, self._policy, self.clock = store, actuator, policy, clock
         self.expiry = expiry  # how long a settled result stays for duplicates to replay
 
-    def run(self, only: str | None = None, fleet_due: bool = False) -> list[OrderRecord]:
+    def move_on(self, only: str | None = None, fleet_due: bool = False) -> list[OrderRecord]:
         """Move every open order on (or just `only`); the orders as they stand afterwards.
 
         The timer's run (`only` None) also announces the fleet whenever it asked ENS —
@@ -78,32 +79,33 @@ class FollowUp:
 
     def _move(self, due: list[OrderRecord], listings: dict[ServiceRef, list[Listed]], current: ServiceRef,
               book: Book, now: float) -> dict[str, OrderRecord]:
-        """Each due order one step on, against its own service's listing: orders whose devices are
+        """Each due order moved once on, against its own service's listing: orders whose devices are
         known first, so the book knows every device before an unresolved order is attributed."""
         by_region = {ref: _by_region(listed) for ref, listed in listings.items()}
         moved = {}
         for order in sorted(due, key=lambda o: (o.phase.unresolved, o.started_at, o.id)):
             ref = order.service or current
             near = [d for r in sorted(order.regions) for d in by_region[ref].get(r, ())]
-            moved[order.id] = self.advance(order, partial(self._step, listed=listings[ref], near=near, book=book,
+            moved[order.id] = self.advance(order, partial(self._next_move, listed=listings[ref], near=near, book=book,
                                                           now=now), now)
             book.put(moved[order.id])
         return moved
 
-    def settle(self, order: OrderRecord, found: Attribution, listed: list[Listed]) -> OrderRecord:
-        """Settle an unresolved order on evidence found elsewhere (an operator's word, `resolve`):
-        the same step and the same atomic write as evidence the follow-up found itself."""
+    def apply_word(self, order: OrderRecord, found: Attribution, listed: list[Listed]) -> OrderRecord:
+        """Apply an operator's word (`resolve`) to an unresolved order: evidence found elsewhere, taking
+        the same move and the same atomic write as evidence the follow-up found itself."""
         now = self.clock()
-        return self.advance(order, lambda o: self._settle(o, found, listed, now)
-                             if o.phase.unresolved or o.phase is Phase.AMBIGUOUS else Step(), now)
+        return self.advance(order, lambda o: self._apply_evidence(o, found, listed, now)
+                             if o.phase.unresolved or o.phase is Phase.AMBIGUOUS else OrderMove(), now)
 
-    def advance(self, order: OrderRecord, step: Callable[[OrderRecord], Step], now: float | None = None) -> OrderRecord:
-        """Take one step and write it over the version it was computed from. When another
-        invocation moved the order on meanwhile, the step is taken again from what it wrote:
+    def advance(self, order: OrderRecord, move: Callable[[OrderRecord], OrderMove],
+                now: float | None = None) -> OrderRecord:
+        """Compute one move and write it over the version it was computed from. When another
+        invocation moved the order on meanwhile, the move is computed again from what it wrote:
         records only move forward, and a device is announced once."""
         store, now = self._store(), self.clock() if now is None else now
         for _ in range(WRITE_ATTEMPTS):
-            taken = step(order)
+            taken = move(order)
             if taken.order is None:
                 return order
             try:
@@ -121,38 +123,39 @@ class FollowUp:
             return order
         raise StaleWrite(f"order {order.id} kept moving under {WRITE_ATTEMPTS} follow-ups")
 
-    def _step(self, order: OrderRecord, listed: list[Listed], near: list[Listed], book: Book, now: float) -> Step:
+    def _next_move(self, order: OrderRecord, listed: list[Listed], near: list[Listed], book: Book,
+                   now: float) -> OrderMove:
         """`near`: the listed devices of the order's own regions, all attribution looks at."""
         if order.phase.unresolved:
-            return self._settle(order, attribute(order, near, book, now), listed, now)
+            return self._apply_evidence(order, attribute(order, near, book, now), listed, now)
         if not order.phase.placed:
-            return Step()
+            return OrderMove()
         return self._readiness(order, listed, now)
 
-    def _settle(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> Step:
+    def _apply_evidence(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> OrderMove:
         if found.verdict is Verdict.WAIT:
             if order.phase is Phase.INTENT:  # orphaned: say so, so status shows it
-                return Step(replace(order, phase=Phase.UNCERTAIN, outcome=found.why))
-            return Step()
+                return OrderMove(replace(order, phase=Phase.UNCERTAIN, outcome=found.why))
+            return OrderMove()
         if found.verdict is Verdict.NOT_ORDERED:
             log("order_not_placed", logging.WARNING, invocationId=order.id, why=found.why)
             closed = replace(order, phase=Phase.NOT_ORDERED, outcome=found.why)
-            return Step(closed, unledger=LedgerEntry.for_order(order.selector, order.id, order.started_at),
-                        result=settled(closed))
+            return OrderMove(closed, unledger=LedgerEntry.for_order(order.selector, order.id, order.started_at),
+                        result=phase_result(closed))
         if found.verdict is Verdict.AMBIGUOUS:
             log("order_ambiguous", logging.ERROR, invocationId=order.id, why=found.why,
                 candidates=[d.id for d in found.devices])
             closed = replace(order, phase=Phase.AMBIGUOUS, outcome=found.why)
-            return Step(closed, result=settled(closed))
+            return OrderMove(closed, result=phase_result(closed))
         ids = tuple(d.id for d in found.devices)
         resolved = replace(order, phase=Phase.ORDERED, device_ids=ids, outcome=found.why)
         messages = queued(order.id, encode(with_devices(order.message, found.devices)), TAG_SCALE_OUT, now)
         result = replace(Result.from_dict(order.result), status=Status.SCALED, message=Announcement(order.id),
                          order={"OrderId": None, "RequestId": None, "DeviceIds": list(ids), "Reconciled": True})
         ready = self._readiness(resolved, listed, now)
-        return Step(ready.order or resolved, messages + ready.items, result=result)
+        return OrderMove(ready.order or resolved, messages + ready.items, result=result)
 
-    def _readiness(self, order: OrderRecord, listed: list[Listed], now: float) -> Step:
+    def _readiness(self, order: OrderRecord, listed: list[Listed], now: float) -> OrderMove:
         """Devices named late (ENS's answer named fewer than it asked) are looked up by the order's
         own OrderId, and go out in a scale-out message of their own order; then readiness."""
         original, by_id = order, {d.id: d for d in listed}
@@ -171,8 +174,8 @@ class FollowUp:
         if moved.failed:
             items.extend(_item(order, TAG_FAILED, [failed_device(i, by_id.get(i)) for i in moved.failed], now))
         if moved.order == original and not items:
-            return Step()
-        return Step(moved.order, tuple(items))
+            return OrderMove()
+        return OrderMove(moved.order, tuple(items))
 
     def _current(self) -> ServiceRef:
         service = self._policy().service
@@ -209,7 +212,7 @@ def _one(store: StateStore, order_id: str) -> list[OrderRecord]:
     return [found] if found is not None and found.phase.open else []
 
 
-def settled(order: OrderRecord) -> Result:
+def phase_result(order: OrderRecord) -> Result:
     """The result of a closed or resolved order, from its phase: stored when evidence closes it, and
     rebuilt when the stored one outlived the idempotency expiry (its message went out long before)."""
     planned = Result.from_dict(order.result)

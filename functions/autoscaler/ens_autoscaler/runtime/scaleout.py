@@ -25,7 +25,7 @@ from ..core.signals import Signal, SignalKind
 from ..core.vocab import epoch_iso
 from ..state import FLEET, Claim, ClaimStatus, JournalEntry, LedgerEntry, NotDurable, StaleWrite, StateStore
 from . import logs
-from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
+from .followup import WRITE_ATTEMPTS, FollowUp, OrderMove, phase_result
 from .ledger import plan_reads
 from .logs import log
 from .outbox import Outbox, queued
@@ -48,13 +48,14 @@ class ScaleOut:
         return self.outbox.deliver(replace(Result.from_dict(claim.result or {}), replayed=True), deadline)
 
     def resolve(self, order: OrderRecord, deadline: float) -> Result:
-        """Own the key of an order in the book (a plain claim: the order is there already), then settle it."""
+        """Own the key of an order in the book (a plain claim: the order is there already), then answer
+        from the evidence."""
         now, ttl = self.clock(), self.settings.idempotency_ttl
         claim = self._store().claim(order.id, order.identity, now, self._in_progress_ttl(now, deadline), ttl)
         return self.replayed(claim, deadline) if claim.status is ClaimStatus.COMPLETED else \
-            self._settle(order, deadline)
+            self._answer_from_evidence(order, deadline)
 
-    def run(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
+    def place(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
             dry_run: bool, deadline: float, regions: frozenset[str],
             previous: OrderRecord | None = None) -> Result:
         """Plan from reads, then own the key in the write that records the intent. That write is
@@ -148,7 +149,7 @@ class ScaleOut:
             return result
         regions = frozenset(d.region for d in make_plan(signals, policy, History(), now).decisions)
         caller = ", ".join(sorted(s.dedupe_key for s in signals))
-        return self.run(signals, policy, held.id, held.identity, caller, False, deadline, regions, held)
+        return self.place(signals, policy, held.id, held.identity, caller, False, deadline, regions, held)
 
     def _hold(self, signals: list[Signal], plan: Plan, key: str, identity: str, message: dict[str, Any],
               service: ServiceRef, previous: OrderRecord | None, now: float) -> Result | None:
@@ -179,10 +180,10 @@ class ScaleOut:
         except (TransientCloudError, PermanentCloudError) as exc:
             if isinstance(exc, TransientCloudError) and exc.ambiguous:
                 why = f"{exc.code}: {exc}"
-                self.follow_up.advance(intent, lambda o: Step(replace(o, phase=Phase.UNCERTAIN, outcome=why))
-                                       if o.phase is Phase.INTENT else Step())
+                self.follow_up.advance(intent, lambda o: OrderMove(replace(o, phase=Phase.UNCERTAIN, outcome=why))
+                                       if o.phase is Phase.INTENT else OrderMove())
                 log("order_uncertain", logging.ERROR, error=str(exc), selector=plan.selector)
-                return self._settle(intent, deadline)
+                return self._answer_from_evidence(intent, deadline)
             self._withdraw(intent, entries, str(exc))
             raise
         result = replace(Result.of_plan(Status.SCALED, key, plan, state_scope=self.settings.state_scope),
@@ -205,8 +206,8 @@ class ScaleOut:
     def _withdraw(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], why: str) -> None:
         """ENS provably took nothing for this intent (it was refused, or never sent): close it and
         give its ledger entries back, and free the key for a retry."""
-        self.follow_up.advance(intent, lambda o: Step(replace(o, phase=Phase.REFUSED, outcome=why), unledger=entries)
-                               if o.phase.unresolved else Step())
+        self.follow_up.advance(intent, lambda o: OrderMove(replace(o, phase=Phase.REFUSED, outcome=why),
+                                                           unledger=entries) if o.phase.unresolved else OrderMove())
         self._store().release(intent.id)
 
     def _lost(self, claim: Claim, key: str, deadline: float) -> Result | None:
@@ -221,11 +222,11 @@ class ScaleOut:
                                       code="IdempotencyContention")
         return None
 
-    def _settle(self, order: OrderRecord, deadline: float) -> Result:
+    def _answer_from_evidence(self, order: OrderRecord, deadline: float) -> Result:
         """A key whose order is in the book: let the evidence speak, then answer from it."""
         store = self._store()
         try:
-            order = next((o for o in self.follow_up.run(only=order.id) if o.id == order.id), order)
+            order = next((o for o in self.follow_up.move_on(only=order.id) if o.id == order.id), order)
         except (TransientCloudError, PermanentCloudError) as exc:
             log("follow_up_failed", logging.WARNING, error=str(exc))
         if order.phase.unresolved:
@@ -236,7 +237,7 @@ class ScaleOut:
         stored = self.outbox.stored(order.id)
         if stored is not None:
             return self.outbox.deliver(stored, deadline)
-        result = settled(order)
+        result = phase_result(order)
         store.complete(order.id, order.identity, result.as_dict(), self.clock(), self.settings.idempotency_ttl)
         return self.outbox.deliver(result, deadline)
 

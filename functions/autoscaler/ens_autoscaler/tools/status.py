@@ -261,7 +261,7 @@ def resolve(scaler: Autoscaler, invocation_id: str, devices: Sequence[str] | Non
         others = store.orders_since(order.started_at - LOOKBACK_S)
         named = claimed(order, devices, listed, others)
         found = Attribution(Verdict.MINE, named, f"resolved by hand: {', '.join(d.id for d in named)}")
-    settled = scaler.follow_up.settle(order, found, listed)
+    settled = scaler.follow_up.apply_word(order, found, listed)
     log("order_resolved_by_hand", logging.WARNING, invocationId=order.id, was=order.phase.value,
         phase=settled.phase.value, DeviceIds=list(settled.device_ids), notOrdered=devices is None)
     return settled
