@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from .logs import log
 from ..core.message import (TAG_FAILED, TAG_FLEET, TAG_READY, TAG_SCALE_OUT, devices_message, encode, failed_device,
                             fleet_messages, late_devices_message, ready_device, with_devices)
-from ..core.orders import Attribution, Book, Listed, OrderRecord, Phase, ServiceRef, Verdict, attribute, progress
+from ..core.orders import (Attribution, Book, Listed, OrderRecord, Phase, Progress, ServiceRef, Verdict, attribute,
+                           progress)
 from ..core.policy.model import Policy
 from ..core.result import Announcement, Result, Status
 from ..state import LedgerEntry, OutboxItem, StaleWrite, StateStore
@@ -69,13 +70,15 @@ class FollowUp:
             return orders
         policy = self._policy()
         current = ServiceRef(policy.service.app_id, policy.service.service_id)
-        wanted = {o.service or current for o in due} | ({current} if only is None else set())
-        listings = {ref: self._actuator().listing(ref) for ref in sorted(wanted, key=repr)}
-        moved = self._move(due, {ref: listings[ref] for ref in wanted}, current, _book(store, due), now)
+        listings = self._listings(_services(due, current, fleet=only is None))
+        moved = self._move(due, listings, current, _book(store, due), now)
         if only is None:
-            store.outbox_put(*(item for m in fleet_messages(listings[current], policy.regions, now)
-                               for item in queued(m["id"], encode(m), TAG_FLEET, now)))
+            _announce_fleet(store, listings[current], policy, now)
         return [moved.get(o.id, o) for o in orders]
+
+    def _listings(self, services: set[ServiceRef]) -> dict[ServiceRef, list[Listed]]:
+        """One DescribeDeviceService per device service, in a stable order."""
+        return {ref: self._actuator().listing(ref) for ref in sorted(services, key=repr)}
 
     def _move(self, due: list[OrderRecord], listings: dict[ServiceRef, list[Listed]], current: ServiceRef,
               book: Book, now: float) -> dict[str, OrderRecord]:
@@ -158,24 +161,27 @@ class FollowUp:
     def _readiness(self, order: OrderRecord, listed: list[Listed], now: float) -> OrderMove:
         """Devices named late (ENS's answer named fewer than it asked) are looked up by the order's
         own OrderId, and go out in a scale-out message of their own order; then readiness."""
-        original, by_id = order, {d.id: d for d in listed}
+        known, by_id = order, {d.id: d for d in listed}
         items: list[OutboxItem] = []
-        if order.order_id and len(order.device_ids) < order.asked:
-            named = [d for d in self._actuator().listing(order.service or self._current(), order.order_id)
-                     if d.id not in order.device_ids]
-            if named:
-                by_id.update((d.id, d) for d in named)
-                order = replace(order, device_ids=order.device_ids + tuple(sorted(d.id for d in named)))
-                late_id, late = late_devices_message(order, named, now)
-                items.extend(queued(late_id, encode(late), TAG_SCALE_OUT, now))
-        moved = progress(order, by_id, now)
-        if moved.ready:
-            items.extend(_item(order, TAG_READY, [ready_device(d, order, now) for d in moved.ready], now))
-        if moved.failed:
-            items.extend(_item(order, TAG_FAILED, [failed_device(i, by_id.get(i)) for i in moved.failed], now))
-        if moved.order == original and not items:
+        named = self._named_late(order)
+        if named:
+            by_id.update((d.id, d) for d in named)
+            known = replace(order, device_ids=order.device_ids + tuple(sorted(d.id for d in named)))
+            late_id, late = late_devices_message(known, named, now)
+            items.extend(queued(late_id, encode(late), TAG_SCALE_OUT, now))
+        moved = progress(known, by_id, now)
+        items.extend(_devices_moved(known, moved, by_id, now))
+        if moved.order == order and not items:
             return OrderMove()
         return OrderMove(moved.order, tuple(items))
+
+    def _named_late(self, order: OrderRecord) -> list[Listed]:
+        """The devices ENS has named for the order since its answer named fewer than it asked, looked
+        up by the order's own OrderId; none (and no call) while the answer is not short."""
+        if not _answer_short(order):
+            return []
+        return [d for d in self._actuator().listing(order.service or self._current(), order.order_id or "")
+                if d.id not in order.device_ids]
 
     def _current(self) -> ServiceRef:
         service = self._policy().service
@@ -196,14 +202,38 @@ def _by_region(listed: list[Listed]) -> dict[str, list[Listed]]:
     return out
 
 
+def _services(due: list[OrderRecord], current: ServiceRef, fleet: bool) -> set[ServiceRef]:
+    """The device services to list: each due order's own (an order keeps the service it was placed
+    in when the policy moves on), and the current one when the fleet is to be announced."""
+    return {o.service or current for o in due} | ({current} if fleet else set())
+
+
+def _announce_fleet(store: StateStore, listed: list[Listed], policy: Policy, now: float) -> None:
+    """Queue the fleet's messages, from the listing this follow-up read anyway."""
+    store.outbox_put(*(item for m in fleet_messages(listed, policy.regions, now)
+                       for item in queued(m["id"], encode(m), TAG_FLEET, now)))
+
+
+def _answer_short(order: OrderRecord) -> bool:
+    """Whether ENS answered the order with fewer device ids than it asked for: the rest are named
+    later, and only a lookup by its OrderId finds them."""
+    return bool(order.order_id) and len(order.device_ids) < order.asked
+
+
+def _followed(order: OrderRecord, only: str | None, now: float) -> bool:
+    """Whether a follow-up moves the order on: a placed one, but not an INTENT whose owner may still
+    be placing it (unless it is orphaned, or is the very one asked for)."""
+    if not order.phase.placed:
+        return False
+    return order.phase is not Phase.INTENT or order.orphaned(now) or order.id == only
+
+
 def _due(store: StateStore, orders: list[OrderRecord], only: str | None, now: float) -> list[OrderRecord]:
-    """The orders a follow-up moves on: every placed one but an INTENT whose owner may still be placing
-    it (unless that is the one asked for); with an unresolved one asked for, the open orders of its
-    regions whose answers named fewer devices than made, so their late devices are known first."""
-    due = [o for o in orders if o.phase.placed and (o.phase is not Phase.INTENT or o.orphaned(now) or o.id == only)]
+    """The orders a follow-up moves on; with an unresolved one asked for, also the open orders of its
+    regions whose answers were short, so their late devices are known before it is attributed."""
+    due = [o for o in orders if _followed(o, only, now)]
     if only is not None and any(o.phase.unresolved for o in due):
-        due += [o for o in store.open_orders() if o.id != only and o.order_id and len(o.device_ids) < o.asked
-                and o.regions & due[0].regions]
+        due += [o for o in store.open_orders() if o.id != only and _answer_short(o) and o.regions & due[0].regions]
     return due
 
 
@@ -223,6 +253,16 @@ def phase_result(order: OrderRecord) -> Result:
     return replace(planned, status=Status.SCALED, message=Announcement(order.id, published=True),
                    order={"OrderId": order.order_id, "RequestId": order.request_id,
                           "DeviceIds": list(order.device_ids)})
+
+
+def _devices_moved(order: OrderRecord, moved: Progress, by_id: dict[str, Listed], now: float) -> list[OutboxItem]:
+    """The messages announcing the devices that became ready, and those that failed, this move."""
+    items: list[OutboxItem] = []
+    if moved.ready:
+        items.extend(_item(order, TAG_READY, [ready_device(d, order, now) for d in moved.ready], now))
+    if moved.failed:
+        items.extend(_item(order, TAG_FAILED, [failed_device(i, by_id.get(i)) for i in moved.failed], now))
+    return items
 
 
 def _item(order: OrderRecord, tag: str, devices: list[dict[str, Any]], now: float) -> tuple[OutboxItem, ...]:

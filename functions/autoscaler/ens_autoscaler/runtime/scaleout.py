@@ -80,16 +80,15 @@ class ScaleOut:
         was written: plan again). The store is read before ENS, versions first: an order placed
         after these reads bumps a version and the claim fails; one closed after them shows in the
         listing, read last."""
-        store, now, ttl, scope = self._store(), self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
-        reads = plan_reads(store, regions | ({FLEET} if _fleet_wide(policy) else set()), policy, now)
-        read, history = reads.versions, reads.history
+        store, now = self._store(), self.clock()
+        reads = plan_reads(store, _regions_read(regions, policy), policy, now)
         # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
         open_orders = [o for o in reads.open_orders if o.id != key]
         listing = self._listing(policy)
-        plan = make_plan(signals, policy, history, now, Inventory.of_book(listing, open_orders, now))
+        plan = make_plan(signals, policy, reads.history, now, Inventory.of_book(listing, open_orders, now))
         message = build_message(key, plan, signals, None, dry_run, now)
-        status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
-        result = Result.of_plan(status, key, plan, dry_run, state_scope=scope)
+        status = _status_before_ens(plan, dry_run)
+        result = Result.of_plan(status, key, plan, dry_run, state_scope=self.settings.state_scope)
         if listing is None and not dry_run:  # decided blind, and nothing claimed: a redelivery looks again
             _refuse_blind(signals, plan, key)
             return logs.decided(replace(result, status=Status.NO_ACTION), plan)
@@ -102,15 +101,25 @@ class ScaleOut:
                                     policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
                                     result.as_dict(), service, previous)
         entries = LedgerEntry.for_order(intent.selector, key, now)
+        claim = self._claim_intent(intent, entries, caller, reads.versions, previous, deadline)
+        if claim is None:
+            return None
+        return self._lost(claim, key, deadline) or self._order(intent, entries, plan, signals, policy, deadline)
+
+    def _claim_intent(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], caller: str,
+                      read: dict[str, int], previous: OrderRecord | None, deadline: float) -> Claim | None:
+        """Own the key in the write that records the intent, taken only over the versions the plan
+        read; None when another invocation outdated them (nothing written). A write the store could
+        not make durable withdraws the intent and raises."""
+        key, now, ttl = intent.id, intent.started_at, self.settings.idempotency_ttl
         try:
-            claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
-                                            entries, caller, read, assumed={key: previous})
+            return self._store().claim_with_intent(key, intent.identity, now, self._in_progress_ttl(now, deadline),
+                                                   ttl, intent, entries, caller, read, assumed={key: previous})
         except StaleWrite:
             return None
         except NotDurable as exc:
             self._withdraw(intent, entries, str(exc))
             raise
-        return self._lost(claim, key, deadline) or self._order(intent, entries, plan, signals, policy, deadline)
 
     def _listing(self, policy: Policy) -> Listing | None:
         """DescribeDeviceService for the plan; None when it failed: then there are no caps and no evidence
@@ -252,6 +261,20 @@ def _journal(key: str, message: dict[str, Any], plan: Plan, now: float) -> tuple
         return ()
     return (JournalEntry(now, key, json.dumps({"signals": message["signals"], "decisions": message["decisions"]},
                                               separators=(",", ":"))),)
+
+
+def _status_before_ens(plan: Plan, dry_run: bool) -> Status:
+    """What a plan's result says before ENS is asked: a dry run, nothing to order, or uncertain —
+    an order about to be sent is uncertain until its answer is committed."""
+    if dry_run:
+        return Status.DRY_RUN
+    return Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
+
+
+def _regions_read(regions: frozenset[str], policy: Policy) -> frozenset[str]:
+    """The regions whose state a plan reads: its signals' own, and the fleet's when a guard counts
+    across regions."""
+    return regions | {FLEET} if _fleet_wide(policy) else regions
 
 
 def _fleet_wide(policy: Policy) -> bool:
