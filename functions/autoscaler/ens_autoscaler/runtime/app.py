@@ -19,7 +19,7 @@ from .. import sources
 from ..core.errors import ConfigError, InputError, PermanentCloudError, TransientCloudError
 from ..core.message import invocation_key, replay_identity
 from ..core.orders import Phase, unresolved_regions
-from ..core.planner import History, make_plan
+from ..core.planner import History, Plan, make_plan
 from ..core.policy.loading import PolicyCache
 from ..core.policy.model import Policy
 from ..core.result import Result, Status
@@ -175,11 +175,7 @@ class Autoscaler:
         preview = make_plan(signals, policy, History(), now)  # no ledger read: guards only lower counts
         self.surplus.observe(preview, now)
         if not preview.selector and not preview.needs_inventory:
-            if preview.refusal is not None:
-                logs.decisions({}, preview)
-                raise InputError(preview.refusal)
-            return logs.decided(Result.of_plan(Status.NO_ACTION, key, preview, dry_run,
-                                               state_scope=self.settings.state_scope), preview)
+            return self._no_op(preview, key, dry_run)
         if not dry_run:  # what the order needs after ENS answers is checked before anything is written
             self.actuator.check_credentials()
         self.check_publishing()  # likewise the MNS settings
@@ -192,3 +188,12 @@ class Autoscaler:
             return self.scale_out.resolve(existing, deadline)
         return self.scale_out.place(signals, policy, key, identity, caller, dry_run, deadline,
                                   frozenset(d.region for d in preview.decisions), existing)
+
+    def _no_op(self, preview: Plan, key: str, dry_run: bool) -> Result:
+        """A preview that orders nothing even before the ledger is read (guards only lower counts):
+        answered with no state touched — or refused, when the policy refuses what the signals ask."""
+        if preview.refusal is not None:
+            logs.decisions({}, preview)
+            raise InputError(preview.refusal)
+        return logs.decided(Result.of_plan(Status.NO_ACTION, key, preview, dry_run,
+                                           state_scope=self.settings.state_scope), preview)
