@@ -187,7 +187,7 @@ class Autoscaler:
         if existing is not None and existing.phase.holds_key:  # a crashed or uncertain attempt: resolve, never re-order
             return self.scale_out.resolve(existing, deadline)
         return self.scale_out.place(signals, policy, key, identity, caller, dry_run, deadline,
-                                  frozenset(d.region for d in preview.decisions), existing)
+                                    frozenset(d.region for d in preview.decisions), existing)
 
     def _no_op(self, preview: Plan, key: str, dry_run: bool) -> Result:
         """A preview that orders nothing even before the ledger is read (guards only lower counts):
