@@ -31,12 +31,13 @@ from typing import Any, Iterable, Sequence
 from ...core.planner import Decision, History, Reason, lookbacks, make_plan
 from ...core.policy.model import Policy
 from ...core.signals import Family, Signal, SignalKind
+from ...core.vocab import epoch_iso
 from ...sources import timer
 from ...state import LedgerEntry
 from ...state.base import sums_of
 from .backtest import Accuracy, backtest
 from .fleet import Fleet
-from .history import Reading, format_time
+from .history import Reading
 from .recurrence import windows
 from .replay import Load, Replay, replay
 from .schedule import Schedule
@@ -277,6 +278,6 @@ def _firings(bursts: Sequence[Burst], readings: Sequence[Reading]) -> list[tuple
     fired = []
     for name, schedule in sorted(schedules.items()):
         for at in schedule.firings(readings[0].time, readings[-1].time):
-            event = {"triggerTime": format_time(at), "triggerName": name, "payload": name}
+            event = {"triggerTime": epoch_iso(at), "triggerName": name, "payload": name}
             fired += [(at, signal) for signal in timer.decode(event)]
     return fired

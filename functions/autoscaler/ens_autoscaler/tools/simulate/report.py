@@ -25,7 +25,8 @@ from typing import Any, Mapping
 
 from ...core.planner import GUARDS, Capacity, Reason
 from ...core.policy.model import Region, rule_of
-from .history import Reading, format_time
+from ...core.vocab import epoch_iso
+from .history import Reading
 from .replay import Replay
 from .shortfall import Outcome, outcomes
 from .surplus import kept_hours
@@ -42,7 +43,7 @@ class Call:
     selector: tuple[dict[str, Any], ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"time": format_time(self.time), "at": self.time, "resourceSelector": list(self.selector)}
+        return {"time": epoch_iso(self.time), "at": self.time, "resourceSelector": list(self.selector)}
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Summary:
     rejections: Mapping[str, int]  # the planner's error → how many readings it refused with it
 
     def as_dict(self) -> dict[str, Any]:
-        return {"start": format_time(self.start), "end": format_time(self.end), "ticks": self.ticks,
+        return {"start": epoch_iso(self.start), "end": epoch_iso(self.end), "ticks": self.ticks,
                 "readings": self.readings, "provisioningDelaySeconds": self.provisioning_delay,
                 "model": self.model,
                 "calls": len(self.calls), "devicesOrdered": sum(r.devices_ordered for r in self.regions),
