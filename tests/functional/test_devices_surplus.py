@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ens_autoscaler.tools import cli
-from ens_autoscaler.tools import status as status_module
+from ens_autoscaler.tools import state_commands as status_module
 from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from ens_autoscaler.core.vocab import epoch_iso

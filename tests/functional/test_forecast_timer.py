@@ -21,7 +21,8 @@ from ens_autoscaler.core.forecast import HOUR
 from ens_autoscaler.core.orders import OrderRecord, Phase, ServiceRef
 from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
-from ens_autoscaler.tools.status import status, text
+from ens_autoscaler.tools.fleet_status import status
+from ens_autoscaler.tools.state_display import text
 from localcloud import LocalCloud
 from tests.functional.conftest import TOPIC
 

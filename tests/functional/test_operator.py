@@ -20,7 +20,7 @@ import pytest
 
 from ens_autoscaler.tools import cli
 from ens_autoscaler import sources
-from ens_autoscaler.tools import status as status_module
+from ens_autoscaler.tools import state_commands as status_module
 from ens_autoscaler.runtime.app import Autoscaler
 from ens_autoscaler.tools.display import render
 from ens_autoscaler.core.errors import ConfigError, TransientCloudError
