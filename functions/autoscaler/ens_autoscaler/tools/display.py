@@ -105,6 +105,14 @@ def decision_table(decisions: Sequence[dict[str, Any]]) -> str:
     return "\n".join("  ".join(_fit(cell, w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
 
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart, a rule under the heading; `simulate` and
+    `advise` print their summaries alike."""
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+            for row in [columns, ["-" * w for w in widths], *rows]]
+
+
 def cut_requests(result: dict[str, Any]) -> list[str]:
     """Manual requests that got fewer devices than they asked for, one sentence each.
 
