@@ -220,7 +220,12 @@ def _fit(cell: str, width: int) -> str:
 
 
 def _signals(keys: Sequence[str]) -> str:
-    return keys[0] + (f" (+{len(keys) - 1})" if len(keys) > 1 else "") if keys else "-"
+    return keys[0] + more_signals(keys) if keys else "-"
+
+
+def more_signals(keys: Sequence[str]) -> str:
+    """` (+2)`: how many signals beyond the first one a decision acted on ("" for one)."""
+    return f" (+{len(keys) - 1})" if len(keys) > 1 else ""
 
 
 def _number(value: float | None) -> str:

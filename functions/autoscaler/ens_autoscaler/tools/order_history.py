@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from ..core.orders import OrderRecord, Phase
 from ..state import JournalEntry, StateStore
-from .display import order_id_text
+from .display import more_signals, order_id_text
 
 OUTCOMES = {Phase.READY: "ready", Phase.FAILED: "failed", Phase.ORDERED: "pending",
             Phase.PARTLY_READY: "pending", Phase.INTENT: "uncertain", Phase.UNCERTAIN: "uncertain",
@@ -75,7 +75,7 @@ def _said(message: Mapping[str, Any]) -> str:
         if not c["asked"]:
             continue  # nothing asked: no rule fired, nothing to tell
         keys = c["signals"] or ["?"]
-        said = f"{c['speaker']} `{keys[0]}`" + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
+        said = f"{c['speaker']} `{keys[0]}`{more_signals(keys)}"
         said += f" \"{c['said']}\"" if c["said"] else ""
         said += f" at {c['value']:g}" if c["value"] is not None else ""
         cut = f" (asked {c['asked']}: {', '.join(c['reasons'])})" if c["got"] < c["asked"] else ""
