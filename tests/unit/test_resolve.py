@@ -12,7 +12,7 @@ import pytest
 
 from ens_autoscaler.core.errors import InputError
 from ens_autoscaler.core.orders import Listed, OrderRecord, Phase
-from ens_autoscaler.tools.resolve import claimed, device_problem, over_asked
+from ens_autoscaler.tools.resolve import not_found_hint, claimed, device_problem, over_asked
 
 HZ, SH, GZ = "cn-hangzhou-telecom", "cn-shanghai-cmcc", "cn-guangzhou-unicom"
 
@@ -76,3 +76,13 @@ def test_an_accepted_list_comes_back_as_ens_lists_the_devices_by_region_then_id(
 def test_the_order_itself_among_the_others_does_not_make_its_devices_anothers() -> None:
     mine = order(devices=("b-1",))
     assert claimed(mine, ["b-1"], LISTED, [mine]) == (BY_ID["b-1"],)
+
+
+@pytest.mark.parametrize("given, by_ens, hint", [
+    ("inv-9", [], ""),  # looks like an invocation id, is none: nothing more to say
+    ("inv-9", ["inv-1"], ": it is ENS's OrderId of inv-1, and resolve takes the invocation id"),
+    ("ens-order-77", ["inv-1"], ": it is ENS's OrderId of inv-1, and resolve takes the invocation id"),
+    ("ens-order-77", [], ": resolve takes the invocation id (inv-…), not ENS's OrderId"),
+])
+def test_an_id_that_names_no_order_says_the_likely_mistake(given: str, by_ens: list[str], hint: str) -> None:
+    assert not_found_hint(given, by_ens) == hint

@@ -28,7 +28,7 @@ def resolve(scaler: Autoscaler, invocation_id: str, devices: Sequence[str] | Non
     order = store.get_order(invocation_id)
     if order is None:
         by_ens = [o.id for o in store.orders_since(now - BUDGET_WINDOW_SECONDS) if o.order_id == invocation_id]
-        raise InputError(f"no order {invocation_id!r} in the order book{_not_found_hint(invocation_id, by_ens)} "
+        raise InputError(f"no order {invocation_id!r} in the order book{not_found_hint(invocation_id, by_ens)} "
                          "(`history` lists them)")
     if not (order.phase in (Phase.UNCERTAIN, Phase.AMBIGUOUS) or order.orphaned(now)):
         raise InputError(f"order {invocation_id} is {order.phase.value}: only an uncertain order "
@@ -46,7 +46,7 @@ def resolve(scaler: Autoscaler, invocation_id: str, devices: Sequence[str] | Non
     return settled
 
 
-def _not_found_hint(invocation_id: str, by_ens: Sequence[str]) -> str:
+def not_found_hint(invocation_id: str, by_ens: Sequence[str]) -> str:
     """Why an id names no order, when the likely mistake is known: ENS's OrderId given for the invocation
     id (`by_ens`: the orders that carry it), or anything that does not look like an invocation id."""
     if by_ens:
