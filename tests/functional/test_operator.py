@@ -567,16 +567,16 @@ def test_verbose_shows_the_decision_lines_with_the_cooldown(cloud: LocalCloud, s
     assert [(d["region"], d["reasons"], d["cooldownDevices"]) for d in lines] == [(HANGZHOU, ["Cooldown"], 2)]
 
 
-# -- the README's session ----------------------------------------------------------------------
+# -- the session docs/operating.md shows -----------------------------------------------------------
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+OPERATING = Path(__file__).resolve().parents[2] / "docs" / "operating.md"
 SESSION_START = 1736391725.0  # 2025-01-09T03:02:05Z, just after the sample alarm's timestamp
 RANDOM_IDS = re.compile(r"\b(b-[a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 
 
 def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path,
                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
-    """The sample events a minute apart on the README's clock, then `status` and `history` as printed."""
+    """The sample events a minute apart on docs/operating.md's clock, then `status` and `history` as printed."""
     offset = SESSION_START - cloud.now
     state_url = f"sqlite:///{tmp_path}/demo.db"
     monkeypatch.setenv("STATE_URL", state_url)
@@ -591,14 +591,14 @@ def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_p
         capsys.readouterr()
         assert cli.main([name]) == 0
         shown.append(f"$ ens-autoscaler {name}\n{capsys.readouterr().out.rstrip()}")
-    return "\n".join(shown).replace(f"sqlite:///{tmp_path}", "sqlite:///$PWD")  # as the README's STATE_URL
+    return "\n".join(shown).replace(f"sqlite:///{tmp_path}", "sqlite:///$PWD")  # as docs/operating.md's STATE_URL
 
 
-def test_the_readme_shows_what_status_and_history_print_after_the_sample_events(
+def test_the_operating_doc_shows_what_status_and_history_print_after_the_sample_events(
         cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     printed = readme_session(cloud, make_autoscaler, tmp_path, monkeypatch, capsys)
-    shown = README.read_text(encoding="utf-8").split("a minute apart), then:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    shown = OPERATING.read_text(encoding="utf-8").split("a minute apart), then:\n\n```\n", 1)[1].split("\n```", 1)[0]
     # ENS makes new OrderIds and device ids each run: compare everything else
     assert RANDOM_IDS.sub("<id>", shown) == RANDOM_IDS.sub("<id>", printed)
 
