@@ -26,7 +26,7 @@ from ..core.vocab import epoch_iso
 from ..state import FLEET, Claim, ClaimStatus, JournalEntry, LedgerEntry, NotDurable, StaleWrite, StateStore
 from . import logs
 from .followup import WRITE_ATTEMPTS, FollowUp, OrderMove, phase_result
-from .ledger import plan_reads
+from .ledger import Reads, plan_reads
 from .logs import log
 from .outbox import Outbox, queued
 from .settings import Settings
@@ -80,12 +80,8 @@ class ScaleOut:
         was written: plan again). The store is read before ENS, versions first: an order placed
         after these reads bumps a version and the claim fails; one closed after them shows in the
         listing, read last."""
-        store, now = self._store(), self.clock()
-        reads = plan_reads(store, _regions_read(regions, policy), policy, now)
-        # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
-        open_orders = [o for o in reads.open_orders if o.id != key]
-        listing = self._listing(policy)
-        plan = make_plan(signals, policy, reads.history, now, Inventory.of_book(listing, open_orders, now))
+        now = self.clock()
+        reads, listing, plan = self._plan(signals, policy, key, regions, now)
         message = build_message(key, plan, signals, None, dry_run, now)
         status = _status_before_ens(plan, dry_run)
         result = Result.of_plan(status, key, plan, dry_run, state_scope=self.settings.state_scope)
@@ -105,6 +101,16 @@ class ScaleOut:
         if claim is None:
             return None
         return self._lost(claim, key, deadline) or self._order(intent, entries, plan, signals, policy, deadline)
+
+    def _plan(self, signals: list[Signal], policy: Policy, key: str, regions: frozenset[str], now: float
+              ) -> tuple[Reads, Listing | None, Plan]:
+        """The store's reads (versions first), then ENS's listing, then the plan made from both."""
+        reads = plan_reads(self._store(), _regions_read(regions, policy), policy, now)
+        # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
+        open_orders = [o for o in reads.open_orders if o.id != key]
+        listing = self._listing(policy)
+        return reads, listing, make_plan(signals, policy, reads.history, now,
+                                         Inventory.of_book(listing, open_orders, now))
 
     def _claim_intent(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], caller: str,
                       read: dict[str, int], previous: OrderRecord | None, deadline: float) -> Claim | None:
