@@ -46,7 +46,7 @@ FLEET_EVERY_MIN = 15  # the readiness timer announces the whole fleet at least t
 class Autoscaler:
     def __init__(self, settings: Settings, store: StateStore | None = None,
                  actuator: EnsActuator | None = None, publisher: MnsPublisher | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings, self.policies, self.clock = settings, PolicyCache(), clock
         self._store, self._publisher, self._actuator = store, publisher, actuator
         self.outbox = Outbox(lambda: self.store, lambda: self.publisher, clock)
