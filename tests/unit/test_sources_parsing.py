@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ens_autoscaler.core.errors import InputError
-from ens_autoscaler.sources import parsing
+from ens_autoscaler.sources import cms_dimensions, parsing
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -23,19 +23,19 @@ from ens_autoscaler.sources import parsing
     ("  {k=v}  ", {"k": "v"}),
 ])
 def test_java_map(text, expected):
-    assert parsing.parse_java_map(text, "dims") == expected
+    assert cms_dimensions.parse_java_map(text, "dims") == expected
 
 
 @pytest.mark.parametrize("text", ["k=v", "{k=v", "k=v}", "{k}", "{=v}", "{k=v, k=w}", "[k=v]"])
 def test_java_map_rejects(text):
     with pytest.raises(InputError, match="dims"):
-        parsing.parse_java_map(text, "dims")
+        cms_dimensions.parse_java_map(text, "dims")
 
 
 def test_java_map_entry_limit():
     many = "{" + ", ".join(f"k{i}=v" for i in range(65)) + "}"
     with pytest.raises(InputError, match="more than 64 entries"):
-        parsing.parse_java_map(many, "dims")
+        cms_dimensions.parse_java_map(many, "dims")
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -49,14 +49,14 @@ def test_java_map_entry_limit():
     ([{"a": "1"}, {"b": "2"}], {"a": "1", "b": "2"}),
 ])
 def test_dimensions_in_every_spelling(value, expected):
-    assert parsing.parse_dimensions(value, "dims") == expected
+    assert cms_dimensions.parse_dimensions(value, "dims") == expected
 
 
 @pytest.mark.parametrize("value", [5, True, ["x"], [{"a": "1"}, {"a": "2"}], {"a": {"b": 1}},
                                    {"a": [1]}, '[1, 2]', '{"a": {"b": 1}}'])
 def test_dimensions_rejects(value):
     with pytest.raises(InputError, match="dims"):
-        parsing.parse_dimensions(value, "dims")
+        cms_dimensions.parse_dimensions(value, "dims")
 
 
 @pytest.mark.parametrize("value, millis", [

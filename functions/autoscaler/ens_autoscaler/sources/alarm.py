@@ -43,7 +43,7 @@ from typing import Any, Mapping
 from ..core.errors import InputError
 from ..core.signals import Family, Signal, SignalKind
 from ..core.vocab import digest
-from . import parsing
+from . import cms_dimensions, parsing
 
 STATES = {"ALERT": "ALERT", "ALARM": "ALERT", "OK": "OK", "INSUFFICIENT_DATA": "INSUFFICIENT_DATA"}
 NO_RULE_ID: Any = object()  # the route's alarm has no ruleId key (the documented JSON callback)
@@ -135,7 +135,7 @@ def build(*, what: str, rule_id: Any, alert_name: Any, state: Any, trigger_level
         metric=metric_name,
         namespace=parsing.optional_text(namespace, f"{what}.namespace"),
         value=reading,
-        dimensions=parsing.parse_dimensions(dimensions, f"{what}.dimensions"),
+        dimensions=cms_dimensions.parse_dimensions(dimensions, f"{what}.dimensions"),
         timestamp_ms=parsing.epoch_millis(timestamp, f"{what}.timestamp"),
         user_id=parsing.optional_text(user_id, f"{what}.userId"),
     )
