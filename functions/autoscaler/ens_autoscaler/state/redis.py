@@ -253,8 +253,9 @@ end
 return 0
 """
 
-# A claim a conditional write carries: the record, and the instant it is taken at.
-Claim = tuple[IdempotencyRecord, float]
+# What a claim by a conditional write puts down: the record, and the instant it is claimed at (not
+# base.Claim, the outcome a caller is told).
+RecordAt = tuple[IdempotencyRecord, float]
 
 
 class RedisStore(StateStore):
@@ -315,7 +316,7 @@ class RedisStore(StateStore):
             self._replicas = (attached, now)
         return self._replicas[0]
 
-    def _conditional(self, action: str, write: Write, claim: Claim | None = None) -> bool:
+    def _conditional(self, action: str, write: Write, claim: RecordAt | None = None) -> bool:
         """`write` in one MULTI/EXEC under WATCH of everything its conditions read (the versions it
         expects, the orders it replaces and, for a `claim` (the record, now), the key's record): if
         any of them changes between the check and EXEC, nothing is written and the check runs again
@@ -332,7 +333,7 @@ class RedisStore(StateStore):
                         continue
         raise StaleWrite(f"{action}: the state kept changing under {WATCH_RETRIES} attempts")
 
-    def _check_and_write(self, pipe: redis.client.Pipeline, write: Write, claim: Claim | None) -> bool:
+    def _check_and_write(self, pipe: redis.client.Pipeline, write: Write, claim: RecordAt | None) -> bool:
         """One attempt of `_conditional`: WATCH, read what the check needs, check, MULTI/EXEC.
         False: the claim is held (nothing written); StaleWrite: the check failed; WatchError: a
         watched key changed before EXEC, and the attempt is to be made again."""
@@ -349,7 +350,7 @@ class RedisStore(StateStore):
         pipe.execute()
         return True
 
-    def _apply_as_assumed(self, action: str, write: Write, claim: Claim | None) -> bool:
+    def _apply_as_assumed(self, action: str, write: Write, claim: RecordAt | None) -> bool:
         """The write in one round trip (APPLY), when the writer said what its orders were computed
         from and the check passes on that: the script compares it with what is stored and writes
         only on a match. False: not written (no assumption, or one that no longer holds)."""
@@ -552,12 +553,12 @@ def _outbox_commands(write: Write) -> list[tuple[str | int, ...]]:
     return out
 
 
-def _touched(write: Write, claim: Claim | None) -> list[str]:
+def _touched(write: Write, claim: RecordAt | None) -> list[str]:
     """The ids whose stored orders a conditional write's check reads: its orders' and the claimed key's."""
     return [o.id for o in write.orders] + ([claim[0].key] if claim else [])
 
 
-def _assumed_spec(write: Write, claim: Claim | None) -> dict[str, object] | None:
+def _assumed_spec(write: Write, claim: RecordAt | None) -> dict[str, object] | None:
     """What APPLY compares with the store before it writes: the versions expected, each order's body
     as the writer assumed it ('' for none) and, for a claim, its record's key and now. None when the
     write can't go that way: the writer assumed nothing about one of the orders the check reads, or
