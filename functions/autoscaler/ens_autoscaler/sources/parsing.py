@@ -218,6 +218,7 @@ def describe(value: Any) -> str:
 
 
 def json_kind(value: Any) -> str:
+    """What kind of JSON value `value` is, as an error message says it: its type and size, never its text."""
     if isinstance(value, dict):
         return f"a JSON object with {len(value)} key(s)"
     if isinstance(value, list):

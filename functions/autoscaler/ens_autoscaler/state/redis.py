@@ -519,7 +519,8 @@ def _commands(write: Write) -> list[tuple[str | int, ...]]:
 
 
 def _journal_commands(write: Write) -> list[tuple[str | int, ...]]:
-    """With new entries, the ones older than the cutoff go; ZADD keeps an entry already there."""
+    """With new entries, the ones older than the cutoff go and the new ones are added (a member is the
+    entry's key and body: the same entry written twice is one)."""
     if not write.journal:
         return []
     return [("ZREMRANGEBYSCORE", JOURNAL, "-inf", f"({write.journal_cutoff!r}"),
