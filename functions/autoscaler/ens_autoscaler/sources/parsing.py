@@ -53,12 +53,7 @@ def load_event(event: Any) -> Any:
 
 def loads(text: str, what: str) -> Any:
     """Parse JSON text with the limits; `what` names the text in error messages."""
-    if _utf8_len(text) > MAX_EVENT_BYTES:
-        raise InputError(f"{what} is larger than {MAX_EVENT_BYTES} bytes")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.strip():
-        raise InputError(f"{what} is empty; expected JSON")
+    text = _json_text(text, what)
     try:
         value = _DECODER.decode(text)
     except _Refused as exc:
@@ -68,11 +63,28 @@ def loads(text: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} "
                          f"column {exc.colno}") from None
-    strings = ("\\u" in text and _ESCAPED_SURROGATE.search(text) is not None) or (
-        not text.isascii() and _SURROGATE.search(text) is not None)
+    strings = _may_spell_a_surrogate(text)
     if strings or text.count("{") + text.count("[") > MAX_DEPTH:  # else nothing for the walk to find
         _check_tree(value, what, strings)
     return value
+
+
+def _json_text(text: str, what: str) -> str:
+    """The text to decode: within the size limit, a byte-order mark dropped, not blank."""
+    if _utf8_len(text) > MAX_EVENT_BYTES:
+        raise InputError(f"{what} is larger than {MAX_EVENT_BYTES} bytes")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise InputError(f"{what} is empty; expected JSON")
+    return text
+
+
+def _may_spell_a_surrogate(text: str) -> bool:
+    """Whether the decoded strings may hold a lone surrogate: the text escapes one (or half a pair),
+    or holds one raw. Neither: the walk has none to look for."""
+    return ("\\u" in text and _ESCAPED_SURROGATE.search(text) is not None) or (
+        not text.isascii() and _SURROGATE.search(text) is not None)
 
 
 class _Refused(Exception):
