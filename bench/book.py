@@ -102,7 +102,7 @@ def child_main(redis_url: str = "") -> dict[str, Any]:
     def tick(store: Any) -> float:
         instance._store = store
         started = time.perf_counter()
-        instance.follow_up.run()
+        instance.follow_up.move_on()
         return time.perf_counter() - started
 
     def sqlite(name: str) -> Any:

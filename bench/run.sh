@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark command (README "Performance"; not part of the test command): set up the
+# The benchmark command (docs/internals.md "Performance"; not part of the test command): set up the
 # virtualenv with requirements.txt (as localcloud/run.sh does), start a private Redis for the
 # Redis rows (as tests/run.sh does; without redis-server those rows are left out, and the report
 # says so), then run every benchmark against the local emulator and print one table.

@@ -5,7 +5,7 @@ with every reading moved by a small deterministic jitter (±1.5 points, a fixed
 seed), so that the days repeat in shape but not to the digit, and recorded on
 the sample day's devices (its `devices` column). Weekends lose the
 morning ramp (08:00–10:00 UTC stays at the night's level): a weekday-only peak.
-Same output on every run, so the README's numbers can be checked.
+Same output on every run, so the numbers in docs/simulate-and-advise.md and examples/README.md can be checked.
 """
 from __future__ import annotations
 

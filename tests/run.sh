@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README "Test"; .ci/run calls it): sets up what the tests need, then runs them.
+# The test command (README "The two commands"; .ci/run calls it): sets up what the tests need, then runs them.
 # Idempotent: a second run reuses the virtualenv. Each run starts its own Redis and stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

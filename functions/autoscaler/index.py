@@ -44,7 +44,7 @@ def _warn_if_state_dies_with_instance(settings: Settings, env: Mapping[str, str]
 def initialize(context: Any) -> None:
     """Validate settings and the policy once per instance: a broken one fails the instance start."""
     autoscaler = _autoscaler()
-    autoscaler.policy  # noqa: B018 — loads and validates it: a broken policy fails the instance start
+    autoscaler.check_policy()  # a broken policy fails the instance start
     _warn_if_state_dies_with_instance(autoscaler.settings, os.environ)
 
 

@@ -159,6 +159,6 @@ def make_autoscaler(cloud: LocalCloud, tmp_path: Any, monkeypatch: pytest.Monkey
         kwargs = {"clock": clock} if clock else {}
         actuator = EnsActuator(cloud.url, read_timeout_ms=read_timeout_ms,
                                backoff=Backoff(attempts=4, base_s=0.001, cap_s=0.002), sleep=sleep, **kwargs)
-        return Autoscaler(settings, store=open_store(state_url), actuator=actuator, sleep=sleep, **kwargs)
+        return Autoscaler(settings, store=open_store(state_url), actuator=actuator, **kwargs)
 
     return make

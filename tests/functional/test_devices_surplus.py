@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ens_autoscaler.tools import cli
-from ens_autoscaler.tools import status as status_module
+from ens_autoscaler.tools import state_commands
 from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from ens_autoscaler.core.vocab import epoch_iso
@@ -73,7 +73,7 @@ def test_a_lasting_low_load_names_the_surplus_once_per_change_and_releases_nothi
                         ("MNS_ENDPOINT", cloud.url), ("MNS_TOPIC", TOPIC),
                         ("SCALING_POLICY", str(PACKAGE_ROOT / "policy.yaml"))):
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(status_module, "clock", lambda: cloud.now)
+    monkeypatch.setattr(state_commands, "clock", lambda: cloud.now)
     assert cli.main(["status", "--json"]) == 0
     (shown,) = json.loads(capsys.readouterr().out)["surplus"]
     assert shown["devices"] == [d["id"] for d in first["devices"]] and shown["lowSince"] == start

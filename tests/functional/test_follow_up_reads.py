@@ -23,8 +23,8 @@ def test_a_tick_with_nothing_unresolved_reads_no_closed_order(make_autoscaler: A
     since: list[float] = []
     reads = scaler.store.orders_since
     scaler.store.orders_since = lambda t: since.append(t) or reads(t)
-    assert [o.id for o in scaler.follow_up.run()] == ["open"]
+    assert [o.id for o in scaler.follow_up.move_on()] == ["open"]
     assert since == []
     scaler.store.save_order(order("lost", Phase.UNCERTAIN, NOW - 50))
-    scaler.follow_up.run()
+    scaler.follow_up.move_on()
     assert since == [NOW - 50 - LOOKBACK_S]  # from the unresolved order's window, not the oldest open one's

@@ -21,12 +21,13 @@ from ens_autoscaler.core.forecast import HOUR
 from ens_autoscaler.core.orders import OrderRecord, Phase, ServiceRef
 from ens_autoscaler.core.policy.loading import read_policy
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
-from ens_autoscaler.tools.status import status, text
+from ens_autoscaler.tools.fleet_status import status
+from ens_autoscaler.tools.state_display import text
 from localcloud import LocalCloud
 from tests.functional.conftest import TOPIC
 
 EVENT = (Path(__file__).resolve().parents[2] / "events" / "timer-forecast.json").read_bytes()
-README = Path(__file__).resolve().parents[2] / "README.md"
+FORECAST_DOC = Path(__file__).resolve().parents[2] / "docs" / "simulate-and-advise.md"
 FIRED = datetime(2025, 1, 9, 16, 5, tzinfo=timezone.utc).timestamp()
 GZ = "cn-guangzhou-unicom"
 SERVICE = read_policy(PACKAGE_ROOT / "policy.yaml").service
@@ -87,8 +88,8 @@ def test_forecast_only_records_and_publishes_the_forecast_and_orders_nothing(
     assert shown["forecast"]["id"] == message["id"]
     printed = text(shown)
     assert f"  {GZ:<32}  2 running, wants 3 from 2025-01-09T17:00:00Z" in printed
-    readme = README.read_text(encoding="utf-8").split("and `status` shows the\nlatest one:\n\n```\n", 1)[1]
-    assert readme.split("\n```", 1)[0] in printed  # the README's example is this run's
+    shown_doc = FORECAST_DOC.read_text(encoding="utf-8").split("and `status` shows the\nlatest one:\n\n```\n", 1)[1]
+    assert shown_doc.split("\n```", 1)[0] in printed  # the doc's example is this run's
     # kept for the 48 h it covers, then gone from `status`
     assert status(scaler.store, scaler.policy, scaler.clock() + 49 * HOUR, "sqlite", "instance",
                   listing).forecast is None

@@ -20,7 +20,7 @@ import pytest
 
 from ens_autoscaler.tools import cli
 from ens_autoscaler import sources
-from ens_autoscaler.tools import status as status_module
+from ens_autoscaler.tools import state_commands
 from ens_autoscaler.runtime.app import Autoscaler
 from ens_autoscaler.tools.display import render
 from ens_autoscaler.core.errors import ConfigError, TransientCloudError
@@ -65,7 +65,7 @@ def scaler(cloud: LocalCloud, make_autoscaler: Callable[..., Any], state_url: st
     for name, value in (("STATE_URL", state_url), ("ENS_ENDPOINT", cloud.url), ("MNS_ENDPOINT", cloud.url),
                         ("MNS_TOPIC", TOPIC), ("SCALING_POLICY", str(PACKAGE_ROOT / "policy.yaml"))):
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(status_module, "clock", lambda: cloud.now)
+    monkeypatch.setattr(state_commands, "clock", lambda: cloud.now)
     return lambda **kw: make_autoscaler(**{"state_url": state_url, "clock": lambda: cloud.now,
                                            "sleep": cloud.advance, **kw})
 
@@ -364,10 +364,10 @@ def test_a_memory_store_is_an_error_it_can_never_hold_the_functions_state(
 
 def test_the_store_read_is_named_without_its_password_and_says_when_it_is_the_default(tmp_path: Path) -> None:
     shared = Settings.from_env({"STATE_URL": "redis://:hunter2@cache.internal:6379/0"})
-    assert status_module.watched(shared, {"STATE_URL": shared.state_url}) == "redis://***@cache.internal:6379/0"
+    assert state_commands.watched(shared, {"STATE_URL": shared.state_url}) == "redis://***@cache.internal:6379/0"
     (tmp_path / "state.db").touch()
     default = replace(Settings.from_env({}), state_url=f"sqlite:///{tmp_path}/state.db")
-    assert status_module.watched(default, {}) == f"sqlite:///{tmp_path}/state.db (the default: STATE_URL is unset)"
+    assert state_commands.watched(default, {}) == f"sqlite:///{tmp_path}/state.db (the default: STATE_URL is unset)"
 
 
 def test_a_replayed_duplicate_says_so_in_the_human_output(cloud: LocalCloud, scaler) -> None:
@@ -567,22 +567,22 @@ def test_verbose_shows_the_decision_lines_with_the_cooldown(cloud: LocalCloud, s
     assert [(d["region"], d["reasons"], d["cooldownDevices"]) for d in lines] == [(HANGZHOU, ["Cooldown"], 2)]
 
 
-# -- the README's session ----------------------------------------------------------------------
+# -- the session docs/operating.md shows -----------------------------------------------------------
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+OPERATING = Path(__file__).resolve().parents[2] / "docs" / "operating.md"
 SESSION_START = 1736391725.0  # 2025-01-09T03:02:05Z, just after the sample alarm's timestamp
 RANDOM_IDS = re.compile(r"\b(b-[a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 
 
 def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path,
                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
-    """The sample events a minute apart on the README's clock, then `status` and `history` as printed."""
+    """The sample events a minute apart on docs/operating.md's clock, then `status` and `history` as printed."""
     offset = SESSION_START - cloud.now
     state_url = f"sqlite:///{tmp_path}/demo.db"
     monkeypatch.setenv("STATE_URL", state_url)
     monkeypatch.setenv("SCALING_POLICY", str(PACKAGE_ROOT / "policy.yaml"))
     monkeypatch.setenv("ENS_ENDPOINT", cloud.url)  # `status` reads ENS too
-    monkeypatch.setattr(status_module, "clock", lambda: cloud.now + offset)
+    monkeypatch.setattr(state_commands, "clock", lambda: cloud.now + offset)
     for failed in (0, 0, 0):  # ENS's random failures would make the session differ from run to run
         cloud.queue_outcome(failed)
     sample_day(make_autoscaler(state_url=state_url, clock=lambda: cloud.now + offset, sleep=cloud.advance), cloud)
@@ -591,14 +591,14 @@ def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_p
         capsys.readouterr()
         assert cli.main([name]) == 0
         shown.append(f"$ ens-autoscaler {name}\n{capsys.readouterr().out.rstrip()}")
-    return "\n".join(shown).replace(f"sqlite:///{tmp_path}", "sqlite:///$PWD")  # as the README's STATE_URL
+    return "\n".join(shown).replace(f"sqlite:///{tmp_path}", "sqlite:///$PWD")  # as docs/operating.md's STATE_URL
 
 
-def test_the_readme_shows_what_status_and_history_print_after_the_sample_events(
+def test_the_operating_doc_shows_what_status_and_history_print_after_the_sample_events(
         cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     printed = readme_session(cloud, make_autoscaler, tmp_path, monkeypatch, capsys)
-    shown = README.read_text(encoding="utf-8").split("a minute apart), then:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    shown = OPERATING.read_text(encoding="utf-8").split("a minute apart), then:\n\n```\n", 1)[1].split("\n```", 1)[0]
     # ENS makes new OrderIds and device ids each run: compare everything else
     assert RANDOM_IDS.sub("<id>", shown) == RANDOM_IDS.sub("<id>", printed)
 

@@ -7,7 +7,8 @@ import json
 import logging
 
 from ens_autoscaler.state import OutboxItem
-from ens_autoscaler.tools.status import status, text
+from ens_autoscaler.tools.fleet_status import status
+from ens_autoscaler.tools.state_display import text
 from localcloud import DEFAULT_TOPIC as TOPIC
 from localcloud import LocalCloud
 from tests.functional.soak_kit import big_batch

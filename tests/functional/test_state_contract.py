@@ -19,7 +19,8 @@ from dataclasses import replace
 
 from ens_autoscaler.core.errors import InputError, TransientCloudError
 from ens_autoscaler.core.orders import OrderRecord, Phase
-from ens_autoscaler.state import (FLEET, ClaimStatus, InProgressError, LedgerEntry, OutboxItem, ParkedItem,
+from ens_autoscaler.state import (FLEET, ClaimStatus, InProgressError, JournalEntry, LedgerEntry, OutboxItem,
+                                  ParkedItem,
                                   PayloadMismatchError, RecordStatus, StaleWrite, StateStore)
 from ens_autoscaler.state.base import LEDGER_RETENTION_S, sums_of
 from tests.state_backends import Backend, claim_in_threads, claim_outcome, redis_url, wipe_redis
@@ -445,6 +446,27 @@ def test_entries_past_the_retention_are_pruned_by_the_next_write(store: StateSto
     new = LedgerEntry("cn-b", 1, NOW + LEDGER_RETENTION_S + 5, "inv-3")
     store.record_scale_out([new])
     assert store.ledger_since(0) == [kept, new]
+
+
+def test_closed_orders_started_before_the_retention_go_with_the_next_ledger_write_open_ones_stay(
+        store: StateStore) -> None:
+    store.save_order(replace(intent("closed"), phase=Phase.NOT_ORDERED, version=0))
+    store.save_order(replace(intent("open"), version=0))
+    store.record_scale_out([LedgerEntry("cn-b", 1, NOW + LEDGER_RETENTION_S - 5, "inv-2")])
+    assert store.get_order("closed") is not None  # not yet past the retention
+    store.record_scale_out([LedgerEntry("cn-b", 1, NOW + LEDGER_RETENTION_S + 5, "inv-3")])
+    assert store.get_order("closed") is None
+    assert store.get_order("open") is not None and [o.id for o in store.open_orders()] == ["open"]
+
+
+def test_held_invocations_past_the_retention_leave_the_journal_with_the_next_one(store: StateStore) -> None:
+    old, kept = JournalEntry(NOW, "inv-1", '{"held":1}'), JournalEntry(NOW + 10, "inv-2", '{"held":2}')
+    store.claim_completed("inv-1", "h", {"status": "held"}, [], NOW, EXPIRY, journal=[old])
+    store.claim_completed("inv-2", "h", {"status": "held"}, [], kept.at, EXPIRY, journal=[kept])
+    assert store.journal_since(0) == [old, kept]
+    new = JournalEntry(NOW + LEDGER_RETENTION_S + 5, "inv-3", '{"held":3}')
+    store.claim_completed("inv-3", "h", {"status": "held"}, [], new.at, EXPIRY, journal=[new])
+    assert store.journal_since(0) == [kept, new]
 
 
 # -- outbox --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def traced(make_autoscaler: Callable[..., Any], cloud: LocalCloud) -> tuple[Any,
     """An instance whose SQLite statements are recorded, each with how many ENS calls preceded it."""
     scaler = make_autoscaler(clock=lambda: cloud.now, sleep=cloud.advance)
     statements: list[tuple[str, int]] = []
-    scaler.store._db.set_trace_callback(lambda sql: statements.append((sql.strip(), len(cloud.calls))))
+    scaler.store.trace(lambda sql: statements.append((sql.strip(), len(cloud.calls))))
     return scaler, statements
 
 

@@ -162,8 +162,9 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_the_readme_shows_what_the_two_week_sample_advises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's numbers come from one run of its own command (the files it writes go to tmp_path here)."""
+def test_the_advise_doc_shows_what_the_two_week_sample_advises(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/simulate-and-advise.md's numbers come from one run of its own command (its files go to tmp_path here)."""
     csv = tmp_path / "two-weeks.csv"
     spec = importlib.util.spec_from_file_location("two_weeks", ROOT / "examples" / "two_weeks.py")
     generator = importlib.util.module_from_spec(spec)
@@ -173,8 +174,8 @@ def test_the_readme_shows_what_the_two_week_sample_advises(tmp_path: Path, capsy
     assert main(["advise", "--policy", str(ROOT / "functions/autoscaler/policy.yaml"), "--metrics", str(csv),
                  "--time-zone", "Asia/Shanghai"]) == 0
     printed = capsys.readouterr().out.strip()
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    shown = readme.split("--time-zone Asia/Shanghai --write advice --out examples/advise-report.png\n```\n\n```\n",
+    doc = (ROOT / "docs" / "simulate-and-advise.md").read_text(encoding="utf-8")
+    shown = doc.split("--time-zone Asia/Shanghai --write advice --out examples/advise-report.png\n```\n\n```\n",
                          1)[1].split("\n```", 1)[0]
     assert shown.split("\n\nwrote ")[0] == printed
 

@@ -3,7 +3,7 @@
 Both deployments are validated against the fc3 component's own JSON Schema (vendored
 in tests/schemas, see its README), after resolving the Serverless Devs expressions and
 `extend` the way `s` would, and against the contracts the code relies on: the
-environment variables `Settings` reads and the README documents, the handler module,
+environment variables `Settings` reads and docs/deploying.md documents, the handler module,
 the four triggers, the state scope each deployment promises, and a role policy that
 grants exactly what the function does and nothing more. Everything read here is inside
 the repository: a fresh clone must pass.
@@ -29,7 +29,7 @@ S_YAML = REPO / "s.yaml"
 S_REDIS_YAML = REPO / "s.redis.yaml"
 RAM_POLICY = REPO / "functions" / "ram-policy.json"
 SCHEMA_PATH = REPO / "tests" / "schemas" / "fc3-props.schema.json"
-README = REPO / "README.md"
+DEPLOYING = REPO / "docs" / "deploying.md"
 
 # What `${config('AccountID')}` resolves to here: any account id will do.
 TEST_ACCOUNT_ID = "1234567890123456"
@@ -322,8 +322,8 @@ def _settings_names() -> set[str]:
 
 
 def _readme_names() -> set[str]:
-    """Names in the first column of the README's "Environment variables" table."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+    """Names in the first column of docs/deploying.md's "Environment variables" table."""
+    lines = DEPLOYING.read_text(encoding="utf-8").splitlines()
     start = lines.index("## Environment variables")
     names: set[str] = set()
     for line in lines[start + 1:]:
@@ -334,13 +334,13 @@ def _readme_names() -> set[str]:
     return names
 
 
-def test_readme_documents_exactly_what_the_code_reads() -> None:
+def test_the_deploying_doc_documents_exactly_what_the_code_reads() -> None:
     read, documented = _settings_names(), _readme_names()
     # Guard the recorder: an empty read would make every check below vacuous.
     assert {"ENS_ENDPOINT", "MNS_TOPIC", "STATE_URL", "CALLBACK_TOKEN"} <= read, read
-    assert not read - documented, f"Settings reads variables the README does not document: {sorted(read - documented)}"
+    assert not read - documented, f"Settings reads variables the deploying doc lacks: {sorted(read - documented)}"
     phantom = sorted(n for n in documented - read if not CREDENTIALS.fullmatch(n))
-    assert not phantom, f"the README documents variables nothing reads: {phantom}"
+    assert not phantom, f"docs/deploying.md documents variables nothing reads: {phantom}"
 
 
 # Empty in s.yaml unless the deploying shell has it; functions/check_deploy.py refuses a deploy without it.
@@ -391,7 +391,7 @@ def test_no_access_key_anywhere_in_s_yaml() -> None:
 
 
 def test_dry_run_is_overridable_from_the_deploying_shell(fc3_resources: dict[str, dict[str, Any]]) -> None:
-    """The README's smoke test deploys with DRY_RUN=true; by default the function orders."""
+    """docs/deploying.md's smoke test deploys with DRY_RUN=true; by default the function orders."""
     (resource,) = fc3_resources.values()
     expr = _EXPR.fullmatch(str(resource["props"]["environmentVariables"]["DRY_RUN"]))
     call = expr and _ENV_CALL.fullmatch(expr.group(1).strip())
@@ -577,7 +577,7 @@ def test_mns_trigger(triggers: dict[str, dict[str, Any]], variables: dict[str, s
 def test_eventbridge_trigger_matches_cloudmonitor(triggers: dict[str, dict[str, Any]]) -> None:
     config = triggers["cms-eventbridge"]["triggerConfig"]
     pattern = json.loads(config["eventRuleFilterPattern"])
-    # The type alone: the alarm's `source` was never seen on a real event (README).
+    # The type alone: the alarm's `source` was never seen on a real event (docs/deploying.md).
     assert pattern == {"type": ["cms:CloudMonitor:AlertWebHook"]}
     assert config["eventSourceConfig"]["eventSourceType"] == "Default"
     assert config["triggerEnable"] is True

@@ -330,13 +330,13 @@ def test_a_message_repeated_inside_one_batch_counts_once() -> None:
     assert d.signals == ("mns:1",) and Reason.COALESCED not in d.reasons
 
 
-def test_the_readme_reason_table_names_every_reason_and_the_guard_chain_every_cut() -> None:
+def test_the_policy_doc_reason_table_names_every_reason_and_the_guard_chain_every_cut() -> None:
     from pathlib import Path
 
     from ens_autoscaler.core.planner import GUARDS
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    table = readme.split("### Reason codes", 1)[1].split("\n\n", 2)[1]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "policy.md").read_text()
+    table = doc.split("### Reason codes", 1)[1].split("\n\n", 2)[1]
     documented = {code.strip(" `") for row in table.splitlines()[2:] for code in row.split("|")[1].split(",")}
     assert documented == {r.value for r in Reason}
     cutting = {r for guard in GUARDS for r in guard.reasons}

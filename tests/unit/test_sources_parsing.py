@@ -1,4 +1,5 @@
-"""The shared readers behind every decoder: Java maps, dimensions, times, base64, JSON."""
+"""The shared readers behind every decoder: the limits on event text (size, depth, numbers, keys,
+surrogates), times, numbers, base64, forms, descriptions."""
 from __future__ import annotations
 
 import base64
@@ -6,58 +7,76 @@ import json
 
 import pytest
 
+from ens_autoscaler import sources
 from ens_autoscaler.core.errors import InputError
 from ens_autoscaler.sources import parsing
+from tests.unit.source_events import rejects
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("{}", {}),
-    ("{ }", {}),
-    ("{userId=12**, instanceId=i-12**}", {"userId": "12**", "instanceId": "i-12**"}),
-    ("{userId=12****), instanceId=i-12****}", {"userId": "12****)", "instanceId": "i-12****"}),
-    ("{apiStageName=RELEASE, apiUid=c6fa, region=cn-shenzhen, userId=1273}",
-     {"apiStageName": "RELEASE", "apiUid": "c6fa", "region": "cn-shenzhen", "userId": "1273"}),
-    ("{tags=a,b, ensRegionId=cn-hangzhou-telecom}", {"tags": "a,b", "ensRegionId": "cn-hangzhou-telecom"}),
-    ("{expr=a=b, k=v}", {"expr": "a=b", "k": "v"}),
-    ("{instanceId=null, userId=}", {"instanceId": None, "userId": None}),
-    ("  {k=v}  ", {"k": "v"}),
+# --- the limits every event meets, whatever its shape -----------------------------------------
+
+@pytest.mark.parametrize("event, fragment", [
+    (b"", "is empty"),
+    (b"   \n", "is empty"),
+    (b"not json", "not valid JSON"),
+    (b'{"a": 1,}', "not valid JSON"),
+    (b"\xff\xfe{}", "not valid UTF-8"),
+    (b'{"body": "\xc3\x28"}', "not valid UTF-8"),
+    (b'{"value": NaN}', "NaN"),
+    (b'{"value": Infinity}', "Infinity"),
+    (b'{"value": -Infinity}', "-Infinity"),
+    (b'{"value": 1e999}', "out of range"),
+    (b'{"value": ' + b"9" * 41 + b"}", "more than 40 digits"),
+    (b'{"a": 1, "a": 2}', "'a' twice"),
+    (b'{"region": "\\ud800"}', "lone UTF-16 surrogate"),
+    (b'{"\\udfff": 1}', "lone UTF-16 surrogate"),
+    ('{"region": "\ud800"}', "lone UTF-16 surrogate"),
+    (b'{"outer": {"k": 1, "k": 1}}', "'k' twice"),
+    (b"[" * 40 + b"]" * 40, "nested more than 32"),
+    (b"[" * 5000 + b"]" * 5000, "nested more than 32"),
+    (b'{"a":' * 33 + b"1" + b"}" * 33, "nested more than 32"),
+    (b" " * (parsing.MAX_EVENT_BYTES + 1), "the limit is"),
+    ("x" * (parsing.MAX_EVENT_BYTES + 1), "the limit is"),
 ])
-def test_java_map(text, expected):
-    assert parsing.parse_java_map(text, "dims") == expected
+def test_parse_guards(event, fragment):
+    rejects(event, fragment)
 
 
-@pytest.mark.parametrize("text", ["k=v", "{k=v", "k=v}", "{k}", "{=v}", "{k=v, k=w}", "[k=v]"])
-def test_java_map_rejects(text):
-    with pytest.raises(InputError, match="dims"):
-        parsing.parse_java_map(text, "dims")
+def test_surrogate_pairs_are_text():
+    [signal] = sources.decode(b'{"region": "cn-shanghai-cmcc", "note": "\\ud83d\\ude00"}')
+    assert signal.document["note"] == "\U0001F600"
 
 
-def test_java_map_entry_limit():
-    many = "{" + ", ".join(f"k{i}=v" for i in range(65)) + "}"
-    with pytest.raises(InputError, match="more than 64 entries"):
-        parsing.parse_java_map(many, "dims")
+def test_python_values_meet_the_same_limits():
+    rejects({"note": "\ud800"}, "lone UTF-16 surrogate")
+    rejects({"value": float("nan")}, "not plain JSON data")
+    rejects({"value": {1, 2}}, "not plain JSON data")
+    rejects({1: "a", "1": "b"}, "twice")
+    rejects(object(), "event must be JSON bytes")
+    rejects(12, "event must be JSON bytes")
+    deep: list = []
+    node = deep
+    for _ in range(40):
+        node.append([])
+        node = node[0]
+    rejects(deep, "nested more than")
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, {}),
-    ("null", {}),
-    ("", {}),
-    ("{userId=1, instanceId=i-1}", {"userId": "1", "instanceId": "i-1"}),
-    ('{"userId": "1", "instanceId": "i-1"}', {"userId": "1", "instanceId": "i-1"}),
-    ('[{"userId":"12345","instanceId":"i-12345"}]', {"userId": "12345", "instanceId": "i-12345"}),
-    ({"userId": 1, "instanceId": "i-1", "x": None}, {"userId": "1", "instanceId": "i-1", "x": None}),
-    ([{"a": "1"}, {"b": "2"}], {"a": "1", "b": "2"}),
-])
-def test_dimensions_in_every_spelling(value, expected):
-    assert parsing.parse_dimensions(value, "dims") == expected
+def test_load_event_limits_are_the_same_for_every_input_form():
+    deep = "[" * 33 + "]" * 33
+    for event in (deep, deep.encode(), json.loads(deep)):
+        with pytest.raises(InputError, match="nested more than 32"):
+            parsing.load_event(event)
+    ok = "[" * 32 + "]" * 32
+    for event in (ok, ok.encode(), json.loads(ok)):
+        assert parsing.load_event(event)
 
 
-@pytest.mark.parametrize("value", [5, True, ["x"], [{"a": "1"}, {"a": "2"}], {"a": {"b": 1}},
-                                   {"a": [1]}, '[1, 2]', '{"a": {"b": 1}}'])
-def test_dimensions_rejects(value):
-    with pytest.raises(InputError, match="dims"):
-        parsing.parse_dimensions(value, "dims")
+def test_bom_is_ignored():
+    assert parsing.load_event("\ufeff{}".encode()) == {}
 
+
+# --- the field readers ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("value, millis", [
     (1736391720, 1736391720000),
@@ -146,17 +165,3 @@ def test_describe_never_shows_values():
     assert "secret" not in text and "'token'" in text
     assert parsing.describe("secret") == "a JSON string of 6 character(s)"
     assert "\\n" in parsing.describe({"a\nb": 1})  # control characters are escaped
-
-
-def test_load_event_limits_are_the_same_for_every_input_form():
-    deep = "[" * 33 + "]" * 33
-    for event in (deep, deep.encode(), json.loads(deep)):
-        with pytest.raises(InputError, match="nested more than 32"):
-            parsing.load_event(event)
-    ok = "[" * 32 + "]" * 32
-    for event in (ok, ok.encode(), json.loads(ok)):
-        assert parsing.load_event(event)
-
-
-def test_bom_is_ignored():
-    assert parsing.load_event("\ufeff{}".encode()) == {}

@@ -182,6 +182,19 @@ def test_sqlite_commit_failing_midway_rolls_back_the_record_too(tmp_path: Path) 
     store.close()
 
 
+def test_sqlite_trace_shows_each_statement_until_it_is_stopped(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    seen: list[str] = []
+    store.trace(seen.append)
+    store.claim("inv-1", "h", NOW, 60, 3600)
+    assert seen[0] == "BEGIN IMMEDIATE" and seen[-1] == "COMMIT"  # a claim is one write transaction
+    assert any(sql.startswith("INSERT INTO idempotency") and "'inv-1'" in sql for sql in seen)
+    store.trace(None)
+    store.release("inv-1")
+    assert not any("DELETE FROM idempotency WHERE key" in sql for sql in seen)
+    store.close()
+
+
 class _Flapping(MemoryStore):
     """The first `losses` conditional writes lose to a rival whose record is gone by the time we look."""
 

@@ -9,7 +9,7 @@ retries of one firing forecast alike and publish one id.
 
 Forecast-only, the default, stops there: nothing is ordered. In
 forecast-and-scale mode the firing then asks the normal pipeline
-(`Autoscaler.run`) for the devices each region needs from now until an order
+(the signals' route, handed in as `scale`) for the devices each region needs from now until an order
 placed now is ready — the measured p90 time-to-ready from the order book, or
 the order's ENS Timeout while no order has been seen ready — as one FORECAST
 signal: planned against the live inventory (what runs and what is on its way
@@ -19,7 +19,7 @@ the horizon and the guards are the whole difference between the two modes.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ..cloud.credentials import default_source
 from ..cloud.metrics import MAX_PAGE, Query, client, fetch, readings
@@ -34,25 +34,41 @@ from ..core.vocab import epoch_iso, iso_epoch
 from ..sources.timer import TimerEvent
 from ..state import StateStore
 from .logs import log
-from .outbox import queued
+from .outbox import Outbox, queued
 from .scaleout import ENS_DEFAULT_TIMEOUT_S
-
-if TYPE_CHECKING:
-    from .app import Autoscaler
+from .settings import Settings
 
 RECORD_KEY = "forecast:latest"  # the last forecast, for `status`: an idempotency record no invocation key (inv-…) names
 RECORD_TTL_S = 48 * 3600  # the span it forecasts: an older one says nothing about now
 SOURCE = "timer_forecast"
 
 
-def refresh(scaler: Autoscaler, document: Mapping[str, Any], deadline: float) -> Result:
+class Pipeline(Protocol):
+    """What a firing reads of the instance's pipeline (the `Autoscaler`), and no more."""
+
+    settings: Settings
+    outbox: Outbox
+    clock: Callable[[], float]
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def store(self) -> StateStore: ...
+
+    def check_publishing(self) -> None: ...
+
+
+def refresh(scaler: Pipeline, document: Mapping[str, Any], deadline: float,
+            scale: Callable[[list[Signal], float], Result]) -> Result:
     """One firing: forecast from the history up to the firing's time, record and publish it, and in
-    forecast-and-scale mode hand what must be ordered now to the pipeline. Raises like `run` (FC retries
-    the firing: the same history, the same forecast, the same message id, the order replayed)."""
+    forecast-and-scale mode hand what must be ordered now to `scale`, the pipeline's route for signals.
+    Raises like that route (FC retries the firing: the same history, the same forecast, the same
+    message id, the order replayed)."""
     event = TimerEvent(document)
     name, when = event.trigger_name, event.trigger_time
     policy, store, now, at = scaler.policy, scaler.store, iso_epoch(when), scaler.clock()
-    scaler.publisher  # noqa: B018 — the MNS settings are checked before anything is read or written
+    scaler.check_publishing()  # before anything is read or written
     settings = policy.forecast
     made, skipped = forecasts(policy, history(policy, now, scaler.settings.cms_endpoint))
     measured = lead_time(store.orders_since(now - MAX_HISTORY_SECONDS))
@@ -66,7 +82,7 @@ def refresh(scaler: Autoscaler, document: Mapping[str, Any], deadline: float) ->
                            scaler.outbox.lease_until(at))
     scaler.outbox.publish(items)  # leased by the write above; one MNS refuses waits in the outbox for the next drain
     log("forecast", mode=settings.mode.value, regions=len(made), notForecast=sorted(skipped), leadSeconds=lead)
-    scaled = scaler.run([signal(ahead, message_id, now)], deadline).as_dict() if ahead else None
+    scaled = scale([signal(ahead, message_id, now)], deadline).as_dict() if ahead else None
     summary = {"mode": settings.mode.value, "leadSeconds": message["leadSeconds"], "leadMeasured": measured is not None,
                "regions": [summarize(f) for f in made], "notForecast": message["notForecast"],
                "orderAhead": message["orderAhead"], "scaleOut": scaled}

@@ -26,8 +26,8 @@ from ..core.signals import Signal, SignalKind
 from ..core.vocab import epoch_iso
 from ..state import FLEET, Claim, ClaimStatus, JournalEntry, LedgerEntry, NotDurable, StaleWrite, StateStore
 from . import logs
-from .followup import WRITE_ATTEMPTS, FollowUp, Step, settled
-from .ledger import plan_reads
+from .followup import WRITE_ATTEMPTS, FollowUp, OrderMove, phase_result
+from .ledger import Reads, plan_reads
 from .logs import log
 from .outbox import Outbox, queued
 from .settings import Settings
@@ -49,13 +49,14 @@ class ScaleOut:
         return self.outbox.deliver(replace(Result.from_dict(claim.result or {}), replayed=True), deadline)
 
     def resolve(self, order: OrderRecord, deadline: float) -> Result:
-        """Own the key of an order in the book (a plain claim: the order is there already), then settle it."""
+        """Own the key of an order in the book (a plain claim: the order is there already), then answer
+        from the evidence."""
         now, ttl = self.clock(), self.settings.idempotency_ttl
         claim = self._store().claim(order.id, order.identity, now, self._in_progress_ttl(now, deadline), ttl)
         return self.replayed(claim, deadline) if claim.status is ClaimStatus.COMPLETED else \
-            self._settle(order, deadline)
+            self._answer_from_evidence(order, deadline)
 
-    def run(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
+    def place(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
             dry_run: bool, deadline: float, regions: frozenset[str],
             previous: OrderRecord | None = None) -> Result:
         """Plan from reads, then own the key in the write that records the intent. That write is
@@ -80,16 +81,11 @@ class ScaleOut:
         was written: plan again). The store is read before ENS, versions first: an order placed
         after these reads bumps a version and the claim fails; one closed after them shows in the
         listing, read last."""
-        store, now, ttl, scope = self._store(), self.clock(), self.settings.idempotency_ttl, self.settings.state_scope
-        reads = plan_reads(store, regions | ({FLEET} if _fleet_wide(policy) else set()), policy, now)
-        read, history = reads.versions, reads.history
-        # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
-        open_orders = [o for o in reads.open_orders if o.id != key]
-        listing = self._listing(policy)
-        plan = make_plan(signals, policy, history, now, Inventory.of_book(listing, open_orders, now))
+        now = self.clock()
+        reads, listing, plan = self._plan(signals, policy, key, regions, now)
         message = build_message(key, plan, signals, None, dry_run, now)
-        status = Status.DRY_RUN if dry_run else Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
-        result = Result.of_plan(status, key, plan, dry_run, state_scope=scope)
+        status = _status_before_ens(plan, dry_run)
+        result = Result.of_plan(status, key, plan, dry_run, state_scope=self.settings.state_scope)
         if listing is None and not dry_run:  # decided blind, and nothing claimed: a redelivery looks again
             _refuse_blind(signals, plan, key)
             return logs.decided(replace(result, status=Status.NO_ACTION), plan)
@@ -102,15 +98,35 @@ class ScaleOut:
                                     policy.service.timeout or ENS_DEFAULT_TIMEOUT_S, deadline, message, identity,
                                     result.as_dict(), service, previous)
         entries = LedgerEntry.for_order(intent.selector, key, now)
+        claim = self._claim_intent(intent, entries, caller, reads.versions, previous, deadline)
+        if claim is None:
+            return None
+        return self._lost(claim, key, deadline) or self._order(intent, entries, plan, signals, policy, deadline)
+
+    def _plan(self, signals: list[Signal], policy: Policy, key: str, regions: frozenset[str], now: float
+              ) -> tuple[Reads, Listing | None, Plan]:
+        """The store's reads (versions first), then ENS's listing, then the plan made from both."""
+        reads = plan_reads(self._store(), _regions_read(regions, policy), policy, now)
+        # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
+        open_orders = [o for o in reads.open_orders if o.id != key]
+        listing = self._listing(policy)
+        return reads, listing, make_plan(signals, policy, reads.history, now,
+                                         Inventory.of_book(listing, open_orders, now))
+
+    def _claim_intent(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], caller: str,
+                      read: dict[str, int], previous: OrderRecord | None, deadline: float) -> Claim | None:
+        """Own the key in the write that records the intent, taken only over the versions the plan
+        read; None when another invocation outdated them (nothing written). A write the store could
+        not make durable withdraws the intent and raises."""
+        key, now, ttl = intent.id, intent.started_at, self.settings.idempotency_ttl
         try:
-            claim = store.claim_with_intent(key, identity, now, self._in_progress_ttl(now, deadline), ttl, intent,
-                                            entries, caller, read, assumed={key: previous})
+            return self._store().claim_with_intent(key, intent.identity, now, self._in_progress_ttl(now, deadline),
+                                                   ttl, intent, entries, caller, read, assumed={key: previous})
         except StaleWrite:
             return None
         except NotDurable as exc:
             self._withdraw(intent, entries, str(exc))
             raise
-        return self._lost(claim, key, deadline) or self._order(intent, entries, plan, signals, policy, deadline)
 
     def _listing(self, policy: Policy) -> Listing | None:
         """DescribeDeviceService for the plan; None when it failed: then there are no caps and no evidence
@@ -149,7 +165,7 @@ class ScaleOut:
             return result
         regions = frozenset(d.region for d in make_plan(signals, policy, History(), now).decisions)
         caller = ", ".join(sorted(s.dedupe_key for s in signals))
-        return self.run(signals, policy, held.id, held.identity, caller, False, deadline, regions, held)
+        return self.place(signals, policy, held.id, held.identity, caller, False, deadline, regions, held)
 
     def _hold(self, signals: list[Signal], plan: Plan, key: str, identity: str, message: dict[str, Any],
               service: ServiceRef, previous: OrderRecord | None, now: float) -> Result | None:
@@ -180,10 +196,10 @@ class ScaleOut:
         except (TransientCloudError, PermanentCloudError) as exc:
             if isinstance(exc, TransientCloudError) and exc.ambiguous:
                 why = f"{exc.code}: {exc}"
-                self.follow_up.advance(intent, lambda o: Step(replace(o, phase=Phase.UNCERTAIN, outcome=why))
-                                       if o.phase is Phase.INTENT else Step())
+                self.follow_up.advance(intent, lambda o: OrderMove(replace(o, phase=Phase.UNCERTAIN, outcome=why))
+                                       if o.phase is Phase.INTENT else OrderMove())
                 log("order_uncertain", logging.ERROR, error=str(exc), selector=plan.selector)
-                return self._settle(intent, deadline)
+                return self._answer_from_evidence(intent, deadline)
             self._withdraw(intent, entries, str(exc))
             raise
         result = replace(Result.of_plan(Status.SCALED, key, plan, state_scope=self.settings.state_scope),
@@ -206,8 +222,8 @@ class ScaleOut:
     def _withdraw(self, intent: OrderRecord, entries: tuple[LedgerEntry, ...], why: str) -> None:
         """ENS provably took nothing for this intent (it was refused, or never sent): close it and
         give its ledger entries back, and free the key for a retry."""
-        self.follow_up.advance(intent, lambda o: Step(replace(o, phase=Phase.REFUSED, outcome=why), unledger=entries)
-                               if o.phase.unresolved else Step())
+        self.follow_up.advance(intent, lambda o: OrderMove(replace(o, phase=Phase.REFUSED, outcome=why),
+                                                           unledger=entries) if o.phase.unresolved else OrderMove())
         self._store().release(intent.id)
 
     def _lost(self, claim: Claim, key: str, deadline: float) -> Result | None:
@@ -222,11 +238,11 @@ class ScaleOut:
                                       code="IdempotencyContention")
         return None
 
-    def _settle(self, order: OrderRecord, deadline: float) -> Result:
+    def _answer_from_evidence(self, order: OrderRecord, deadline: float) -> Result:
         """A key whose order is in the book: let the evidence speak, then answer from it."""
         store = self._store()
         try:
-            order = next((o for o in self.follow_up.run(only=order.id) if o.id == order.id), order)
+            order = next((o for o in self.follow_up.move_on(only=order.id) if o.id == order.id), order)
         except (TransientCloudError, PermanentCloudError) as exc:
             log("follow_up_failed", logging.WARNING, error=str(exc))
         if order.phase.unresolved:
@@ -237,7 +253,7 @@ class ScaleOut:
         stored = self.outbox.stored(order.id)
         if stored is not None:
             return self.outbox.deliver(stored, deadline)
-        result = settled(order)
+        result = phase_result(order)
         store.complete(order.id, order.identity, result.as_dict(), self.clock(), self.settings.idempotency_ttl)
         return self.outbox.deliver(result, deadline)
 
@@ -252,6 +268,20 @@ def _journal(key: str, message: dict[str, Any], plan: Plan, now: float) -> tuple
         return ()
     return (JournalEntry(now, key, json.dumps({"signals": message["signals"], "decisions": message["decisions"]},
                                               separators=(",", ":"))),)
+
+
+def _status_before_ens(plan: Plan, dry_run: bool) -> Status:
+    """What a plan's result says before ENS is asked: a dry run, nothing to order, or uncertain —
+    an order about to be sent is uncertain until its answer is committed."""
+    if dry_run:
+        return Status.DRY_RUN
+    return Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
+
+
+def _regions_read(regions: frozenset[str], policy: Policy) -> frozenset[str]:
+    """The regions whose state a plan reads: its signals' own, and the fleet's when a guard counts
+    across regions."""
+    return regions | {FLEET} if _fleet_wide(policy) else regions
 
 
 def _fleet_wide(policy: Policy) -> bool:

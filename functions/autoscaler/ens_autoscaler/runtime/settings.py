@@ -45,26 +45,41 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
-        dry_run = env.get("DRY_RUN", "").strip().lower()
-        if dry_run not in TRUE | FALSE:
-            raise ConfigError(f"DRY_RUN must be true or false, got {dry_run!r}")
-        ttl = env.get("IDEMPOTENCY_TTL_SECONDS") or "86400"
-        if not ttl.isdigit() or not 60 <= int(ttl) <= 30 * 86400:
-            raise ConfigError(f"IDEMPOTENCY_TTL_SECONDS must be whole seconds from 60 to 2592000, got {ttl!r}")
-        policy = env.get("SCALING_POLICY") or "policy.yaml"
-        if not os.path.isabs(policy):
-            policy = str(PACKAGE_ROOT / policy)
+        dry_run, ttl, policy = _dry_run(env), _idempotency_ttl(env), _policy_path(env)
         return cls(
             ens_endpoint=env.get("ENS_ENDPOINT") or "ens.aliyuncs.com",
             mns_endpoint=env.get("MNS_ENDPOINT") or None,
             mns_topic=env.get("MNS_TOPIC") or None,
             policy_path=policy,
             state_url=env.get("STATE_URL") or "sqlite:////tmp/ens-autoscaler.db",
-            dry_run=dry_run in TRUE,
+            dry_run=dry_run,
             callback_token=env.get("CALLBACK_TOKEN") or None,
-            idempotency_ttl=float(ttl),
+            idempotency_ttl=ttl,
             cms_endpoint=cms_endpoint(env),
         )
+
+
+def _dry_run(env: Mapping[str, str]) -> bool:
+    """DRY_RUN, spelled as a flag; unset is false. A misspelling fails the instance start rather than
+    being read as either."""
+    dry_run = env.get("DRY_RUN", "").strip().lower()
+    if dry_run not in TRUE | FALSE:
+        raise ConfigError(f"DRY_RUN must be true or false, got {dry_run!r}")
+    return dry_run in TRUE
+
+
+def _idempotency_ttl(env: Mapping[str, str]) -> float:
+    """IDEMPOTENCY_TTL_SECONDS: whole seconds from a minute to 30 days (default one day)."""
+    ttl = env.get("IDEMPOTENCY_TTL_SECONDS") or "86400"
+    if not ttl.isdigit() or not 60 <= int(ttl) <= 30 * 86400:
+        raise ConfigError(f"IDEMPOTENCY_TTL_SECONDS must be whole seconds from 60 to 2592000, got {ttl!r}")
+    return float(ttl)
+
+
+def _policy_path(env: Mapping[str, str]) -> str:
+    """SCALING_POLICY, a relative path read beside index.py (default policy.yaml)."""
+    policy = env.get("SCALING_POLICY") or "policy.yaml"
+    return policy if os.path.isabs(policy) else str(PACKAGE_ROOT / policy)
 
 
 def redact_url(url: str) -> str:

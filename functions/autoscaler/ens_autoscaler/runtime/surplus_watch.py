@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 from ..core.errors import TransientCloudError
+from ..core.orders import Listed
 from ..core.planner import Plan
 from ..core.policy.model import Policy
 from ..core.surplus import NOTE, TAG_SURPLUS, Low, is_low, observed, sustained, watch
@@ -72,17 +73,22 @@ class SurplusWatch:
         held = shown(store, policy)
         if not held:
             return
-        listed = ordered_at = None
-        if look and any(sustained(low, policy, now) for low in held.values()):
-            listed = self._actuator().listing(policy.service)
-            ordered_at = {d: o.started_at for o in store.orders_since(now - LEDGER_RETENTION_S)
-                          for d in o.device_ids}
+        listed, ordered_at = self._devices(store, policy, held, look, now)
         for region, low in sorted(held.items()):
-            seen = watch(policy.regions[region], low, listed, ordered_at or {}, policy, now)
+            seen = watch(policy.regions[region], low, listed, ordered_at, policy, now)
             if seen.message is not None:
                 store.outbox_put(*queued(seen.message["id"], encode(seen.message), TAG_SURPLUS, now))
             if seen.note != low:
                 store.swap_note(NOTE + region, low.to_text(), seen.note.to_text() if seen.note else None)
+
+    def _devices(self, store: StateStore, policy: Policy, held: dict[str, Low], look: bool, now: float
+                 ) -> tuple[list[Listed] | None, dict[str, float]]:
+        """ENS's devices and when each was ordered — asked only when the fleet is due and some region's
+        low load has lasted; otherwise (None, {}), and only withdrawals go out."""
+        if not (look and any(sustained(low, policy, now) for low in held.values())):
+            return None, {}
+        listed = self._actuator().listing(policy.service)
+        return listed, {d: o.started_at for o in store.orders_since(now - LEDGER_RETENTION_S) for d in o.device_ids}
 
 
 def shown(store: StateStore, policy: Policy) -> dict[str, Low]:

@@ -43,7 +43,7 @@ from typing import Any, Mapping
 from ..core.errors import InputError
 from ..core.signals import Family, Signal, SignalKind
 from ..core.vocab import digest
-from . import parsing
+from . import cms_dimensions, parsing
 
 STATES = {"ALERT": "ALERT", "ALARM": "ALERT", "OK": "OK", "INSUFFICIENT_DATA": "INSUFFICIENT_DATA"}
 NO_RULE_ID: Any = object()  # the route's alarm has no ruleId key (the documented JSON callback)
@@ -106,25 +106,14 @@ def build(*, what: str, rule_id: Any, alert_name: Any, state: Any, trigger_level
           pre_trigger_level: Any, metric: Any, namespace: Any, value: Any, dimensions: Any,
           timestamp: Any, user_id: Any) -> Alarm:
     """Validate one alarm's fields, however the route spelled them (strings or JSON values)."""
-    state_text = parsing.optional_text(state, f"{what}.alertState", 32)
-    normalised = STATES.get((state_text or "").upper())
-    if normalised is None:
-        raise InputError(f"{what}.alertState must be one of ALERT, OK, INSUFFICIENT_DATA; "
-                         f"received {'nothing' if state_text is None else parsing.safe_key(state_text)}")
+    normalised = _state(state, what)
     metric_name = parsing.optional_text(metric, f"{what}.metricName")
     reading = None if parsing.is_blank(value) else parsing.finite_number(value, f"{what}.curValue")
     if normalised == "ALERT":
-        if reading is None:
-            raise InputError(f"{what}.curValue is missing: an alarm in ALERT state needs a reading")
-        if metric_name is None:
-            raise InputError(f"{what}.metricName is missing: an alarm in ALERT state needs a metric")
+        _check_actionable(reading, metric_name, what)
     if parsing.is_blank(timestamp):
         raise InputError(f"{what}.timestamp is missing: it is part of the alarm's dedupe key")
-    rule = None if rule_id is NO_RULE_ID else parsing.identifier(rule_id, f"{what}.ruleId")
-    name = parsing.optional_text(alert_name, f"{what}.alertName")
-    if rule is None and name is None:
-        raise InputError(f"{what} has neither ruleId nor alertName: one of them names the alarm "
-                         f"in its dedupe key")
+    rule, name = _names(rule_id, alert_name, what)
     return Alarm(
         rule_id=rule,
         alert_name=name,
@@ -135,10 +124,39 @@ def build(*, what: str, rule_id: Any, alert_name: Any, state: Any, trigger_level
         metric=metric_name,
         namespace=parsing.optional_text(namespace, f"{what}.namespace"),
         value=reading,
-        dimensions=parsing.parse_dimensions(dimensions, f"{what}.dimensions"),
+        dimensions=cms_dimensions.parse_dimensions(dimensions, f"{what}.dimensions"),
         timestamp_ms=parsing.epoch_millis(timestamp, f"{what}.timestamp"),
         user_id=parsing.optional_text(user_id, f"{what}.userId"),
     )
+
+
+def _state(state: Any, what: str) -> str:
+    """The alarm's state in our words (CloudMonitor's ALARM is ALERT); anything else is refused."""
+    state_text = parsing.optional_text(state, f"{what}.alertState", 32)
+    normalised = STATES.get((state_text or "").upper())
+    if normalised is None:
+        raise InputError(f"{what}.alertState must be one of ALERT, OK, INSUFFICIENT_DATA; "
+                         f"received {'nothing' if state_text is None else parsing.safe_key(state_text)}")
+    return normalised
+
+
+def _check_actionable(reading: float | None, metric_name: str | None, what: str) -> None:
+    """An alarm in ALERT state is acted on: it needs a reading and the metric it is a reading of."""
+    if reading is None:
+        raise InputError(f"{what}.curValue is missing: an alarm in ALERT state needs a reading")
+    if metric_name is None:
+        raise InputError(f"{what}.metricName is missing: an alarm in ALERT state needs a metric")
+
+
+def _names(rule_id: Any, alert_name: Any, what: str) -> tuple[str | None, str | None]:
+    """The rule id (usable if present at all) and the alert name: one of them names the alarm in its
+    dedupe key."""
+    rule = None if rule_id is NO_RULE_ID else parsing.identifier(rule_id, f"{what}.ruleId")
+    name = parsing.optional_text(alert_name, f"{what}.alertName")
+    if rule is None and name is None:
+        raise InputError(f"{what} has neither ruleId nor alertName: one of them names the alarm "
+                         f"in its dedupe key")
+    return rule, name
 
 
 def from_callback_fields(fields: Mapping[str, Any], what: str,

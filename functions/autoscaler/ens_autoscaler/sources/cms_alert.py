@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 from ..core.errors import InputError
 from ..core.signals import Signal
-from . import alarm, parsing
+from . import alarm, cms_dimensions, parsing
 from .decoder import EventView
 
 NAME = "cms_alert"
@@ -83,10 +83,10 @@ class AlertMessage(EventView):
     def dimensions(self) -> dict[str, str | None]:
         found = {k: v for k, v in self.metric_data.items()
                  if isinstance(v, str) and k not in _NOT_DIMENSIONS and not k.startswith("AliyunCms")}
-        dims = parsing.parse_dimensions(found, f"{self.what}.metricData")
+        dims = cms_dimensions.parse_dimensions(found, f"{self.what}.metricData")
         for key in ("resources", "dimensions"):
             if not parsing.is_blank(self.raw.get(key)):
-                dims.update(parsing.parse_dimensions(self.raw[key], f"{self.what}.{key}"))
+                dims.update(cms_dimensions.parse_dimensions(self.raw[key], f"{self.what}.{key}"))
         return dims
 
     @property

@@ -1,4 +1,4 @@
-"""Reading untrusted event text safely: JSON with limits, base64, forms, Java maps, times.
+"""Reading untrusted event text safely: JSON with limits, base64, forms, fields, times.
 
 Every decoder reads through these helpers, so a limit or a quirk of the cloud's
 formats is handled in one place. Each helper either returns a clean Python value
@@ -22,7 +22,6 @@ MAX_EVENT_BYTES = 1 << 20  # FC's async payload limit is far below this; anythin
 MAX_DEPTH = 32  # the deepest real event (a CloudEvent carrying an alert) is about 5
 MAX_INT_DIGITS = 40
 MAX_FORM_FIELDS = 256
-MAX_MAP_ENTRIES = 64
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -54,12 +53,7 @@ def load_event(event: Any) -> Any:
 
 def loads(text: str, what: str) -> Any:
     """Parse JSON text with the limits; `what` names the text in error messages."""
-    if _utf8_len(text) > MAX_EVENT_BYTES:
-        raise InputError(f"{what} is larger than {MAX_EVENT_BYTES} bytes")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.strip():
-        raise InputError(f"{what} is empty; expected JSON")
+    text = _json_text(text, what)
     try:
         value = _DECODER.decode(text)
     except _Refused as exc:
@@ -69,11 +63,28 @@ def loads(text: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} "
                          f"column {exc.colno}") from None
-    strings = ("\\u" in text and _ESCAPED_SURROGATE.search(text) is not None) or (
-        not text.isascii() and _SURROGATE.search(text) is not None)
+    strings = _may_spell_a_surrogate(text)
     if strings or text.count("{") + text.count("[") > MAX_DEPTH:  # else nothing for the walk to find
         _check_tree(value, what, strings)
     return value
+
+
+def _json_text(text: str, what: str) -> str:
+    """The text to decode: within the size limit, a byte-order mark dropped, not blank."""
+    if _utf8_len(text) > MAX_EVENT_BYTES:
+        raise InputError(f"{what} is larger than {MAX_EVENT_BYTES} bytes")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise InputError(f"{what} is empty; expected JSON")
+    return text
+
+
+def _may_spell_a_surrogate(text: str) -> bool:
+    """Whether the decoded strings may hold a lone surrogate: the text escapes one (or half a pair),
+    or holds one raw. Neither: the walk has none to look for."""
+    return ("\\u" in text and _ESCAPED_SURROGATE.search(text) is not None) or (
+        not text.isascii() and _SURROGATE.search(text) is not None)
 
 
 class _Refused(Exception):
@@ -121,7 +132,9 @@ _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # how JSON text spells on
 
 def _check_tree(root: Any, what: str, strings: bool = True) -> None:
     """Bounded depth, and text that is text: a lone UTF-16 surrogate (`"\\ud800"` in JSON) is
-    refused here, or it would fail later, far from the input, when a key is encoded."""
+    refused here, or it would fail later, far from the input, when a key is encoded. Without
+    `strings` (the text spells no surrogate) only the containers are walked."""
+    kinds = (str, dict, list) if strings else (dict, list)
     stack = [(root, 1)]
     while stack:
         node, depth = stack.pop()
@@ -131,13 +144,18 @@ def _check_tree(root: Any, what: str, strings: bool = True) -> None:
             continue
         if depth > MAX_DEPTH:
             raise InputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
-        kinds = (str, dict, list) if strings else (dict, list)
-        if isinstance(node, dict):
-            if strings:
-                stack.extend((k, depth) for k in node)
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, kinds))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, kinds))
+        stack.extend(_inside(node, depth, kinds, strings))
+
+
+def _inside(node: Any, depth: int, kinds: tuple[type, ...], keys: bool) -> list[tuple[Any, int]]:
+    """What the walk visits next below `node`, each with its depth: an object's keys (at its own
+    depth, when `keys`) and the values of `kinds` in an object or an array (one level deeper)."""
+    if isinstance(node, dict):
+        found = [(k, depth) for k in node] if keys else []
+        return found + [(v, depth + 1) for v in node.values() if isinstance(v, kinds)]
+    if isinstance(node, list):
+        return [(v, depth + 1) for v in node if isinstance(v, kinds)]
+    return []
 
 
 def _check_size(size: int, what: str) -> None:
@@ -207,11 +225,12 @@ def describe(value: Any) -> str:
     if isinstance(value, list):
         if not value:
             return "an empty JSON array"
-        return f"a JSON array of {len(value)} item(s), the first {_kind(value[0])}"
-    return _kind(value)
+        return f"a JSON array of {len(value)} item(s), the first {json_kind(value[0])}"
+    return json_kind(value)
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What kind of JSON value `value` is, as an error message says it: its type and size, never its text."""
     if isinstance(value, dict):
         return f"a JSON object with {len(value)} key(s)"
     if isinstance(value, list):
@@ -254,7 +273,7 @@ def nullable_text(value: Any) -> str | None:
 def identifier(value: Any, what: str, max_len: int = 256) -> str:
     """A non-empty single-line string that may go into a dedupe key."""
     if not isinstance(value, str) or not value.strip() or value.strip() == "null":
-        raise InputError(f"{what} must be a non-empty string; received {_kind(value)}")
+        raise InputError(f"{what} must be a non-empty string; received {json_kind(value)}")
     return _single_line(value.strip(), what, max_len)
 
 
@@ -263,7 +282,7 @@ def optional_text(value: Any, what: str, max_len: int = 256) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise InputError(f"{what} must be a string; received {_kind(value)}")
+        raise InputError(f"{what} must be a string; received {json_kind(value)}")
     text = nullable_text(value)
     return None if text is None else _single_line(text, what, max_len)
 
@@ -279,7 +298,7 @@ def _single_line(text: str, what: str, max_len: int) -> str:
 def optional_string(value: Any, what: str, max_len: int = 256) -> str | None:
     """Like `optional_text`, for formats we define: a JSON string or absent, nothing else."""
     if value is not None and not isinstance(value, str):
-        raise InputError(f"{what} must be a string; received {_kind(value)}")
+        raise InputError(f"{what} must be a string; received {json_kind(value)}")
     return optional_text(value, what, max_len)
 
 
@@ -292,7 +311,7 @@ def finite_number(value: Any, what: str) -> float:
     elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         number = float(value.strip())
     else:
-        shown = "a string that is not a number" if isinstance(value, str) else _kind(value)
+        shown = "a string that is not a number" if isinstance(value, str) else json_kind(value)
         raise InputError(f"{what} must be a finite number; received {shown}")
     if not math.isfinite(number):
         raise InputError(f"{what} must be a finite number")
@@ -308,7 +327,7 @@ def epoch_millis(value: Any, what: str) -> int:
     Values below 10^11 are seconds (10^11 ms is 1973; 10^11 s is the year 5138).
     """
     if isinstance(value, bool) or value is None:
-        raise InputError(f"{what} must be an epoch timestamp; received {_kind(value)}")
+        raise InputError(f"{what} must be an epoch timestamp; received {json_kind(value)}")
     if isinstance(value, str):
         text = value.strip()
         if not re.fullmatch(r"\d{1,16}(?:\.\d{1,9})?", text):
@@ -317,7 +336,7 @@ def epoch_millis(value: Any, what: str) -> int:
     elif isinstance(value, (int, float)):
         number = float(value)
     else:
-        raise InputError(f"{what} must be an epoch timestamp; received {_kind(value)}")
+        raise InputError(f"{what} must be an epoch timestamp; received {json_kind(value)}")
     if not math.isfinite(number) or number <= 0:
         raise InputError(f"{what} must be a positive epoch timestamp")
     millis = number * 1000 if number < 1e11 else number
@@ -353,74 +372,6 @@ def parse_form(text: str, what: str) -> dict[str, str]:
     return fields
 
 
-_MAP_SPLIT = re.compile(r",\s*(?=[^,=\s{}][^,={}]*=)")
-
-
-def parse_java_map(text: str, what: str) -> dict[str, str | None]:
-    """`{userId=12**, instanceId=i-12**}` (Java's Map.toString) as a dict; `null` values are None.
-
-    Entries are split at a comma followed by `key=`, so a value may itself hold a
-    comma (`{tags=a,b, region=x}`); a key given twice is an error.
-    """
-    body = text.strip()
-    if not (body.startswith("{") and body.endswith("}")):
-        raise InputError(f"{what} must look like {{key=value, ...}}")
-    body = body[1:-1].strip()
-    result: dict[str, str | None] = {}
-    if not body:
-        return result
-    for entry in _MAP_SPLIT.split(body):
-        key, sep, value = entry.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"{what} must look like {{key=value, ...}}")
-        if key in result:
-            raise InputError(f"{what} has the key {safe_key(key)} twice")
-        if len(result) >= MAX_MAP_ENTRIES:
-            raise InputError(f"{what} has more than {MAX_MAP_ENTRIES} entries")
-        result[key] = nullable_text(value)
-    return result
-
-
-def parse_dimensions(value: Any, what: str) -> dict[str, str | None]:
-    """CloudMonitor `dimensions` in any of its spellings, as a flat dict of strings.
-
-    Seen in the wild: a Java map string (`{userId=1, instanceId=i-1}`), a JSON object
-    string, a JSON array of one object (older callback docs), an object (EventBridge),
-    or `null`.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        if text in ("", "null"):
-            return {}
-        if text.startswith("[") or text.startswith('{"'):
-            value = loads(text, what)
-        else:
-            return parse_java_map(text, what)
-    if value is None:
-        return {}
-    if isinstance(value, list):
-        merged: dict[str, Any] = {}
-        for item in value:
-            if not isinstance(item, dict):
-                raise InputError(f"{what} must be a list of objects")
-            for k, v in item.items():
-                if k in merged and merged[k] != v:
-                    raise InputError(f"{what} gives the key {safe_key(k)} twice")
-                merged[k] = v
-        value = merged
-    if not isinstance(value, dict):
-        raise InputError(f"{what} must be an object of dimension values; received {_kind(value)}")
-    if len(value) > MAX_MAP_ENTRIES:
-        raise InputError(f"{what} has more than {MAX_MAP_ENTRIES} entries")
-    result: dict[str, str | None] = {}
-    for key, item in value.items():
-        if isinstance(item, (dict, list)):
-            raise InputError(f"{what}.{safe_key(key)} must be a string")
-        result[key] = nullable_text(item)
-    return result
-
-
 def get(obj: Mapping[str, Any], key: str, what: str, kind: type | tuple[type, ...],
         required: bool = True) -> Any:
     """obj[key] checked against a JSON type; a missing optional key is None."""
@@ -430,7 +381,7 @@ def get(obj: Mapping[str, Any], key: str, what: str, kind: type | tuple[type, ..
         return None
     value = obj[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
-        raise InputError(f"{what}.{key} must be {_type_name(kind)}; received {_kind(value)}")
+        raise InputError(f"{what}.{key} must be {_type_name(kind)}; received {json_kind(value)}")
     return value
 
 

@@ -44,6 +44,11 @@ class TimerEvent(EventView):
     def trigger_name(self) -> str:
         return parsing.identifier(self.raw.get("triggerName"), f"{self.what}.triggerName", 128)
 
+    def check_firing(self) -> tuple[str, str]:
+        """The trigger's name and time, checked (a single-line name; a time in RFC 3339): the pair
+        that names one firing, the same for FC's retries of it. InputError if either is malformed."""
+        return self.trigger_name, self.trigger_time
+
     @property
     def payload(self) -> str:
         value = self.raw.get("payload")
@@ -86,14 +91,14 @@ def _asks(task: str) -> Callable[[Any], bool]:
 
 
 def decode_task(doc: Any) -> list[Signal]:
-    event = TimerEvent(doc)
-    event.trigger_name, event.trigger_time  # noqa: B018 — a malformed firing is refused like any other timer event
+    """A task's firing carries no signal, but a malformed one is refused like any other timer event's."""
+    TimerEvent(doc).check_firing()
     return []
 
 
 def decode(doc: Any) -> list[Signal]:
     event = TimerEvent(doc)
-    name, when = event.trigger_name, event.trigger_time
+    name, when = event.check_firing()
     profile, reason = event.profile_and_reason
     return [Signal(
         source=NAME,

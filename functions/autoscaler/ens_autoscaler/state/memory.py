@@ -66,21 +66,37 @@ class MemoryStore(StateStore):
         for scope in write.bump:
             self._versions_by_scope[scope] = self._versions_by_scope.get(scope, 0) + 1
         self._records.update(encoded.record)
+        self._apply_journal(write)
+        self._apply_ledger(write)
+        self._apply_outbox(write)
+        self._book(encoded.orders)
+
+    def _apply_journal(self, write: Write) -> None:
+        """Entries older than the journal's cutoff go; a new entry never replaces one of the same key."""
         if write.journal_cutoff is not None:
             self._journal = {k: e for k, e in self._journal.items() if e.at >= write.journal_cutoff}
         for entry in write.journal:
             self._journal.setdefault(entry.key, entry)
+
+    def _apply_ledger(self, write: Write) -> None:
+        """Entries in and out, each in its hour's sum; then the prune at the cutoff."""
         for e in write.entries:
             self._count(e, 1)
         for e in write.unledger:
             self._count(e, -1)
         if write.ledger_cutoff is not None:
             self._prune(write.ledger_cutoff)
+
+    def _apply_outbox(self, write: Write) -> None:
+        """New items queued (leased until the write's lease; one already queued stays as it is), acked ones gone."""
         for item in write.items:
             self._outbox.setdefault(item.id, (item, write.lease_until))
         for item_id in write.acked:
             self._outbox.pop(item_id, None)
-        for order in encoded.orders:
+
+    def _book(self, orders: tuple[OrderRecord, ...]) -> None:
+        """Orders stored, the open index kept, and a new one on the heap by start."""
+        for order in orders:
             if order.id not in self._orders_by_id:
                 heapq.heappush(self._by_start, (order.started_at, order.id))
             self._orders_by_id[order.id] = order
@@ -97,11 +113,19 @@ class MemoryStore(StateStore):
 
     def _prune(self, cutoff: float) -> None:
         """Entries older than `cutoff`, and closed orders started before it (open ones stay)."""
+        self._prune_ledger(cutoff)
+        self._prune_orders(cutoff)
+
+    def _prune_ledger(self, cutoff: float) -> None:
+        """Whole hours before the cutoff's go with their sums; its own hour loses the older entries one by one."""
         for hour in [h for h in self._ledger if h < hour_of(cutoff)]:
             self._ledger.pop(hour)
             self._hour_sums.pop(hour, None)
         for e in [e for e in self._ledger.get(hour_of(cutoff), ()) if e.at < cutoff]:
             self._count(e, -1)
+
+    def _prune_orders(self, cutoff: float) -> None:
+        """Closed orders started before the cutoff go, from the top of the heap by start."""
         kept = []
         while self._by_start and self._by_start[0][0] < cutoff:
             order = self._orders_by_id[heapq.heappop(self._by_start)[1]]

@@ -162,6 +162,9 @@ for i = 2, #ARGV do
 end
 return 1
 """
+# APPLY's keys; a claim's record key follows them.
+APPLY_KEYS = (VERSIONS, ORDERS, LEDGER, HOURS, HOURS_INDEX, ORDERS_BY_START, ORDERS_OPEN, ITEMS, ATTEMPTS, LEASES,
+              QUEUE)
 # What a conditional write checks, in one round trip under its WATCH: the versions of ARGV[2..n+1]
 # (n = ARGV[1]), the orders of the further ARGV ids, and the claimed record (KEYS[3], '' if none).
 READ_FOR_WRITE = """
@@ -250,6 +253,10 @@ end
 return 0
 """
 
+# What a claim by a conditional write puts down: the record, and the instant it is claimed at (not
+# base.Claim, the outcome a caller is told).
+RecordAt = tuple[IdempotencyRecord, float]
+
 
 class RedisStore(StateStore):
     def __init__(self, url: str) -> None:
@@ -309,7 +316,7 @@ class RedisStore(StateStore):
             self._replicas = (attached, now)
         return self._replicas[0]
 
-    def _conditional(self, action: str, write: Write, claim: tuple[IdempotencyRecord, float] | None = None) -> bool:
+    def _conditional(self, action: str, write: Write, claim: RecordAt | None = None) -> bool:
         """`write` in one MULTI/EXEC under WATCH of everything its conditions read (the versions it
         expects, the orders it replaces and, for a `claim` (the record, now), the key's record): if
         any of them changes between the check and EXEC, nothing is written and the check runs again
@@ -317,46 +324,40 @@ class RedisStore(StateStore):
         and the MULTI/EXEC."""
         if self._apply_as_assumed(action, write, claim):
             return True
-        scopes = list(write.expect)
-        ids = [o.id for o in write.orders] + ([claim[0].key] if claim else [])
-        keys = [VERSIONS, ORDERS] + ([RECORD + claim[0].key] if claim else [])
         with self._errors(action):
             for _ in range(WATCH_RETRIES):
                 with self._r.pipeline(transaction=True) as pipe:
                     try:
-                        pipe.watch(*keys)
-                        versions, bodies, held = pipe.eval(READ_FOR_WRITE, len(keys), *keys, len(scopes), *scopes, *ids)
-                        stored = {i: self._decoded([b])[0] for i, b in zip(ids, bodies) if b}
-                        if claim is not None and not _claimable(claim[0], claim[1], held or None,
-                                                                stored.get(claim[0].key)):
-                            return False
-                        write.check(dict(zip(scopes, (int(v or 0) for v in versions))), stored)
-                        pipe.multi()
-                        _queue(pipe, _commands(write))
-                        pipe.execute()
-                        return True
+                        return self._check_and_write(pipe, write, claim)
                     except redis.WatchError:
                         continue
         raise StaleWrite(f"{action}: the state kept changing under {WATCH_RETRIES} attempts")
 
-    def _apply_as_assumed(self, action: str, write: Write, claim: tuple[IdempotencyRecord, float] | None) -> bool:
+    def _check_and_write(self, pipe: redis.client.Pipeline, write: Write, claim: RecordAt | None) -> bool:
+        """One attempt of `_conditional`: WATCH, read what the check needs, check, MULTI/EXEC.
+        False: the claim is held (nothing written); StaleWrite: the check failed; WatchError: a
+        watched key changed before EXEC, and the attempt is to be made again."""
+        scopes, ids = list(write.expect), _touched(write, claim)
+        keys = [VERSIONS, ORDERS] + ([RECORD + claim[0].key] if claim else [])
+        pipe.watch(*keys)
+        versions, bodies, held = pipe.eval(READ_FOR_WRITE, len(keys), *keys, len(scopes), *scopes, *ids)
+        stored = {i: self._decoded([b])[0] for i, b in zip(ids, bodies) if b}
+        if claim is not None and not _claimable(claim[0], claim[1], held or None, stored.get(claim[0].key)):
+            return False
+        write.check(dict(zip(scopes, (int(v or 0) for v in versions))), stored)
+        pipe.multi()
+        _queue(pipe, _commands(write))
+        pipe.execute()
+        return True
+
+    def _apply_as_assumed(self, action: str, write: Write, claim: RecordAt | None) -> bool:
         """The write in one round trip (APPLY), when the writer said what its orders were computed
         from and the check passes on that: the script compares it with what is stored and writes
         only on a match. False: not written (no assumption, or one that no longer holds)."""
-        assumed = write.assumed
-        ids = [o.id for o in write.orders] + ([claim[0].key] if claim else [])
-        if assumed is None or any(i not in assumed for i in ids):
+        spec = _assumed_spec(write, claim)
+        if spec is None:
             return False
-        if claim is not None and not _claimable(claim[0], claim[1], None, assumed[claim[0].key]):
-            return False
-        try:
-            write.check(write.expect, assumed)
-        except StaleWrite:
-            return False
-        spec = {"versions": dict(write.expect), "orders": {i: (o.to_json() if o else "") for i, o in assumed.items()},
-                "record": RECORD + claim[0].key if claim else "", "now": repr(claim[1]) if claim else ""}
-        keys = [VERSIONS, ORDERS, LEDGER, HOURS, HOURS_INDEX, ORDERS_BY_START, ORDERS_OPEN, ITEMS, ATTEMPTS, LEASES,
-                QUEUE] + ([RECORD + claim[0].key] if claim else [])
+        keys = [*APPLY_KEYS, *([RECORD + claim[0].key] if claim else [])]
         with self._errors(action):
             return self._r.eval(APPLY, len(keys), *keys, json.dumps(spec),
                                 *(json.dumps(c) for c in _commands(write))) == 1
@@ -504,18 +505,43 @@ class RedisStore(StateStore):
 def _commands(write: Write) -> list[tuple[str | int, ...]]:
     """Every part of `write` as Redis commands: queued on a MULTI/EXEC, or run by APPLY's script."""
     out: list[tuple[str | int, ...]] = [("HINCRBY", VERSIONS, scope, 1) for scope in write.bump]
-    if write.journal:
-        out.append(("ZREMRANGEBYSCORE", JOURNAL, "-inf", f"({write.journal_cutoff!r}"))
-        for e in write.journal:
-            out.append(("ZADD", JOURNAL, repr(e.at), json.dumps([e.key, e.body], separators=(",", ":"))))
+    out += _journal_commands(write)
     if write.record:
         out.append(("SET", RECORD + write.record.key, write.record.to_json(), "PX", _ttl_ms(write.ttl)))
-    if write.entries or write.unledger:  # EVAL, not EVALSHA: a script the server lost can't fail half a MULTI
-        cutoff = write.ledger_cutoff
-        out.append(("EVAL", LEDGER_WRITE, 6, LEDGER, HOURS, HOURS_INDEX, ORDERS, ORDERS_BY_START, ORDERS_OPEN,
-                    "" if cutoff is None else repr(cutoff),
-                    *(a for sign, entries in ((1, write.entries), (-1, write.unledger)) for e in entries
-                      for a in (sign, _member(e), repr(e.at), hour_of(e.at)))))
+    if write.entries or write.unledger:
+        out.append(_ledger_command(write))
+    out += _outbox_commands(write)
+    for order in write.orders:
+        out.append(("HSET", ORDERS, order.id, order.to_json()))
+        out.append(("ZADD", ORDERS_BY_START, repr(order.started_at), order.id))
+        out.append(("SADD" if order.phase.open else "SREM", ORDERS_OPEN, order.id))
+    return out
+
+
+def _journal_commands(write: Write) -> list[tuple[str | int, ...]]:
+    """With new entries, the ones older than the cutoff go and the new ones are added (a member is the
+    entry's key and body: the same entry written twice is one)."""
+    if not write.journal:
+        return []
+    return [("ZREMRANGEBYSCORE", JOURNAL, "-inf", f"({write.journal_cutoff!r}"),
+            *(("ZADD", JOURNAL, repr(e.at), json.dumps([e.key, e.body], separators=(",", ":")))
+              for e in write.journal)]
+
+
+def _ledger_command(write: Write) -> tuple[str | int, ...]:
+    """LEDGER_WRITE's EVAL for the entries in (sign 1) and out (-1) and the prune at the cutoff.
+    EVAL, not EVALSHA: a script the server lost can't fail half a MULTI."""
+    cutoff = write.ledger_cutoff
+    return ("EVAL", LEDGER_WRITE, 6, LEDGER, HOURS, HOURS_INDEX, ORDERS, ORDERS_BY_START, ORDERS_OPEN,
+            "" if cutoff is None else repr(cutoff),
+            *(a for sign, entries in ((1, write.entries), (-1, write.unledger)) for e in entries
+              for a in (sign, _member(e), repr(e.at), hour_of(e.at))))
+
+
+def _outbox_commands(write: Write) -> list[tuple[str | int, ...]]:
+    """New items queued (leased until the write's lease, if any; HSETNX and ZADD NX leave an item
+    already queued as it is), acked ones gone."""
+    out: list[tuple[str | int, ...]] = []
     for item in write.items:
         out.append(("HSETNX", ITEMS, item.id, json.dumps({"body": item.body, "tag": item.tag,
                                                            "created_at": item.created_at})))
@@ -525,11 +551,30 @@ def _commands(write: Write) -> list[tuple[str | int, ...]]:
         out.append(("ZADD", QUEUE, "NX", repr(item.created_at), item.id))
     for item_id in write.acked:
         out += _ack_commands(item_id)
-    for order in write.orders:
-        out.append(("HSET", ORDERS, order.id, order.to_json()))
-        out.append(("ZADD", ORDERS_BY_START, repr(order.started_at), order.id))
-        out.append(("SADD" if order.phase.open else "SREM", ORDERS_OPEN, order.id))
     return out
+
+
+def _touched(write: Write, claim: RecordAt | None) -> list[str]:
+    """The ids whose stored orders a conditional write's check reads: its orders' and the claimed key's."""
+    return [o.id for o in write.orders] + ([claim[0].key] if claim else [])
+
+
+def _assumed_spec(write: Write, claim: RecordAt | None) -> dict[str, object] | None:
+    """What APPLY compares with the store before it writes: the versions expected, each order's body
+    as the writer assumed it ('' for none) and, for a claim, its record's key and now. None when the
+    write can't go that way: the writer assumed nothing about one of the orders the check reads, or
+    the check already fails on what it assumed (the WATCH path then reads what is there)."""
+    assumed = write.assumed
+    if assumed is None or any(i not in assumed for i in _touched(write, claim)):
+        return None
+    if claim is not None and not _claimable(claim[0], claim[1], None, assumed[claim[0].key]):
+        return None
+    try:
+        write.check(write.expect, assumed)
+    except StaleWrite:
+        return None
+    return {"versions": dict(write.expect), "orders": {i: (o.to_json() if o else "") for i, o in assumed.items()},
+            "record": RECORD + claim[0].key if claim else "", "now": repr(claim[1]) if claim else ""}
 
 
 def _queue(pipe: redis.client.Pipeline, commands: list[tuple[str | int, ...]]) -> None:

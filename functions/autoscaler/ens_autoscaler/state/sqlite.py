@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ..core.errors import ConfigError
 from ..core.orders import OrderRecord
@@ -136,6 +136,13 @@ class SqliteStore(StateStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def trace(self, observe: Callable[[str], None] | None) -> None:
+        """Hand every SQL statement this store runs, as SQLite expands it, to `observe` (None: stop).
+        For tests and diagnosis: what a scale-out costs in transactions (a write begins with
+        "BEGIN IMMEDIATE", a read snapshot with "BEGIN") is seen here, not guessed."""
+        with self._lock:
+            self._db.set_trace_callback(observe)
 
     def _put_if_absent(self, record: IdempotencyRecord, now: float, write: Write | None = None) -> bool:
         with self._transaction("claim") as db:
@@ -281,7 +288,17 @@ def _apply(db: sqlite3.Connection, write: Write, stored: Mapping[str, OrderRecor
     db.executemany(BUMP, [(scope,) for scope in write.bump])
     if write.record:
         db.execute(UPSERT, _row(write.record))
-    for e in write.entries:  # an entry already there is not counted again
+    _apply_ledger(db, write)
+    _apply_journal(db, write)
+    _apply_outbox(db, write)
+    db.executemany("INSERT OR REPLACE INTO orders (id, started_at, open, body) VALUES (?, ?, ?, ?)",
+                   [(o.id, o.started_at, int(o.phase.open), o.to_json()) for o in write.orders])
+
+
+def _apply_ledger(db: sqlite3.Connection, write: Write) -> None:
+    """The ledger's rows and, in step with them, their hours' sums: an entry counts in its hour only
+    if the row changed (one already there is not counted again); then the prune at the cutoff."""
+    for e in write.entries:
         if db.execute("INSERT OR IGNORE INTO ledger (region, count, at, invocation) VALUES (?, ?, ?, ?)",
                       (e.region, e.count, e.at, e.invocation)).rowcount:
             db.execute(ADD_TO_HOUR, (e.region, hour_of(e.at), e.count))
@@ -290,21 +307,33 @@ def _apply(db: sqlite3.Connection, write: Write, stored: Mapping[str, OrderRecor
                       (e.region, e.count, e.at, e.invocation)).rowcount:
             db.execute(ADD_TO_HOUR, (e.region, hour_of(e.at), -e.count))
     if write.ledger_cutoff is not None:
-        cutoff = write.ledger_cutoff
-        db.execute(PRUNE_HOUR, (hour_of(cutoff) * HOUR_S, cutoff, hour_of(cutoff)))
-        db.execute("DELETE FROM ledger_hours WHERE hour < ?", (hour_of(cutoff),))
-        db.execute("DELETE FROM ledger WHERE at < ?", (cutoff,))
-        db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (write.ledger_cutoff,))
+        _prune(db, write.ledger_cutoff)
+
+
+def _prune(db: sqlite3.Connection, cutoff: float) -> None:
+    """Rows older than `cutoff` (the rows of its own hour taken out of that hour's sum first), the
+    sums of the hours before its own, and the closed orders started before it (open ones stay)."""
+    db.execute(PRUNE_HOUR, (hour_of(cutoff) * HOUR_S, cutoff, hour_of(cutoff)))
+    db.execute("DELETE FROM ledger_hours WHERE hour < ?", (hour_of(cutoff),))
+    db.execute("DELETE FROM ledger WHERE at < ?", (cutoff,))
+    db.execute("DELETE FROM orders WHERE open = 0 AND started_at < ?", (cutoff,))
+
+
+def _apply_journal(db: sqlite3.Connection, write: Write) -> None:
+    """Entries older than the journal's cutoff go; a new entry never replaces one of the same key."""
     if write.journal_cutoff is not None:
         db.execute("DELETE FROM journal WHERE at < ?", (write.journal_cutoff,))
     db.executemany("INSERT OR IGNORE INTO journal (key, at, body) VALUES (?, ?, ?)",
                    [(e.key, e.at, e.body) for e in write.journal])
+
+
+def _apply_outbox(db: sqlite3.Connection, write: Write) -> None:
+    """New items queued (leased until the write's lease, if any; an item already queued stays as it
+    is), acked ones gone."""
     db.executemany("INSERT OR IGNORE INTO outbox (id, body, tag, created_at, attempts, lease_until) "
                    "VALUES (?, ?, ?, ?, ?, ?)",
                    [(i.id, i.body, i.tag, i.created_at, i.attempts, write.lease_until) for i in write.items])
     db.executemany("DELETE FROM outbox WHERE id = ?", [(item_id,) for item_id in write.acked])
-    db.executemany("INSERT OR REPLACE INTO orders (id, started_at, open, body) VALUES (?, ?, ?, ?)",
-                   [(o.id, o.started_at, int(o.phase.open), o.to_json()) for o in write.orders])
 
 
 def _versions(db: sqlite3.Connection, scopes: tuple[str, ...]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..core.errors import AutoscalerError, InputError
-from . import status
+from . import state_commands, state_display
 from .display import Progress, exit_code, failure, print_quietly, quiet_sdk_logs, render, show_logs
 
 def cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,11 +128,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], str]] 
                                            "(CMS_ENDPOINT, credentials as for invoke)"),
     "advise": (cmd_advise, "learn timer bursts from a metric history and prove them by replay; no network"),
     "forecast": (cmd_forecast, "forecast each region's next 48 h from a metric history, as devices; orders nothing"),
-    "status": (status.command, "per region: devices on ENS, conditions, budgets, cooldowns; open orders, outbox "
-                               "(STATE_URL, ENS_ENDPOINT)"),
-    "history": (status.command, "the scale-outs of the order book: when, why, which devices, what came of it"),
-    "resolve": (status.command, "settle an uncertain order by hand: --devices b-1,b-2 or --not-ordered "
-                                "(logged, kept in the order)"),
+    "status": (state_commands.command, "per region: devices on ENS, conditions, budgets, cooldowns; open orders, "
+                                       "outbox (STATE_URL, ENS_ENDPOINT)"),
+    "history": (state_commands.command, "the scale-outs of the order book: when, why, which devices, what came of it"),
+    "resolve": (state_commands.command, "settle an uncertain order by hand: --devices b-1,b-2 or --not-ordered "
+                                        "(logged, kept in the order)"),
 }
 
 
@@ -158,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
 
             forecast_cli.arguments(s)
         elif name in ("status", "history", "resolve"):
-            status.arguments(name, s)
+            state_commands.arguments(name, s)
         else:
             s.add_argument("--event", required=True, type=Path, help="an event file (see events/)")
         if name in ("plan", "invoke"):
@@ -253,7 +253,7 @@ def _text(result: dict[str, Any]) -> str:
 
         return forecast_text(result)
     if result.get("status") in ("status", "history", "resolved"):
-        return status.text(result)
+        return state_display.text(result)
     if result.get("status") == "exported":
         regions = ", ".join(result["regions"]) or "no region"
         return (f"{result['out']}: {result['readings']} readings for {regions} from "

@@ -96,13 +96,25 @@ class Progress:
 
 def decision_table(decisions: Sequence[dict[str, Any]]) -> str:
     """One row per region: what was read, which rule fired, and every guard that changed the count."""
-    rows = [[d["region"], _signals(d["signals"]), d.get("metric") or "-", _number(d.get("value")),
-             d["rule"] or "-", str(d["raw"]), str(d["final"]), ", ".join(d["reasons"]) or "-"]
-            for d in decisions]
+    rows = [_decision_row(d) for d in decisions]
     widths = [max([len(name)] + [len(r[i]) for r in rows]) for i, (name, _) in enumerate(COLUMNS)]
     widths = [min(w, cap) if cap else w for w, (_, cap) in zip(widths, COLUMNS)]
     lines = [[name for name, _ in COLUMNS], ["-" * w for w in widths]] + rows
     return "\n".join("  ".join(_fit(cell, w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def _decision_row(d: Mapping[str, Any]) -> list[str]:
+    """A decision's cells, "-" for what it does not have (no metric, no rule fired, no guard cut it)."""
+    return [d["region"], _signals(d["signals"]), d.get("metric") or "-", _number(d.get("value")),
+            d["rule"] or "-", str(d["raw"]), str(d["final"]), ", ".join(d["reasons"]) or "-"]
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart, a rule under the heading; `simulate` and
+    `advise` print their summaries alike."""
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+            for row in [columns, ["-" * w for w in widths], *rows]]
 
 
 def cut_requests(result: dict[str, Any]) -> list[str]:
@@ -118,7 +130,17 @@ def cut_requests(result: dict[str, Any]) -> list[str]:
 
 
 def render(result: dict[str, Any]) -> str:
-    parts = [f"status: {result['status']}"]
+    """The handler's result as a person reads it: what kind of answer, the decision table, what was
+    sent to ENS and what came of it."""
+    parts = [f"status: {result['status']}", *_preamble(result)]
+    if result.get("decisions"):
+        parts.append(decision_table(result["decisions"]))
+    return "\n".join(parts + _sent(result) + _outcome(result))
+
+
+def _preamble(result: dict[str, Any]) -> list[str]:
+    """What kind of answer this is: a replayed one, the readiness timer's, or an error."""
+    parts = []
     if result.get("replayed"):
         parts.append(f"replayed: a duplicate delivery of {result['invocationId']}; this is its stored answer, "
                      "nothing was ordered again")
@@ -126,13 +148,20 @@ def render(result: dict[str, Any]) -> str:
         parts.append(_followed(result))
     if result.get("error"):
         parts.append(f"error ({result['error']['type']}): {result['error']['message']}")
-    if result.get("decisions"):
-        parts.append(decision_table(result["decisions"]))
-    for r in result.get("rejections") or ():
-        parts.append(f"rejected {r['dedupeKey']} ({r['source']}): {r['error']}")
+    return parts
+
+
+def _sent(result: dict[str, Any]) -> list[str]:
+    """The signals rejected, the ResourceSelector sent to ENS, and what it adds to the run rate."""
+    parts = [f"rejected {r['dedupeKey']} ({r['source']}): {r['error']}" for r in result.get("rejections") or ()]
     if "resourceSelector" in result:
         parts.append("ResourceSelector: " + json.dumps(result["resourceSelector"]))
-    parts += run_rate_added(result.get("decisions") or ())
+    return parts + run_rate_added(result.get("decisions") or ())
+
+
+def _outcome(result: dict[str, Any]) -> list[str]:
+    """ENS's order, the scale-out message, the manual requests a cap cut, and any note."""
+    parts = []
     if result.get("order"):
         parts.append(f"ENS OrderId {result['order']['OrderId']}, DeviceIds {result['order']['DeviceIds']}")
     if result.get("message"):
@@ -140,7 +169,7 @@ def render(result: dict[str, Any]) -> str:
     parts += [f"cut: {line}" for line in cut_requests(result)]
     if result.get("note"):
         parts.append(f"note: {result['note']}")
-    return "\n".join(parts)
+    return parts
 
 
 def run_rate_added(decisions: Sequence[dict[str, Any]]) -> list[str]:
@@ -191,7 +220,12 @@ def _fit(cell: str, width: int) -> str:
 
 
 def _signals(keys: Sequence[str]) -> str:
-    return keys[0] + (f" (+{len(keys) - 1})" if len(keys) > 1 else "") if keys else "-"
+    return keys[0] + more_signals(keys) if keys else "-"
+
+
+def more_signals(keys: Sequence[str]) -> str:
+    """` (+2)`: how many signals beyond the first one a decision acted on ("" for one)."""
+    return f" (+{len(keys) - 1})" if len(keys) > 1 else ""
 
 
 def _number(value: float | None) -> str:

@@ -23,7 +23,7 @@ needed. Same history, same advice: nothing here is random or reads a clock.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
 from typing import Any, Iterable, Sequence
@@ -31,12 +31,13 @@ from typing import Any, Iterable, Sequence
 from ...core.planner import Decision, History, Reason, lookbacks, make_plan
 from ...core.policy.model import Policy
 from ...core.signals import Family, Signal, SignalKind
+from ...core.vocab import epoch_iso
 from ...sources import timer
 from ...state import LedgerEntry
 from ...state.base import sums_of
 from .backtest import Accuracy, backtest
 from .fleet import Fleet
-from .history import Reading, format_time
+from .history import Reading
 from .recurrence import windows
 from .replay import Load, Replay, replay
 from .schedule import Schedule
@@ -135,48 +136,115 @@ class Advice:
 
 def advise(readings: Iterable[Reading], policy: Policy, fleet: Fleet, zone_name: str,
            load: Load = Load.RECORDED) -> Advice:
-    readings = tuple(sorted(readings))
-    delay = fleet.provisioning_delay
-    baseline = replay(readings, policy, fleet, load=load)
-    named = [code for code in sorted(policy.regions) if any(r.region == code for r in readings)]
-    before = {o.region: o for o in outcomes(baseline, named)}
-    if not readings or readings[-1].time - readings[0].time < MIN_HISTORY_SECONDS:
-        return Advice(zone_name, delay, tuple(RegionAdvice(c, Verdict.TOO_SHORT, (), before[c], before[c],
-                                                           SameSpend(0, before[c])) for c in named),
-                      baseline, baseline, load, backtest(readings, policy, load, zone_name))
-    bursts = _size(_candidates(readings, policy, fleet, zone_name, named, load), policy, fleet)
-    verdicts = {c: Verdict.NO_SHAPE for c in named}
-    runs: list[Replay] = []
-    dropped: dict[str, SameSpend] = {}  # NO_BETTER regions: the comparison that dropped their bursts
-    while True:
-        run = replay(readings, _with_profiles(policy, bursts), fleet, _firings(bursts, readings), load=load)
-        runs.append(run)
-        after = {o.region: o for o in outcomes(run, named)}
-        failed = {b.region for b in bursts
-                  if after[b.region].seconds_under_target >= before[b.region].seconds_under_target}
-        if failed:
-            verdicts.update(dict.fromkeys(failed, Verdict.NO_GAIN))
-            bursts = [b for b in bursts if b.region not in failed]
-            continue
-        fitted = _fit(bursts, run)
-        if fitted != bursts:
-            verdicts.update(dict.fromkeys({b.region for b in bursts} - {b.region for b in fitted}, Verdict.CUT))
-            bursts = fitted
-            continue
-        same = _same_spend(readings, policy, fleet, load, before, after)
-        costly = {b.region for b in bursts if same[b.region].extra
+    case = _Case.of(tuple(sorted(readings)), policy, fleet, zone_name, load)
+    if case.too_short:
+        before = case.before
+        return case.advice(tuple(RegionAdvice(c, Verdict.TOO_SHORT, (), before[c], before[c], SameSpend(0, before[c]))
+                                 for c in case.named), case.baseline)
+    return _prove(case, _size(_candidates(case.readings, policy, fleet, zone_name, case.named, load), policy, fleet))
+
+
+@dataclass(frozen=True)
+class _Case:
+    """What every step of the advice reads: the history (sorted), the policy, fleet and load it is replayed
+    with, the regions it names, and the rules-alone baseline with each region's outcome in it."""
+
+    readings: tuple[Reading, ...]
+    policy: Policy
+    fleet: Fleet
+    zone: str
+    load: Load
+    named: tuple[str, ...]
+    baseline: Replay
+    before: dict[str, Outcome]
+
+    @classmethod
+    def of(cls, readings: tuple[Reading, ...], policy: Policy, fleet: Fleet, zone: str, load: Load) -> _Case:
+        baseline = replay(readings, policy, fleet, load=load)
+        named = tuple(code for code in sorted(policy.regions) if any(r.region == code for r in readings))
+        return cls(readings, policy, fleet, zone, load, named, baseline, _by_region(outcomes(baseline, named)))
+
+    @property
+    def too_short(self) -> bool:
+        """Less than a day of history shows no daily shape to learn."""
+        return not self.readings or self.readings[-1].time - self.readings[0].time < MIN_HISTORY_SECONDS
+
+    def replay(self, bursts: Sequence[Burst]) -> Replay:
+        """The history replayed with the bursts' profiles in the policy and their timers firing."""
+        return replay(self.readings, _with_profiles(self.policy, bursts), self.fleet,
+                      _firings(bursts, self.readings), load=self.load)
+
+    def advice(self, regions: tuple[RegionAdvice, ...], proposed: Replay) -> Advice:
+        return Advice(self.zone, self.fleet.provisioning_delay, regions, self.baseline, proposed, self.load,
+                      backtest(self.readings, self.policy, self.load, self.zone))
+
+
+@dataclass
+class _Proof:
+    """The bursts still proposed while the proof replays them, and each region's verdict so far; a region
+    whose bursts are dropped keeps the verdict that dropped them."""
+
+    bursts: list[Burst]
+    verdicts: dict[str, Verdict]
+    dropped: dict[str, SameSpend] = field(default_factory=dict)  # NO_BETTER regions: the comparison that did it
+
+    def drop_without_gain(self, before: dict[str, Outcome], after: dict[str, Outcome]) -> bool:
+        """Drop the bursts of each region they leave no less time under target (True: some were dropped)."""
+        failed = {b.region for b in self.bursts if after[b.region].seconds_under_target
+                  >= before[b.region].seconds_under_target}
+        self._drop(failed, Verdict.NO_GAIN)
+        return bool(failed)
+
+    def fit(self, run: Replay) -> bool:
+        """Cut each burst to what the planner granted in `run`; a region cut to nothing is CUT (True: any
+        count changed, so the proof replays again)."""
+        fitted = _fit(self.bursts, run)
+        if fitted == self.bursts:
+            return False
+        self.verdicts.update(dict.fromkeys({b.region for b in self.bursts} - {b.region for b in fitted}, Verdict.CUT))
+        self.bursts = fitted
+        return True
+
+    def drop_no_better(self, same: dict[str, SameSpend], after: dict[str, Outcome]) -> bool:
+        """Drop the bursts of each region where the same device-hours spent from the start do as well
+        (True: some were dropped)."""
+        costly = {b.region for b in self.bursts if same[b.region].extra
                   and same[b.region].outcome.seconds_under_target <= after[b.region].seconds_under_target}
-        if not costly:
+        self.dropped.update({c: replace(same[c], bursts=after[c]) for c in costly})
+        self._drop(costly, Verdict.NO_BETTER)
+        return bool(costly)
+
+    def _drop(self, regions: set[str], verdict: Verdict) -> None:
+        self.verdicts.update(dict.fromkeys(regions, verdict))
+        self.bursts = [b for b in self.bursts if b.region not in regions]
+
+
+def _prove(case: _Case, bursts: list[Burst]) -> Advice:
+    """Replay the bursts until none is dropped or cut: a burst stays only if it gains time on target, the
+    planner grants its count, and the same spend from the start would not do as well."""
+    proof = _Proof(bursts, dict.fromkeys(case.named, Verdict.NO_SHAPE))
+    runs: list[Replay] = []
+    while True:
+        run = case.replay(proof.bursts)
+        runs.append(run)
+        after = _by_region(outcomes(run, case.named))
+        if proof.drop_without_gain(case.before, after):
+            continue
+        if proof.fit(run):
+            continue
+        same = _same_spend(case.readings, case.policy, case.fleet, case.load, case.before, after)
+        if not proof.drop_no_better(same, after):
             break
-        verdicts.update(dict.fromkeys(costly, Verdict.NO_BETTER))
-        dropped.update({c: replace(same[c], bursts=after[c]) for c in costly})
-        bursts = [b for b in bursts if b.region not in costly]
-    verdicts.update({b.region: Verdict.PROPOSED for b in bursts})
+    proof.verdicts.update({b.region: Verdict.PROPOSED for b in proof.bursts})
     fired = _burst_decisions(runs[0])
-    return Advice(zone_name, delay, tuple(
-        RegionAdvice(c, verdicts[c], tuple(b for b in bursts if b.region == c), before[c], after[c],
-                     dropped.get(c, same[c]), *_cuts([d for d in fired if d.region == c]))
-        for c in named), baseline, run, load, backtest(readings, policy, load, zone_name))
+    return case.advice(tuple(
+        RegionAdvice(c, proof.verdicts[c], tuple(b for b in proof.bursts if b.region == c), case.before[c],
+                     after[c], proof.dropped.get(c, same[c]), *_cuts([d for d in fired if d.region == c]))
+        for c in case.named), run)
+
+
+def _by_region(found: Iterable[Outcome]) -> dict[str, Outcome]:
+    return {o.region: o for o in found}
 
 
 def _fit(bursts: Sequence[Burst], run: Replay) -> list[Burst]:
@@ -277,6 +345,6 @@ def _firings(bursts: Sequence[Burst], readings: Sequence[Reading]) -> list[tuple
     fired = []
     for name, schedule in sorted(schedules.items()):
         for at in schedule.firings(readings[0].time, readings[-1].time):
-            event = {"triggerTime": format_time(at), "triggerName": name, "payload": name}
+            event = {"triggerTime": epoch_iso(at), "triggerName": name, "payload": name}
             fired += [(at, signal) for signal in timer.decode(event)]
     return fired

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...core.errors import ConfigError, InputError
-from ..display import money
+from ..display import money, table
 
 if TYPE_CHECKING:  # registering the command must not import the planner and the replay
     from .advise import Advice, RegionAdvice
@@ -138,6 +138,22 @@ def text(result: dict[str, Any]) -> str:
     """The side-by-side table, then each region's bursts, the forecast's accuracy and where the files went."""
     from . import backtest
 
+    lines = [f"advice in {result['timeZone']}, lead time {result['provisioningDelaySeconds']:g} s "
+             f"(without bursts -> with bursts; minutes under target: load asking for devices not yet Running; "
+             f"same spend: the rules alone with the bursts' extra device-hours as devices Running from the start)",
+             f"model: {result['model']}", headline(result), ""]
+    lines += _side_by_side(result)
+    lines += [line for r in result["regions"] for line in _region_lines(r)]
+    lines += [f"  {r['region']}: the orders add {_monthly(r['without'])} -> {_monthly(r['with'])} to the run rate"
+              for r in result["regions"] if r["with"].get("runRateAdded")]
+    lines += [f"note: {note}" for note in result["notes"]]
+    lines += backtest.text(result["backtest"])
+    lines += [""] * bool(result["files"]) + [f"wrote {path}" for path in result["files"]]
+    return "\n".join(lines)
+
+
+def _side_by_side(result: dict[str, Any]) -> list[str]:
+    """Per region and in all, each sum without -> with the bursts, and what the same spend from the start did."""
     columns = ["region", "verdict", "under target", "ordered", "device-hours", "surplus device-hours",
                "budget used 24h", "same spend"]
     rows = [[r["region"], r["verdict"]] + [f"{_pair(r, key)}" for key in SUMMED + ("budgetUsed24h",)]
@@ -145,32 +161,24 @@ def text(result: dict[str, Any]) -> str:
     t = result["totals"]
     rows.append(["all regions", ""] + [f"{t['without'][k]:g} -> {t['with'][k]:g}" for k in SUMMED]
                 + ["", _same(t["sameSpend"])])
-    widths = [max(len(row[i]) for row in [columns] + rows) for i in range(len(columns))]
-    lines = [f"advice in {result['timeZone']}, lead time {result['provisioningDelaySeconds']:g} s "
-             f"(without bursts -> with bursts; minutes under target: load asking for devices not yet Running; "
-             f"same spend: the rules alone with the bursts' extra device-hours as devices Running from the start)",
-             f"model: {result['model']}", headline(result),
-             "", "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    for r in result["regions"]:
-        for b in r["bursts"]:
-            lines.append(f"  {r['region']}: +{b['count']} by `{b['cron']}` (profile {b['profile']}), "
-                         f"for load recurring {b['window']} (median peak {b['peak']:g})")
-        if r["triedWith"]:
-            tried, same = r["triedWith"], r["sameSpend"]
-            lines.append(f"  {r['region']}: bursts gave {r['without']['minutesUnderTarget']:g} -> "
-                         f"{tried['minutesUnderTarget']:g} minutes under target at {r['without']['deviceHours']:g} -> "
-                         f"{tried['deviceHours']:g} device-hours; +{same['extraDevicesFromStart']} devices from the "
-                         f"start gave {same['minutesUnderTarget']:g} at {same['deviceHours']:g}: not proposed")
-        if r["firingsCut"]:
-            lines.append(f"  {r['region']}: the planner cut {r['firingsCut']} of {r['firings']} firings "
-                         f"({', '.join(r['cutBy'])})")
-    lines += [f"  {r['region']}: the orders add {_monthly(r['without'])} -> {_monthly(r['with'])} to the run rate"
-              for r in result["regions"] if r["with"].get("runRateAdded")]
-    lines += [f"note: {note}" for note in result["notes"]]
-    lines += backtest.text(result["backtest"])
-    lines += [""] * bool(result["files"]) + [f"wrote {path}" for path in result["files"]]
-    return "\n".join(lines)
+    return table(columns, rows)
+
+
+def _region_lines(r: dict[str, Any]) -> list[str]:
+    """A region's proposed bursts, the bursts it tried when the same spend did as well, and the firings the
+    planner cut."""
+    lines = [f"  {r['region']}: +{b['count']} by `{b['cron']}` (profile {b['profile']}), "
+             f"for load recurring {b['window']} (median peak {b['peak']:g})" for b in r["bursts"]]
+    if r["triedWith"]:
+        tried, same = r["triedWith"], r["sameSpend"]
+        lines.append(f"  {r['region']}: bursts gave {r['without']['minutesUnderTarget']:g} -> "
+                     f"{tried['minutesUnderTarget']:g} minutes under target at {r['without']['deviceHours']:g} -> "
+                     f"{tried['deviceHours']:g} device-hours; +{same['extraDevicesFromStart']} devices from the "
+                     f"start gave {same['minutesUnderTarget']:g} at {same['deviceHours']:g}: not proposed")
+    if r["firingsCut"]:
+        lines.append(f"  {r['region']}: the planner cut {r['firingsCut']} of {r['firings']} firings "
+                     f"({', '.join(r['cutBy'])})")
+    return lines
 
 
 def _same(outcome: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from ...core.forecast import MIN_HISTORY_SECONDS, devices_for, forecast, hourly_peaks
+from ...core.forecast import MIN_HISTORY_SECONDS, Forecast, devices_for, forecast, hourly_peaks
 from ...core.policy.model import Policy, rule_of
 from .history import Reading
 from .replay import Load
@@ -60,6 +60,8 @@ def demand(reading: Reading, load: Load) -> float:
 
 
 def _region(code: str, mine: Sequence[Reading], load: Load, threshold: float, tz: Any) -> Accuracy:
+    """Each local day with a day's history before it forecast from that history alone, and compared with
+    what came: the hourly peaks' relative errors, and the time the forecast's devices fell short."""
     held = dict(zip((r.time for r in mine), spans([r.time for r in mine])))
     days: dict[Any, list[Reading]] = {}
     for r in mine:
@@ -72,15 +74,31 @@ def _region(code: str, mine: Sequence[Reading], load: Load, threshold: float, tz
             continue
         ahead = forecast(before, tz, hours=26)  # a day, and the hour a DST change may add
         forecast_days += 1
-        for hour, actual in hourly_peaks((r.time, demand(r, load)) for r in days[day]).items():
-            expected = ahead.at(hour)
-            if expected is not None and actual > 0:
-                errors.append(abs(expected - actual) / actual)
-        for r in days[day]:
-            expected = ahead.at(r.time)
-            if expected is not None and demand(r, load) > devices_for(expected, threshold, 0, None) * threshold:
-                under += held[r.time]
+        errors += _hourly_errors(ahead, days[day], load)
+        for r in _under_provisioned(ahead, days[day], load, threshold):
+            under += held[r.time]  # reading by reading, in time order: a float sum depends on its order
     return Accuracy(code, forecast_days, len(errors), 100 * sum(errors) / len(errors) if errors else None, under)
+
+
+def _hourly_errors(ahead: Forecast, day: Sequence[Reading], load: Load) -> list[float]:
+    """|forecast - actual| / actual for each hour of the day the forecast covers and the load was not zero."""
+    errors = []
+    for hour, actual in hourly_peaks((r.time, demand(r, load)) for r in day).items():
+        expected = ahead.at(hour)
+        if expected is not None and actual > 0:
+            errors.append(abs(expected - actual) / actual)
+    return errors
+
+
+def _under_provisioned(ahead: Forecast, day: Sequence[Reading], load: Load, threshold: float) -> list[Reading]:
+    """The readings whose demand exceeds what the devices the forecast called for could serve at the
+    threshold."""
+    short = []
+    for r in day:
+        expected = ahead.at(r.time)
+        if expected is not None and demand(r, load) > devices_for(expected, threshold, 0, None) * threshold:
+            short.append(r)
+    return short
 
 
 def text(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -112,13 +112,25 @@ def panel(ax: Any, run: Replay, region: RegionSummary, held_back: bool = True) -
     side by side); its `+n` labels can only be spread once the layout is known. `held_back`: the budget
     lines' labels say how often each held the region back (the advise chart, sharing one legend between
     two runs, says it in the titles)."""
-    spec = run.policy.regions[region.region]
-    load = load_of(run, spec)
+    _load(ax, run, region)
+    cap = ax.twinx()
+    times, totals = _devices(cap, run, region.region)
+    marks = _orders(cap, run, region.region)
+    above = _limits(cap, run, region, times, totals, held_back)
+    cap.set_ylabel("devices")
+    cap.set_ylim(bottom=0)
+    cap.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(_title(region) + above, fontsize=9, loc="left")
+    return Drawn(cap, marks)
+
+
+def _load(ax: Any, run: Replay, region: RegionSummary) -> None:
+    """The load axis: the reading the planner saw (under a capacity replay, the recorded one too, grey)
+    and the rule's threshold."""
+    load = load_of(run, run.policy.regions[region.region])
     metric = region.metric or "load"
     if run.load is Load.CAPACITY:
-        recorded = [r for r in run.recorded if r.region == region.region and region.metric in (None, r.metric)]
-        ax.plot([_utc(r.time) for r in recorded], [r.value for r in recorded], color="0.6", lw=0.8,
-                label=f"{metric} as recorded")
+        _recorded(ax, run, region, metric)
     ax.plot([_utc(r.time) for r in load], [r.value for r in load], color="tab:blue", lw=1.2,
             label=f"{metric} on the simulated devices" if run.load is Load.CAPACITY else metric)
     if region.threshold is not None:
@@ -126,29 +138,43 @@ def panel(ax: Any, run: Replay, region: RegionSummary, held_back: bool = True) -
                    label=f"{region.rule} threshold {region.threshold:g}")
     ax.set_ylabel(region.metric or "load", color="tab:blue")
 
-    cap = ax.twinx()
+
+def _recorded(ax: Any, run: Replay, region: RegionSummary, metric: str) -> None:
+    """The reading as recorded, grey, under the one the simulated devices would have shown."""
+    recorded = [r for r in run.recorded if r.region == region.region and region.metric in (None, r.metric)]
+    ax.plot([_utc(r.time) for r in recorded], [r.value for r in recorded], color="0.6", lw=0.8,
+            label=f"{metric} as recorded")
+
+
+def _devices(cap: Any, run: Replay, code: str) -> tuple[list[datetime], list[int]]:
+    """The device axis: Running, and pending on top of it. Returns each tick's time and total devices,
+    which the limits are drawn against."""
     times = [_utc(t.time) for t in run.ticks]
-    have = [t.inventory.of(region.region) for t in run.ticks]
+    have = [t.inventory.of(code) for t in run.ticks]
     cap.step(times, [c.running for c in have], where="post", color="tab:green", lw=1.5, label="running")
     cap.fill_between(times, [c.running for c in have], [c.total for c in have], step="post", color="tab:orange",
                      alpha=0.35, lw=0, label="pending (ordered, not Running yet)")
-    orders = [(t, e["count"], t.inventory.of(region.region).total) for t in run.ticks
-              for e in t.plan.selector if e["regionCode"] == region.region]
-    marks = []
-    if orders:
-        cap.scatter([_utc(t.time) for t, _, _ in orders], [total for _, _, total in orders], marker="^",
-                    s=45, color="tab:red", zorder=3, label="scale-out")
-        marks = [cap.annotate(f"+{count}", (_utc(t.time), total), textcoords="offset points",
-                              xytext=(0, 6), ha="center", fontsize=7, color="tab:red")
-                 for t, count, total in orders]
-    above = _limits(cap, run, region, times, [c.total for c in have], held_back)
-    cap.set_ylabel("devices")
-    cap.set_ylim(bottom=0)
-    cap.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_title(f"{region.region}: +{region.devices_ordered} devices in {region.calls} calls, "
-                 f"peak {'-' if region.peak_load is None else f'{region.peak_load:g}'}; held back: {held(region)}"
-                 + above, fontsize=9, loc="left")
-    return Drawn(cap, marks)
+    return times, [c.total for c in have]
+
+
+def _orders(cap: Any, run: Replay, code: str) -> list[Any]:
+    """A red triangle per scale-out at the devices it brought the region to, labelled `+n`; the labels
+    are returned, to be spread once the layout is known."""
+    orders = [(t, e["count"], t.inventory.of(code).total) for t in run.ticks
+              for e in t.plan.selector if e["regionCode"] == code]
+    if not orders:
+        return []
+    cap.scatter([_utc(t.time) for t, _, _ in orders], [total for _, _, total in orders], marker="^",
+                s=45, color="tab:red", zorder=3, label="scale-out")
+    return [cap.annotate(f"+{count}", (_utc(t.time), total), textcoords="offset points",
+                         xytext=(0, 6), ha="center", fontsize=7, color="tab:red")
+            for t, count, total in orders]
+
+
+def _title(region: RegionSummary) -> str:
+    peak = "-" if region.peak_load is None else f"{region.peak_load:g}"
+    return (f"{region.region}: +{region.devices_ordered} devices in {region.calls} calls, "
+            f"peak {peak}; held back: {held(region)}")
 
 
 def held(region: RegionSummary) -> str:

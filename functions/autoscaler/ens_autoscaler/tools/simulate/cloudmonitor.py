@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+from ...core.vocab import epoch_iso
 from ...cloud.credentials import default_source
 from ...cloud.endpoints import cms_endpoint as endpoint_from_env  # noqa: F401 — the command line's, like Query
 from ...cloud.metrics import Query, client, fetch, readings
-from .history import format_time, write_history
+from .history import write_history
 
 
 def export(query: Query, statistic: str, dimension_key: str, out: str | os.PathLike[str],
@@ -23,5 +24,5 @@ def export(query: Query, statistic: str, dimension_key: str, out: str | os.PathL
     found = readings(points, query.metric, statistic, dimension_key)
     write_history(found, out)
     return {"status": "exported", "out": str(out), "namespace": query.namespace, "metric": query.metric,
-            "start": format_time(query.start), "end": format_time(query.end), "pages": pages,
+            "start": epoch_iso(query.start), "end": epoch_iso(query.end), "pages": pages,
             "datapoints": len(points), "readings": len(found), "regions": sorted({r.region for r in found})}

@@ -42,9 +42,6 @@ def parse_time(text: str) -> float:
         raise ValueError(f"{text!r} is neither ISO 8601 nor epoch seconds") from None
 
 
-format_time = epoch_iso  # what the report and the exporter write
-
-
 def parse_history(stream: TextIO, name: str) -> tuple[Reading, ...]:
     """The readings of a CSV stream, sorted by time, region and metric; `name` is for errors."""
     reader = csv.DictReader(stream)
@@ -60,7 +57,7 @@ def parse_history(stream: TextIO, name: str) -> tuple[Reading, ...]:
         key = (reading.time, reading.region, reading.metric)
         if key in seen:
             raise InputError(f"{name}: line {line}: a second {reading.metric} reading for "
-                             f"{reading.region} at {format_time(reading.time)} (the first is on line "
+                             f"{reading.region} at {epoch_iso(reading.time)} (the first is on line "
                              f"{seen[key]}): one reading per region, metric and time")
         seen[key] = line
         readings.append(reading)
@@ -84,7 +81,7 @@ def write_history(readings: Iterable[Reading], path: str | os.PathLike[str]) -> 
     counted = any(r.devices is not None for r in readings)
     writer.writerow(COLUMNS + (DEVICES,) * counted)
     for r in readings:
-        writer.writerow((format_time(r.time), r.region, r.metric, repr(round(r.value, 4)))
+        writer.writerow((epoch_iso(r.time), r.region, r.metric, repr(round(r.value, 4)))
                         + ("" if r.devices is None else str(r.devices),) * counted)
     Path(path).write_text(out.getvalue(), encoding="utf-8")
 

@@ -16,9 +16,9 @@ bursts are for shapes that repeat, the rules are for the rest.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .history import Reading
 from .schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, zone
@@ -49,31 +49,48 @@ def windows(load: Sequence[Reading], fires: Callable[[Reading], bool], zone_name
     devices at this reading."""
     tz = zone(zone_name)
     width = _slot_minutes(load)
-    seen: dict[int, dict[date, bool]] = {}  # slot -> local day -> fired
-    peak: dict[tuple[date, int], Reading] = {}
-    weekday: dict[date, int] = {}
+    tally = _Tally()
     for r in load:
         local = datetime.fromtimestamp(r.time, tz)
-        slot, day = (local.hour * 60 + local.minute) // width, local.date()
-        weekday[day] = day.weekday()
-        fired = fires(r)
-        days = seen.setdefault(slot, {})
+        tally.add(r, (local.hour * 60 + local.minute) // width, local.date(), fires(r))
+    kinds = {slot: kind for slot, days in tally.seen.items() if (kind := _kind(days, tally.weekday)) is not None}
+    return tuple(_window(run, kinds[run[0]], width, tally) for run in runs(kinds, merge_seconds / 60 / width))
+
+
+@dataclass
+class _Tally:
+    """One region's load folded onto the local days and the slots of a day."""
+
+    seen: dict[int, dict[date, bool]] = field(default_factory=dict)  # slot -> local day -> fired
+    peak: dict[tuple[date, int], Reading] = field(default_factory=dict)  # (day, slot) -> its highest firing
+    weekday: dict[date, int] = field(default_factory=dict)
+
+    def add(self, reading: Reading, slot: int, day: date, fired: bool) -> None:
+        self.weekday[day] = day.weekday()
+        days = self.seen.setdefault(slot, {})
         days[day] = days.get(day, False) or fired
-        if fired and ((day, slot) not in peak or r.value > peak[(day, slot)].value):
-            peak[(day, slot)] = r
-    kinds = {slot: kind for slot, days in seen.items() if (kind := _kind(days, weekday)) is not None}
-    found: list[Window] = []
-    gap_slots = merge_seconds / 60 / width
+        if fired and self._highest(reading, (day, slot)):
+            self.peak[(day, slot)] = reading
+
+    def _highest(self, reading: Reading, key: tuple[date, int]) -> bool:
+        return key not in self.peak or reading.value > self.peak[key].value
+
+
+def runs(kinds: Mapping[int, frozenset[int]], gap_slots: float) -> list[list[int]]:
+    """The recurring slots (each with the kind of day it recurs on) grouped into runs, earliest first: a
+    run ends where the kind changes, or before a gap of at least `gap_slots` slots without recurrence —
+    runs closer than that (one provisioning delay) are one window."""
+    found: list[list[int]] = []
     run: list[int] = []
     for slot in sorted(kinds):
         gap = slot - run[-1] - 1 if run else 0  # slots without recurrence since the run's last one
         if run and (kinds[run[0]] != kinds[slot] or (gap and gap >= gap_slots)):
-            found.append(_window(run, kinds[run[0]], width, seen, peak, weekday))
+            found.append(run)
             run = []
         run.append(slot)
     if run:
-        found.append(_window(run, kinds[run[0]], width, seen, peak, weekday))
-    return tuple(found)
+        found.append(run)
+    return found
 
 
 def _kind(days: dict[date, bool], weekday: dict[date, int]) -> frozenset[int] | None:
@@ -91,8 +108,8 @@ def _kind(days: dict[date, bool], weekday: dict[date, int]) -> frozenset[int] | 
     return None
 
 
-def _window(run: list[int], kind: frozenset[int], width: int, seen: dict[int, dict[date, bool]],
-            peak: dict[tuple[date, int], Reading], weekday: dict[date, int]) -> Window:
+def _window(run: list[int], kind: frozenset[int], width: int, tally: _Tally) -> Window:
+    seen, peak, weekday = tally.seen, tally.peak, tally.weekday
     slots = set(range(run[0], run[-1] + 1))
     per_day: dict[date, Reading] = {}
     for (day, slot), reading in peak.items():

@@ -24,11 +24,12 @@ from ...core.keys import invocation_key
 from ...core.planner import Inventory, Plan, make_plan
 from ...core.policy.model import Policy
 from ...core.signals import Family, Signal, SignalKind
+from ...core.vocab import epoch_iso
 from ...runtime import ledger
 from ...state import LedgerEntry
 from ...state.memory import MemoryStore
 from .fleet import Fleet
-from .history import Reading, format_time
+from .history import Reading
 
 
 class Load(str, Enum):
@@ -56,7 +57,7 @@ def served(reading: Reading, running: int) -> Reading:
     `running`. With none Running the whole demand reads as one device's (the region is down, and a
     reading must stay finite for the planner to act on it)."""
     if reading.devices is None:
-        raise InputError(f"the {reading.metric} reading for {reading.region} at {format_time(reading.time)} "
+        raise InputError(f"the {reading.metric} reading for {reading.region} at {epoch_iso(reading.time)} "
                          f"has no devices count: a capacity-aware replay needs the devices column "
                          f"(export-metrics writes it), or replay the load as recorded")
     return replace(reading, value=reading.value * reading.devices / max(running, 1), devices=running)
@@ -111,6 +112,6 @@ def replay(readings: Iterable[Reading], policy: Policy, fleet: Fleet,
 
 def signal_of(r: Reading) -> Signal:
     """A reading as the planner sees it: one operator message naming region, metric and value."""
-    return Signal(source="simulate", dedupe_key=f"sim:{r.region}:{r.metric}:{format_time(r.time)}",
+    return Signal(source="simulate", dedupe_key=f"sim:{r.region}:{r.metric}:{epoch_iso(r.time)}",
                   kind=SignalKind.METRIC, family=Family.MESSAGE, region=r.region, metric=r.metric,
                   value=r.value)

@@ -21,13 +21,15 @@ What they mean (examples/README.md says the same to operators):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ...core.planner import GUARDS, Capacity, Reason
 from ...core.policy.model import Region, rule_of
-from .history import Reading, format_time
+from ...core.vocab import epoch_iso
+from ..display import run_rate_added, table
+from .history import Reading
 from .replay import Replay
-from .shortfall import Outcome, outcomes
+from .shortfall import Outcome, outcomes, spans
 from .surplus import kept_hours
 
 # The reasons a guard can cut a count with: the planner's guard chain is the one list.
@@ -42,7 +44,7 @@ class Call:
     selector: tuple[dict[str, Any], ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"time": format_time(self.time), "at": self.time, "resourceSelector": list(self.selector)}
+        return {"time": epoch_iso(self.time), "at": self.time, "resourceSelector": list(self.selector)}
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class Summary:
     rejections: Mapping[str, int]  # the planner's error → how many readings it refused with it
 
     def as_dict(self) -> dict[str, Any]:
-        return {"start": format_time(self.start), "end": format_time(self.end), "ticks": self.ticks,
+        return {"start": epoch_iso(self.start), "end": epoch_iso(self.end), "ticks": self.ticks,
                 "readings": self.readings, "provisioningDelaySeconds": self.provisioning_delay,
                 "model": self.model,
                 "calls": len(self.calls), "devicesOrdered": sum(r.devices_ordered for r in self.regions),
@@ -120,17 +122,21 @@ def load_of(run: Replay, spec: Region) -> list[Reading]:
 def _region(run: Replay, spec: Region, calls: tuple[Call, ...], outcome: Outcome) -> RegionSummary:
     rule, metric, threshold = rule_of(spec)
     load = load_of(run, spec)
-    holds = dict.fromkeys((h.value for h in HOLDS), 0)
-    for tick in run.ticks:
-        for d in tick.plan.decisions:
-            if d.region == spec.code and d.final < d.raw:
-                for reason in HOLDS:
-                    holds[reason.value] += reason in d.reasons
+    holds = _holds(run, spec.code)
     mine = [e["count"] for c in calls for e in c.selector if e["regionCode"] == spec.code]
     over = _seconds_over(load, threshold, inclusive=rule == "step") if threshold is not None else 0.0
     return RegionSummary(spec.code, rule, metric, threshold, run.start.initial.get(spec.code, 0),
                          run.ticks[-1].inventory.of(spec.code), sum(mine), len(mine),
                          max((r.value for r in load), default=None), over, holds, outcome)
+
+
+def _holds(run: Replay, code: str) -> dict[str, int]:
+    """How many of the region's decisions each guard that holds a region back cut below what was asked."""
+    holds = dict.fromkeys((h.value for h in HOLDS), 0)
+    for d in (d for tick in run.ticks for d in tick.plan.decisions if d.region == code and d.final < d.raw):
+        for reason in HOLDS:
+            holds[reason.value] += reason in d.reasons
+    return holds
 
 
 def _seconds_over(load: list[Reading], threshold: float, inclusive: bool) -> float:
@@ -140,9 +146,7 @@ def _seconds_over(load: list[Reading], threshold: float, inclusive: bool) -> flo
         hit = r.value >= threshold if inclusive else r.value > threshold
         over_at[r.time] = over_at.get(r.time, False) or hit
     times = sorted(over_at)
-    spans = [b - a for a, b in zip(times, times[1:])]
-    spans.append(spans[-1] if spans else 0.0)
-    return sum(span for t, span in zip(times, spans) if over_at[t])
+    return sum(span for t, span in zip(times, spans(times)) if over_at[t])
 
 
 def headline(result: Mapping[str, Any]) -> str:
@@ -155,19 +159,9 @@ def text(result: Mapping[str, Any]) -> str:
     """The summary table, the calls one per line, and where the picture went."""
     columns = (["region", "rule", "ordered", "calls", "peak load", "over target", "under target", "device-hours"]
                + [h.value for h in HOLDS])
-    rows = [[r["region"], _rule(r), str(r["devicesOrdered"]), str(r["calls"]),
-             "-" if r["peakLoad"] is None else f"{r['peakLoad']:g}", _duration(r["secondsOverTarget"]),
-             _duration(r["minutesUnderTarget"] * 60), f"{r['deviceHours']:g}"]
-            + [str(r["holds"][h.value]) for h in HOLDS] for r in result["regions"]]
-    widths = [max(len(row[i]) for row in [columns] + rows) for i in range(len(columns))]
-    lines = [headline(result), f"model: {result['model']}", "",
-             "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    if result["orders"]:
-        lines += ["", "RescaleDeviceService calls:"]
-        lines += [f"  {o['time']}  " + ", ".join(f"{e['regionCode']} +{e['count']}"
-                                                 for e in o["resourceSelector"]) for o in result["orders"]]
+    lines = [headline(result), f"model: {result['model']}", ""]
+    lines += table(columns, [_summary_row(r) for r in result["regions"]])
+    lines += _call_lines(result["orders"])
     lines += _money_and_surplus(result["regions"])
     lines += [f"rejected {n}x: {error}" for error, n in result["rejections"].items()]
     if result.get("image"):
@@ -175,10 +169,24 @@ def text(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _summary_row(r: Mapping[str, Any]) -> list[str]:
+    return ([r["region"], _rule(r), str(r["devicesOrdered"]), str(r["calls"]),
+             "-" if r["peakLoad"] is None else f"{r['peakLoad']:g}", _duration(r["secondsOverTarget"]),
+             _duration(r["minutesUnderTarget"] * 60), f"{r['deviceHours']:g}"]
+            + [str(r["holds"][h.value]) for h in HOLDS])
+
+
+def _call_lines(orders: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every RescaleDeviceService call of the replay, one per line (none: no lines)."""
+    if not orders:
+        return []
+    return ["", "RescaleDeviceService calls:"] + [
+        f"  {o['time']}  " + ", ".join(f"{e['regionCode']} +{e['count']}" for e in o["resourceSelector"])
+        for o in orders]
+
+
 def _money_and_surplus(regions: list[Mapping[str, Any]]) -> list[str]:
     """Two lines: what the orders added to the run rate, and the surplus the ratchet kept."""
-    from ..display import run_rate_added
-
     rates = [{"runRateAdded": r["runRateAdded"]} for r in regions if r["runRateAdded"]]
     kept = ", ".join(f"{r['region']} {r['surplusDeviceHours']:g}" for r in regions)
     return ["", *run_rate_added(rates),

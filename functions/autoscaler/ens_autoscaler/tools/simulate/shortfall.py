@@ -84,9 +84,20 @@ def _outcome(run: Replay, region: str) -> Outcome:
 
 def _under_target(run: Replay, region: str, placed: list[tuple[float, int]]) -> float:
     load = [r for r in run.readings if r.region == region]
-    if run.load is Load.CAPACITY:  # each reading carries the Running devices it was served by
-        return sum(span for r, span in zip(load, spans([r.time for r in load]))
-                   if need(run.policy, r, r.devices or 0))
+    if run.load is Load.CAPACITY:
+        return _under_target_as_served(run.policy, load)
+    return _under_target_as_recorded(run, region, load, placed)
+
+
+def _under_target_as_served(policy: Policy, load: list[Reading]) -> float:
+    """Load replayed as demand: each reading carries the Running devices it was served by, so it is under
+    target for its span wherever the rule asks for more."""
+    return sum(span for r, span in zip(load, spans([r.time for r in load])) if need(policy, r, r.devices or 0))
+
+
+def _under_target_as_recorded(run: Replay, region: str, load: list[Reading], placed: list[tuple[float, int]]) -> float:
+    """Load replayed as recorded: under target for its span wherever what the load asks for, on top of what
+    the region had committed when the previous episode ended, is not Running yet."""
     running = {t.time: t.inventory.of(region).running for t in run.ticks}
     initial, delay = run.start.initial.get(region, 0), run.start.provisioning_delay
     base, last_over, under, asking = initial, None, 0.0, False
@@ -95,13 +106,31 @@ def _under_target(run: Replay, region: str, placed: list[tuple[float, int]]) -> 
         if not asked:
             asking = False
             continue
-        if last_over is None or (not asking and reading.time - last_over >= delay):  # a new episode
-            base = initial + sum(n for at, n in placed if last_over is not None and at <= last_over)
+        if starts_episode(reading.time, last_over, asking, delay):
+            base = committed(initial, placed, last_over)
             asked = need(run.policy, reading, base)
         last_over, asking = reading.time, True
         if asked and running[reading.time] < base + asked:
             under += span
     return under
+
+
+def starts_episode(at: float, last_over: float | None, asking: bool, delay: float) -> bool:
+    """Whether a reading that asks for devices at `at` starts a new episode of load: the first that ever
+    asked (`last_over` None), or one after a reading that asked nothing when the last that asked is at
+    least one provisioning delay back. Closer together they are one episode: a flapping alarm is one peak,
+    and nothing ordered inside the gap could be Running in time anyway."""
+    if last_over is None:
+        return True
+    return not asking and at - last_over >= delay
+
+
+def committed(initial: int, placed: list[tuple[float, int]], last_over: float | None) -> int:
+    """The capacity the region had committed when the previous episode ended (`last_over`): its initial
+    devices and every order placed up to then — a burst placed between two episodes counts for the next."""
+    if last_over is None:
+        return initial
+    return initial + sum(n for at, n in placed if at <= last_over)
 
 
 def spans(times: list[float]) -> list[float]:
