@@ -1,7 +1,7 @@
 """The published messages' bodies: scale-out, dry-run, devices-ready/-failed, fleet, forecast. Pure.
 
-The message schema is a contract with downstream consumers (README: "Published
-messages"); every `id` is stable across redeliveries and retries, so a consumer
+The message schema is a contract with downstream consumers (docs/operating.md,
+"Published messages"); every `id` is stable across redeliveries and retries, so a consumer
 drops a copy by id. `envelope.encode` puts each body on the wire.
 """
 from __future__ import annotations

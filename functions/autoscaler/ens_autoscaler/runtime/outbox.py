@@ -36,7 +36,7 @@ def _other_parts(store: StateStore, item: OutboxItem, key: str) -> bool:
 
 
 def queued(message_id: str, parts: Sequence[str], tag: str, now: float) -> tuple[OutboxItem, ...]:
-    """The outbox items of one message (`message.encode`'s parts). The last part keeps the message's
+    """The outbox items of one message (`envelope.encode`'s parts). The last part keeps the message's
     own id, so the invocation's result counts as published with it; earlier parts are queued first."""
     return tuple(OutboxItem(message_id if i == len(parts) else f"{message_id}{PART}{i}", text, tag, now)
                  for i, text in enumerate(parts, start=1))

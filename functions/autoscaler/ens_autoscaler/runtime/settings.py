@@ -1,4 +1,4 @@
-"""The environment-variable contract (see the README), read once per instance."""
+"""The environment-variable contract (docs/deploying.md, "Environment variables"), read once per instance."""
 from __future__ import annotations
 
 import os
