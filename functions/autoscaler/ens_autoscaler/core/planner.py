@@ -212,8 +212,6 @@ class Rejection:
 class Plan:
     decisions: tuple[Decision, ...]
     rejections: tuple[Rejection, ...] = ()
-    dry_run_requested: bool = False  # a manual call asked for it; the actuator enforces it
-    signal_keys: tuple[str, ...] = field(default=())
     needs_inventory: bool = False  # planned without an inventory that a rule here depends on
 
     @property
@@ -257,8 +255,6 @@ def make_plan(signals: Iterable[Signal], policy: Policy, history: History = Hist
     return Plan(
         decisions=tuple(decisions),
         rejections=tuple(rejections),
-        dry_run_requested=any(s.dry_run for s in ordered),
-        signal_keys=tuple(s.dedupe_key for s in ordered),
         needs_inventory=inventory is None and any(_would_read_inventory(d, policy) for d in decisions),
     )
 
