@@ -1,12 +1,8 @@
-"""Fixtures for functional tests: the local cloud emulator and real SDK clients.
+"""Fixtures for functional tests: the function's instances, real SDK clients, Redis replicas.
 
-The emulator starts once per module (binding a loopback port) and is reset
-before every test, so each test sees an empty cloud with no pending faults.
-
-The product's tests get ENS's ``INSTANT`` lifecycle (listed and Running at once):
-they test the product's rules, and the product does not yet survive ENS's real
-timing (issues 10 and 13). A module that tests ENS's timing overrides
-``_running_cloud`` with the default lifecycle, ENS as documented.
+The emulator itself (`cloud`, started once per module and reset before every test) and the
+credentials (`signed_in`) are tests/conftest.py's, shared with the unit tests. A module that tests
+ENS's timing overrides ``_running_cloud`` with the default lifecycle, ENS as documented.
 """
 
 from __future__ import annotations
@@ -22,26 +18,12 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import pytest
 
-from localcloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_TOPIC, INSTANT, LocalCloud
+from localcloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_TOPIC, LocalCloud
 from tests.state_backends import redis_url, wipe_redis
 
 ACCESS_KEY_ID = DEFAULT_ACCESS_KEY_ID
 ACCESS_KEY_SECRET = DEFAULT_ACCESS_KEY_SECRET
 TOPIC = DEFAULT_TOPIC
-
-
-@pytest.fixture(scope="module")
-def _running_cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(credentials={ACCESS_KEY_ID: ACCESS_KEY_SECRET}, topics=(TOPIC,), lifecycle=INSTANT) as cloud:
-        yield cloud
-
-
-@pytest.fixture
-def cloud(_running_cloud: LocalCloud) -> Iterator[LocalCloud]:
-    """A started LocalCloud (AK LTAI5tLocalTestKey / local-test-secret, topic ens-scale-events), reset."""
-    _running_cloud.reset()
-    yield _running_cloud
-    _running_cloud.reset()
 
 
 @pytest.fixture
@@ -133,7 +115,7 @@ def mns_topic(make_mns_topic: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def make_autoscaler(cloud: LocalCloud, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+def make_autoscaler(cloud: LocalCloud, tmp_path: Any, signed_in: None) -> Callable[..., Any]:
     """Build the function's Autoscaler wired to the emulator, as one FC instance would be.
 
     Credentials come from the default chain's environment variables, as on FC.
@@ -145,8 +127,6 @@ def make_autoscaler(cloud: LocalCloud, tmp_path: Any, monkeypatch: pytest.Monkey
     from ens_autoscaler.runtime.settings import PACKAGE_ROOT, Settings
     from ens_autoscaler.state import open_store
 
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
     default_url = f"sqlite:///{tmp_path}/state.db"
 
     def make(state_url: str = default_url, clock: Callable[[], float] | None = None,

@@ -5,7 +5,7 @@ MemoryStore. Cases as tables: each row is one situation and what the rule says."
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -20,7 +20,7 @@ from ens_autoscaler.runtime.followup import FollowUp, phase_result
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT
 from ens_autoscaler.state import LedgerEntry
 from ens_autoscaler.state.memory import MemoryStore
-from localcloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, INSTANT, LocalCloud
+from localcloud import LocalCloud
 
 HZ, SH = "cn-hangzhou-telecom", "cn-shanghai-cmcc"
 T0, TIMEOUT, OWNER_S = 1_750_000_000.0, 300.0, 60.0
@@ -209,17 +209,8 @@ def test_an_operators_word_moves_only_an_order_evidence_could_not() -> None:
 
 # --- late devices, looked up by OrderId through the real SDK ----------------------------------------
 
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(credentials={DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET}, lifecycle=INSTANT) as running:
-        yield running
-
-
 @pytest.fixture
-def actuator(cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> EnsActuator:
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-    cloud.reset()
+def actuator(cloud: LocalCloud, signed_in: None) -> EnsActuator:
     return EnsActuator(cloud.url)
 
 

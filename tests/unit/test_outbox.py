@@ -4,7 +4,6 @@ and when `deliver` answers or defers — published through the real MNS SDK agai
 emulator, with the state in a MemoryStore."""
 from __future__ import annotations
 
-from typing import Iterator
 
 import pytest
 
@@ -15,7 +14,7 @@ from ens_autoscaler.core.result import Announcement, Result, Status
 from ens_autoscaler.runtime.outbox import Outbox, queued
 from ens_autoscaler.state import OutboxItem
 from ens_autoscaler.state.memory import MemoryStore
-from localcloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_TOPIC, LocalCloud
+from localcloud import DEFAULT_TOPIC, LocalCloud
 
 NOW = 1_750_000_000.0
 KEY = "inv-1"
@@ -99,22 +98,6 @@ def test_a_parked_part_leaves_the_result_unpublished() -> None:
 
 # --- publishing through the real MNS SDK ------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def _running_cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(credentials={DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET},
-                    topics=(DEFAULT_TOPIC,)) as running:
-        yield running
-
-
-@pytest.fixture
-def cloud(_running_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCloud]:
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-    _running_cloud.reset()
-    yield _running_cloud
-    _running_cloud.reset()
-
-
 def outbox_on(cloud: LocalCloud, store: MemoryStore) -> Outbox:
     publisher = MnsPublisher(cloud.url, DEFAULT_TOPIC)
     return Outbox(lambda: store, lambda: publisher, lambda: NOW)
@@ -130,6 +113,7 @@ PUBLISHES = [
 
 
 @pytest.mark.parametrize("case,fault,sent,queued_after,parked,published", PUBLISHES, ids=[c[0] for c in PUBLISHES])
+@pytest.mark.usefixtures("signed_in")
 def test_what_a_publish_does_on_each_mns_answer(cloud: LocalCloud, case: str, fault: str | None, sent: int,
                                                queued_after: int, parked: int, published: bool) -> None:
     store = MemoryStore()
@@ -143,6 +127,7 @@ def test_what_a_publish_does_on_each_mns_answer(cloud: LocalCloud, case: str, fa
     assert (KEY in answered) is published
 
 
+@pytest.mark.usefixtures("signed_in")
 def test_drain_past_the_deadline_publishes_nothing(cloud: LocalCloud) -> None:
     store = MemoryStore()
     stored(store, announcing(), queued(KEY, ["{}"], TAG_SCALE_OUT, NOW))
@@ -150,6 +135,7 @@ def test_drain_past_the_deadline_publishes_nothing(cloud: LocalCloud) -> None:
     assert store.outbox_pending() == 1 and not cloud.messages(DEFAULT_TOPIC)
 
 
+@pytest.mark.usefixtures("signed_in")
 def test_deliver_answers_once_the_message_is_out_and_defers_until_then(cloud: LocalCloud) -> None:
     store = MemoryStore()
     items = queued(KEY, ["{}"], TAG_SCALE_OUT, NOW)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -25,7 +25,7 @@ from ens_autoscaler.runtime.app import Autoscaler
 from ens_autoscaler.runtime.settings import PACKAGE_ROOT, Settings
 from ens_autoscaler.state import FLEET
 from ens_autoscaler.state.memory import MemoryStore
-from localcloud import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_TOPIC, INSTANT, LocalCloud
+from localcloud import DEFAULT_TOPIC, LocalCloud
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOW = 1_750_000_000.0
@@ -117,22 +117,6 @@ def test_history_journals_only_what_guards_cut() -> None:
 
 # --- one scale-out per class of ENS answer ---------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def _running_cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(credentials={DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET}, topics=(DEFAULT_TOPIC,),
-                    lifecycle=INSTANT) as cloud:
-        yield cloud
-
-
-@pytest.fixture
-def cloud(_running_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCloud]:
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-    _running_cloud.reset()
-    yield _running_cloud
-    _running_cloud.reset()
-
-
 def scaler_on(cloud: LocalCloud) -> Autoscaler:
     settings = Settings(ens_endpoint=cloud.url, mns_endpoint=cloud.url, mns_topic=DEFAULT_TOPIC,
                         policy_path=str(PACKAGE_ROOT / "policy.yaml"), state_url="memory://", dry_run=False,
@@ -168,6 +152,7 @@ ENS_ANSWERS = [
 
 @pytest.mark.parametrize("case,fault,raised,phase,ledgered,freed,made", ENS_ANSWERS,
                          ids=[c[0] for c in ENS_ANSWERS])
+@pytest.mark.usefixtures("signed_in")
 def test_what_a_scale_out_does_on_each_ens_answer(cloud: LocalCloud, case: str, fault: str | None,
                                                   raised: type[Exception] | None, phase: Phase, ledgered: bool,
                                                   freed: bool, made: int) -> None:
