@@ -26,8 +26,9 @@ def logger_restored() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def _running_cloud() -> Iterator[LocalCloud]:
     """The emulator, started once per module (it binds a loopback port). The product's tests get
-    ENS's INSTANT lifecycle: they test its rules; a module that tests ENS's timing overrides this
-    fixture with the default lifecycle, ENS as documented."""
+    ENS's INSTANT lifecycle (listed and Running at once): they test the product's rules, not ENS's
+    timing, which the modules of issues 10 and 13 test by overriding this fixture with the default
+    lifecycle, ENS as documented."""
     with LocalCloud(credentials={DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET}, topics=(DEFAULT_TOPIC,),
                     lifecycle=INSTANT) as cloud:
         yield cloud

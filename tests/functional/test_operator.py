@@ -574,7 +574,7 @@ SESSION_START = 1736391725.0  # 2025-01-09T03:02:05Z, just after the sample alar
 RANDOM_IDS = re.compile(r"\b(b-[a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 
 
-def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path,
+def documented_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path,
                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
     """The sample events a minute apart on docs/operating.md's clock, then `status` and `history` as printed."""
     offset = SESSION_START - cloud.now
@@ -597,7 +597,7 @@ def readme_session(cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_p
 def test_the_operating_doc_shows_what_status_and_history_print_after_the_sample_events(
         cloud: LocalCloud, make_autoscaler: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    printed = readme_session(cloud, make_autoscaler, tmp_path, monkeypatch, capsys)
+    printed = documented_session(cloud, make_autoscaler, tmp_path, monkeypatch, capsys)
     shown = OPERATING.read_text(encoding="utf-8").split("a minute apart), then:\n\n```\n", 1)[1].split("\n```", 1)[0]
     # ENS makes new OrderIds and device ids each run: compare everything else
     assert RANDOM_IDS.sub("<id>", shown) == RANDOM_IDS.sub("<id>", printed)

@@ -20,8 +20,7 @@ from dataclasses import replace
 from ens_autoscaler.core.errors import InputError, TransientCloudError
 from ens_autoscaler.core.orders import OrderRecord, Phase
 from ens_autoscaler.state import (FLEET, ClaimStatus, InProgressError, JournalEntry, LedgerEntry, OutboxItem,
-                                  ParkedItem,
-                                  PayloadMismatchError, RecordStatus, StaleWrite, StateStore)
+                                  ParkedItem, PayloadMismatchError, RecordStatus, StaleWrite, StateStore)
 from ens_autoscaler.state.base import LEDGER_RETENTION_S, sums_of
 from tests.state_backends import Backend, claim_in_threads, claim_outcome, redis_url, wipe_redis
 

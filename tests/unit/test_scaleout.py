@@ -76,7 +76,7 @@ def test_a_plan_reads_the_fleet_only_when_a_guard_counts_across_regions() -> Non
                    replace(none, run_rate_total=10.0)):
         capped = replace(base, limits=limits)
         assert scaleout._fleet_wide(capped) is True, limits
-    assert scaleout._regions_read(regions, capped) == regions | {FLEET}
+        assert scaleout._regions_read(regions, capped) == regions | {FLEET}, limits
 
 
 ONE_SHOT_RULES = [

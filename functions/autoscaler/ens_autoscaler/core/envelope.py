@@ -59,12 +59,12 @@ def _parts(message: dict[str, Any], room: int) -> list[dict[str, Any]]:
     """The message whole when it fits `room` bytes, else the parts `encode` describes."""
     if len(_json(message).encode()) <= room:
         return [message]
-    head = {**{k: v for k, v in message.items() if k not in SPLIT}, **_no_items(message)}
+    head = {**{k: v for k, v in message.items() if k not in SPLIT}, **_empty_lists(message)}
     runs = _runs(message, room - len(_json(head).encode()) - PART_FIELDS_BYTES)
     return [{**head, **lists, "part": i, "parts": len(runs)} for i, lists in enumerate(runs, start=1)]
 
 
-def _no_items(message: Mapping[str, Any]) -> dict[str, list[Any]]:
+def _empty_lists(message: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Each long list the message has, empty: every part carries all of them, so a consumer
     reads the same fields in each part, a run of items or none."""
     return {k: [] for k in SPLIT if k in message}
@@ -78,7 +78,7 @@ def _runs(message: Mapping[str, Any], room: int) -> list[dict[str, list[Any]]]:
     """
     runs: list[dict[str, list[Any]]] = [{}]
     used = 0
-    for name in _no_items(message):
+    for name in _empty_lists(message):
         for item in message[name]:
             size = len(_json(item).encode()) + 1  # the comma before it
             if used + size > room and used:

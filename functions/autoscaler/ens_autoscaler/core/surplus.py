@@ -143,7 +143,7 @@ def watch(region: Region, held: Low, listed: Sequence[Listed] | None, ordered_at
         announced = _surplus(region, held, listed, ordered_at, policy, now)
     note = None if held.since is None else replace(held, announced=announced)
     before = held.announced
-    if _id(before) == _id(announced):
+    if _announced_id(before) == _announced_id(announced):
         return Watch(None if note is None else held, None)  # unchanged: keep the note (an ended spell's goes)
     return Watch(note, surplus_message(region.code, held, announced, before, listed or (), now))
 
@@ -161,7 +161,7 @@ def _surplus(region: Region, held: Low, listed: Sequence[Listed], ordered_at: Ma
     return Announced(f"surplus:{region.code}:{digest(list(ids))[:16]}", ids, saving(devices, policy.prices), now)
 
 
-def _id(announced: Announced | None) -> str | None:
+def _announced_id(announced: Announced | None) -> str | None:
     """What tells two announcements apart: the id, which names the region and the devices."""
     return announced.id if announced else None
 

@@ -145,7 +145,7 @@ class FollowUp:
             log("order_not_placed", logging.WARNING, invocationId=order.id, why=found.why)
             closed = replace(order, phase=Phase.NOT_ORDERED, outcome=found.why)
             return OrderMove(closed, unledger=LedgerEntry.for_order(order.selector, order.id, order.started_at),
-                        result=phase_result(closed))
+                             result=phase_result(closed))
         if found.verdict is Verdict.AMBIGUOUS:
             log("order_ambiguous", logging.ERROR, invocationId=order.id, why=found.why,
                 candidates=[d.id for d in found.devices])

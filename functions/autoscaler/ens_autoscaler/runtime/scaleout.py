@@ -57,8 +57,8 @@ class ScaleOut:
             self._answer_from_evidence(order, deadline)
 
     def place(self, signals: list[Signal], policy: Policy, key: str, identity: str, caller: str,
-            dry_run: bool, deadline: float, regions: frozenset[str],
-            previous: OrderRecord | None = None) -> Result:
+              dry_run: bool, deadline: float, regions: frozenset[str],
+              previous: OrderRecord | None = None) -> Result:
         """Plan from reads, then own the key in the write that records the intent. That write is
         taken only while nothing the plan read for `regions` (the regions its signals name) has
         changed — another invocation's order there bumps their versions — so a plan made on a

@@ -69,7 +69,7 @@ class MemoryStore(StateStore):
         self._apply_journal(write)
         self._apply_ledger(write)
         self._apply_outbox(write)
-        self._book(encoded.orders)
+        self._apply_orders(encoded.orders)
 
     def _apply_journal(self, write: Write) -> None:
         """Entries older than the journal's cutoff go; a new entry never replaces one of the same key."""
@@ -94,7 +94,7 @@ class MemoryStore(StateStore):
         for item_id in write.acked:
             self._outbox.pop(item_id, None)
 
-    def _book(self, orders: tuple[OrderRecord, ...]) -> None:
+    def _apply_orders(self, orders: tuple[OrderRecord, ...]) -> None:
         """Orders stored, the open index kept, and a new one on the heap by start."""
         for order in orders:
             if order.id not in self._orders_by_id:

@@ -96,11 +96,8 @@ class Progress:
 
 def decision_table(decisions: Sequence[dict[str, Any]]) -> str:
     """One row per region: what was read, which rule fired, and every guard that changed the count."""
-    rows = [_decision_row(d) for d in decisions]
-    widths = [max([len(name)] + [len(r[i]) for r in rows]) for i, (name, _) in enumerate(COLUMNS)]
-    widths = [min(w, cap) if cap else w for w, (_, cap) in zip(widths, COLUMNS)]
-    lines = [[name for name, _ in COLUMNS], ["-" * w for w in widths]] + rows
-    return "\n".join("  ".join(_fit(cell, w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join(table([name for name, _ in COLUMNS], [_decision_row(d) for d in decisions],
+                           caps=[cap for _, cap in COLUMNS]))
 
 
 def _decision_row(d: Mapping[str, Any]) -> list[str]:
@@ -109,11 +106,14 @@ def _decision_row(d: Mapping[str, Any]) -> list[str]:
             d["rule"] or "-", str(d["raw"]), str(d["final"]), ", ".join(d["reasons"]) or "-"]
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Columns as wide as their widest cell, two spaces apart, a rule under the heading; `simulate` and
-    `advise` print their summaries alike."""
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]],
+          caps: Sequence[int | None] | None = None) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart, a rule under the heading: the decision
+    table, `simulate` and `advise` print alike. A cap keeps one long cell (a signal key, a rule) from
+    pushing the rest of a row off a terminal; the cell is cut with an ellipsis."""
     widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
-    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+    widths = [min(w, cap) if cap else w for w, cap in zip(widths, caps or [None] * len(columns))]
+    return ["  ".join(_fit(c, w) for c, w in zip(row, widths)).rstrip()
             for row in [columns, ["-" * w for w in widths], *rows]]
 
 
@@ -145,7 +145,7 @@ def _preamble(result: dict[str, Any]) -> list[str]:
         parts.append(f"replayed: a duplicate delivery of {result['invocationId']}; this is its stored answer, "
                      "nothing was ordered again")
     if result["status"] == "follow_up" and "openOrders" in result:  # `plan` of the timer followed nothing
-        parts.append(_followed(result))
+        parts.append(_follow_up_line(result))
     if result.get("error"):
         parts.append(f"error ({result['error']['type']}): {result['error']['message']}")
     return parts
@@ -187,7 +187,7 @@ def money(amount: float) -> str:
     return f"{amount:,.2f}"
 
 
-def _followed(result: Mapping[str, Any]) -> str:
+def _follow_up_line(result: Mapping[str, Any]) -> str:
     """What the readiness timer did: the orders it closed, and those still on their way."""
     closed, still = result.get("closedOrders") or (), result.get("openOrders") or ()
     lines = [f"the readiness timer checked the open orders against ENS: {len(closed)} closed, "

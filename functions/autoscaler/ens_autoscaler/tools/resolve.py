@@ -1,6 +1,6 @@
 """`resolve`: the operator tools' one write — an operator's word on an order evidence could not settle.
 
-Applied by the follow-up's own step and atomic write, and kept in the order's `outcome` as well
+Applied as one of the follow-up's own moves, in its atomic write, and kept in the order's `outcome` as well
 as in the logs. The devices a person names are checked first (`claimed`): each must be one ENS
 lists now, in the order's regions, new since the order and no other order's.
 """
