@@ -321,7 +321,7 @@ def _settings_names() -> set[str]:
     return env.asked
 
 
-def _readme_names() -> set[str]:
+def _documented_names() -> set[str]:
     """Names in the first column of docs/deploying.md's "Environment variables" table."""
     lines = DEPLOYING.read_text(encoding="utf-8").splitlines()
     start = lines.index("## Environment variables")
@@ -335,7 +335,7 @@ def _readme_names() -> set[str]:
 
 
 def test_the_deploying_doc_documents_exactly_what_the_code_reads() -> None:
-    read, documented = _settings_names(), _readme_names()
+    read, documented = _settings_names(), _documented_names()
     # Guard the recorder: an empty read would make every check below vacuous.
     assert {"ENS_ENDPOINT", "MNS_TOPIC", "STATE_URL", "CALLBACK_TOKEN"} <= read, read
     assert not read - documented, f"Settings reads variables the deploying doc lacks: {sorted(read - documented)}"

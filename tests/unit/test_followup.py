@@ -65,7 +65,7 @@ FOLLOWED = [
 @pytest.mark.parametrize("case,the_order,only,now,expected", FOLLOWED, ids=[c[0] for c in FOLLOWED])
 def test_which_orders_are_followed(case: str, the_order: OrderRecord, only: str | None, now: float,
                                    expected: bool) -> None:
-    assert followup._followed(the_order, only, now) is expected
+    assert followup.is_followed(the_order, only, now) is expected
 
 
 SHORT = [
@@ -79,7 +79,7 @@ SHORT = [
 @pytest.mark.parametrize("case,the_order,expected", SHORT, ids=[c[0] for c in SHORT])
 def test_a_short_answer_is_one_naming_fewer_devices_than_asked(case: str, the_order: OrderRecord,
                                                               expected: bool) -> None:
-    assert followup._answer_short(the_order) is expected
+    assert followup.answered_short(the_order) is expected
 
 
 def test_due_with_an_unresolved_one_asked_for_adds_its_regions_short_orders() -> None:
@@ -91,9 +91,9 @@ def test_due_with_an_unresolved_one_asked_for_adds_its_regions_short_orders() ->
     complete_here = order("complete-here", order_id="o-3", device_ids=("d3", "d4"))
     for o in (lost, short_here, short_elsewhere, complete_here):
         store.save_order(o)
-    assert [o.id for o in followup._due(store, [lost], "lost", T0 + 10)] == ["lost", "short-here"]
-    assert [o.id for o in followup._due(store, [short_here], "short-here", T0 + 10)] == ["short-here"]
-    assert [o.id for o in followup._due(store, [lost], None, T0 + 10)] == ["lost"]
+    assert [o.id for o in followup.orders_due(store, [lost], "lost", T0 + 10)] == ["lost", "short-here"]
+    assert [o.id for o in followup.orders_due(store, [short_here], "short-here", T0 + 10)] == ["short-here"]
+    assert [o.id for o in followup.orders_due(store, [lost], None, T0 + 10)] == ["lost"]
 
 
 SERVICES = [
@@ -110,7 +110,7 @@ SERVICES = [
 def test_which_services_a_follow_up_lists(case: str, services: list[ServiceRef | None], fleet: bool,
                                           expected: set[ServiceRef]) -> None:
     due = [order(f"inv-{i}", service=s) for i, s in enumerate(services)]
-    assert followup._services(due, SERVICE, fleet) == expected
+    assert followup.services_to_list(due, SERVICE, fleet) == expected
 
 
 # --- how an order moves on evidence ----------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_how_evidence_moves_an_unresolved_order(case: str, phase: Phase, verdict
                                                 status: Status | None, unledgered: bool) -> None:
     found = (device("d1"), device("d2")) if verdict in (Verdict.MINE, Verdict.AMBIGUOUS) else ()
     the_order = order(phase=phase)
-    move = follow_up(MemoryStore())._apply_evidence(the_order, Attribution(verdict, found, "why"), list(found),
+    move = follow_up(MemoryStore()).move_by_evidence(the_order, Attribution(verdict, found, "why"), list(found),
                                                     T0 + 10)
     assert (move.order.phase if move.order else None) is moved_to
     assert (move.result.status if move.result else None) is status
@@ -169,7 +169,7 @@ def test_how_a_listing_moves_an_ordered_order(case: str, ready: tuple[str, ...],
                                               phase: Phase | None, tags: list[str]) -> None:
     the_order = order(phase=Phase.PARTLY_READY if ready else Phase.ORDERED, order_id="o-1",
                       device_ids=("d1", "d2"), ready=ready)
-    move = follow_up(MemoryStore())._readiness(the_order, listed, T0 + 10)
+    move = follow_up(MemoryStore()).move_by_listing(the_order, listed, T0 + 10)
     assert (move.order.phase if move.order else None) is phase
     assert [i.tag for i in move.items] == tags
 
@@ -221,7 +221,7 @@ def test_devices_a_short_answer_left_out_are_found_by_order_id_and_announced(act
     short = order(order_id=answer.order_id, device_ids=(first,), service=ServiceRef(service.app_id,
                                                                                     service.service_id))
     listed = actuator.listing(service)
-    move = follow_up(MemoryStore(), actuator)._readiness(short, [d for d in listed if d.id == first], T0 + 10)
+    move = follow_up(MemoryStore(), actuator).move_by_listing(short, [d for d in listed if d.id == first], T0 + 10)
     assert move.order is not None and set(move.order.device_ids) == set(answer.device_ids)
     assert [i.tag for i in move.items] == [TAG_SCALE_OUT, TAG_READY]
     assert move.items[0].id.startswith(f"{short.id}:late:")

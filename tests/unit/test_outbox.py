@@ -76,7 +76,7 @@ def test_what_an_ack_records(case: str, result: Result | None, acked: OutboxItem
         stored(store, result)
     store.outbox_put(acked, *others)
     outbox = Outbox(lambda: store, lambda: MnsPublisher("127.0.0.1:9", "unused"), lambda: NOW)
-    answered = outbox._ack(store, acked, "mns-1")
+    answered = outbox.acknowledge(store, acked, "mns-1")
     assert [i.id for i in store.outbox_items()] == [o.id for o in others]  # the item acked either way
     assert (answered is not None) is published
     after = outbox.stored(KEY)
@@ -92,7 +92,7 @@ def test_a_parked_part_leaves_the_result_unpublished() -> None:
     store.outbox_put(item(f"{KEY}.part-1"), item(body='{"parts":2}'))
     store.outbox_park(f"{KEY}.part-1", "InvalidArgument: too big", NOW)
     outbox = Outbox(lambda: store, lambda: MnsPublisher("127.0.0.1:9", "unused"), lambda: NOW)
-    assert outbox._ack(store, item(body='{"parts":2}'), "mns-1") is None
+    assert outbox.acknowledge(store, item(body='{"parts":2}'), "mns-1") is None
     assert outbox.stored(KEY) == announcing()
 
 

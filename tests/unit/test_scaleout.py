@@ -62,21 +62,21 @@ def test_the_status_before_ens_answers(case: str, dry_run: bool, orders: bool, e
     if not orders:  # every region cut to nothing
         plan = replace(plan, decisions=tuple(replace(d, final=0) for d in plan.decisions))
         assert not plan.selector
-    assert scaleout._status_before_ens(plan, dry_run) is expected
+    assert scaleout.status_before_ens(plan, dry_run) is expected
 
 
 def test_a_plan_reads_the_fleet_only_when_a_guard_counts_across_regions() -> None:
     shipped, regions = policy(), frozenset({HZ})
     base = replace(shipped, limits=replace(shipped.limits, max_devices=None, budget_total=None, max_run_rate=None,
                                            run_rate_total=None))  # per-region guards only
-    assert scaleout._fleet_wide(base) is False
-    assert scaleout._regions_read(regions, base) == regions
+    assert scaleout.fleet_wide(base) is False
+    assert scaleout.regions_read(regions, base) == regions
     none = base.limits
     for limits in (replace(none, max_devices=10), replace(none, budget_total=10), replace(none, max_run_rate=10.0),
                    replace(none, run_rate_total=10.0)):
         capped = replace(base, limits=limits)
-        assert scaleout._fleet_wide(capped) is True, limits
-        assert scaleout._regions_read(regions, capped) == regions | {FLEET}, limits
+        assert scaleout.fleet_wide(capped) is True, limits
+        assert scaleout.regions_read(regions, capped) == regions | {FLEET}, limits
 
 
 ONE_SHOT_RULES = [
@@ -95,23 +95,23 @@ def test_which_requests_wait_and_which_fail_blind(case: str, event: str, blocked
     if blocked:
         plan = replace(plan, decisions=tuple(replace(d, reasons=(*d.reasons, Reason.ORDER_UNRESOLVED))
                                              for d in plan.decisions))
-    assert scaleout._waits(signals, plan) is held
+    assert scaleout.waits_for_order(signals, plan) is held
     if refused:
         with pytest.raises(TransientCloudError) as info:
-            scaleout._refuse_blind(signals, plan, "inv-1")
+            scaleout.refuse_blind(signals, plan, "inv-1")
         assert info.value.code == "InventoryUnavailable"
     else:
-        scaleout._refuse_blind(signals, plan, "inv-1")
+        scaleout.refuse_blind(signals, plan, "inv-1")
 
 
 def test_history_journals_only_what_guards_cut() -> None:
     plan = plan_of("manual-counts.json")
     message = {"signals": ["s"], "decisions": ["d"]}
     assert all(d.final == d.raw for d in plan.decisions)
-    assert scaleout._journal("inv-1", message, plan, NOW) == ()
+    assert scaleout.held_journal("inv-1", message, plan, NOW) == ()
     cut = replace(plan, decisions=(replace(plan.decisions[0], final=plan.decisions[0].raw - 1),
                                    *plan.decisions[1:]))
-    (entry,) = scaleout._journal("inv-1", message, cut, NOW)
+    (entry,) = scaleout.held_journal("inv-1", message, cut, NOW)
     assert entry.key == "inv-1" and entry.body == '{"signals":["s"],"decisions":["d"]}'
 
 

@@ -66,12 +66,12 @@ class FollowUp:
         """
         store, now = self._store(), self.clock()
         orders = store.open_orders() if only is None else _one(store, only)
-        due = _due(store, orders, only, now)
+        due = orders_due(store, orders, only, now)
         if not due and not fleet_due:
             return orders
         policy = self._policy()
         current = ServiceRef(policy.service.app_id, policy.service.service_id)
-        listings = self._listings(_services(due, current, fleet=only is None))
+        listings = self._listings(services_to_list(due, current, fleet=only is None))
         moved = self._move(due, listings, current, _book(store, due), now)
         if only is None:
             _announce_fleet(store, listings[current], policy, now)
@@ -99,7 +99,7 @@ class FollowUp:
         """Apply an operator's word (`resolve`) to an unresolved order: evidence found elsewhere, taking
         the same move and the same atomic write as evidence the follow-up found itself."""
         now = self.clock()
-        return self.advance(order, lambda o: self._apply_evidence(o, found, listed, now)
+        return self.advance(order, lambda o: self.move_by_evidence(o, found, listed, now)
                              if o.phase.unresolved or o.phase is Phase.AMBIGUOUS else OrderMove(), now)
 
     def advance(self, order: OrderRecord, move: Callable[[OrderRecord], OrderMove],
@@ -131,12 +131,12 @@ class FollowUp:
                    now: float) -> OrderMove:
         """`near`: the listed devices of the order's own regions, all attribution looks at."""
         if order.phase.unresolved:
-            return self._apply_evidence(order, attribute(order, near, book, now), listed, now)
+            return self.move_by_evidence(order, attribute(order, near, book, now), listed, now)
         if not order.phase.placed:
             return OrderMove()
-        return self._readiness(order, listed, now)
+        return self.move_by_listing(order, listed, now)
 
-    def _apply_evidence(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> OrderMove:
+    def move_by_evidence(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> OrderMove:
         if found.verdict is Verdict.WAIT:
             if order.phase is Phase.INTENT:  # orphaned: say so, so status shows it
                 return OrderMove(replace(order, phase=Phase.UNCERTAIN, outcome=found.why))
@@ -156,10 +156,10 @@ class FollowUp:
         messages = queued(order.id, encode(with_devices(order.message, found.devices)), TAG_SCALE_OUT, now)
         result = replace(Result.from_dict(order.result), status=Status.SCALED, message=Announcement(order.id),
                          order={"OrderId": None, "RequestId": None, "DeviceIds": list(ids), "Reconciled": True})
-        ready = self._readiness(resolved, listed, now)
+        ready = self.move_by_listing(resolved, listed, now)
         return OrderMove(ready.order or resolved, messages + ready.items, result=result)
 
-    def _readiness(self, order: OrderRecord, listed: list[Listed], now: float) -> OrderMove:
+    def move_by_listing(self, order: OrderRecord, listed: list[Listed], now: float) -> OrderMove:
         """Devices named late (ENS's answer named fewer than it asked) are looked up by the order's
         own OrderId, and go out in a scale-out message of their own order; then readiness."""
         known, by_id = order, {d.id: d for d in listed}
@@ -179,7 +179,7 @@ class FollowUp:
     def _named_late(self, order: OrderRecord) -> list[Listed]:
         """The devices ENS has named for the order since its answer named fewer than it asked, looked
         up by the order's own OrderId; none (and no call) while the answer is not short."""
-        if not _answer_short(order):
+        if not answered_short(order):
             return []
         return [d for d in self._actuator().listing(order.service or self._current(), order.order_id or "")
                 if d.id not in order.device_ids]
@@ -203,7 +203,7 @@ def _by_region(listed: list[Listed]) -> dict[str, list[Listed]]:
     return out
 
 
-def _services(due: list[OrderRecord], current: ServiceRef, fleet: bool) -> set[ServiceRef]:
+def services_to_list(due: list[OrderRecord], current: ServiceRef, fleet: bool) -> set[ServiceRef]:
     """The device services to list: each due order's own (an order keeps the service it was placed
     in when the policy moves on), and the current one when the fleet is to be announced."""
     return {o.service or current for o in due} | ({current} if fleet else set())
@@ -215,13 +215,13 @@ def _announce_fleet(store: StateStore, listed: list[Listed], policy: Policy, now
                        for item in queued(m["id"], encode(m), TAG_FLEET, now)))
 
 
-def _answer_short(order: OrderRecord) -> bool:
+def answered_short(order: OrderRecord) -> bool:
     """Whether ENS answered the order with fewer device ids than it asked for: the rest are named
     later, and only a lookup by its OrderId finds them."""
     return bool(order.order_id) and len(order.device_ids) < order.asked
 
 
-def _followed(order: OrderRecord, only: str | None, now: float) -> bool:
+def is_followed(order: OrderRecord, only: str | None, now: float) -> bool:
     """Whether a follow-up moves the order on: a placed one, but not an INTENT whose owner may still
     be placing it (unless it is orphaned, or is the very one asked for)."""
     if not order.phase.placed:
@@ -229,12 +229,12 @@ def _followed(order: OrderRecord, only: str | None, now: float) -> bool:
     return order.phase is not Phase.INTENT or order.orphaned(now) or order.id == only
 
 
-def _due(store: StateStore, orders: list[OrderRecord], only: str | None, now: float) -> list[OrderRecord]:
+def orders_due(store: StateStore, orders: list[OrderRecord], only: str | None, now: float) -> list[OrderRecord]:
     """The orders a follow-up moves on; with an unresolved one asked for, also the open orders of its
     regions whose answers were short, so their late devices are known before it is attributed."""
-    due = [o for o in orders if _followed(o, only, now)]
+    due = [o for o in orders if is_followed(o, only, now)]
     if only is not None and any(o.phase.unresolved for o in due):
-        due += [o for o in store.open_orders() if o.id != only and _answer_short(o) and o.regions & due[0].regions]
+        due += [o for o in store.open_orders() if o.id != only and answered_short(o) and o.regions & due[0].regions]
     return due
 
 

@@ -70,7 +70,7 @@ class Outbox:
             except (TransientCloudError, PermanentCloudError, ConfigError) as exc:
                 self._failed(store, item, exc)
                 continue
-            result = self._ack(store, item, message_id, committed)
+            result = self.acknowledge(store, item, message_id, committed)
             log("published", invocationId=item.id, mnsMessageId=message_id, tag=item.tag)
             if result is not None and result.invocation_id:
                 published[result.invocation_id] = result
@@ -90,7 +90,7 @@ class Outbox:
             log("publish_failed", logging.WARNING, invocationId=item.id, attempts=item.attempts + 1,
                 errorType=exc.kind, error=str(exc))
 
-    def _ack(self, store: StateStore, item: OutboxItem, message_id: str,
+    def acknowledge(self, store: StateStore, item: OutboxItem, message_id: str,
              committed: IdempotencyRecord | None = None) -> Result | None:
         """Ack the item; where it is the last part out of a message that announces an invocation's
         result, record that result published in the same write. A message in parts is published

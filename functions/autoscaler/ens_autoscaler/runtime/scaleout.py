@@ -84,13 +84,13 @@ class ScaleOut:
         now = self.clock()
         reads, listing, plan = self._plan(signals, policy, key, regions, now)
         message = build_message(key, plan, signals, None, dry_run, now)
-        status = _status_before_ens(plan, dry_run)
+        status = status_before_ens(plan, dry_run)
         result = Result.of_plan(status, key, plan, dry_run, state_scope=self.settings.state_scope)
         if listing is None and not dry_run:  # decided blind, and nothing claimed: a redelivery looks again
-            _refuse_blind(signals, plan, key)
+            refuse_blind(signals, plan, key)
             return logs.decided(replace(result, status=Status.NO_ACTION), plan)
         service = ServiceRef(policy.service.app_id, policy.service.service_id)
-        if not dry_run and _waits(signals, plan):
+        if not dry_run and waits_for_order(signals, plan):
             return self._hold(signals, plan, key, identity, message, service, previous, now)
         if status is not Status.UNCERTAIN:  # nothing to order, or a dry run: claimed and completed in one write
             return self._complete(key, identity, caller, plan, message, result, previous, now, deadline)
@@ -106,7 +106,7 @@ class ScaleOut:
     def _plan(self, signals: list[Signal], policy: Policy, key: str, regions: frozenset[str], now: float
               ) -> tuple[Reads, Listing | None, Plan]:
         """The store's reads (versions first), then ENS's listing, then the plan made from both."""
-        reads = plan_reads(self._store(), _regions_read(regions, policy), policy, now)
+        reads = plan_reads(self._store(), regions_read(regions, policy), policy, now)
         # other keys' open orders: this key's own intent, if a duplicate is placing it, is the claim's business
         open_orders = [o for o in reads.open_orders if o.id != key]
         listing = self._listing(policy)
@@ -151,7 +151,7 @@ class ScaleOut:
         items = queued(key, encode(message), TAG_DRY_RUN, now) if result.dry_run else ()
         claim = self._store().claim_completed(key, identity, result.as_dict(), items, now,
                                               self.settings.idempotency_ttl, self.outbox.lease_until(now), caller,
-                                              _journal(key, message, plan, now))
+                                              held_journal(key, message, plan, now))
         return self._lost(claim, key, deadline) or self.outbox.deliver(logs.decided(result, plan), deadline, items)
 
     def redrive(self, held: OrderRecord, policy: Policy, deadline: float) -> Result:
@@ -261,7 +261,7 @@ class ScaleOut:
         return min(self.settings.idempotency_ttl, max(1.0, deadline - now))
 
 
-def _journal(key: str, message: dict[str, Any], plan: Plan, now: float) -> tuple[JournalEntry, ...]:
+def held_journal(key: str, message: dict[str, Any], plan: Plan, now: float) -> tuple[JournalEntry, ...]:
     """What `history` keeps of an invocation guards held (a decision cut below what its rule
     asked): its signals and decisions, as its message would have carried them."""
     if not any(d.final < d.raw for d in plan.decisions):
@@ -270,7 +270,7 @@ def _journal(key: str, message: dict[str, Any], plan: Plan, now: float) -> tuple
                                               separators=(",", ":"))),)
 
 
-def _status_before_ens(plan: Plan, dry_run: bool) -> Status:
+def status_before_ens(plan: Plan, dry_run: bool) -> Status:
     """What a plan's result says before ENS is asked: a dry run, nothing to order, or uncertain —
     an order about to be sent is uncertain until its answer is committed."""
     if dry_run:
@@ -278,27 +278,27 @@ def _status_before_ens(plan: Plan, dry_run: bool) -> Status:
     return Status.NO_ACTION if not plan.selector else Status.UNCERTAIN
 
 
-def _regions_read(regions: frozenset[str], policy: Policy) -> frozenset[str]:
+def regions_read(regions: frozenset[str], policy: Policy) -> frozenset[str]:
     """The regions whose state a plan reads: its signals' own, and the fleet's when a guard counts
     across regions."""
-    return regions | {FLEET} if _fleet_wide(policy) else regions
+    return regions | {FLEET} if fleet_wide(policy) else regions
 
 
-def _fleet_wide(policy: Policy) -> bool:
+def fleet_wide(policy: Policy) -> bool:
     """Whether a plan reads every region's state: a guard that counts across regions is set."""
     limits = policy.limits
     return any(v is not None for v in (limits.max_devices, limits.budget_total, limits.max_run_rate,
                                        limits.run_rate_total))
 
 
-def _waits(signals: list[Signal], plan: Plan) -> bool:
+def waits_for_order(signals: list[Signal], plan: Plan) -> bool:
     """A request asked once that an unresolved order holds back: it is kept, not dropped (alarms
     need not be: the next one looks again)."""
     return any(s.kind in ONE_SHOT for s in signals) and any(
         Reason.ORDER_UNRESOLVED in d.reasons for d in plan.decisions)
 
 
-def _refuse_blind(signals: list[Signal], plan: Plan, key: str) -> None:
+def refuse_blind(signals: list[Signal], plan: Plan, key: str) -> None:
     """A request that would order, or was asked once, fails retryably when the inventory can't be
     read: FC's retry asks again. Alarms need not: the next one looks again."""
     if plan.selector or any(s.kind in ONE_SHOT for s in signals):
