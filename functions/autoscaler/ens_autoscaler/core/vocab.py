@@ -10,7 +10,12 @@ import hashlib
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 # ENS region codes as the API pages show them (cn-hangzhou-telecom, id-jakarta-2, ...).
 REGION_CODE = re.compile(r"[a-z]{2}-[a-z0-9_-]{1,62}")  # use fullmatch: "$" would let a trailing newline in
@@ -42,3 +47,14 @@ def iso_epoch(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """An IANA time zone this Python knows, or InputError naming it: the policy's forecast zone and the
+    operator's --time-zone are read alike. `zoneinfo` loads on first use, off the cold path."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: `America` is a directory, a long name too long
+        raise InputError(f"unknown time zone {name!r}: give an IANA name such as Asia/Shanghai or UTC") from None

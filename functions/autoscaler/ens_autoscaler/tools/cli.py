@@ -81,11 +81,11 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     from .simulate import chart, history, report
     from .simulate.fleet import starting_fleet
     from .simulate.replay import Load, replay
-    from .simulate.schedule import zone
+    from ..core.vocab import time_zone
 
     if args.out is not None:
         chart.check_output(args.out)  # a typo in --out must not cost a long replay
-        zone(args.time_zone)
+        time_zone(args.time_zone)
     policy = read_policy(args.policy)
     fleet = starting_fleet(policy, args.initial_devices, dict(args.initial), args.provisioning_delay)
     progress = Progress(sys.stderr) if sys.stderr.isatty() else None

@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..errors import ConfigError
-from ..vocab import MAX_COUNT, REGION_CODE
+from ..errors import ConfigError, InputError
+from ..vocab import MAX_COUNT, REGION_CODE, time_zone
 from .model import (
     BUDGET_WINDOW_SECONDS,
     ENS_NAMESPACE,
@@ -449,19 +449,12 @@ def _period(c: _Checker, raw: Any) -> int | None:
 def _zone(c: _Checker, raw: Any) -> str | None:
     """The time zone the forecast's days are in: an IANA name this Python knows."""
     zone = c.text(raw, "forecast.timeZone")
-    if zone is not None and not _known_zone(zone):
-        c.problem("forecast.timeZone", f"unknown time zone {zone!r}: give an IANA name such as Asia/Shanghai or UTC")
+    if zone is not None:
+        try:
+            time_zone(zone)
+        except InputError as exc:
+            c.problem("forecast.timeZone", str(exc))
     return zone
-
-
-def _known_zone(name: str) -> bool:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: `America` is a directory, a long name too long
-        return False
-    return True
 
 
 def check_policy(document: Any, found: tuple[Problem, ...] = ()) -> PolicyCheck:

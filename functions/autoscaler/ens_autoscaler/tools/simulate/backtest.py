@@ -23,9 +23,9 @@ from typing import Any, Iterable, Sequence
 
 from ...core.forecast import MIN_HISTORY_SECONDS, Forecast, devices_for, forecast, hourly_peaks
 from ...core.policy.model import Policy, rule_of
+from ...core.vocab import time_zone
 from .history import Reading
 from .replay import Load
-from .schedule import zone
 from .shortfall import spans
 
 
@@ -45,7 +45,7 @@ class Accuracy:
 
 def backtest(readings: Iterable[Reading], policy: Policy, load: Load, zone_name: str) -> tuple[Accuracy, ...]:
     """One row per policy region with readings of its rule's metric and a threshold to size devices at."""
-    tz = zone(zone_name)
+    tz = time_zone(zone_name)
     rows = []
     for code in sorted(policy.regions):
         _, metric, threshold = rule_of(policy.regions[code])

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import ConfigError, InputError
+from ...core.vocab import time_zone
 from .budget import trace
 from .replay import Load, Replay
 from .report import RegionSummary, Summary, headline, load_of
-from .schedule import zone
 
 FORMATS = {".png": "png", ".svg": "svg"}
 LABEL_GAP_PT = 2  # points between two `+n` labels stacked to keep them apart
@@ -87,7 +87,7 @@ def time_axis(ax: Any, zone_name: str) -> None:
     """Dates on the shared time axis, in the operator's zone (the one the advice's timers are written in)."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-    tz = zone(zone_name)
+    tz = time_zone(zone_name)
     locator = AutoDateLocator(tz=tz, maxticks=9)  # few enough that no two tick labels touch
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=tz))

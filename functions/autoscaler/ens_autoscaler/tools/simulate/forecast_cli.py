@@ -31,9 +31,9 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
     from .backtest import demand
     from .history import read_history
     from .replay import Load
-    from .schedule import zone
+    from ...core.vocab import time_zone
 
-    policy, load, tz = read_policy(args.policy), Load(args.load), zone(args.time_zone)
+    policy, load, tz = read_policy(args.policy), Load(args.load), time_zone(args.time_zone)
     readings = read_history(args.metrics)
     found = (region_forecast(policy.regions[code], readings, lambda r: demand(r, load), tz)
              for code in sorted(policy.regions))
@@ -45,9 +45,9 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
 def text(result: dict[str, Any]) -> str:
     """One line per region: where it stands now, then the devices the forecast wants, hour by hour."""
     from ...core.vocab import iso_epoch
-    from .schedule import zone
+    from ...core.vocab import time_zone
 
-    tz = zone(result["timeZone"])
+    tz = time_zone(result["timeZone"])
     lines = [f"forecast, hourly for 48 h, in {result['timeZone']} (forecast only: nothing is ordered)",
              f"model: {result['model']}"]
     for r in result["regions"]:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Callable, Mapping, Sequence
 
+from ...core.vocab import time_zone
 from .history import Reading
-from .schedule import EVERY_DAY, WEEKDAYS, WEEKENDS, zone
+from .schedule import EVERY_DAY, WEEKDAYS, WEEKENDS
 
 RECURS = 0.8
 QUIET = 0.2
@@ -47,7 +48,7 @@ def windows(load: Sequence[Reading], fires: Callable[[Reading], bool], zone_name
             merge_seconds: float) -> tuple[Window, ...]:
     """The recurring windows of one region's load, earliest first. `fires`: does the rule ask for
     devices at this reading."""
-    tz = zone(zone_name)
+    tz = time_zone(zone_name)
     width = _slot_minutes(load)
     tally = _Tally()
     for r in load:

@@ -17,21 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Iterator
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from ...core.errors import InputError
+from ...core.vocab import time_zone
 
 DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")  # date.weekday() order
 EVERY_DAY = frozenset(range(7))
 WEEKDAYS = frozenset(range(5))
 WEEKENDS = frozenset({5, 6})
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(f"unknown time zone {name!r}: give an IANA name such as Asia/Shanghai or UTC") from None
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,7 @@ class Schedule:
     def firings(self, start: float, end: float) -> Iterator[float]:
         """Epoch seconds of every firing in [start, end]. A wall-clock time that a DST change skips
         fires at the instant it maps to (zoneinfo's fold=0 reading)."""
-        tz = zone(self.zone)
+        tz = time_zone(self.zone)
         day = datetime.fromtimestamp(start, tz).date() - timedelta(days=1)
         last = datetime.fromtimestamp(end, tz).date()
         while day <= last:
