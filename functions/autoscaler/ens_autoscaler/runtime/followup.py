@@ -137,6 +137,10 @@ class FollowUp:
         return self.move_by_listing(order, listed, now)
 
     def move_by_evidence(self, order: OrderRecord, found: Attribution, listed: list[Listed], now: float) -> OrderMove:
+        """An unresolved order moved by what attribution (or an operator) found: still waiting, never
+        placed (its ledger entries go, so the budget is not charged for devices never made), ambiguous
+        (closed for a person to resolve), or placed with these devices — announced, then followed to
+        readiness like any answered order."""
         if found.verdict is Verdict.WAIT:
             if order.phase is Phase.INTENT:  # orphaned: say so, so status shows it
                 return OrderMove(replace(order, phase=Phase.UNCERTAIN, outcome=found.why))
