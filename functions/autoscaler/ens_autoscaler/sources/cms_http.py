@@ -31,11 +31,6 @@ class HttpTriggerEvent(EventView):
     what = "HTTP trigger event"
 
     @property
-    def raw_path(self) -> str | None:
-        value = self.raw.get("rawPath")
-        return value if isinstance(value, str) else None
-
-    @property
     def method(self) -> str | None:
         http = self.request_context.get("http")
         method = http.get("method") if isinstance(http, dict) else None

@@ -36,10 +36,6 @@ class TopicNotification(EventView):
     what = "MNS topic notification"
 
     @property
-    def topic_name(self) -> str | None:
-        return parsing.optional_text(self.raw.get("TopicName"), f"{self.what}.TopicName")
-
-    @property
     def message_id(self) -> str:
         return parsing.identifier(self.raw.get("MessageId"), f"{self.what}.MessageId", 128)
 
