@@ -91,7 +91,7 @@ class Outbox:
                 errorType=exc.kind, error=str(exc))
 
     def acknowledge(self, store: StateStore, item: OutboxItem, message_id: str,
-             committed: IdempotencyRecord | None = None) -> Result | None:
+                    committed: IdempotencyRecord | None = None) -> Result | None:
         """Ack the item; where it is the last part out of a message that announces an invocation's
         result, record that result published in the same write. A message in parts is published
         only when every part is: while another is queued its ack waits for that one, and a part MNS

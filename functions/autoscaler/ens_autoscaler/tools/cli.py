@@ -78,10 +78,10 @@ def event_bytes(path: Path) -> bytes:
 
 def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     from ..core.policy.loading import read_policy
+    from ..core.vocab import time_zone
     from .simulate import chart, history, report
     from .simulate.fleet import starting_fleet
     from .simulate.replay import Load, replay
-    from ..core.vocab import time_zone
 
     if args.out is not None:
         chart.check_output(args.out)  # a typo in --out must not cost a long replay

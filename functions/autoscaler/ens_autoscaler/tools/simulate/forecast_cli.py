@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ...core.vocab import iso_epoch, time_zone
+
 
 def arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--policy", required=True, type=Path, help="the policy whose rules size the devices")
@@ -31,7 +33,6 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
     from .backtest import demand
     from .history import read_history
     from .replay import Load
-    from ...core.vocab import time_zone
 
     policy, load, tz = read_policy(args.policy), Load(args.load), time_zone(args.time_zone)
     readings = read_history(args.metrics)
@@ -44,9 +45,6 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
 
 def text(result: dict[str, Any]) -> str:
     """One line per region: where it stands now, then the devices the forecast wants, hour by hour."""
-    from ...core.vocab import iso_epoch
-    from ...core.vocab import time_zone
-
     tz = time_zone(result["timeZone"])
     lines = [f"forecast, hourly for 48 h, in {result['timeZone']} (forecast only: nothing is ordered)",
              f"model: {result['model']}"]
